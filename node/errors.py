@@ -1,0 +1,31 @@
+"""The node package's error hierarchy; boundaries translate lower errors into these."""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Base of every error raised by the node package."""
+
+
+class ConfigError(NodeError):
+    """The node's configuration or key files are missing or invalid."""
+
+
+class StoreError(NodeError):
+    """The store failed (disk full, locked database, corruption)."""
+
+
+class StoreConflictError(StoreError):
+    """A write does not continue the stored log (it would duplicate or skip entries)."""
+
+
+class PeerError(NodeError):
+    """A peer could not be reached or sent something we refuse; costs only that peer."""
+
+
+class AuthError(NodeError):
+    """A request is not authenticated: unknown member, bad signature, stale or replayed."""
+
+
+class RequestError(NodeError):
+    """An operator or peer request is malformed or out of bounds (HTTP 400/413)."""

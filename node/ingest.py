@@ -1,0 +1,182 @@
+"""Peer logs: the node's replicas of other members' logs, fed by pushes and pulls.
+
+Every change to our view of a peer's log goes through one LogReplica (protocol/replica.py),
+under that log's lock: verify, store durably, then commit. Whatever path brought them, entries
+are verified against the origin's signed checkpoint, so a relaying peer is never trusted.
+Equivocation is kept as evidence and holds back that origin's new entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.errors import EquivocationError, RosterError
+from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
+
+from node.errors import PeerError
+from node.rosters import RosterKeeper
+from node.rows import entry_row
+from node.store.base import Evidence, LogHead, Store
+
+log = logging.getLogger(__name__)
+
+#: Called after new entries of a log are durable: (origin, start, end, peer they came from).
+Listener = Callable[[str, int, int, str | None], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to a pushed or pulled batch: accepted, known, gap, held."""
+
+    status: str
+    size: int
+
+
+class PeerLogs:
+    """Replicas of every other member's log; one lock per log."""
+
+    def __init__(
+        self, store: Store, rosters: RosterKeeper, own_origin: str, clock: Callable[[], int]
+    ) -> None:
+        self._store = store
+        self._rosters = rosters
+        self._own = own_origin
+        self._clock = clock
+        self._replicas: dict[str, LogReplica] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, Evidence] = {}
+        self._listeners: list[Listener] = []
+
+    def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
+        for origin, head in heads.items():
+            if origin == self._own:
+                continue
+            cp = parse_signed_checkpoint(head.checkpoint) if head.checkpoint else None
+            self._replicas[origin] = LogReplica(origin, head.size, head.peaks, cp)
+        for ev in evidence:
+            self._held.setdefault(ev.origin, ev)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def held(self) -> dict[str, Evidence]:
+        return dict(self._held)
+
+    def replicas(self) -> dict[str, LogReplica]:
+        return dict(self._replicas)
+
+    def replica(self, origin: str) -> LogReplica:
+        """Our replica of `origin`'s log; PeerError if no member of the roster has that log."""
+        if origin == self._own:
+            raise PeerError("that is our own log")
+        try:
+            self._rosters.roster.member_by_origin(origin)
+        except RosterError as e:
+            raise PeerError(f"no member has the log {origin!r}") from e
+        replica = self._replicas.get(origin)
+        if replica is None:
+            replica = self._replicas[origin] = LogReplica(origin)
+        return replica
+
+    def _lock(self, origin: str) -> asyncio.Lock:
+        return self._locks.setdefault(origin, asyncio.Lock())
+
+    async def offer_checkpoint(self, origin: str, raw: bytes) -> CheckpointStatus | None:
+        """Compare a signed checkpoint with our replica; None if the origin is held."""
+        async with self._lock(origin):
+            replica = self.replica(origin)
+            if origin in self._held:
+                return None
+            try:
+                size = parse_signed_checkpoint(raw).checkpoint.size
+                ids = replica.prefix_ids(size)
+                nodes = await self._store.nodes(origin, ids) if ids else None
+                status, signed = replica.accept_checkpoint(raw, self._rosters.roster, nodes)
+            except EquivocationError as e:
+                await self._hold(e)
+                return None
+            if status is CheckpointStatus.KNOWN and signed.checkpoint.size == replica.size:
+                await self._store.save_checkpoint(origin, replica.size, signed.raw)
+            return status
+
+    async def ingest(
+        self,
+        origin: str,
+        checkpoint: bytes,
+        start: int,
+        entries: Sequence[bytes],
+        proof: Sequence[bytes],
+        source: str | None,
+    ) -> IngestResult:
+        """Verify and store entries [start, start+len) of `origin` proven by `checkpoint`.
+
+        Entries we already hold are skipped; a batch starting beyond our size is a gap (the
+        caller pulls). Raises ProtocolError for anything that does not verify.
+        """
+        async with self._lock(origin):
+            replica = self.replica(origin)
+            if origin in self._held:
+                return IngestResult("held", replica.size)
+            end = start + len(entries)
+            if start > replica.size:
+                status = await self._check_only(replica, checkpoint)
+                return IngestResult("gap" if status else "held", replica.size)
+            if end <= replica.size:
+                status = await self._check_only(replica, checkpoint)
+                return IngestResult("known" if status else "held", replica.size)
+            page = entries[replica.size - start :]
+            try:
+                plan = replica.verify_entries(
+                    replica.size, page, checkpoint, proof, self._rosters.roster
+                )
+            except EquivocationError as e:
+                await self._hold(e)
+                return IngestResult("held", replica.size)
+            await self._store_plan(plan)
+            replica.commit(plan)
+        for listener in self._listeners:
+            await listener(origin, plan.start, plan.end, source)
+        return IngestResult("accepted", replica.size)
+
+    async def _check_only(self, replica: LogReplica, checkpoint: bytes) -> bool:
+        size = parse_signed_checkpoint(checkpoint).checkpoint.size
+        ids = replica.prefix_ids(size)
+        nodes = await self._store.nodes(replica.origin, ids) if ids else None
+        try:
+            replica.accept_checkpoint(checkpoint, self._rosters.roster, nodes)
+        except EquivocationError as e:
+            await self._hold(e)
+            return False
+        return True
+
+    async def _store_plan(self, plan: AppendPlan) -> None:
+        now = self._clock()
+        rows = [entry_row(e.index, e.raw, e.entry, now) for e in plan.entries]
+        bad = [e for e in plan.entries if e.entry is None]
+        if bad:
+            log.warning("%s signed %d entries that do not decode", plan.origin, len(bad))
+        reached = plan.checkpoint
+        await self._store.append(
+            plan.origin,
+            plan.start,
+            rows,
+            plan.nodes,
+            reached.raw if reached else None,
+            reached.checkpoint.size if reached else None,
+        )
+
+    async def _hold(self, e: EquivocationError) -> None:
+        evidence = Evidence(e.origin, e.first, e.second, e.detail, self._clock())
+        log.error("equivocation by %s: %s; holding back its new entries", e.origin, e.detail)
+        if e.origin not in self._held:
+            await self._store.save_evidence(evidence)
+            self._held[e.origin] = evidence
+
+    def served_checkpoint(self, origin: str) -> SignedCheckpoint | None:
+        replica = self._replicas.get(origin)
+        return replica.checkpoint if replica else None

@@ -1,0 +1,102 @@
+"""JSON shapes of the operator API: hash views, entry references, parsing of submissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from protocol.entries import Add, EntryRef
+from protocol.errors import ValidationError
+from protocol.signals import parse_value, value_text
+from protocol.view import HashView
+
+from node.errors import RequestError
+
+
+def ref_json(ref: EntryRef) -> dict[str, Any]:
+    return {"log": ref.log, "index": ref.index}
+
+
+def view_json(view: HashView, member_of: Callable[[str], str | None]) -> dict[str, Any]:
+    """A hash's provenance as the operator API and `hashmesh lookup --json` show it."""
+    return {
+        "signal_type": view.signal_type,
+        "value": value_text(view.signal_type, view.value),
+        "found": bool(view.submissions),
+        "active": view.active,
+        "labels": list(view.labels),
+        "submissions": [
+            {
+                "member": member_of(s.ref.log),
+                **ref_json(s.ref),
+                "timestamp_ms": s.add.timestamp_ms,
+                "received_ms": s.received_ms,
+                "labels": list(s.add.labels),
+                "incident": s.add.incident,
+                "active": s.active,
+                "retraction": None
+                if s.retraction is None
+                else {
+                    **ref_json(s.retraction.ref),
+                    "timestamp_ms": s.retraction.timestamp_ms,
+                    "reason": s.retraction.reason,
+                },
+                "disputes": [
+                    {
+                        "member": member_of(d.ref.log),
+                        **ref_json(d.ref),
+                        "timestamp_ms": d.timestamp_ms,
+                        "reason_code": d.reason_code,
+                        "text": d.text,
+                    }
+                    for d in s.disputes
+                ],
+            }
+            for s in view.submissions
+        ],
+    }
+
+
+def parse_add(item: Any, now_ms: int) -> Add:
+    """An add from an operator's JSON item: signal_type, value (hex or URL), labels, ..."""
+    if not isinstance(item, dict):
+        raise RequestError("each item is an object")
+    try:
+        signal_type = _field(item, "signal_type", str)
+        value = parse_value(signal_type, _field(item, "value", str))
+        labels = item.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise RequestError("labels is a list of strings")
+        reference = item.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            raise RequestError("reference is a string")
+        incident = item.get("incident")
+        if incident is not None and not isinstance(incident, str):
+            raise RequestError("incident is a string")
+        return Add(
+            timestamp_ms=int(item.get("timestamp_ms", now_ms)),
+            signal_type=signal_type,
+            value=value,
+            labels=tuple(sorted(set(labels))),
+            incident=incident,
+            reference=reference.encode() if reference is not None else None,
+        )
+    except (ValidationError, ValueError, TypeError) as e:
+        raise RequestError(f"invalid item: {e}") from e
+
+
+def parse_hash(item: Any) -> tuple[str, bytes | str]:
+    if not isinstance(item, dict):
+        raise RequestError("each hash is an object with signal_type and value")
+    try:
+        signal_type = _field(item, "signal_type", str)
+        return signal_type, parse_value(signal_type, _field(item, "value", str))
+    except ValidationError as e:
+        raise RequestError(str(e)) from e
+
+
+def _field(item: dict[str, Any], name: str, kind: type) -> Any:
+    value = item.get(name)
+    if not isinstance(value, kind):
+        raise RequestError(f"{name} is required ({kind.__name__})")
+    return value

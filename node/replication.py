@@ -1,0 +1,229 @@
+"""Replication: push new entries to peers at once, relay what we learn, pull on a schedule.
+
+- Push: when our log gains a signed checkpoint, or a peer's log gains verified entries (relay),
+  each peer's pusher sends the checkpoint and the new entries. A peer that answers "gap" is
+  pulled from at once for that log.
+- Pull: `sync_all` (run by the scheduler's trigger, and on demand) fetches every peer's
+  checkpoint vector and pages in whatever we lack, verified against the origin's checkpoint.
+Every task belongs to the Replicator's TaskGroup (`run`); a failing peer is recorded and
+costs only that peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from protocol.checkpoint import parse_signed_checkpoint
+from protocol.errors import ProtocolError, RosterError
+from protocol.replica import CheckpointStatus
+
+from node import wire
+from node.errors import NodeError, PeerError
+from node.peer_client import PeerClient
+from node.service import NodeService
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class PeerState:
+    """What we know of one peer: reachability, last sync, last error, pending pushes."""
+
+    member_id: str
+    reachable: bool | None = None
+    last_ok_ms: int | None = None
+    last_error: str | None = None
+    failures: int = 0
+    #: origin -> the smallest start not yet pushed to this peer
+    dirty: dict[str, int] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Replicator:
+    """Owns push, relay and pull for one node."""
+
+    def __init__(self, service: NodeService, client: PeerClient) -> None:
+        self._service = service
+        self._client = client
+        self._config = service.config
+        self._peers: dict[str, PeerState] = {}
+        self._sync_requested = asyncio.Event()
+        self._synced = asyncio.Condition()
+        self.rounds = 0
+        service.on_own_checkpoint(self._on_new_entries)
+        service.peers.subscribe(self._on_new_entries)
+
+    def peers(self) -> dict[str, str]:
+        """member id -> endpoint URL of every other member with an endpoint."""
+        out = {}
+        for member in self._service.rosters.roster.members:
+            if member.member_id != self._config.member_id and member.endpoints:
+                out[member.member_id] = member.endpoints[0]
+        return out
+
+    def peer_status(self) -> dict[str, dict[str, object]]:
+        self._refresh_peers()
+        return {
+            m: {
+                "reachable": p.reachable,
+                "last_ok_ms": p.last_ok_ms,
+                "last_error": p.last_error,
+                "failures": p.failures,
+            }
+            for m, p in sorted(self._peers.items())
+        }
+
+    def _refresh_peers(self) -> None:
+        current = self.peers()
+        for member_id in current:
+            self._peers.setdefault(member_id, PeerState(member_id))
+        for gone in set(self._peers) - set(current):
+            del self._peers[gone]
+
+    def request_sync(self) -> None:
+        """Ask for an anti-entropy round (the scheduler's job calls this)."""
+        self._sync_requested.set()
+
+    async def run(self) -> None:
+        """Run the puller and one pusher per peer until cancelled."""
+        self._refresh_peers()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._puller())
+            if self._config.push:
+                running: dict[str, asyncio.Task[None]] = {}
+                while True:
+                    self._refresh_peers()
+                    for member_id, state in self._peers.items():
+                        if member_id not in running or running[member_id].done():
+                            running[member_id] = group.create_task(self._pusher(state))
+                    await asyncio.sleep(1.0)
+
+    # Push and relay.
+
+    async def _on_new_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
+        if not self._config.push or (source is not None and not self._config.relay):
+            return
+        self._refresh_peers()
+        try:
+            origin_member = self._service.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:
+            return
+        for member_id, state in self._peers.items():
+            if member_id in (source, origin_member):
+                continue
+            state.dirty[origin] = min(state.dirty.get(origin, start), start)
+            state.wake.set()
+
+    async def _pusher(self, state: PeerState) -> None:
+        while True:
+            await state.wake.wait()
+            state.wake.clear()
+            while state.dirty:
+                origin, start = state.dirty.popitem()
+                try:
+                    await self._push_log(state, origin, start)
+                except NodeError as e:
+                    self._failed(state, e)
+                    # The peer will get it from the schedule, from us or from another peer.
+
+    async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
+        signed = self._service.signed_checkpoint(origin)
+        url = self.peers().get(state.member_id)
+        if signed is None or url is None:
+            return
+        size = signed.checkpoint.size
+        start = max(start, size - self._config.page_size, 0)
+        if start >= size:
+            return
+        entries = await self._service.store.entries(origin, start, size)
+        result = await self._client.push(
+            state.member_id, url, wire.Push(origin, signed.raw, start, tuple(entries))
+        )
+        self._ok(state)
+        if result.status == "gap":
+            await self._pull_log(state.member_id, url, origin, size)
+
+    # Pull.
+
+    async def _puller(self) -> None:
+        while True:
+            await self._sync_requested.wait()
+            self._sync_requested.clear()
+            await self.sync_all()
+
+    async def sync_all(self) -> None:
+        """One anti-entropy round with every peer, concurrently."""
+        self._refresh_peers()
+        peers = self.peers()
+        async with asyncio.TaskGroup() as group:
+            for member_id, url in peers.items():
+                group.create_task(self._sync_peer_guarded(member_id, url))
+        self.rounds += 1
+        async with self._synced:
+            self._synced.notify_all()
+
+    async def _sync_peer_guarded(self, member_id: str, url: str) -> None:
+        state = self._peers.setdefault(member_id, PeerState(member_id))
+        try:
+            await self.sync_peer(member_id, url)
+        except NodeError as e:
+            self._failed(state, e)
+        else:
+            self._ok(state)
+
+    async def sync_peer(self, member_id: str, url: str) -> None:
+        vector = await self._client.checkpoints(member_id, url)
+        if vector.roster_version > self._service.rosters.roster.version:
+            for raw in await self._client.rosters(member_id, url, self._service.rosters.roster.version):
+                await _translate(member_id, self._service.rosters.offer(raw))
+        for origin, raw in vector.checkpoints:
+            if origin == self._service.origin:
+                continue
+            try:
+                status = await _translate(member_id, self._service.peers.offer_checkpoint(origin, raw))
+            except PeerError as e:
+                log.warning("%s", e)
+                continue
+            if status is CheckpointStatus.AHEAD:
+                size = parse_signed_checkpoint(raw).checkpoint.size
+                await self._pull_log(member_id, url, origin, size)
+
+    async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
+        """Page in `origin`'s entries from a peer until we hold `size` of them."""
+        peers = self._service.peers
+        while (replica := peers.replica(origin)).size < size:
+            page = await self._client.entries(member_id, url, origin, replica.size)
+            result = await _translate(
+                member_id,
+                peers.ingest(origin, page.checkpoint, page.start, page.entries, page.proof, member_id),
+            )
+            if result.status != "accepted":
+                return
+
+    def _ok(self, state: PeerState) -> None:
+        state.reachable = True
+        state.last_ok_ms = self._service.clock()
+        state.failures = 0
+
+    def _failed(self, state: PeerState, e: Exception) -> None:
+        state.reachable = not isinstance(e, PeerError) or "failed" not in str(e)
+        state.last_error = str(e)
+        state.failures += 1
+        log.warning("peer %s: %s", state.member_id, e)
+
+    async def wait_round(self) -> None:
+        async with self._synced:
+            await self._synced.wait()
+
+
+async def _translate(peer: str, call: Awaitable[T]) -> T:
+    """Await a step on a peer's data; what fails verification costs that peer, as PeerError."""
+    try:
+        return await call
+    except ProtocolError as e:
+        raise PeerError(f"{peer}: refused what it sent: {e}") from e

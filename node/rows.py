@@ -1,0 +1,35 @@
+"""Turning entries into store rows, and stored rows back into located entries."""
+
+from __future__ import annotations
+
+from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from protocol.errors import DecodeError
+from protocol.signals import value_key
+from protocol.view import LocatedEntry
+
+from node.store.base import EntryRow, FoundEntry
+
+
+def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> EntryRow:
+    """The store row of an entry; an entry that did not decode is kept but never found."""
+    if isinstance(entry, Add):
+        return EntryRow(
+            index, raw, 0, entry.signal_type, value_key(entry.value), None, None,
+            entry.timestamp_ms, received_ms,
+        )
+    if isinstance(entry, Retract | Dispute):
+        kind = 1 if isinstance(entry, Retract) else 2
+        return EntryRow(
+            index, raw, kind, None, None, entry.target.log, entry.target.index,
+            entry.timestamp_ms, received_ms,
+        )
+    return EntryRow(index, raw, None, None, None, None, None, 0, received_ms)
+
+
+def located(found: FoundEntry) -> LocatedEntry | None:
+    """Decode a stored entry (verified when it arrived); None if it never decoded."""
+    try:
+        entry = decode_entry(found.raw)
+    except DecodeError:
+        return None
+    return LocatedEntry(EntryRef(found.log, found.index), entry, found.received_ms)

@@ -1,0 +1,245 @@
+"""The node's HTTP surface (aiohttp): the peer API (msgpack, signed requests) and the
+operator API (JSON, bearer token). Handlers are thin: parse, call NodeService, encode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from protocol.entries import EntryRef
+from protocol.errors import ProtocolError, RosterError
+from protocol.tlogproof import TlogProof, format_tlog_proof
+
+from node import wire
+from node.auth import RequestVerifier, check_bearer
+from node.errors import AuthError, NodeError, PeerError, RequestError, StoreError
+from node.jsonview import parse_add, parse_hash, ref_json, view_json
+from node.service import NodeService
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MSGPACK = "application/msgpack"
+PEER_KEY = web.AppKey("peer", str)
+MAX_LOOKUP = 10_000
+
+
+def _status_of(e: Exception) -> int:
+    if isinstance(e, AuthError):
+        return 401
+    if isinstance(e, StoreError):
+        return 503
+    if isinstance(e, PeerError) and "no member" in str(e):
+        return 404
+    return 400
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Translate our errors into HTTP statuses with a clear one-line reason."""
+    try:
+        return await handler(request)
+    except (NodeError, ProtocolError) as e:
+        status = _status_of(e)
+        log.info("%s %s refused (%d): %s", request.method, request.path, status, e)
+        return web.json_response({"error": type(e).__name__, "detail": str(e)}, status=status)
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise RequestError(f"query parameter {name} is required")
+        return default
+    if not raw.isdigit() or len(raw) > 19:
+        raise RequestError(f"{name} is a non-negative integer")
+    return int(raw)
+
+
+def _msgpack(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=MSGPACK)
+
+
+# The peer API.
+
+
+def peer_app(service: NodeService) -> web.Application:
+    verifier = RequestVerifier(service.config.member_id)
+
+    def node_key(member_id: str) -> bytes | None:
+        try:
+            return service.rosters.roster.member(member_id).node_key
+        except RosterError:
+            return None
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        body = await request.read()
+        member = verifier.verify(
+            request.headers, request.method, request.path_qs, body, service.clock(), node_key
+        )
+        request[PEER_KEY] = member
+        return await handler(request)
+
+    async def rosters(request: web.Request) -> web.Response:
+        return _msgpack(wire.encode_rosters(service.rosters.after(_int(request, "after", 0))))
+
+    async def offer_roster(request: web.Request) -> web.Response:
+        accepted = await service.rosters.offer(await request.read())
+        return _msgpack(wire.encode_push_result(wire.PushResult("accepted" if accepted else "known", service.rosters.roster.version)))
+
+    async def checkpoints(request: web.Request) -> web.Response:
+        return _msgpack(wire.encode_vector(service.checkpoint_vector()))
+
+    async def entries(request: web.Request) -> web.Response:
+        origin = request.query.get("log", "")
+        page = await service.entries_page(
+            origin, _int(request, "start"), _int(request, "limit", service.config.page_size)
+        )
+        return _msgpack(wire.encode_page(page))
+
+    async def consistency(request: web.Request) -> web.Response:
+        proof = await service.consistency(
+            request.query.get("log", ""), _int(request, "old"), _int(request, "new")
+        )
+        return _msgpack(wire.encode_proof(proof))
+
+    async def push(request: web.Request) -> web.Response:
+        body = wire.decode_push(
+            await request.read(), service.config.max_body_bytes, service.config.page_size
+        )
+        result = await service.peers.ingest(
+            body.origin, body.checkpoint, body.start, body.entries, (), request[PEER_KEY]
+        )
+        return _msgpack(wire.encode_push_result(wire.PushResult(result.status, result.size)))
+
+    app = web.Application(
+        middlewares=[errors_middleware, authenticate], client_max_size=service.config.max_body_bytes
+    )
+    app.add_routes(
+        [
+            web.get("/v1/roster", rosters),
+            web.post("/v1/roster", offer_roster),
+            web.get("/v1/checkpoints", checkpoints),
+            web.get("/v1/entries", entries),
+            web.get("/v1/consistency", consistency),
+            web.post("/v1/push", push),
+        ]
+    )
+    return app
+
+
+# The operator API.
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestError(f"body is not JSON: {e}") from e
+
+
+def operator_app(
+    service: NodeService,
+    token: str,
+    peer_status: Callable[[], dict[str, dict[str, object]]] | None = None,
+) -> web.Application:
+    def member_of(origin: str) -> str | None:
+        try:
+            return service.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:
+            return None
+
+    @web.middleware
+    async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        check_bearer(request.headers.get("Authorization"), token)
+        return await handler(request)
+
+    async def submit(request: web.Request) -> web.Response:
+        body = await _json(request)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
+            raise RequestError(f"items is a list of 1..{MAX_LOOKUP} hashes")
+        refs = await service.submit([parse_add(item, service.clock()) for item in items])
+        return web.json_response({"entries": [ref_json(r) for r in refs]})
+
+    async def retract(request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("index"), int):
+            raise RequestError("retract needs the index of our entry")
+        ref = await service.retract(body["index"], str(body.get("reason", "")))
+        return web.json_response({"entry": ref_json(ref)})
+
+    async def dispute(request: web.Request) -> web.Response:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("index"), int):
+            raise RequestError("dispute needs log, index and reason_code")
+        target = EntryRef(str(body.get("log", "")), body["index"])
+        ref = await service.dispute(
+            target, str(body.get("reason_code", "")), str(body.get("text", ""))
+        )
+        return web.json_response({"entry": ref_json(ref)})
+
+    async def lookup(request: web.Request) -> web.Response:
+        body = await _json(request)
+        items = body.get("hashes") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
+            raise RequestError(f"hashes is a list of 1..{MAX_LOOKUP} hashes")
+        asked = [parse_hash(item) for item in items]
+        by_type: dict[str, list[bytes | str]] = {}
+        for signal_type, value in asked:
+            by_type.setdefault(signal_type, []).append(value)
+        views = {}
+        for signal_type, values in by_type.items():
+            for view in await service.lookup(signal_type, values):
+                views[(signal_type, view.value)] = view
+        results = [view_json(views[key], member_of) for key in asked]
+        return web.json_response({"results": results})
+
+    async def status(request: web.Request) -> web.Response:
+        body = service.status()
+        body["peers"] = peer_status() if peer_status else {}
+        return web.json_response(body)
+
+    async def proof(request: web.Request) -> web.Response:
+        origin = request.query.get("log", "")
+        index = _int(request, "index")
+        signed, path = await service.inclusion(origin, index)
+        entry = await service.store.entries(origin, index, index + 1)
+        text = format_tlog_proof(TlogProof(index, tuple(path), signed.raw))
+        return web.json_response(
+            {"log": origin, "index": index, "entry": entry[0].hex(), "tlog_proof": text.decode()}
+        )
+
+    async def roster_get(request: web.Request) -> web.Response:
+        return web.Response(body=service.rosters.chain[-1], content_type=MSGPACK)
+
+    async def roster_post(request: web.Request) -> web.Response:
+        accepted = await service.rosters.offer(await request.read())
+        return web.json_response(
+            {"accepted": accepted, "version": service.rosters.roster.version}
+        )
+
+    app = web.Application(
+        middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
+    )
+    app.add_routes(
+        [
+            web.post("/v1/submit", submit),
+            web.post("/v1/retract", retract),
+            web.post("/v1/dispute", dispute),
+            web.post("/v1/lookup", lookup),
+            web.post("/v1/match", lookup),
+            web.get("/v1/status", status),
+            web.get("/v1/proof", proof),
+            web.get("/v1/roster", roster_get),
+            web.post("/v1/roster", roster_post),
+        ]
+    )
+    return app
+
+

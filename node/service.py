@@ -1,0 +1,242 @@
+"""The node's domain service: our own log, peers' logs, the roster, lookups and serving.
+
+HTTP handlers, the replicator and the CLI are thin layers over this one object. It owns the
+LogWriter of our own log (appends are acknowledged once durable; checkpoints are signed in
+batches by `run_checkpointer`), the PeerLogs, and the RosterKeeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from protocol import merkle
+from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
+from protocol.errors import RosterError, ValidationError
+from protocol.signals import value_key, value_text
+from protocol.signing import SigningKey
+from protocol.view import HashView, fold
+from protocol.writer import LogWriter
+
+from node.config import NodeConfig
+from node.errors import PeerError, RequestError
+from node.ingest import PeerLogs
+from node.rosters import RosterKeeper
+from node.rows import entry_row, located
+from node.store.base import Store
+from node.wire import CheckpointVector, EntriesPage
+
+#: Called after our own log gained a signed checkpoint: (origin, start, end, None).
+OwnListener = Callable[[str, int, int, str | None], Awaitable[None]]
+
+
+class NodeService:
+    """One member's node, minus the network."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        store: Store,
+        checkpoint_key: SigningKey,
+        clock: Callable[[], int],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.rosters = RosterKeeper(store, clock)
+        self.peers = PeerLogs(store, self.rosters, config.origin, clock)
+        self._key = checkpoint_key
+        self._writer = LogWriter(config.origin, checkpoint_key)
+        self._signed: SignedCheckpoint | None = None
+        self._append_lock = asyncio.Lock()
+        self._unsigned = asyncio.Event()
+        self._own_listeners: list[OwnListener] = []
+
+    async def start(self, pinned_roster: bytes) -> None:
+        await self.rosters.load(pinned_roster)
+        member = self.rosters.roster.member(self.config.member_id)
+        if member.origin != self.config.origin:
+            raise PeerError(f"the roster gives {member.member_id} the log {member.origin}")
+        heads = await self.store.log_heads()
+        own = heads.get(self.config.origin)
+        if own is not None:
+            self._writer = LogWriter(self.config.origin, self._key, own.size, own.peaks)
+            if own.checkpoint is not None:
+                self._signed = parse_signed_checkpoint(own.checkpoint)
+            if self._signed is None or self._signed.checkpoint.size < own.size:
+                self._unsigned.set()  # entries acknowledged before a crash still need a signature
+        self.peers.load(heads, await self.store.evidence())
+
+    def on_own_checkpoint(self, listener: OwnListener) -> None:
+        self._own_listeners.append(listener)
+
+    @property
+    def origin(self) -> str:
+        return self.config.origin
+
+    # Our own log.
+
+    async def append(self, entries: Sequence[Entry]) -> list[EntryRef]:
+        """Append entries to our log; returns once they are durable."""
+        raws = [encode_entry(e) for e in entries]
+        async with self._append_lock:
+            plan = self._writer.plan(raws)
+            now = self.clock()
+            rows = [entry_row(plan.start + i, raw, e, now) for i, (raw, e) in enumerate(zip(raws, entries, strict=True))]
+            await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
+            self._writer.commit(plan)
+        self._unsigned.set()
+        return [EntryRef(self.origin, plan.start + i) for i in range(len(raws))]
+
+    async def submit(self, adds: Sequence[Add]) -> list[EntryRef]:
+        """Append hashes of content this platform removed; labels must be in the taxonomy."""
+        taxonomy = set(self.rosters.roster.taxonomy)
+        for add in adds:
+            unknown = sorted(set(add.labels) - taxonomy)
+            if unknown:
+                raise RequestError(f"labels not in the consortium's taxonomy: {', '.join(unknown)}")
+        return await self.append(adds)
+
+    async def retract(self, index: int, reason: str) -> EntryRef:
+        if not 0 <= index < self._writer.size:
+            raise RequestError(f"our log has no entry {index}")
+        return (await self.append([Retract(self.clock(), EntryRef(self.origin, index), reason)]))[0]
+
+    async def dispute(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
+        if target.log == self.origin:
+            raise RequestError("a member retracts its own entries; it does not dispute them")
+        replica = self.peers.replicas().get(target.log)
+        if replica is None or target.index >= replica.size:
+            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+        try:
+            entry = Dispute(self.clock(), target, reason_code, text)
+        except ValidationError as e:
+            raise RequestError(str(e)) from e
+        return (await self.append([entry]))[0]
+
+    async def sign_pending(self) -> SignedCheckpoint | None:
+        """Sign a checkpoint over every committed entry, if any is unsigned."""
+        async with self._append_lock:
+            signed_size = self._signed.checkpoint.size if self._signed else 0
+            if self._writer.size == signed_size:
+                return None
+            signed = self._writer.sign()
+            await self.store.save_checkpoint(self.origin, signed.checkpoint.size, signed.raw)
+            self._signed = signed
+        for listener in self._own_listeners:
+            await listener(self.origin, signed_size, signed.checkpoint.size, None)
+        return signed
+
+    async def run_checkpointer(self) -> None:
+        """Sign checkpoints in batches: after `checkpoint_batch_ms`, or at once past N entries."""
+        delay = self.config.checkpoint_batch_ms / 1000
+        while True:
+            await self._unsigned.wait()
+            signed = self._signed.checkpoint.size if self._signed else 0
+            if self._writer.size - signed < self.config.checkpoint_batch_entries:
+                await asyncio.sleep(delay)
+            self._unsigned.clear()
+            await self.sign_pending()
+
+    # Serving peers.
+
+    def signed_checkpoint(self, origin: str) -> SignedCheckpoint | None:
+        if origin == self.origin:
+            return self._signed
+        return self.peers.served_checkpoint(origin)
+
+    def checkpoint_vector(self) -> CheckpointVector:
+        pairs = []
+        if self._signed is not None:
+            pairs.append((self.origin, self._signed.raw))
+        for origin, replica in sorted(self.peers.replicas().items()):
+            if replica.checkpoint is not None:
+                pairs.append((origin, replica.checkpoint.raw))
+        return CheckpointVector(self.rosters.roster.version, tuple(pairs))
+
+    async def entries_page(self, origin: str, start: int, limit: int) -> EntriesPage:
+        """Entries from `start` with a consistency proof from the page's end to our checkpoint."""
+        signed = self.signed_checkpoint(origin)
+        if signed is None:
+            raise RequestError(f"no checkpoint of {origin!r} here")
+        size = signed.checkpoint.size
+        if not 0 <= start < size:
+            raise RequestError(f"start {start} outside the checkpoint's {size} entries")
+        end = min(size, start + max(1, min(limit, self.config.page_size)))
+        entries = await self.store.entries(origin, start, end)
+        proof = await self.consistency(origin, end, size) if end < size else []
+        return EntriesPage(signed.raw, start, tuple(entries), tuple(proof))
+
+    async def consistency(self, origin: str, old: int, new: int) -> list[bytes]:
+        signed = self.signed_checkpoint(origin)
+        if signed is None or not 0 < old <= new <= signed.checkpoint.size:
+            raise RequestError("no such sizes in this log")
+        ids = merkle.consistency_proof_ids(old, new)
+        return merkle.consistency_proof(old, new, await self.store.nodes(origin, ids))
+
+    async def inclusion(self, origin: str, index: int) -> tuple[SignedCheckpoint, list[bytes]]:
+        signed = self.signed_checkpoint(origin)
+        if signed is None or not 0 <= index < signed.checkpoint.size:
+            raise RequestError(f"entry {index} of {origin} is not under a checkpoint here")
+        size = signed.checkpoint.size
+        ids = merkle.inclusion_proof_ids(index, size)
+        return signed, merkle.inclusion_proof(index, size, await self.store.nodes(origin, ids))
+
+    # Lookups.
+
+    async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
+        """The consortium's view of each hash, in the order asked."""
+        keys = [value_key(v) for v in values]
+        found = [x for f in await self.store.find_adds(signal_type, keys) if (x := located(f))]
+        refs = [(x.ref.log, x.ref.index) for x in found]
+        references = [x for f in await self.store.find_references(refs) if (x := located(f))]
+        views = []
+        for value in values:
+            adds = [x for x in found if isinstance(x.entry, Add) and x.entry.value == value]
+            targets = {x.ref for x in adds}
+            related = [
+                x
+                for x in references
+                if isinstance(x.entry, Retract | Dispute) and x.entry.target in targets
+            ]
+            views.append(fold(signal_type, value, adds, related))
+        return views
+
+    def status(self) -> dict[str, Any]:
+        roster = self.rosters.roster
+        held = self.peers.held
+        logs: dict[str, Any] = {}
+        own_signed = self._signed.checkpoint.size if self._signed else 0
+        logs[self.origin] = {"member": self.config.member_id, "size": self._writer.size,
+                             "checkpoint_size": own_signed, "own": True, "held": False}
+        for origin, replica in sorted(self.peers.replicas().items()):
+            latest = replica.latest_seen
+            try:
+                member = roster.member_by_origin(origin).member_id
+            except RosterError:  # a removed member's log stays listed
+                member = None
+            logs[origin] = {
+                "member": member,
+                "size": replica.size,
+                "checkpoint_size": replica.checkpoint.checkpoint.size if replica.checkpoint else 0,
+                "latest_seen": latest.checkpoint.size if latest else 0,
+                "own": False,
+                "held": origin in held,
+            }
+        return {
+            "member_id": self.config.member_id,
+            "origin": self.origin,
+            "roster": {"version": roster.version, "expires_ms": roster.expires_ms,
+                       "consortium": roster.consortium},
+            "logs": logs,
+            "equivocations": [
+                {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms} for e in held.values()
+            ],
+            "now_ms": self.clock(),
+        }
+
+
+def describe_value(signal_type: str, value: bytes | str) -> str:
+    return f"{signal_type}:{value_text(signal_type, value)}"

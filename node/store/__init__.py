@@ -1,0 +1,1 @@
+"""Storage for a node: an interface and its SQLite (default) implementation."""

@@ -1,0 +1,119 @@
+"""The storage interface every store (SQLite, PostgreSQL) implements, and its row types.
+
+Stores keep the bytes they were given exactly (entries and signed checkpoints are never
+re-encoded), write each batch in one transaction, and refuse a batch that does not continue
+the stored log (StoreConflictError), so a replayed or concurrent write can never duplicate
+or skip an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from protocol.merkle import NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """One log entry as stored: its bytes plus the columns it is found by."""
+
+    index: int
+    raw: bytes
+    kind: int | None = None  # 0 add, 1 retract, 2 dispute; None if it did not decode
+    signal_type: str | None = None  # adds only
+    value_key: bytes | None = None  # adds only: raw hash bytes, or a URL's UTF-8
+    target_log: str | None = None  # retracts and disputes
+    target_index: int | None = None
+    timestamp_ms: int = 0  # the origin's timestamp in the entry
+    received_ms: int = 0  # when this node stored it
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEntry:
+    """An entry found by one of its columns, with the log it belongs to."""
+
+    log: str
+    index: int
+    raw: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """What a store holds of one log: its size, Merkle peaks, latest checkpoint covering it."""
+
+    origin: str
+    size: int
+    peaks: tuple[bytes, ...]
+    checkpoint: bytes | None  # the signed checkpoint (raw note) of exactly `size`, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Two checkpoints of one origin that cannot both be true, as received."""
+
+    origin: str
+    first: bytes
+    second: bytes
+    detail: str
+    seen_ms: int
+
+
+class Store(Protocol):
+    """Async storage of logs, checkpoints, rosters and evidence."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def save_roster(self, version: int, raw: bytes) -> None:
+        """Keep a signed roster (idempotent for the same version and bytes)."""
+
+    async def rosters(self) -> list[bytes]:
+        """Every signed roster kept, by ascending version."""
+
+    async def log_heads(self) -> dict[str, LogHead]:
+        """Every log held, by origin."""
+
+    async def append(
+        self,
+        origin: str,
+        start: int,
+        entries: Sequence[EntryRow],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: bytes | None,
+        checkpoint_size: int | None = None,
+    ) -> None:
+        """Append entries [start, start+len) and their Merkle nodes in one transaction.
+
+        Raises StoreConflictError unless the stored size of `origin` is exactly `start`.
+        `checkpoint`, if given, is a signed checkpoint of size `checkpoint_size`, which must
+        not exceed the new size; it is kept in the checkpoint history and, if its size equals
+        the new size, becomes the log head's checkpoint.
+        """
+
+    async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
+        """Keep a signed checkpoint (size <= stored size) in the history; the head's if equal."""
+
+    async def checkpoints(self, origin: str) -> list[tuple[int, bytes]]:
+        """The checkpoint history of a log, by ascending size."""
+
+    async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
+        """Entries [start, end) of a log (fewer if the log is shorter)."""
+
+    async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        """The stored Merkle nodes among `ids`."""
+
+    async def find_adds(self, signal_type: str, value_keys: Sequence[bytes]) -> list[FoundEntry]:
+        """Every add entry of that signal type whose value is one of `value_keys`."""
+
+    async def find_references(self, targets: Sequence[tuple[str, int]]) -> list[FoundEntry]:
+        """Every retract or dispute entry whose target is one of `targets`."""
+
+    def iter_values(self, signal_type: str) -> AsyncIterator[tuple[str, int, bytes]]:
+        """(log, index, value_key) of every add of a signal type, in batches, for indexes."""
+
+    async def save_evidence(self, evidence: Evidence) -> None: ...
+
+    async def evidence(self) -> list[Evidence]: ...

@@ -1,0 +1,139 @@
+"""Bodies of the peer API: canonical msgpack arrays (through protocol.codec), strictly decoded.
+
+  checkpoints response  [1, roster_version, [[origin, checkpoint], ...]]
+  entries response      [1, checkpoint, start, [entry, ...], [proof hash, ...]]
+  push request          [1, origin, checkpoint, start, [entry, ...]]
+  push response         [1, status, size]
+  rosters response      [1, [signed roster, ...]]
+  proof response        [1, [hash, ...]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol import codec
+from protocol.errors import DecodeError
+
+WIRE_VERSION = 1
+MAX_CHECKPOINT = 16 * 1024
+MAX_ORIGIN = 128
+MAX_ENTRY = 1 << 20
+MAX_PROOF = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointVector:
+    roster_version: int
+    checkpoints: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EntriesPage:
+    checkpoint: bytes
+    start: int
+    entries: tuple[bytes, ...]
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    origin: str
+    checkpoint: bytes
+    start: int
+    entries: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    status: str
+    size: int
+
+
+def _body(raw: bytes, name: str, length: int, max_bytes: int, max_items: int) -> list[codec.Value]:
+    items = codec.as_list(codec.decode(raw, max_bytes=max_bytes, max_items=max_items), name, length)
+    if codec.as_int(items[0], f"{name} version") != WIRE_VERSION:
+        raise DecodeError(f"{name}: unsupported version")
+    return items
+
+
+def encode_vector(v: CheckpointVector) -> bytes:
+    cps: list[codec.Value] = [[o, c] for o, c in v.checkpoints]
+    return codec.encode([WIRE_VERSION, v.roster_version, cps])
+
+
+def decode_vector(raw: bytes, max_bytes: int, max_logs: int = 4096) -> CheckpointVector:
+    items = _body(raw, "checkpoints", 3, max_bytes, max_logs)
+    pairs = []
+    for i, pair in enumerate(codec.as_list(items[2], "checkpoints")):
+        o, c = codec.as_list(pair, f"checkpoints[{i}]", 2)
+        pairs.append((codec.as_str(o, "origin", MAX_ORIGIN), codec.as_bytes(c, "cp", MAX_CHECKPOINT)))
+    return CheckpointVector(codec.as_int(items[1], "roster_version"), tuple(pairs))
+
+
+def encode_page(p: EntriesPage) -> bytes:
+    entries: list[codec.Value] = list(p.entries)
+    proof: list[codec.Value] = list(p.proof)
+    return codec.encode([WIRE_VERSION, p.checkpoint, p.start, entries, proof])
+
+
+def decode_page(raw: bytes, max_bytes: int, max_entries: int) -> EntriesPage:
+    items = _body(raw, "entries", 5, max_bytes, max(max_entries, MAX_PROOF))
+    entries = codec.as_list(items[3], "entries")
+    if len(entries) > max_entries:
+        raise DecodeError(f"entries: more than {max_entries}")
+    proof = codec.as_list(items[4], "proof")
+    if len(proof) > MAX_PROOF:
+        raise DecodeError("proof: too long")
+    return EntriesPage(
+        codec.as_bytes(items[1], "checkpoint", MAX_CHECKPOINT),
+        codec.as_int(items[2], "start", 0, 2**63 - 1),
+        tuple(codec.as_bytes(e, "entry", MAX_ENTRY) for e in entries),
+        tuple(codec.as_bytes(h, "proof hash", 32, exact=32) for h in proof),
+    )
+
+
+def encode_push(p: Push) -> bytes:
+    entries: list[codec.Value] = list(p.entries)
+    return codec.encode([WIRE_VERSION, p.origin, p.checkpoint, p.start, entries])
+
+
+def decode_push(raw: bytes, max_bytes: int, max_entries: int) -> Push:
+    items = _body(raw, "push", 5, max_bytes, max_entries)
+    entries = codec.as_list(items[4], "entries")
+    return Push(
+        codec.as_str(items[1], "origin", MAX_ORIGIN),
+        codec.as_bytes(items[2], "checkpoint", MAX_CHECKPOINT),
+        codec.as_int(items[3], "start", 0, 2**63 - 1),
+        tuple(codec.as_bytes(e, "entry", MAX_ENTRY) for e in entries),
+    )
+
+
+def encode_push_result(r: PushResult) -> bytes:
+    return codec.encode([WIRE_VERSION, r.status, r.size])
+
+
+def decode_push_result(raw: bytes) -> PushResult:
+    items = _body(raw, "push result", 3, 1024, 4)
+    return PushResult(codec.as_str(items[1], "status", 32), codec.as_int(items[2], "size"))
+
+
+def encode_rosters(rosters: list[bytes]) -> bytes:
+    items: list[codec.Value] = list(rosters)
+    return codec.encode([WIRE_VERSION, items])
+
+
+def decode_rosters(raw: bytes, max_bytes: int) -> list[bytes]:
+    items = _body(raw, "rosters", 2, max_bytes, 1024)
+    return [codec.as_bytes(r, "roster", max_bytes) for r in codec.as_list(items[1], "rosters")]
+
+
+def encode_proof(proof: list[bytes]) -> bytes:
+    items: list[codec.Value] = list(proof)
+    return codec.encode([WIRE_VERSION, items])
+
+
+def decode_proof(raw: bytes) -> list[bytes]:
+    items = _body(raw, "proof", 2, 4096, MAX_PROOF)
+    hashes = codec.as_list(items[1], "proof")
+    return [codec.as_bytes(h, "proof hash", 32, exact=32) for h in hashes]

@@ -1,0 +1,200 @@
+"""Log entries: one per action by a member (add, retract, dispute) and their canonical bytes.
+
+Layouts (msgpack arrays, see docs/protocol.md):
+  add      [1, 0, timestamp_ms, signal_type, value, labels, incident|nil, reference|nil]
+  retract  [1, 1, timestamp_ms, [log_origin, index], reason]
+  dispute  [1, 2, timestamp_ms, [log_origin, index], reason_code, text]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from protocol import codec
+from protocol.errors import DecodeError, ValidationError
+from protocol.signals import MAX_URL_BYTES, MAX_VPDQ_FRAMES, VPDQ_FRAME, validate_value
+
+ENTRY_VERSION = 1
+KIND_ADD, KIND_RETRACT, KIND_DISPUTE = 0, 1, 2
+MAX_ENTRY_BYTES = MAX_VPDQ_FRAMES * VPDQ_FRAME.size + 4096
+MAX_LABELS = 16
+MAX_REFERENCE = 256
+MAX_TEXT = 1024
+MAX_TIMESTAMP_MS = 2**53
+MAX_ORIGIN = 128
+DISPUTE_REASONS: tuple[str, ...] = (
+    "not-terrorist-content",
+    "wrong-label",
+    "wrong-incident",
+    "low-quality-hash",
+    "hash-collision",
+    "legal-order",
+    "other",
+)
+
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_INCIDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRef:
+    """Where an entry lives: the origin of its log and its index there."""
+
+    log: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """The origin removed content with this hash."""
+
+    timestamp_ms: int
+    signal_type: str
+    value: bytes | str
+    labels: tuple[str, ...] = ()
+    incident: str | None = None
+    reference: bytes | None = None
+
+    def __post_init__(self) -> None:
+        validate_value(self.signal_type, self.value)
+        if len(self.labels) > MAX_LABELS or any(not _LABEL.match(x) for x in self.labels):
+            raise ValidationError(f"labels are at most {MAX_LABELS} kebab-case words")
+        if list(self.labels) != sorted(set(self.labels)):
+            raise ValidationError("labels are sorted and unique")
+        if self.incident is not None and not _INCIDENT.match(self.incident):
+            raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
+        if self.reference is not None and len(self.reference) > MAX_REFERENCE:
+            raise ValidationError(f"a reference is at most {MAX_REFERENCE} bytes")
+        _check_timestamp(self.timestamp_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Retract:
+    """The origin withdraws one of its own earlier entries."""
+
+    timestamp_ms: int
+    target: EntryRef
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_timestamp(self.timestamp_ms)
+        _check_ref(self.target)
+        _check_text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """Another member contests an entry, with a reason code and free text."""
+
+    timestamp_ms: int
+    target: EntryRef
+    reason_code: str
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        _check_timestamp(self.timestamp_ms)
+        _check_ref(self.target)
+        if self.reason_code not in DISPUTE_REASONS:
+            raise ValidationError(f"dispute reason is one of {', '.join(DISPUTE_REASONS)}")
+        _check_text(self.text, "text")
+
+
+Entry: TypeAlias = Add | Retract | Dispute
+
+
+def _check_timestamp(ts: int) -> None:
+    if not 0 <= ts <= MAX_TIMESTAMP_MS:
+        raise ValidationError("timestamp out of range")
+
+
+def _check_ref(ref: EntryRef) -> None:
+    if not ref.log or len(ref.log.encode()) > MAX_ORIGIN or not 0 <= ref.index < 2**63:
+        raise ValidationError("an entry reference is a log origin and an index")
+
+
+def _check_text(text: str, name: str) -> None:
+    if len(text.encode()) > MAX_TEXT:
+        raise ValidationError(f"{name} is at most {MAX_TEXT} bytes")
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """The canonical bytes of an entry: these are the Merkle leaf input."""
+    head: list[codec.Value] = [ENTRY_VERSION]
+    if isinstance(entry, Add):
+        labels: list[codec.Value] = list(entry.labels)
+        body: list[codec.Value] = [KIND_ADD, entry.timestamp_ms, entry.signal_type, entry.value]
+        body += [labels, entry.incident, entry.reference]
+    elif isinstance(entry, Retract):
+        body = [KIND_RETRACT, entry.timestamp_ms, _ref(entry.target), entry.reason]
+    else:
+        body = [KIND_DISPUTE, entry.timestamp_ms, _ref(entry.target), entry.reason_code, entry.text]
+    return codec.encode(head + body)
+
+
+def _ref(ref: EntryRef) -> list[codec.Value]:
+    return [ref.log, ref.index]
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """Strictly decode an entry; any malformed or invalid input raises DecodeError."""
+    value = codec.decode(raw, max_bytes=MAX_ENTRY_BYTES, max_items=MAX_LABELS + 8)
+    items = codec.as_list(value, "entry")
+    if len(items) < 3:
+        raise DecodeError("entry: too short")
+    if codec.as_int(items[0], "entry version") != ENTRY_VERSION:
+        raise DecodeError(f"entry: unsupported version {items[0]}")
+    kind = codec.as_int(items[1], "entry kind")
+    ts = codec.as_int(items[2], "timestamp_ms", 0, MAX_TIMESTAMP_MS)
+    try:
+        if kind == KIND_ADD:
+            codec.as_list(items, "add", 8)
+            signal_type = codec.as_str(items[3], "signal_type", 32)
+            raw_value = items[4]
+            if not isinstance(raw_value, bytes | str):
+                raise DecodeError("value: expected bytes or text")
+            return Add(
+                timestamp_ms=ts,
+                signal_type=signal_type,
+                value=raw_value,
+                labels=codec.as_str_list(items[5], "labels", MAX_LABELS, 64),
+                incident=codec.as_opt_str(items[6], "incident", 64),
+                reference=codec.as_opt_bytes(items[7], "reference", MAX_REFERENCE),
+            )
+        if kind == KIND_RETRACT:
+            codec.as_list(items, "retract", 5)
+            reason = codec.as_str(items[4], "reason", MAX_TEXT)
+            return Retract(timestamp_ms=ts, target=_decode_ref(items[3]), reason=reason)
+        if kind == KIND_DISPUTE:
+            codec.as_list(items, "dispute", 6)
+            return Dispute(
+                timestamp_ms=ts,
+                target=_decode_ref(items[3]),
+                reason_code=codec.as_str(items[4], "reason_code", 64),
+                text=codec.as_str(items[5], "text", MAX_TEXT),
+            )
+    except ValidationError as e:
+        raise DecodeError(f"entry: {e}") from e
+    raise DecodeError(f"entry: unknown kind {kind}")
+
+
+def _decode_ref(value: codec.Value) -> EntryRef:
+    items = codec.as_list(value, "target", 2)
+    return EntryRef(
+        codec.as_str(items[0], "target log", MAX_ORIGIN),
+        codec.as_int(items[1], "target index", 0, 2**63 - 1),
+    )
+
+
+__all__ = [
+    "DISPUTE_REASONS",
+    "MAX_URL_BYTES",
+    "Add",
+    "Dispute",
+    "Entry",
+    "EntryRef",
+    "Retract",
+    "decode_entry",
+    "encode_entry",
+]

@@ -1,0 +1,101 @@
+"""Entries and signal values: validation per type and strict decoding."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import codec
+from protocol.entries import Add, Dispute, EntryRef, Retract, decode_entry, encode_entry
+from protocol.errors import DecodeError, ValidationError
+from protocol.signals import VpdqFrame, decode_vpdq, encode_vpdq, parse_value, validate_value
+
+PDQ = bytes(range(32))
+
+
+def test_add_round_trip_and_layout() -> None:
+    add = Add(1_700_000_000_000, "pdq", PDQ, ("glorification", "terrorist-attack"), "inc-1", b"r")
+    raw = encode_entry(add)
+    assert decode_entry(raw) == add
+    assert codec.decode(raw) == [
+        1, 0, 1_700_000_000_000, "pdq", PDQ, ["glorification", "terrorist-attack"], "inc-1", b"r"
+    ]
+
+
+def test_retract_and_dispute_round_trip() -> None:
+    r = Retract(5, EntryRef("a.example/log", 3), "mistake")
+    d = Dispute(6, EntryRef("b.example/log", 9), "not-terrorist-content", "news report")
+    assert decode_entry(encode_entry(r)) == r
+    assert decode_entry(encode_entry(d)) == d
+
+
+@pytest.mark.parametrize(
+    ("signal_type", "value"),
+    [
+        ("pdq", bytes(31)),
+        ("pdq", bytes(33)),
+        ("md5", bytes(15)),
+        ("sha256", bytes(16)),
+        ("video_md5", bytes(32)),
+        ("url", "ftp://x"),
+        ("url", "https://a b"),
+        ("url", b"https://x"),
+        ("pdq", "00" * 32),
+        ("vpdq", bytes(40)),
+        ("unknown", bytes(16)),
+    ],
+)
+def test_values_are_validated_per_type(signal_type: str, value: bytes | str) -> None:
+    with pytest.raises(ValidationError):
+        validate_value(signal_type, value)
+
+
+def test_labels_must_be_sorted_unique_and_kebab_case() -> None:
+    with pytest.raises(ValidationError):
+        Add(0, "md5", bytes(16), ("b", "a"))
+    with pytest.raises(ValidationError):
+        Add(0, "md5", bytes(16), ("a", "a"))
+    with pytest.raises(ValidationError):
+        Add(0, "md5", bytes(16), ("Not Kebab",))
+
+
+def test_vpdq_frames_round_trip() -> None:
+    frames = [VpdqFrame(PDQ, 90, i, i * 1000) for i in range(3)]
+    value = encode_vpdq(frames)
+    assert decode_vpdq(value) == frames
+    validate_value("vpdq", value)
+
+
+def test_parse_value_reads_hex_and_urls() -> None:
+    assert parse_value("md5", "00" * 16) == bytes(16)
+    assert parse_value("url", "https://example.org/x") == "https://example.org/x"
+    with pytest.raises(ValidationError):
+        parse_value("md5", "zz" * 16)
+
+
+def test_invalid_content_in_canonical_form_is_a_decode_error() -> None:
+    raw = codec.encode([1, 0, 0, "pdq", bytes(31), [], None, None])
+    with pytest.raises(DecodeError, match="pdq"):
+        decode_entry(raw)
+    with pytest.raises(DecodeError, match="version"):
+        decode_entry(codec.encode([2, 0, 0, "md5", bytes(16), [], None, None]))
+    with pytest.raises(DecodeError, match="kind"):
+        decode_entry(codec.encode([1, 7, 0]))
+    with pytest.raises(DecodeError):
+        decode_entry(codec.encode([1, 0, 0, "md5", bytes(16), [], None]))
+
+
+def test_trailing_bytes_after_an_entry_are_refused() -> None:
+    raw = encode_entry(Add(0, "md5", bytes(16)))
+    with pytest.raises(DecodeError, match="trailing"):
+        decode_entry(raw + b"\x00")
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_decode_only_to_entries_or_decode_error(data: bytes) -> None:
+    try:
+        entry = decode_entry(data)
+    except DecodeError:
+        return
+    assert encode_entry(entry) == data
