@@ -1,0 +1,151 @@
+"""The replica state machine: checkpoints, pages of entries, rollback and equivocation."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol import merkle
+from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.entries import Add, encode_entry
+from protocol.errors import (
+    DecodeError,
+    EquivocationError,
+    ProofError,
+    RollbackError,
+    SignatureError,
+)
+from protocol.replica import CheckpointStatus, LogReplica
+from protocol.signing import SigningKey
+from protocol.writer import LogWriter
+from tests.support import make_members, make_roster
+
+
+def entries(n: int, salt: int = 0) -> list[bytes]:
+    return [encode_entry(Add(i + salt, "md5", (i + salt).to_bytes(16, "big"))) for i in range(n)]
+
+
+@pytest.fixture
+def setup() -> tuple[object, ...]:
+    members = make_members(2)
+    roster, _, _ = make_roster(members)
+    origin = members[0]
+    writer = LogWriter(origin.origin, origin.checkpoint_key)
+    return roster, origin, writer
+
+
+def grow(writer: LogWriter, raws: list[bytes]) -> bytes:
+    writer.commit(writer.plan(raws))
+    return writer.sign().raw
+
+
+def test_pages_with_consistency_proofs_are_accepted_in_order(setup) -> None:
+    roster, origin, writer = setup
+    raws = entries(10)
+    plan = writer.plan(raws)
+    writer.commit(plan)
+    cp = writer.sign().raw
+    nodes = dict(plan.nodes)
+    replica = LogReplica(origin.origin)
+    for start in (0, 4, 8):
+        page = raws[start : start + 4]
+        end = start + len(page)
+        proof = merkle.consistency_proof(end, 10, nodes) if end < 10 else []
+        result = replica.verify_entries(start, page, cp, proof, roster)
+        assert replica.size == start  # nothing changes before commit
+        replica.commit(result)
+    assert replica.size == 10
+    assert replica.root == writer.root
+    assert replica.checkpoint is not None and replica.checkpoint.raw == cp
+    assert [e.entry for e in result.entries] == [Add(8, "md5", (8).to_bytes(16, "big")), Add(9, "md5", (9).to_bytes(16, "big"))]
+
+
+def test_entries_that_do_not_hash_to_the_checkpoint_are_refused(setup) -> None:
+    roster, origin, writer = setup
+    cp = grow(writer, entries(3))
+    replica = LogReplica(origin.origin)
+    with pytest.raises(ProofError):
+        replica.verify_entries(0, entries(3, salt=1), cp, [], roster)
+    assert replica.size == 0
+
+
+def test_a_page_with_a_bad_consistency_proof_is_refused(setup) -> None:
+    roster, origin, writer = setup
+    cp = grow(writer, entries(8))
+    replica = LogReplica(origin.origin)
+    with pytest.raises(ProofError):
+        replica.verify_entries(0, entries(4), cp, [bytes(32)] * 3, roster)
+
+
+def test_entries_beyond_the_checkpoint_are_refused(setup) -> None:
+    roster, origin, writer = setup
+    cp = grow(writer, entries(3))
+    replica = LogReplica(origin.origin)
+    with pytest.raises(ProofError, match="beyond"):
+        replica.verify_entries(0, entries(4), cp, [], roster)
+
+
+def test_checkpoint_signed_by_another_key_is_refused(setup) -> None:
+    roster, origin, _ = setup
+    forger = LogWriter(origin.origin, SigningKey.generate())
+    cp = grow(forger, entries(2))
+    replica = LogReplica(origin.origin)
+    with pytest.raises(SignatureError):
+        replica.accept_checkpoint(cp, roster)
+
+
+def test_checkpoint_of_another_origin_is_refused(setup) -> None:
+    roster, origin, writer = setup
+    cp = grow(writer, entries(2))
+    with pytest.raises(DecodeError):
+        LogReplica("test.hashmesh/m1").accept_checkpoint(cp, roster)
+
+
+def test_rollback_to_an_older_checkpoint_is_refused(setup) -> None:
+    roster, origin, writer = setup
+    old = grow(writer, entries(2))
+    new = grow(writer, entries(2, salt=2))
+    replica = LogReplica(origin.origin)
+    replica.commit(replica.verify_entries(0, entries(2) + entries(2, salt=2), new, [], roster))
+    status, _ = replica.accept_checkpoint(old, roster, {})
+    assert status is CheckpointStatus.STALE
+    assert replica.checkpoint is not None and replica.checkpoint.raw == new
+    with pytest.raises(RollbackError):
+        replica.verify_entries(0, entries(2), old, [], roster)
+
+
+def test_two_roots_at_one_size_are_equivocation_with_both_as_evidence(setup) -> None:
+    roster, origin, writer = setup
+    honest = grow(writer, entries(3))
+    fork = sign_checkpoint(Checkpoint(origin.origin, 3, bytes(32)), origin.checkpoint_key).raw
+    replica = LogReplica(origin.origin)
+    replica.commit(replica.verify_entries(0, entries(3), honest, [], roster))
+    with pytest.raises(EquivocationError) as caught:
+        replica.accept_checkpoint(fork, roster)
+    assert {caught.value.first, caught.value.second} == {honest, fork}
+
+
+def test_an_older_checkpoint_contradicting_held_entries_is_equivocation(setup) -> None:
+    roster, origin, writer = setup
+    raws = entries(6)
+    plan = writer.plan(raws)
+    writer.commit(plan)
+    cp = writer.sign().raw
+    replica = LogReplica(origin.origin)
+    replica.commit(replica.verify_entries(0, raws, cp, [], roster))
+    fork = sign_checkpoint(Checkpoint(origin.origin, 4, bytes(32)), origin.checkpoint_key).raw
+    ids = replica.prefix_ids(4)
+    with pytest.raises(EquivocationError):
+        replica.accept_checkpoint(fork, roster, {i: dict(plan.nodes)[i] for i in ids})
+
+
+def test_forked_checkpoint_seen_ahead_is_caught_when_entries_pass_it(setup) -> None:
+    roster, origin, writer = setup
+    raws = entries(8)
+    plan = writer.plan(raws)
+    writer.commit(plan)
+    honest = writer.sign().raw
+    fork = sign_checkpoint(Checkpoint(origin.origin, 5, bytes(32)), origin.checkpoint_key).raw
+    replica = LogReplica(origin.origin)
+    assert replica.accept_checkpoint(fork, roster)[0] is CheckpointStatus.AHEAD
+    with pytest.raises(EquivocationError):
+        replica.verify_entries(0, raws, honest, [], roster)
