@@ -55,14 +55,25 @@ class PeerClient:
             self._session = None
 
     async def _request(
-        self, peer: str, base_url: str, method: str, path: str, query: dict[str, str | int],
+        self,
+        peer: str,
+        base_url: str,
+        method: str,
+        path: str,
+        query: dict[str, str | int],
         body: bytes = b"",
     ) -> bytes:
         if self._session is None:
             raise RuntimeError("PeerClient used outside its context")
         path_qs = f"{path}?{urlencode(query)}" if query else path
         headers = sign_request(
-            self._key, self._member, peer, method, path_qs, body, self._clock(),
+            self._key,
+            self._member,
+            peer,
+            method,
+            path_qs,
+            body,
+            self._clock(),
             secrets.token_bytes(16),
         )
         headers["Content-Type"] = "application/msgpack"

@@ -179,13 +179,17 @@ class Replicator:
     async def sync_peer(self, member_id: str, url: str) -> None:
         vector = await self._client.checkpoints(member_id, url)
         if vector.roster_version > self._service.rosters.roster.version:
-            for raw in await self._client.rosters(member_id, url, self._service.rosters.roster.version):
+            for raw in await self._client.rosters(
+                member_id, url, self._service.rosters.roster.version
+            ):
                 await _translate(member_id, self._service.rosters.offer(raw))
         for origin, raw in vector.checkpoints:
             if origin == self._service.origin:
                 continue
             try:
-                status = await _translate(member_id, self._service.peers.offer_checkpoint(origin, raw))
+                status = await _translate(
+                    member_id, self._service.peers.offer_checkpoint(origin, raw)
+                )
             except PeerError as e:
                 log.warning("%s", e)
                 continue
@@ -200,7 +204,9 @@ class Replicator:
             page = await self._client.entries(member_id, url, origin, replica.size)
             result = await _translate(
                 member_id,
-                peers.ingest(origin, page.checkpoint, page.start, page.entries, page.proof, member_id),
+                peers.ingest(
+                    origin, page.checkpoint, page.start, page.entries, page.proof, member_id
+                ),
             )
             if result.status != "accepted":
                 return

@@ -43,7 +43,7 @@ class RosterKeeper:
             if candidate.roster.version <= roster.version:
                 continue
             # Stored rosters were verified when they arrived; re-check the chain, not expiry.
-            roster = verify_update(roster, candidate, roster.issued_ms)
+            roster = verify_update(roster, candidate)
             chain.append(raw)
         self._chain = chain
         self._roster = roster

@@ -14,14 +14,28 @@ def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> 
     """The store row of an entry; an entry that did not decode is kept but never found."""
     if isinstance(entry, Add):
         return EntryRow(
-            index, raw, 0, entry.signal_type, value_key(entry.value), None, None,
-            entry.timestamp_ms, received_ms,
+            index,
+            raw,
+            0,
+            entry.signal_type,
+            value_key(entry.value),
+            None,
+            None,
+            entry.timestamp_ms,
+            received_ms,
         )
     if isinstance(entry, Retract | Dispute):
         kind = 1 if isinstance(entry, Retract) else 2
         return EntryRow(
-            index, raw, kind, None, None, entry.target.log, entry.target.index,
-            entry.timestamp_ms, received_ms,
+            index,
+            raw,
+            kind,
+            None,
+            None,
+            entry.target.log,
+            entry.target.index,
+            entry.timestamp_ms,
+            received_ms,
         )
     return EntryRow(index, raw, None, None, None, None, None, 0, received_ms)
 

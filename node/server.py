@@ -90,7 +90,11 @@ def peer_app(service: NodeService) -> web.Application:
 
     async def offer_roster(request: web.Request) -> web.Response:
         accepted = await service.rosters.offer(await request.read())
-        return _msgpack(wire.encode_push_result(wire.PushResult("accepted" if accepted else "known", service.rosters.roster.version)))
+        return _msgpack(
+            wire.encode_push_result(
+                wire.PushResult("accepted" if accepted else "known", service.rosters.roster.version)
+            )
+        )
 
     async def checkpoints(request: web.Request) -> web.Response:
         return _msgpack(wire.encode_vector(service.checkpoint_vector()))
@@ -220,9 +224,7 @@ def operator_app(
 
     async def roster_post(request: web.Request) -> web.Response:
         accepted = await service.rosters.offer(await request.read())
-        return web.json_response(
-            {"accepted": accepted, "version": service.rosters.roster.version}
-        )
+        return web.json_response({"accepted": accepted, "version": service.rosters.roster.version})
 
     app = web.Application(
         middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
@@ -241,5 +243,3 @@ def operator_app(
         ]
     )
     return app
-
-

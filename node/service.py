@@ -84,7 +84,10 @@ class NodeService:
         async with self._append_lock:
             plan = self._writer.plan(raws)
             now = self.clock()
-            rows = [entry_row(plan.start + i, raw, e, now) for i, (raw, e) in enumerate(zip(raws, entries, strict=True))]
+            rows = [
+                entry_row(plan.start + i, raw, e, now)
+                for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
+            ]
             await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
             self._writer.commit(plan)
         self._unsigned.set()
@@ -209,8 +212,13 @@ class NodeService:
         held = self.peers.held
         logs: dict[str, Any] = {}
         own_signed = self._signed.checkpoint.size if self._signed else 0
-        logs[self.origin] = {"member": self.config.member_id, "size": self._writer.size,
-                             "checkpoint_size": own_signed, "own": True, "held": False}
+        logs[self.origin] = {
+            "member": self.config.member_id,
+            "size": self._writer.size,
+            "checkpoint_size": own_signed,
+            "own": True,
+            "held": False,
+        }
         for origin, replica in sorted(self.peers.replicas().items()):
             latest = replica.latest_seen
             try:
@@ -228,11 +236,15 @@ class NodeService:
         return {
             "member_id": self.config.member_id,
             "origin": self.origin,
-            "roster": {"version": roster.version, "expires_ms": roster.expires_ms,
-                       "consortium": roster.consortium},
+            "roster": {
+                "version": roster.version,
+                "expires_ms": roster.expires_ms,
+                "consortium": roster.consortium,
+            },
             "logs": logs,
             "equivocations": [
-                {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms} for e in held.values()
+                {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms}
+                for e in held.values()
             ],
             "now_ms": self.clock(),
         }

@@ -1,11 +1,11 @@
 """Bodies of the peer API: canonical msgpack arrays (through protocol.codec), strictly decoded.
 
-  checkpoints response  [1, roster_version, [[origin, checkpoint], ...]]
-  entries response      [1, checkpoint, start, [entry, ...], [proof hash, ...]]
-  push request          [1, origin, checkpoint, start, [entry, ...]]
-  push response         [1, status, size]
-  rosters response      [1, [signed roster, ...]]
-  proof response        [1, [hash, ...]]
+checkpoints response  [1, roster_version, [[origin, checkpoint], ...]]
+entries response      [1, checkpoint, start, [entry, ...], [proof hash, ...]]
+push request          [1, origin, checkpoint, start, [entry, ...]]
+push response         [1, status, size]
+rosters response      [1, [signed roster, ...]]
+proof response        [1, [hash, ...]]
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def decode_vector(raw: bytes, max_bytes: int, max_logs: int = 4096) -> Checkpoin
     pairs = []
     for i, pair in enumerate(codec.as_list(items[2], "checkpoints")):
         o, c = codec.as_list(pair, f"checkpoints[{i}]", 2)
-        pairs.append((codec.as_str(o, "origin", MAX_ORIGIN), codec.as_bytes(c, "cp", MAX_CHECKPOINT)))
+        pairs.append(
+            (codec.as_str(o, "origin", MAX_ORIGIN), codec.as_bytes(c, "cp", MAX_CHECKPOINT))
+        )
     return CheckpointVector(codec.as_int(items[1], "roster_version"), tuple(pairs))
 
 

@@ -14,7 +14,7 @@ import msgpack
 
 from protocol.errors import DecodeError
 
-Value: TypeAlias = "int | bytes | str | None | list[Value]"
+Value: TypeAlias = "int | bytes | str | list[Value] | None"
 
 #: Default bounds; callers pass tighter ones for their record type.
 MAX_BYTES = 1 << 20

@@ -144,7 +144,7 @@ def decode_entry(raw: bytes) -> Entry:
     if len(items) < 3:
         raise DecodeError("entry: too short")
     if codec.as_int(items[0], "entry version") != ENTRY_VERSION:
-        raise DecodeError(f"entry: unsupported version {items[0]}")
+        raise DecodeError(f"entry: unsupported version {items[0]!r}")
     kind = codec.as_int(items[1], "entry kind")
     ts = codec.as_int(items[2], "timestamp_ms", 0, MAX_TIMESTAMP_MS)
     try:

@@ -1,4 +1,4 @@
-"""The protocol package's error hierarchy: every failure of pure protocol code is a ProtocolError."""
+"""The error hierarchy of the protocol package: every failure there is a ProtocolError."""
 
 from __future__ import annotations
 
@@ -46,4 +46,6 @@ class EquivocationError(ProtocolError):
         self.first = first
         self.second = second
         self.detail = detail
-        super().__init__(f"equivocation by {origin}: {detail}" if detail else f"equivocation by {origin}")
+        super().__init__(
+            f"equivocation by {origin}: {detail}" if detail else f"equivocation by {origin}"
+        )

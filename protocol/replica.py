@@ -138,7 +138,11 @@ class LogReplica:
         known = self._checkpoint_at(cp.size)
         if known is not None:
             if known.checkpoint.root != cp.root:
-                raise EquivocationError(self.origin, known.raw, signed.raw, f"two roots at {cp.size}")
+                raise EquivocationError(
+                    self.origin, known.raw, signed.raw, f"two roots at {cp.size}"
+                )
+            if cp.size > self.size:
+                return CheckpointStatus.AHEAD, known
             return CheckpointStatus.KNOWN, known
         if cp.size <= self.size:
             if cp.size == self.size:
@@ -176,6 +180,11 @@ class LogReplica:
         page's end to the checkpoint. Only remembers the (valid) checkpoint; the entries count
         once the caller has stored the plan and called `commit`.
         """
+        opened = self.open(checkpoint_raw, roster).checkpoint
+        if opened.size <= self.size:
+            raise RollbackError(
+                f"checkpoint at {opened.size} is not ahead of our {self.size} entries"
+            )
         status, signed = self.accept_checkpoint(checkpoint_raw, roster)
         cp = signed.checkpoint
         if status is not CheckpointStatus.AHEAD:
@@ -203,7 +212,9 @@ class LogReplica:
             merkle.verify_consistency(end, cp.size, root, cp.root, proof)
         for seen, seen_root in passed:
             if seen_root != seen.checkpoint.root:
-                raise EquivocationError(self.origin, seen.raw, signed.raw, "inconsistent checkpoints")
+                raise EquivocationError(
+                    self.origin, seen.raw, signed.raw, "inconsistent checkpoints"
+                )
         received = tuple(_receive(start + i, raw) for i, raw in enumerate(entries))
         reached = signed if end == cp.size else self._ahead.get(end)
         return AppendPlan(self.origin, start, received, tuple(nodes), tree.peaks, signed, reached)

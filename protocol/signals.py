@@ -46,7 +46,9 @@ def validate_value(signal_type: str, value: bytes | str) -> None:
         if not isinstance(value, str):
             raise ValidationError("a url value is text")
         if len(value.encode()) > MAX_URL_BYTES or not _URL.match(value):
-            raise ValidationError("a url value is an http(s) URL without spaces, at most 2048 bytes")
+            raise ValidationError(
+                "a url value is an http(s) URL without spaces, at most 2048 bytes"
+            )
         return
     if not isinstance(value, bytes):
         raise ValidationError(f"a {signal_type} value is raw bytes")

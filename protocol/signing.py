@@ -41,8 +41,10 @@ class SigningKey:
 
     @property
     def public(self) -> bytes:
-        return _private(self.seed).public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return (
+            _private(self.seed)
+            .public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         )
 
     def sign(self, message: bytes) -> bytes:

@@ -83,7 +83,9 @@ def fold(
         if isinstance(entry, Retract) and located.ref.log == entry.target.log:
             earlier = retractions.get(entry.target)
             if earlier is None or located.ref.index < earlier.ref.index:
-                retractions[entry.target] = Retraction(located.ref, entry.timestamp_ms, entry.reason)
+                retractions[entry.target] = Retraction(
+                    located.ref, entry.timestamp_ms, entry.reason
+                )
         elif isinstance(entry, Dispute) and located.ref.log != entry.target.log:
             note = DisputeNote(located.ref, entry.timestamp_ms, entry.reason_code, entry.text)
             disputes.setdefault(entry.target, []).append(note)
@@ -98,7 +100,9 @@ def fold(
                 add,
                 located.received_ms,
                 retractions.get(located.ref),
-                tuple(sorted(disputes.get(located.ref, ()), key=lambda d: (d.ref.log, d.ref.index))),
+                tuple(
+                    sorted(disputes.get(located.ref, ()), key=lambda d: (d.ref.log, d.ref.index))
+                ),
             )
         )
     submissions.sort(key=lambda s: (s.add.timestamp_ms, s.ref.log, s.ref.index))

@@ -19,7 +19,14 @@ def test_add_round_trip_and_layout() -> None:
     raw = encode_entry(add)
     assert decode_entry(raw) == add
     assert codec.decode(raw) == [
-        1, 0, 1_700_000_000_000, "pdq", PDQ, ["glorification", "terrorist-attack"], "inc-1", b"r"
+        1,
+        0,
+        1_700_000_000_000,
+        "pdq",
+        PDQ,
+        ["glorification", "terrorist-attack"],
+        "inc-1",
+        b"r",
     ]
 
 

@@ -56,7 +56,10 @@ def test_pages_with_consistency_proofs_are_accepted_in_order(setup) -> None:
     assert replica.size == 10
     assert replica.root == writer.root
     assert replica.checkpoint is not None and replica.checkpoint.raw == cp
-    assert [e.entry for e in result.entries] == [Add(8, "md5", (8).to_bytes(16, "big")), Add(9, "md5", (9).to_bytes(16, "big"))]
+    assert [e.entry for e in result.entries] == [
+        Add(8, "md5", (8).to_bytes(16, "big")),
+        Add(9, "md5", (9).to_bytes(16, "big")),
+    ]
 
 
 def test_entries_that_do_not_hash_to_the_checkpoint_are_refused(setup) -> None:
@@ -94,7 +97,7 @@ def test_checkpoint_signed_by_another_key_is_refused(setup) -> None:
 
 
 def test_checkpoint_of_another_origin_is_refused(setup) -> None:
-    roster, origin, writer = setup
+    roster, _origin, writer = setup
     cp = grow(writer, entries(2))
     with pytest.raises(DecodeError):
         LogReplica("test.hashmesh/m1").accept_checkpoint(cp, roster)
@@ -105,8 +108,10 @@ def test_rollback_to_an_older_checkpoint_is_refused(setup) -> None:
     old = grow(writer, entries(2))
     new = grow(writer, entries(2, salt=2))
     replica = LogReplica(origin.origin)
-    replica.commit(replica.verify_entries(0, entries(2) + entries(2, salt=2), new, [], roster))
-    status, _ = replica.accept_checkpoint(old, roster, {})
+    plan = replica.verify_entries(0, entries(2) + entries(2, salt=2), new, [], roster)
+    replica.commit(plan)
+    prefix = {node_id: dict(plan.nodes)[node_id] for node_id in replica.prefix_ids(2)}
+    status, _ = replica.accept_checkpoint(old, roster, prefix)
     assert status is CheckpointStatus.STALE
     assert replica.checkpoint is not None and replica.checkpoint.raw == new
     with pytest.raises(RollbackError):

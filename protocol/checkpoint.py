@@ -1,0 +1,86 @@
+"""C2SP tlog-checkpoint bodies (origin, size, base64 root, extension lines) as signed notes.
+
+The checkpoint's signature line is made with the log's origin as key name, so any
+golang.org/x/mod/sumdb/note verifier built from the roster's key checks it unchanged.
+We keep the exact bytes received (SignedCheckpoint.raw) and never re-encode to verify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.errors import DecodeError
+from protocol.merkle import HASH_SIZE
+from protocol.note import Note, Verifier, b64, check_name, parse_note, sign_note, unb64, verify_note
+from protocol.signing import SigningKey
+
+MAX_SIZE = (1 << 63) - 1
+MAX_EXTENSIONS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def body(self) -> str:
+        lines = [self.origin, str(self.size), b64(self.root), *self.extensions]
+        return "".join(line + "\n" for line in lines)
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        if not text.endswith("\n"):
+            raise DecodeError("checkpoint body must end in a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise DecodeError("checkpoint body needs origin, size and root")
+        origin, size_text, root_text, *ext = lines
+        if not origin:
+            raise DecodeError("empty checkpoint origin")
+        if not size_text.isascii() or not size_text.isdigit():
+            raise DecodeError("checkpoint size is not a decimal number")
+        if len(size_text) > 1 and size_text[0] == "0":
+            raise DecodeError("checkpoint size has leading zeros")
+        size = int(size_text)
+        if size > MAX_SIZE:
+            raise DecodeError("checkpoint size too large")
+        root = unb64(root_text, "checkpoint root")
+        if len(root) != HASH_SIZE:
+            raise DecodeError("checkpoint root is not 32 bytes")
+        if len(ext) > MAX_EXTENSIONS or any(not line for line in ext):
+            raise DecodeError("bad checkpoint extension lines")
+        return cls(origin, size, root, tuple(ext))
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """A checkpoint with the exact note bytes it arrived in."""
+
+    raw: bytes
+    note: Note
+    checkpoint: Checkpoint
+
+
+def parse_signed_checkpoint(raw: bytes) -> SignedCheckpoint:
+    """Parse without verifying (to find its origin and size). DecodeError on malformation."""
+    note = parse_note(raw)
+    return SignedCheckpoint(raw, note, Checkpoint.parse(note.text))
+
+
+def sign_checkpoint(cp: Checkpoint, key: SigningKey) -> SignedCheckpoint:
+    check_name(cp.origin)
+    raw = sign_note(cp.body(), cp.origin, key)
+    return SignedCheckpoint(raw, parse_note(raw), cp)
+
+
+def checkpoint_verifier(origin: str, public: bytes) -> Verifier:
+    return Verifier(origin, public)
+
+
+def open_checkpoint(raw: bytes, public: bytes) -> SignedCheckpoint:
+    """Parse and require a valid signature by the origin's key `public`."""
+    parsed = parse_signed_checkpoint(raw)
+    note = verify_note(raw, checkpoint_verifier(parsed.checkpoint.origin, public))
+    return SignedCheckpoint(raw, note, parsed.checkpoint)

@@ -1,0 +1,72 @@
+"""C2SP tlog-cosignature/v1: a witness's Ed25519 statement that it saw a checkpoint consistent.
+
+Signed message: "cosignature/v1\\ntime <unix seconds>\\n" followed by the checkpoint body.
+Signature line: `— <witness name> base64(key id || uint64 BE timestamp || signature)`, key id
+computed with algorithm byte 0x04. Time is passed in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from protocol.errors import SignatureError
+from protocol.note import NoteSignature, Verifier, key_id
+from protocol.signing import SIGNATURE_SIZE, SigningKey, verify
+
+ALG_COSIGNATURE = 0x04
+
+
+def cosignature_message(body: str, timestamp: int) -> bytes:
+    return f"cosignature/v1\ntime {timestamp}\n".encode() + body.encode()
+
+
+def cosigner_verifier(name: str, public: bytes) -> Verifier:
+    return Verifier(name, public, ALG_COSIGNATURE)
+
+
+def cosign(body: str, name: str, key: SigningKey, timestamp: int) -> NoteSignature:
+    """A cosignature line over a checkpoint body at `timestamp` (unix seconds)."""
+    sig = key.sign(cosignature_message(body, timestamp))
+    kid = key_id(name, key.public, ALG_COSIGNATURE)
+    return NoteSignature(name, kid, struct.pack(">Q", timestamp) + sig)
+
+
+@dataclass(frozen=True, slots=True)
+class Cosignature:
+    witness: str
+    timestamp: int
+
+
+def verify_cosignature(body: str, sig: NoteSignature, name: str, public: bytes) -> Cosignature:
+    if sig.name != name or sig.key_id != key_id(name, public, ALG_COSIGNATURE):
+        raise SignatureError("cosignature is not by this witness")
+    if len(sig.signature) != 8 + SIGNATURE_SIZE:
+        raise SignatureError("cosignature has the wrong length")
+    (timestamp,) = struct.unpack(">Q", sig.signature[:8])
+    if not verify(public, cosignature_message(body, timestamp), sig.signature[8:]):
+        raise SignatureError(f"bad cosignature by {name}")
+    return Cosignature(name, timestamp)
+
+
+def valid_cosigners(
+    body: str, signatures: Iterable[NoteSignature], witnesses: Mapping[str, bytes]
+) -> set[str]:
+    """Names of the witnesses (name -> public key) with a valid cosignature among `signatures`.
+
+    Counted by distinct public key: two names sharing one key count once.
+    """
+    seen_keys: set[bytes] = set()
+    names: set[str] = set()
+    for sig in signatures:
+        public = witnesses.get(sig.name)
+        if public is None or public in seen_keys:
+            continue
+        try:
+            verify_cosignature(body, sig, sig.name, public)
+        except SignatureError:
+            continue
+        seen_keys.add(public)
+        names.add(sig.name)
+    return names
