@@ -13,14 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.errors import EquivocationError, RosterError
-from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
-
 from node.errors import PeerError
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
+from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.errors import EquivocationError, RosterError
+from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from node.errors import RequestError
 from protocol.entries import Add, EntryRef
 from protocol.errors import ValidationError
 from protocol.signals import parse_value, value_text
 from protocol.view import HashView
-
-from node.errors import RequestError
 
 
 def ref_json(ref: EntryRef) -> dict[str, Any]:

@@ -10,12 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.auth import new_token
+from node.errors import ConfigError
 from protocol.errors import DecodeError
 from protocol.note import parse_signer_key, signer_key_text
 from protocol.signing import SigningKey
-
-from node.auth import new_token
-from node.errors import ConfigError
 
 
 def write_secret(path: Path, text: str) -> None:

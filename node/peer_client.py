@@ -6,7 +6,6 @@ peer, so one bad or absent peer costs only itself.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,13 +13,11 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from protocol.errors import ProtocolError
-from protocol.signing import SigningKey
-
 from node import wire
 from node.auth import sign_request
 from node.errors import PeerError
-
+from protocol.errors import ProtocolError
+from protocol.signing import SigningKey
 
 T = TypeVar("T")
 
@@ -88,7 +85,7 @@ class PeerClient:
                     detail = data[:300].decode(errors="replace")
                     raise PeerError(f"{peer}: {method} {path} answered {resp.status}: {detail}")
                 return data
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise PeerError(f"{peer}: {method} {path} failed: {e or type(e).__name__}") from e
 
     async def checkpoints(self, peer: str, url: str) -> wire.CheckpointVector:

@@ -17,14 +17,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from protocol.checkpoint import parse_signed_checkpoint
-from protocol.errors import ProtocolError, RosterError
-from protocol.replica import CheckpointStatus
-
 from node import wire
 from node.errors import NodeError, PeerError
 from node.peer_client import PeerClient
 from node.service import NodeService
+from protocol.checkpoint import parse_signed_checkpoint
+from protocol.errors import ProtocolError, RosterError
+from protocol.replica import CheckpointStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from node.store.base import Store
 from protocol.errors import RollbackError
 from protocol.roster import Roster, SignedRoster, verify_genesis, verify_update
-
-from node.store.base import Store
 
 
 class RosterKeeper:

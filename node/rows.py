@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from node.store.base import EntryRow, FoundEntry
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError
 from protocol.signals import value_key
 from protocol.view import LocatedEntry
-
-from node.store.base import EntryRow, FoundEntry
 
 
 def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> EntryRow:

@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
 
 from aiohttp import web
 
@@ -25,6 +24,8 @@ from node.scheduler import SyncSchedule
 from node.server import operator_app, peer_app
 from node.service import NodeService
 from node.store.base import Store
+from node.store.postgres import PostgresStore
+from node.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,27 @@ def load_keys(config: NodeConfig) -> NodeKeys:
 
 
 def open_store(config: NodeConfig) -> Store:
+    """The store the configuration names: 'sqlite' (default) or a postgresql:// URL."""
     if config.store == "sqlite":
-        from node.store.sqlite import SqliteStore
-
         config.data_dir.mkdir(parents=True, exist_ok=True)
         return SqliteStore(config.data_dir / "hashmesh.db")
-    raise ConfigError(f"unknown store {config.store!r}")
+    if config.store.startswith(("postgresql://", "postgres://")):
+        # One schema per member, so several members may share a database server.
+        schema = "hm_" + "".join(c if c.isalnum() else "_" for c in config.member_id.lower())
+        return PostgresStore(config.store, schema=schema)
+    raise ConfigError(f"unknown store {config.store!r} (use 'sqlite' or a postgresql:// URL)")
+
+
+def read_roster(config: NodeConfig) -> bytes:
+    try:
+        return config.roster_path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the roster {config.roster_path}: {e}") from e
 
 
 async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     keys = load_keys(config)
-    try:
-        pinned = Path(config.roster_path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read the roster {config.roster_path}: {e}") from e
+    pinned = read_roster(config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

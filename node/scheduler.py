@@ -7,7 +7,7 @@ task, so every task has an owner and a round never overlaps another (max_instanc
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -17,14 +17,14 @@ class SyncSchedule:
     """Calls `request_sync` every `interval_s` seconds (plus jitter), first at once."""
 
     def __init__(self, request_sync: Callable[[], None], interval_s: float, jitter_s: float):
-        self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_job(
             request_sync,
-            IntervalTrigger(seconds=interval_s, jitter=jitter_s or None, timezone=timezone.utc),
+            IntervalTrigger(seconds=interval_s, jitter=jitter_s or None, timezone=UTC),
             id="anti-entropy",
             max_instances=1,
             coalesce=True,
-            next_run_time=datetime.now(timezone.utc),
+            next_run_time=datetime.now(UTC),
         )
 
     def start(self) -> None:

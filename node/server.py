@@ -11,20 +11,19 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol.entries import EntryRef
-from protocol.errors import ProtocolError, RosterError
-from protocol.tlogproof import TlogProof, format_tlog_proof
-
 from node import wire
 from node.auth import RequestVerifier, check_bearer
 from node.errors import AuthError, NodeError, PeerError, RequestError, StoreError
 from node.jsonview import parse_add, parse_hash, ref_json, view_json
 from node.service import NodeService
+from protocol.entries import EntryRef
+from protocol.errors import ProtocolError, RosterError
+from protocol.tlogproof import format_tlog_proof
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MSGPACK = "application/msgpack"
-PEER_KEY = web.AppKey("peer", str)
+PEER_KEY = web.RequestKey("peer", str)
 MAX_LOOKUP = 10_000
 
 
@@ -214,13 +213,16 @@ def operator_app(
         index = _int(request, "index")
         signed, path = await service.inclusion(origin, index)
         entry = await service.store.entries(origin, index, index + 1)
-        text = format_tlog_proof(TlogProof(index, tuple(path), signed.raw))
+        text = format_tlog_proof(index, path, signed.raw)
         return web.json_response(
             {"log": origin, "index": index, "entry": entry[0].hex(), "tlog_proof": text.decode()}
         )
 
     async def roster_get(request: web.Request) -> web.Response:
         return web.Response(body=service.rosters.chain[-1], content_type=MSGPACK)
+
+    async def roster_chain(request: web.Request) -> web.Response:
+        return web.json_response({"rosters": [raw.hex() for raw in service.rosters.chain]})
 
     async def roster_post(request: web.Request) -> web.Response:
         accepted = await service.rosters.offer(await request.read())
@@ -239,6 +241,7 @@ def operator_app(
             web.get("/v1/status", status),
             web.get("/v1/proof", proof),
             web.get("/v1/roster", roster_get),
+            web.get("/v1/roster/chain", roster_chain),
             web.post("/v1/roster", roster_post),
         ]
     )

@@ -11,6 +11,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from node.config import NodeConfig
+from node.errors import PeerError, RequestError
+from node.ingest import PeerLogs
+from node.rosters import RosterKeeper
+from node.rows import entry_row, located
+from node.store.base import Store
+from node.wire import CheckpointVector, EntriesPage
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
@@ -19,14 +26,6 @@ from protocol.signals import value_key, value_text
 from protocol.signing import SigningKey
 from protocol.view import HashView, fold
 from protocol.writer import LogWriter
-
-from node.config import NodeConfig
-from node.errors import PeerError, RequestError
-from node.ingest import PeerLogs
-from node.rosters import RosterKeeper
-from node.rows import entry_row, located
-from node.store.base import Store
-from node.wire import CheckpointVector, EntriesPage
 
 #: Called after our own log gained a signed checkpoint: (origin, start, end, None).
 OwnListener = Callable[[str, int, int, str | None], Awaitable[None]]
@@ -215,6 +214,7 @@ class NodeService:
         logs[self.origin] = {
             "member": self.config.member_id,
             "size": self._writer.size,
+            "root": self._writer.root.hex(),
             "checkpoint_size": own_signed,
             "own": True,
             "held": False,
@@ -228,6 +228,7 @@ class NodeService:
             logs[origin] = {
                 "member": member,
                 "size": replica.size,
+                "root": replica.root.hex(),
                 "checkpoint_size": replica.checkpoint.checkpoint.size if replica.checkpoint else 0,
                 "latest_seen": latest.checkpoint.size if latest else 0,
                 "own": False,
@@ -247,7 +248,20 @@ class NodeService:
                 for e in held.values()
             ],
             "now_ms": self.clock(),
+            "alerts": self.alerts(),
         }
+
+    def alerts(self) -> list[str]:
+        """What an operator must look at: equivocation, an expiring roster."""
+        out = [f"equivocation by {e.origin}: {e.detail}" for e in self.peers.held.values()]
+        roster = self.rosters.roster
+        left_ms = roster.expires_ms - self.clock()
+        if left_ms <= 0:
+            out.append(f"roster version {roster.version} has EXPIRED; ask the admins to renew it")
+        elif left_ms < self.config.roster_warn_days * 86_400_000:
+            days = left_ms / 86_400_000
+            out.append(f"roster version {roster.version} expires in {days:.1f} days")
+        return out
 
 
 def describe_value(signal_type: str, value: bytes | str) -> str:

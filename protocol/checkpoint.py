@@ -16,6 +16,19 @@ from protocol.signing import SigningKey
 
 MAX_SIZE = (1 << 63) - 1
 MAX_EXTENSIONS = 16
+_MAX_DIGITS = len(str(MAX_SIZE))
+
+
+def parse_decimal(text: str, what: str, limit: int = MAX_SIZE) -> int:
+    """A canonical non-negative decimal (ASCII digits, no sign or leading zero) up to `limit`."""
+    if not text.isascii() or not text.isdigit():
+        raise DecodeError(f"{what} is not a decimal number")
+    if len(text) > 1 and text[0] == "0":
+        raise DecodeError(f"{what} has leading zeros")
+    # Bound the length first: int() of thousands of digits is slow, and refused by Python.
+    if len(text) > _MAX_DIGITS or int(text) > limit:
+        raise DecodeError(f"{what} too large")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +52,7 @@ class Checkpoint:
         origin, size_text, root_text, *ext = lines
         if not origin:
             raise DecodeError("empty checkpoint origin")
-        if not size_text.isascii() or not size_text.isdigit():
-            raise DecodeError("checkpoint size is not a decimal number")
-        if len(size_text) > 1 and size_text[0] == "0":
-            raise DecodeError("checkpoint size has leading zeros")
-        size = int(size_text)
-        if size > MAX_SIZE:
-            raise DecodeError("checkpoint size too large")
+        size = parse_decimal(size_text, "checkpoint size", MAX_SIZE)
         root = unb64(root_text, "checkpoint root")
         if len(root) != HASH_SIZE:
             raise DecodeError("checkpoint root is not 32 bytes")

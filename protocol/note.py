@@ -38,8 +38,8 @@ def unb64(text: str, what: str) -> bytes:
 
 
 def check_name(name: str) -> str:
-    """A key name is non-empty UTF-8 without whitespace or '+'."""
-    if not name or "+" in name or any(c.isspace() for c in name):
+    """A key name is non-empty UTF-8 without whitespace, control characters or '+'."""
+    if not name or "+" in name or any(c.isspace() or _is_control(c) for c in name):
         raise DecodeError(f"invalid key name {name!r}")
     return name
 
@@ -67,7 +67,8 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> Verifier:
-        parts = text.strip().split("+")
+        # The base64 key may itself hold '+': split at the first two only, as Go's chop does.
+        parts = text.strip().split("+", 2)
         if len(parts) != 3:
             raise DecodeError("verifier key: expected name+keyid+key")
         name, hex_id, key_b64 = parts
@@ -89,7 +90,7 @@ def signer_key_text(name: str, key: SigningKey) -> str:
 
 
 def parse_signer_key(text: str) -> tuple[str, SigningKey]:
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 4)
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
         raise DecodeError("signer key: expected PRIVATE+KEY+name+keyid+key")
     name = check_name(parts[2])
@@ -126,12 +127,15 @@ class Note:
         return [s for s in self.signatures if s.name == name and s.key_id == kid]
 
 
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 0x20 or ord(ch) == 0x7F
+
+
 def check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise DecodeError("note text must end in a newline")
-    for ch in text:
-        if ch != "\n" and (ord(ch) < 0x20 or ord(ch) == 0x7F):
-            raise DecodeError("note text holds a control character")
+    if any(ch != "\n" and _is_control(ch) for ch in text):
+        raise DecodeError("note text holds a control character")
 
 
 def parse_note(raw: bytes) -> Note:
@@ -142,6 +146,9 @@ def parse_note(raw: bytes) -> Note:
         whole = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DecodeError("note is not UTF-8") from e
+    # Like Go's note.Open: no control character but newline anywhere, signature lines included.
+    if any(ch != "\n" and _is_control(ch) for ch in whole):
+        raise DecodeError("note holds a control character")
     split = whole.rfind("\n\n")
     if split < 0:
         raise DecodeError("note has no signature block")

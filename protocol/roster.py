@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from protocol import codec
 from protocol.errors import DecodeError, ExpiredError, RollbackError, RosterError
+from protocol.note import check_name
 from protocol.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, verify
 
 ROSTER_VERSION = 1
@@ -41,7 +42,7 @@ DEFAULT_TAXONOMY: tuple[str, ...] = (
     "threat",
     "designated-organisation",
 )
-_MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_MEMBER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,18 +253,23 @@ def _check_roster(r: Roster) -> None:
 
 
 def _check_member(m: Member) -> None:
-    if not _MEMBER_ID.match(m.member_id):
+    if not _MEMBER_ID.fullmatch(m.member_id):
         raise RosterError(f"bad member id {m.member_id!r}")
     if not m.roles or any(role not in ROLES for role in m.roles):
         raise RosterError(f"member {m.member_id!r}: roles must be among {ROLES}")
     if m.writes:
-        if not m.origin or any(c.isspace() or c == "+" for c in m.origin):
-            raise RosterError(f"member {m.member_id!r}: bad log origin")
+        try:
+            check_name(m.origin)  # the origin names the checkpoint key in signed notes
+        except DecodeError as e:
+            raise RosterError(f"member {m.member_id!r}: bad log origin") from e
         if not m.checkpoint_keys:
             raise RosterError(f"member {m.member_id!r} has no checkpoint key")
     for k in m.checkpoint_keys:
         if k.last_size is not None and k.last_size < k.first_size:
             raise RosterError(f"member {m.member_id!r}: key range is empty")
+        # Without an end, a compromised key would still cover every size (see `covers`).
+        if k.compromised and k.last_size is None:
+            raise RosterError(f"member {m.member_id!r}: a compromised key needs a last_size")
 
 
 def signing_message(body: bytes) -> bytes:

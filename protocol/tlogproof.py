@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import merkle
-from protocol.checkpoint import SignedCheckpoint, open_checkpoint
-from protocol.errors import DecodeError
+from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_decimal
+from protocol.errors import DecodeError, ProofError
 from protocol.note import b64, unb64
 
 HEADER = "c2sp.org/tlog-proof@v1"
@@ -33,6 +33,9 @@ class TlogProof:
         """Check the checkpoint's signature and the entry's inclusion. Returns the checkpoint."""
         signed = open_checkpoint(self.checkpoint_raw, public)
         cp = signed.checkpoint
+        # An index past the tree is a bad proof, not a caller's bug (merkle's ValidationError).
+        if self.index >= cp.size:
+            raise ProofError(f"tlog-proof index {self.index} is not below size {cp.size}")
         merkle.verify_inclusion(self.index, cp.size, merkle.leaf_hash(entry), self.proof, cp.root)
         return signed
 
@@ -66,9 +69,7 @@ def parse_tlog_proof(raw: bytes) -> TlogProof:
         rest = rest[1:]
     if not rest or not rest[0].startswith("index "):
         raise DecodeError("tlog-proof has no index line")
-    digits = rest[0][len("index ") :]
-    if not digits.isascii() or not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
-        raise DecodeError("tlog-proof index is not a decimal number")
+    index = parse_decimal(rest[0][len("index ") :], "tlog-proof index")
     hashes = rest[1:]
     if len(hashes) > MAX_PROOF_HASHES:
         raise DecodeError("tlog-proof has too many hashes")
@@ -78,4 +79,4 @@ def parse_tlog_proof(raw: bytes) -> TlogProof:
         if len(value) != merkle.HASH_SIZE:
             raise DecodeError("tlog-proof hash is not 32 bytes")
         proof.append(value)
-    return TlogProof(int(digits), tuple(proof), note.encode(), extra)
+    return TlogProof(index, tuple(proof), note.encode(), extra)

@@ -1,1 +1,33 @@
-"""Storage for a node: an interface and its SQLite (default) implementation."""
+"""Storage for a node: an interface and its SQLite (default) and PostgreSQL implementations."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from node.errors import StoreError
+from node.store.base import Store
+from node.store.postgres import PostgresStore
+from node.store.sqlite import SqliteStore
+
+__all__ = ["PostgresStore", "SqliteStore", "Store", "open_store"]
+
+
+def open_store(url_or_path: str | os.PathLike[str]) -> Store:
+    """The store a location names (not yet opened: call `await store.open()`).
+
+    A file path or `sqlite:///path` is a SQLiteStore; `postgresql://...` (or `postgres://`) is
+    a PostgresStore, whose schema may be chosen with a `schema=` query parameter.
+    """
+    location = os.fspath(url_or_path)
+    scheme = urlsplit(location).scheme if "://" in location else ""
+    if scheme in ("postgresql", "postgres"):
+        parts = urlsplit(location)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schemas = [value for key, value in query if key == "schema"]
+        dsn = urlunsplit(parts._replace(query=urlencode([q for q in query if q[0] != "schema"])))
+        return PostgresStore(dsn, schema=schemas[-1]) if schemas else PostgresStore(dsn)
+    if scheme not in ("", "sqlite"):
+        raise StoreError(f"no store is known for {scheme}:// locations")
+    path = location.removeprefix("sqlite://") if scheme == "sqlite" else location
+    return SqliteStore(path)

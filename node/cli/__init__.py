@@ -1,0 +1,1 @@
+"""The `hashmesh` command line: one module per group of commands, dispatched by main."""

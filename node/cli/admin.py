@@ -1,0 +1,326 @@
+"""`hashmesh admin ...`: the roster's life. Drafts are files; each admin signs on their own
+machine with their own key (keys never leave it); `publish` hands a roster with enough
+signatures to a node, from where it spreads like any other data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from node.cli.common import (
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    add_json_arg,
+    add_node_arg,
+    client,
+    print_json,
+)
+from node.consortium import DAY_MS, JoinRequest
+from node.errors import ConfigError
+from node.keys import load_key, write_secret
+from protocol.errors import ProtocolError
+from protocol.note import signer_key_text
+from protocol.roster import (
+    DEFAULT_TAXONOMY,
+    AdminKey,
+    CheckpointKey,
+    Member,
+    Roster,
+    SignedRoster,
+)
+from protocol.signing import SigningKey
+
+
+def register(sub: Subcommands) -> None:
+    admin = sub.add_parser("admin", help="consortium admins: create and change the roster")
+    cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+
+    p = cmds.add_parser("keygen", help="make an admin key (private file + .pub)")
+    p.add_argument("name")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_keygen)
+
+    p = cmds.add_parser("create", help="draft version 1 of a consortium's roster")
+    p.add_argument("--name", required=True, help="the consortium's name")
+    p.add_argument("--admin", action="append", required=True, help="admin .pub file")
+    p.add_argument("--threshold", type=int, required=True, help="signatures needed (t of n)")
+    p.add_argument("--member", action="append", default=[], help="a member's join request")
+    p.add_argument("--taxonomy-file", type=Path, help="labels, one per line (default: built in)")
+    p.add_argument("--witness-quorum", type=int, default=0)
+    p.add_argument("--pdq-threshold", type=int, default=31)
+    _validity(p)
+    p.set_defaults(func=cmd_create)
+
+    for name, helptext, func in (
+        ("add-member", "draft N+1 adding the member of a join request", cmd_add_member),
+        ("remove-member", "draft N+1 without a member", cmd_remove_member),
+        ("rotate-key", "draft N+1 giving a member a new checkpoint key", cmd_rotate_key),
+        ("compromise-key", "draft N+1 declaring a member's key compromised", cmd_compromise),
+        ("set-admins", "draft N+1 with new admin keys and threshold", cmd_set_admins),
+        ("renew", "draft N+1 that only extends the expiry", cmd_renew),
+    ):
+        p = cmds.add_parser(name, help=helptext)
+        p.add_argument("roster", type=Path, help="the current signed roster")
+        _validity(p)
+        p.set_defaults(func=func)
+        if name == "add-member":
+            p.add_argument("--join", required=True, type=Path)
+        if name in ("remove-member", "rotate-key", "compromise-key"):
+            p.add_argument("--member", required=True)
+        if name == "rotate-key":
+            p.add_argument("--new-key", required=True, help="base64 public key")
+            p.add_argument("--after-size", type=int, required=True, help="old key's last size")
+        if name == "compromise-key":
+            p.add_argument("--from-size", type=int, required=True, help="last size to trust")
+        if name == "set-admins":
+            p.add_argument("--admin", action="append", required=True)
+            p.add_argument("--threshold", type=int, required=True)
+
+    p = cmds.add_parser("sign", help="add your signature to a draft (in place)")
+    p.add_argument("draft", type=Path)
+    p.add_argument("--key", required=True, type=Path, help="your admin key file")
+    p.set_defaults(func=cmd_sign)
+
+    p = cmds.add_parser("show", help="print a roster")
+    p.add_argument("roster", type=Path)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_show)
+
+    p = cmds.add_parser("publish", help="hand a signed roster to a node")
+    p.add_argument("roster", type=Path)
+    add_node_arg(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = cmds.add_parser("current", help="fetch the roster a node trusts now")
+    p.add_argument("--out", required=True, type=Path)
+    add_node_arg(p)
+    p.set_defaults(func=cmd_current)
+
+
+def _validity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--valid-days", type=float, default=365.0, help="expiry, days from now")
+    p.add_argument("--resign-days", type=float, default=0.0, help="re-sign period (0: none)")
+    p.add_argument("--out", type=Path, help="where to write the draft")
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _read_signed(path: Path) -> SignedRoster:
+    try:
+        return SignedRoster.decode(path.read_bytes())
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+
+
+def _admin_key(path: str) -> AdminKey:
+    text = Path(path).read_text().strip()
+    name, _, b64 = text.partition(" ")
+    try:
+        return AdminKey(name, base64.b64decode(b64, validate=True))
+    except (binascii.Error, ValueError) as e:
+        raise ConfigError(f"{path} is not an admin .pub file") from e
+
+
+def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
+    out = args.out or Path(f"roster-v{roster.version}.draft")
+    out.write_bytes(SignedRoster(roster.encode(), ()).encode())
+    print(f"wrote draft roster version {roster.version} to {out}; now each admin runs")
+    print(f"  hashmesh admin sign {out} --key <their key>   ({roster.threshold} needed)")
+    return EXIT_OK
+
+
+def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
+    now = _now()
+    draft = replace(
+        current,
+        version=current.version + 1,
+        issued_ms=now,
+        expires_ms=now + int(args.valid_days * DAY_MS),
+        resign_period_ms=int(args.resign_days * DAY_MS),
+        **changes,  # type: ignore[arg-type]
+    )
+    return _write_draft(args, draft)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    key = SigningKey.generate()
+    write_secret(args.out, signer_key_text(args.name, key))
+    pub = args.out.with_suffix(".pub")
+    pub.write_text(f"{args.name} {base64.b64encode(key.public).decode()}\n")
+    print(f"admin key {args.name}: private {args.out} (keep it offline), public {pub}")
+    return EXIT_OK
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    taxonomy = DEFAULT_TAXONOMY
+    if args.taxonomy_file:
+        taxonomy = tuple(x.strip() for x in args.taxonomy_file.read_text().split() if x.strip())
+    members = [JoinRequest.from_json(Path(m).read_text()).member() for m in args.member]
+    now = _now()
+    try:
+        roster = Roster(
+            consortium=args.name,
+            version=1,
+            issued_ms=now,
+            expires_ms=now + int(args.valid_days * DAY_MS),
+            admins=tuple(_admin_key(a) for a in args.admin),
+            threshold=args.threshold,
+            witness_quorum=args.witness_quorum,
+            taxonomy=taxonomy,
+            members=tuple(members),
+            pdq_threshold=args.pdq_threshold,
+            resign_period_ms=int(args.resign_days * DAY_MS),
+        )
+    except ProtocolError as e:
+        raise UsageError(str(e)) from e
+    return _write_draft(args, roster)
+
+
+def _member_change(current: Roster, member_id: str, change: object) -> tuple[object, ...]:
+    current.member(member_id)  # raises RosterError for an unknown member
+    return tuple(change(m) if m.member_id == member_id else m for m in current.members)  # type: ignore[operator]
+
+
+def cmd_add_member(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+    member = JoinRequest.from_json(args.join.read_text()).member()
+    return _next(args, current, members=(*current.members, member))
+
+
+def cmd_remove_member(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+    current.member(args.member)
+    kept = tuple(m for m in current.members if m.member_id != args.member)
+    return _next(args, current, members=kept)
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+    new_key = base64.b64decode(args.new_key, validate=True)
+
+    def rotate(m: Member) -> Member:
+        old = tuple(
+            replace(k, last_size=args.after_size) if k.last_size is None else k
+            for k in m.checkpoint_keys
+        )
+        return replace(m, checkpoint_keys=(*old, CheckpointKey(new_key, args.after_size + 1)))
+
+    return _next(args, current, members=_member_change(current, args.member, rotate))
+
+
+def cmd_compromise(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+
+    def compromise(m: Member) -> Member:
+        keys = tuple(
+            replace(k, last_size=args.from_size, compromised=True)
+            if k.last_size is None or k.last_size > args.from_size
+            else k
+            for k in m.checkpoint_keys
+        )
+        return replace(m, checkpoint_keys=keys)
+
+    return _next(args, current, members=_member_change(current, args.member, compromise))
+
+
+def cmd_set_admins(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+    admins = tuple(_admin_key(a) for a in args.admin)
+    return _next(args, current, admins=admins, threshold=args.threshold)
+
+
+def cmd_renew(args: argparse.Namespace) -> int:
+    return _next(args, _read_signed(args.roster).roster)
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    signed = _read_signed(args.draft)
+    name, key = load_key(args.key)
+    roster = signed.roster
+    if key.public not in {a.public for a in roster.admins}:
+        print(
+            f"note: {name} is not an admin of version {roster.version} itself "
+            "(fine if you are an admin of the previous version)"
+        )
+    signed = signed.with_signature(key)
+    args.draft.write_bytes(signed.encode())
+    have = len(signed.signers(roster.admins))
+    print(f"signed version {roster.version} as {name}: {have} of {roster.threshold} own admins")
+    return EXIT_OK
+
+
+def roster_json(signed: SignedRoster) -> dict[str, object]:
+    r = signed.roster
+    return {
+        "consortium": r.consortium,
+        "version": r.version,
+        "issued_ms": r.issued_ms,
+        "expires_ms": r.expires_ms,
+        "threshold": r.threshold,
+        "witness_quorum": r.witness_quorum,
+        "pdq_threshold": r.pdq_threshold,
+        "resign_period_ms": r.resign_period_ms,
+        "taxonomy": list(r.taxonomy),
+        "admins": [
+            {"name": a.name, "public": base64.b64encode(a.public).decode()} for a in r.admins
+        ],
+        "signatures_by_own_admins": len(signed.signers(r.admins)),
+        "members": [
+            {
+                "member_id": m.member_id,
+                "display_name": m.display_name,
+                "origin": m.origin,
+                "roles": list(m.roles),
+                "endpoints": list(m.endpoints),
+                "contact": m.contact,
+                "checkpoint_keys": [
+                    {
+                        "public": base64.b64encode(k.public).decode(),
+                        "first_size": k.first_size,
+                        "last_size": k.last_size,
+                        "compromised": k.compromised,
+                    }
+                    for k in m.checkpoint_keys
+                ],
+            }
+            for m in r.members
+        ],
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    data = roster_json(_read_signed(args.roster))
+    if args.json:
+        print_json(data)
+        return EXIT_OK
+    print(
+        f"{data['consortium']} roster version {data['version']}, "
+        f"{data['signatures_by_own_admins']} of threshold {data['threshold']} signatures"
+    )
+    for m in data["members"]:  # type: ignore[attr-defined]
+        print(f"  {m['member_id']:16} {m['origin']:32} {','.join(m['roles'])}")
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    raw = args.roster.read_bytes()
+    _read_signed(args.roster)
+    result = client(args).call("POST", "/v1/roster", raw=raw)
+    state = "accepted" if result["accepted"] else "already known"
+    print(f"roster {state}; the node now trusts version {result['version']}")
+    return EXIT_OK
+
+
+def cmd_current(args: argparse.Namespace) -> int:
+    raw = client(args).call("GET", "/v1/roster")
+    args.out.write_bytes(raw)
+    print(f"wrote roster version {SignedRoster.decode(raw).roster.version} to {args.out}")
+    return EXIT_OK

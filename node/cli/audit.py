@@ -1,0 +1,217 @@
+"""`hashmesh audit ...`: what an auditor runs. `verify` checks a node's copy of every log
+offline; `proof` writes a provenance bundle for one hash; `verify-proof` checks a bundle with
+no network. The checks themselves live in protocol.audit and protocol.bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from node.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_VERIFY,
+    Subcommands,
+    add_json_arg,
+    add_node_arg,
+    client,
+    node_config,
+    parse_hash_arg,
+    print_json,
+)
+from node.errors import ConfigError
+from node.runner import open_store, wall_clock_ms
+from node.store.base import Store
+from protocol.audit import LogAudit, check_evidence
+from protocol.bundle import ProvenanceBundle, verify_bundle
+from protocol.entries import Add, Dispute, Retract
+from protocol.errors import ProtocolError
+from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
+from protocol.signals import value_text
+from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
+
+PAGE = 10_000
+
+
+def register(sub: Subcommands) -> None:
+    audit = sub.add_parser("audit", help="auditors: verify logs and provenance offline")
+    cmds = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+
+    p = cmds.add_parser("verify", help="check a node's copy of every log, offline")
+    p.add_argument("directory", type=Path, help="the node's directory (its data is only read)")
+    p.add_argument("--genesis", type=Path, help="the pinned first roster (default: the node's)")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = cmds.add_parser("proof", help="write a provenance bundle for a hash")
+    p.add_argument("hash", metavar="TYPE:VALUE")
+    p.add_argument("--out", type=Path, required=True)
+    add_node_arg(p)
+    p.set_defaults(func=cmd_proof)
+
+    p = cmds.add_parser("verify-proof", help="check a provenance bundle with no network")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--genesis", type=Path, help="the pinned first roster")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_verify_proof)
+
+
+async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
+    problems: list[str] = []
+    roster = verify_genesis(SignedRoster.decode(genesis))
+    for raw in await store.rosters():
+        candidate = SignedRoster.decode(raw)
+        if candidate.roster.version > roster.version:
+            try:
+                roster = verify_update(roster, candidate)
+            except ProtocolError as bad:
+                problems.append(f"roster version {candidate.roster.version}: {bad}")
+                break
+    try:
+        check_fresh(roster, wall_clock_ms())
+    except ProtocolError as stale:
+        problems.append(str(stale))
+    logs = {}
+    for origin, head in sorted((await store.log_heads()).items()):
+        if origin not in roster.origins():
+            logs[origin] = {"size": head.size, "ok": True, "note": "not in the current roster"}
+            continue
+        checkpoints = [raw for _, raw in await store.checkpoints(origin)]
+        audit = LogAudit(origin, roster, checkpoints)
+        for start in range(0, head.size, PAGE):
+            audit.feed(await store.entries(origin, start, min(head.size, start + PAGE)))
+        report = audit.finish()
+        problems.extend(f"{origin}: {p}" for p in report.problems)
+        logs[origin] = {
+            "size": report.size,
+            "root": report.root.hex(),
+            "checkpoints_checked": report.checkpoints_checked,
+            "witnessed_checkpoints": report.witnessed,
+            "undecodable_entries": report.undecodable,
+            "ok": report.ok,
+        }
+    evidence = []
+    for e in await store.evidence():
+        try:
+            evidence.append(
+                {"origin": e.origin, "proves": check_evidence(e.first, e.second, roster)}
+            )
+        except ProtocolError as err:
+            evidence.append({"origin": e.origin, "invalid": str(err)})
+    return {
+        "roster_version": roster.version,
+        "logs": logs,
+        "equivocation_evidence": evidence,
+        "problems": problems,
+        "ok": not problems,
+    }
+
+
+async def _run_verify(args: argparse.Namespace) -> dict[str, Any]:
+    config = node_config(argparse.Namespace(node=str(args.directory)))
+    genesis_path = args.genesis or config.roster_path
+    try:
+        genesis = genesis_path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {genesis_path}: {e}") from e
+    store = open_store(config)
+    await store.open()
+    try:
+        return await _audit_store(store, genesis)
+    finally:
+        await store.close()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = asyncio.run(_run_verify(args))
+    if args.json:
+        print_json(report)
+    else:
+        print(f"roster version {report['roster_version']}")
+        for origin, log in report["logs"].items():
+            mark = "ok" if log["ok"] else "FAILED"
+            checked = log.get("checkpoints_checked", 0)
+            print(f"  {origin:40} size {log['size']:8}  {checked} checkpoints checked  {mark}")
+        for e in report["equivocation_evidence"]:
+            print(f"EQUIVOCATION: {e.get('proves') or e.get('invalid')}")
+        for p in report["problems"]:
+            print(f"PROBLEM: {p}")
+        print("audit passed" if report["ok"] else "audit FAILED")
+    return EXIT_OK if report["ok"] else EXIT_VERIFY
+
+
+def cmd_proof(args: argparse.Namespace) -> int:
+    item = parse_hash_arg(args.hash)
+    api = client(args)
+    result = api.call("POST", "/v1/lookup", {"hashes": [item]})["results"][0]
+    if not result["found"]:
+        print(f"{args.hash} is not in any log this node holds")
+        return EXIT_NOT_FOUND
+    first = result["submissions"][0]
+    proof = api.call("GET", f"/v1/proof?log={first['log']}&index={first['index']}")
+    parsed = parse_tlog_proof(proof["tlog_proof"].encode())
+    text = format_tlog_proof(
+        parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
+    )
+    chain = api.call("GET", "/v1/roster/chain")
+    rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
+    args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
+    print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
+    return EXIT_OK
+
+
+def _entry_json(entry: object) -> dict[str, Any]:
+    if isinstance(entry, Add):
+        return {
+            "kind": "add",
+            "signal_type": entry.signal_type,
+            "value": value_text(entry.signal_type, entry.value),
+            "labels": list(entry.labels),
+            "incident": entry.incident,
+            "timestamp_ms": entry.timestamp_ms,
+        }
+    if isinstance(entry, Retract | Dispute):
+        kind = "retract" if isinstance(entry, Retract) else "dispute"
+        return {"kind": kind, "target": [entry.target.log, entry.target.index]}
+    return {"kind": "unknown"}
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    pinned = args.genesis.read_bytes() if args.genesis else None
+    try:
+        p = verify_bundle(args.bundle.read_bytes(), pinned)
+    except ProtocolError as e:
+        print(f"proof INVALID: {e}")
+        return EXIT_VERIFY
+    out = {
+        "valid": True,
+        "member": p.member_id,
+        "display_name": p.display_name,
+        "log": p.origin,
+        "index": p.index,
+        "entry": _entry_json(p.entry),
+        "checkpoint_size": p.checkpoint_size,
+        "roster_version": p.roster_version,
+        "genesis_sha256": p.genesis_sha256,
+        "genesis_pinned": pinned is not None,
+        "cosigners": list(p.cosigners),
+        "witness_quorum": p.witness_quorum,
+        "witnessed": p.witnessed,
+        "entry_sha256": hashlib.sha256(p.entry_bytes).hexdigest(),
+    }
+    if args.json:
+        print_json(out)
+    else:
+        print(
+            f"valid: entry #{p.index} of {p.origin} was added by {p.member_id} "
+            f"({p.display_name}); checkpoint size {p.checkpoint_size}"
+        )
+        print(f"  {out['entry']}")
+        print(f"  cosigned by {len(p.cosigners)} (quorum {p.witness_quorum})")
+        if pinned is None:
+            print(f"  WARNING: first roster not pinned; its SHA-256 is {p.genesis_sha256}")
+    return EXIT_OK

@@ -1,0 +1,79 @@
+"""What every CLI command shares: exit codes, output, finding the node, parsing hash arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from node.config import NodeConfig, load_config
+from node.errors import ConfigError
+from node.operator_client import OperatorClient
+from protocol.errors import ValidationError
+from protocol.signals import SIGNAL_TYPES, parse_value
+
+if TYPE_CHECKING:
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subcommands = argparse._SubParsersAction
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1  # lookup or match found nothing (like grep)
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_NODE = 4  # the node refused the request or could not be reached
+EXIT_VERIFY = 5  # an audit or proof verification failed
+
+EXIT_CODES_HELP = """exit codes:
+  0  success
+  1  nothing found (lookup, match)
+  2  usage error
+  3  configuration or key file problem
+  4  the node refused the request or could not be reached
+  5  verification failed (audit)"""
+
+
+class UsageError(ConfigError):
+    """Arguments that parse but make no sense together."""
+
+
+def add_node_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--node",
+        default=os.environ.get("HASHMESH_NODE", "."),
+        help="the node's directory (default: $HASHMESH_NODE or .)",
+    )
+
+
+def add_json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def node_config(args: argparse.Namespace) -> NodeConfig:
+    return load_config(Path(args.node))
+
+
+def client(args: argparse.Namespace) -> OperatorClient:
+    return OperatorClient.for_node(node_config(args))
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def parse_hash_arg(text: str) -> dict[str, str]:
+    """`TYPE:VALUE` (e.g. md5:9e10...): checked locally before anything is sent."""
+    signal_type, sep, value = text.partition(":")
+    if not sep or signal_type not in SIGNAL_TYPES:
+        raise UsageError(
+            f"{text!r}: expected TYPE:VALUE with TYPE one of {', '.join(SIGNAL_TYPES)}"
+        )
+    try:
+        parse_value(signal_type, value)
+    except ValidationError as e:
+        raise UsageError(f"{text!r}: {e}") from e
+    return {"signal_type": signal_type, "value": value}

@@ -1,0 +1,113 @@
+"""`hashmesh`: the entry point. Builds the argument parser from each command module, runs the
+chosen command and turns errors into one clear line and a meaningful exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from node.cli import admin, audit, demo, operator
+from node.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_CONFIG,
+    EXIT_NODE,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VERIFY,
+    UsageError,
+)
+from node.config import NodeConfig, load_config
+from node.consortium import JOIN_REQUEST, init_member
+from node.errors import ConfigError, NodeError
+from node.runner import run_node
+from protocol.errors import ProtocolError
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    config = NodeConfig(
+        member_id=args.member_id,
+        origin=args.origin or f"{args.member_id}.hashmesh",
+        directory=Path(args.directory).resolve(),
+        peer_host=args.peer_host,
+        peer_port=args.peer_port,
+        operator_port=args.operator_port,
+    )
+    request = init_member(config, display_name=args.display_name or "", contact=args.contact)
+    print(f"initialised member {request.member_id} (log {request.origin}) in {config.directory}")
+    print(f"send {config.directory / JOIN_REQUEST} to the consortium's admins;")
+    print(f"once they publish a roster with you in it, save it as {config.roster_path}")
+    return EXIT_OK
+
+
+def cmd_node_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run_node(load_config(Path(args.directory))))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hashmesh",
+        description="Share hashes of removed terrorist content across a consortium of platforms.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a member's keys, configuration and join request")
+    p.add_argument("directory", help="where the node's keys, config and data will live")
+    p.add_argument("--member-id", required=True, help="short id, e.g. 'examplevideo'")
+    p.add_argument("--origin", help="log origin (default: <member-id>.hashmesh)")
+    p.add_argument("--display-name", help="the platform's name as admins will show it")
+    p.add_argument("--contact", default="", help="who to call about this node")
+    p.add_argument("--peer-host", default="127.0.0.1", help="address peers reach us on")
+    p.add_argument("--peer-port", type=int, default=7400)
+    p.add_argument("--operator-port", type=int, default=7401)
+    p.set_defaults(func=cmd_init)
+
+    node = sub.add_parser("node", help="run the node").add_subparsers(
+        dest="node_command", required=True, metavar="COMMAND"
+    )
+    p = node.add_parser("run", help="run the node in the foreground until SIGTERM or Ctrl-C")
+    p.add_argument("directory", nargs="?", default=".", help="the node's directory")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_node_run)
+
+    operator.register(sub)
+    admin.register(sub)
+    audit.register(sub)
+    demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as e:
+        print(f"hashmesh: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as e:
+        print(f"hashmesh: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except NodeError as e:
+        print(f"hashmesh: {e}", file=sys.stderr)
+        return EXIT_NODE
+    except ProtocolError as e:
+        print(f"hashmesh: verification failed: {e}", file=sys.stderr)
+        return EXIT_VERIFY
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Operator commands: talk to the member's own node over its operator API (bearer token).
+
+submit, retract, dispute, lookup, match, status; and `hash`, which hashes files locally and
+sends nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from node.cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    add_json_arg,
+    add_node_arg,
+    client,
+    parse_hash_arg,
+    print_json,
+)
+from node.hashing import LOW_QUALITY, hash_file
+from protocol.entries import DISPUTE_REASONS
+from protocol.signals import value_text
+
+
+def register(sub: Subcommands) -> None:
+    p = sub.add_parser("submit", help="add hashes of content your platform removed")
+    p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE", help="e.g. pdq:<64 hex>")
+    p.add_argument("--file", action="append", default=[], help="hash this file and submit")
+    p.add_argument("--label", action="append", default=[], help="a label of the taxonomy")
+    p.add_argument("--incident", help="incident id, e.g. a live-streamed attack")
+    p.add_argument("--reference", help="your own record id (opaque to others)")
+    p.add_argument("--force", action="store_true", help="submit low-quality PDQ hashes too")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("retract", help="withdraw one of your own entries everywhere")
+    p.add_argument("index", type=int, help="the index of the entry in your log")
+    p.add_argument("--reason", default="", help="why (free text)")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_retract)
+
+    p = sub.add_parser("dispute", help="contest another member's entry")
+    p.add_argument("log", help="the entry's log origin")
+    p.add_argument("index", type=int, help="the entry's index in that log")
+    p.add_argument("--reason-code", required=True, choices=DISPUTE_REASONS)
+    p.add_argument("--text", default="", help="explanation shown with the hash")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_dispute)
+
+    for name, helptext in (
+        ("lookup", "show the consortium's view of hashes (exact)"),
+        ("match", "match hashes or files against the consortium (near-duplicates too)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE")
+        p.add_argument("--file", action="append", default=[], help="hash this file and match")
+        add_node_arg(p)
+        add_json_arg(p)
+        p.set_defaults(func=cmd_lookup, path=f"/v1/{name}")
+
+    p = sub.add_parser("status", help="the node's logs, peers, roster and alerts")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("hash", help="hash files locally (nothing is sent)")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--fps", type=float, default=1.0, help="video frames hashed per second")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_hash)
+
+
+def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for name in files:
+        for signal_type, value, quality in hash_file(Path(name)):
+            if quality is not None and quality < LOW_QUALITY and not force:
+                raise UsageError(
+                    f"{name}: PDQ quality {quality} is below {LOW_QUALITY}; "
+                    "such hashes match unrelated images (use --force to submit anyway)"
+                )
+            items.append({"signal_type": signal_type, "value": value_text(signal_type, value)})
+    return items
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, args.force)
+    if not items:
+        raise UsageError("nothing to submit: give TYPE:VALUE arguments or --file")
+    for item in items:
+        item["labels"] = args.label
+        if args.incident:
+            item["incident"] = args.incident
+        if args.reference:
+            item["reference"] = args.reference
+    result = client(args).call("POST", "/v1/submit", {"items": items})
+    if args.json:
+        print_json(result)
+    else:
+        for item, ref in zip(items, result["entries"], strict=True):
+            print(f"added {item['signal_type']}:{item['value']} as {ref['log']} #{ref['index']}")
+    return EXIT_OK
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    result = client(args).call("POST", "/v1/retract", {"index": args.index, "reason": args.reason})
+    if args.json:
+        print_json(result)
+    else:
+        print(f"retracted entry {args.index}: retraction is #{result['entry']['index']}")
+    return EXIT_OK
+
+
+def cmd_dispute(args: argparse.Namespace) -> int:
+    body = {"log": args.log, "index": args.index, "reason_code": args.reason_code}
+    body["text"] = args.text
+    result = client(args).call("POST", "/v1/dispute", body)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"disputed {args.log} #{args.index}: dispute is #{result['entry']['index']}")
+    return EXIT_OK
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe(result: dict[str, Any]) -> list[str]:
+    head = f"{result['signal_type']}:{result['value']}"
+    if not result["found"]:
+        return [f"{head}  not found"]
+    state = "ACTIVE" if result["active"] else "withdrawn"
+    lines = [f"{head}  {state}  labels={','.join(result['labels']) or '-'}"]
+    if "distance" in result:
+        lines[0] += f"  distance={result['distance']}"
+    for s in result["submissions"]:
+        line = f"  added by {s['member']} ({s['log']} #{s['index']}) at {_when(s['timestamp_ms'])}"
+        if s.get("incident"):
+            line += f" incident={s['incident']}"
+        if s.get("retracted"):
+            line += "  RETRACTED"
+        lines.append(line)
+    for d in result.get("disputes", []):
+        lines.append(f"  disputed by {d['member']}: {d['reason_code']} {d.get('text', '')}")
+    return lines
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, True)
+    if not items:
+        raise UsageError("nothing to look up: give TYPE:VALUE arguments or --file")
+    result = client(args).call("POST", args.path, {"hashes": items})
+    if args.json:
+        print_json(result)
+    else:
+        for r in result["results"]:
+            print("\n".join(describe(r)))
+    found = any(r["found"] for r in result["results"])
+    return EXIT_OK if found else EXIT_NOT_FOUND
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = client(args).call("GET", "/v1/status")
+    if args.json:
+        print_json(status)
+        return EXIT_OK
+    roster = status["roster"]
+    print(f"member {status['member_id']}  log {status['origin']}")
+    print(
+        f"roster {roster['consortium']} v{roster['version']} expires {_when(roster['expires_ms'])}"
+    )
+    print("logs:")
+    for origin, log in status["logs"].items():
+        extra = "  HELD (equivocation)" if log.get("held") else ""
+        print(f"  {origin:40} {log['member'] or '?':12} size {log['size']}{extra}")
+    print("peers:")
+    for member, peer in status.get("peers", {}).items():
+        state = "reachable" if peer["reachable"] else f"UNREACHABLE ({peer['last_error']})"
+        print(f"  {member:20} {state}")
+    for alert in status.get("alerts", []):
+        print(f"ALERT: {alert}")
+    return EXIT_OK
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    out: list[dict[str, Any]] = []
+    for path in args.files:
+        for signal_type, value, quality in hash_file(path, vpdq_fps=args.fps):
+            out.append(
+                {
+                    "file": str(path),
+                    "signal_type": signal_type,
+                    "value": value_text(signal_type, value),
+                    "quality": quality,
+                    "low_quality": quality is not None and quality < LOW_QUALITY,
+                }
+            )
+    if args.json:
+        print_json(out)
+    else:
+        for h in out:
+            q = f"  quality={h['quality']}" if h["quality"] is not None else ""
+            flag = "  LOW QUALITY" if h["low_quality"] else ""
+            text = str(h["value"])
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            print(f"{h['file']}  {h['signal_type']}:{shown}{q}{flag}")
+    return EXIT_OK

@@ -1,0 +1,255 @@
+"""Exact Hamming-radius search over 256-bit PDQ hashes: multi-index hashing in numpy.
+
+Guarantee: `search(q, r)` returns every stored hash whose Hamming distance to `q` is at most
+`r`, and nothing else, for every radius 0..256. It never misses a hash within the radius.
+
+Why it is exact: each hash is cut into 16 chunks of 16 bits. If two hashes differ in d bits,
+those d bits fall into 16 chunks, so some chunk differs in at most floor(d / 16) bits
+(pigeonhole). For d <= r it suffices to look up, in each chunk's table, the query's chunk
+value and every value within floor(r / 16) bit flips of it: for the default PDQ threshold
+of 31 that is the value itself and its 16 one-bit neighbours, 17 probes per chunk. Every
+candidate found is then verified by an exact popcount over the full 256 bits, so no false
+hit is returned either. Radii above 47 (more than two flips a chunk) scan every hash instead,
+which is exact too.
+
+Storage: every hash as 4 uint64 words (32 bytes), and per chunk the row numbers sorted by
+chunk value with an offset table of 65,537 entries, about 100 bytes a hash in all. Hashes
+added after the last build go to a small buffer that is scanned by brute force and merged
+into the tables once it holds `merge_at` hashes, so `add` is cheap and searches stay exact
+throughout. Rows are numbered in insertion order and never change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import numpy.typing as npt
+
+from node.errors import RequestError
+
+PDQ_BYTES = 32
+CHUNKS = 16
+CHUNK_VALUES = 1 << 16
+MAX_PROBE_FLIPS = 2  # probing beyond this costs more than a scan
+DEFAULT_MERGE_AT = 16384
+_SCAN_BLOCK = 1 << 16  # rows per block of a brute-force scan, to bound temporary memory
+_PROBE_BATCH = 32  # queries probed together: amortises numpy calls, keeps temporaries in cache
+
+Words = npt.NDArray[np.uint64]
+Rows = npt.NDArray[np.int64]
+
+
+def _flip_masks(flips: int) -> npt.NDArray[np.int64]:
+    """Every 16-bit XOR mask with at most `flips` bits set."""
+    masks = [0]
+    for k in range(1, flips + 1):
+        masks += [sum(1 << b for b in bits) for bits in combinations(range(16), k)]
+    return np.array(masks, dtype=np.int64)
+
+
+_MASKS = [_flip_masks(k) for k in range(MAX_PROBE_FLIPS + 1)]
+
+
+def hashes_to_words(hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> Words:
+    """Hashes (a sequence of 32-byte values or an (n, 32) uint8 array) as an (n, 4) array."""
+    if isinstance(hashes, np.ndarray):
+        if hashes.ndim != 2 or hashes.shape[1] != PDQ_BYTES or hashes.dtype != np.uint8:
+            raise RequestError("PDQ hashes are an (n, 32) uint8 array")
+        return np.ascontiguousarray(hashes).view(np.uint64).reshape(-1, 4)
+    if any(len(h) != PDQ_BYTES for h in hashes):
+        raise RequestError("a PDQ hash is 32 bytes")
+    return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
+
+
+def _chunks(words: Words) -> npt.NDArray[np.int64]:
+    """The 16 big-endian 16-bit chunks of each hash, as an (n, 16) array."""
+    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(-1, PDQ_BYTES)
+    return as_bytes.view(">u2").astype(np.int64)
+
+
+def distances(words: Words, query: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint16]:
+    """Hamming distance of each row of an (n, 4) array to one query, consuming `words`."""
+    # In place, and summing columns rather than along axis 1, is 3x faster for small n.
+    np.bitwise_xor(words, query, out=words)
+    counts = np.bitwise_count(words)
+    dist = counts[:, 0].astype(np.uint16)
+    dist += counts[:, 1]
+    dist += counts[:, 2]
+    dist += counts[:, 3]
+    return dist
+
+
+def columns(words: Words) -> Words:
+    """An (n, 4) array as 4 contiguous columns, the fastest layout for a full scan."""
+    return np.ascontiguousarray(words.T)
+
+
+def scan_columns(
+    cols: Words, query: npt.NDArray[np.uint64], radius: int
+) -> tuple[Rows, npt.NDArray[np.uint16]]:
+    """Brute force over a (4, n) column array: (rows, distances) within `radius`."""
+    dist = np.bitwise_count(cols[0] ^ query[0]).astype(np.uint16)
+    for k in (1, 2, 3):
+        dist += np.bitwise_count(cols[k] ^ query[k])
+    rows = np.flatnonzero(dist <= radius)
+    return rows, dist[rows]
+
+
+def scan(words: Words, queries: Words, radius: int, first_row: int = 0) -> list[Rows]:
+    """Brute force: for each query, (row, distance) pairs within `radius`, as a (k, 2) array."""
+    found: list[list[Rows]] = [[] for _ in range(len(queries))]
+    for start in range(0, len(words), _SCAN_BLOCK):
+        block = columns(words[start : start + _SCAN_BLOCK])
+        for qi, query in enumerate(queries):
+            hit, dist = scan_columns(block, query, radius)
+            if hit.size:
+                found[qi].append(np.stack([hit + start + first_row, dist.astype(np.int64)], axis=1))
+    return [np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64) for parts in found]
+
+
+class PdqIndex:
+    """Exact range search over PDQ hashes; see the module docstring for the guarantee."""
+
+    __slots__ = ("_merge_at", "_offsets", "_size", "_sorted_rows", "_tabled", "_words")
+
+    def __init__(self, merge_at: int = DEFAULT_MERGE_AT) -> None:
+        self._merge_at = merge_at
+        self._words: Words = np.empty((0, 4), dtype=np.uint64)
+        self._size = 0  # rows stored (the first _size rows of _words)
+        self._tabled = 0  # rows covered by the chunk tables; the rest are scanned
+        self._sorted_rows: npt.NDArray[np.int32] = np.empty(0, dtype=np.int32)
+        self._offsets: npt.NDArray[np.int64] = np.zeros(CHUNKS * (CHUNK_VALUES + 1), np.int64)
+
+    @classmethod
+    def build(
+        cls,
+        hashes: Sequence[bytes] | npt.NDArray[np.uint8],
+        merge_at: int = DEFAULT_MERGE_AT,
+    ) -> PdqIndex:
+        """An index of `hashes` (rows 0..n-1 in that order), with its tables built at once."""
+        index = cls(merge_at)
+        words = hashes_to_words(hashes)
+        index._words = words.copy()
+        index._size = len(words)
+        index._rebuild_tables()
+        return index
+
+    def __len__(self) -> int:
+        return self._size
+
+    def hash_at(self, row: int) -> bytes:
+        if not 0 <= row < self._size:
+            raise IndexError(row)
+        return self._words[row].tobytes()
+
+    def add(self, pdq: bytes) -> int:
+        """Store one hash; returns its row number."""
+        return self.add_many([pdq])
+
+    def add_many(self, hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> int:
+        """Store hashes in order; returns the row number of the first."""
+        words = hashes_to_words(hashes)
+        first = self._size
+        need = first + len(words)
+        if need > len(self._words):
+            grown = np.empty((max(need, 2 * len(self._words), 1024), 4), dtype=np.uint64)
+            grown[:first] = self._words[:first]
+            self._words = grown
+        self._words[first:need] = words
+        self._size = need
+        if self._size - self._tabled >= self._merge_at:
+            self._rebuild_tables()
+        return first
+
+    def compact(self) -> None:
+        """Merge the buffer of recent adds into the chunk tables now."""
+        if self._tabled < self._size:
+            self._rebuild_tables()
+
+    def _rebuild_tables(self) -> None:
+        n = self._size
+        if n >= 2**31:
+            raise RequestError("a PDQ index holds fewer than 2**31 hashes")
+        chunks = _chunks(self._words[:n])
+        sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
+        offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
+        for c in range(CHUNKS):
+            keys = chunks[:, c].astype(np.uint16)
+            # A stable sort of 16-bit keys is numpy's radix sort: linear time.
+            sorted_rows[c * n : (c + 1) * n] = np.argsort(keys, kind="stable")
+            offsets[c, 0] = c * n
+            np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
+            offsets[c, 1:] += c * n
+        self._sorted_rows = sorted_rows
+        self._offsets = offsets.reshape(-1)
+        self._tabled = n
+
+    def search(self, query: bytes, radius: int = 31) -> list[tuple[int, int]]:
+        """(row, distance) of every stored hash within `radius` of `query`, nearest first."""
+        return self.search_many([query], radius)[0]
+
+    def search_many(
+        self, queries: Sequence[bytes] | npt.NDArray[np.uint8], radius: int = 31
+    ) -> list[list[tuple[int, int]]]:
+        """`search` for each query, vectorised over the whole batch."""
+        if not 0 <= radius <= 256:
+            raise RequestError("a PDQ search radius is 0..256")
+        qwords = hashes_to_words(queries)
+        if len(qwords) == 0:
+            return []
+        flips = radius // 16
+        if flips > MAX_PROBE_FLIPS:
+            pairs = scan(self._words[: self._size], qwords, radius)
+        else:
+            pairs = []
+            for start in range(0, len(qwords), _PROBE_BATCH):
+                pairs += self._probe(qwords[start : start + _PROBE_BATCH], radius, _MASKS[flips])
+            if self._tabled < self._size:
+                recent = scan(self._words[self._tabled : self._size], qwords, radius, self._tabled)
+                pairs = [np.concatenate([p, r]) for p, r in zip(pairs, recent, strict=True)]
+        out: list[list[tuple[int, int]]] = []
+        for p in pairs:
+            order = np.lexsort((p[:, 0], p[:, 1]))
+            out.append([(int(r), int(d)) for r, d in p[order]])
+        return out
+
+    def _probe(self, qwords: Words, radius: int, masks: npt.NDArray[np.int64]) -> list[Rows]:
+        """Candidates from the chunk tables, verified; one (k, 2) array per query."""
+        empty = np.empty((0, 2), dtype=np.int64)
+        if self._tabled == 0:
+            return [empty] * len(qwords)
+        nq = len(qwords)
+        chunk_base = np.arange(CHUNKS, dtype=np.int64) * (CHUNK_VALUES + 1)
+        # probes[q, c, m]: the slot of chunk c's table holding (query chunk value ^ mask m)
+        probes = (_chunks(qwords)[:, :, None] ^ masks[None, None, :]) + chunk_base[None, :, None]
+        starts = self._offsets[probes].reshape(-1)
+        lengths = self._offsets[probes + 1].reshape(-1) - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return [empty] * nq
+        # Concatenate the ranges [start, start+length) without a Python loop.
+        ends_before = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
+        rows = self._sorted_rows[positions].astype(np.int64)
+        candidates = np.take(self._words, rows, axis=0)
+        if nq == 1:
+            owner = np.zeros(total, dtype=np.int64)
+            dist = distances(candidates, qwords[0])
+        else:
+            per_query = lengths.reshape(nq, -1).sum(axis=1)
+            owner = np.repeat(np.arange(nq, dtype=np.int64), per_query)
+            dist = distances(candidates, qwords[owner])
+        hit = dist <= radius
+        # A near hash agrees on several chunks, so it can be found more than once.
+        key = np.unique(owner[hit] * self._tabled + rows[hit])
+        hit_owner, hit_rows = np.divmod(key, self._tabled)
+        hit_dist = distances(self._words[hit_rows], qwords[hit_owner]).astype(np.int64)
+        bounds = np.searchsorted(hit_owner, np.arange(nq + 1))
+        both = np.stack([hit_rows, hit_dist], axis=1)
+        return [both[bounds[i] : bounds[i + 1]] for i in range(nq)]
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the arrays of this index."""
+        return int(self._words.nbytes + self._sorted_rows.nbytes + self._offsets.nbytes)

@@ -1,0 +1,344 @@
+"""A Store in PostgreSQL (asyncpg), for members who run their node on a database server.
+
+Everything lives in one schema per store (default "hashmesh"), so tests and several nodes can
+share a server. Writes to a log lock its row (SELECT ... FOR UPDATE) before checking the size,
+so concurrent appends from several processes are serialised and never duplicate or skip an
+entry. Every driver or connection error leaves as StoreError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+
+from node.errors import StoreConflictError, StoreError
+from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
+from node.store.schema import (
+    BATCH_ROWS,
+    POSTGRES_TABLES,
+    check_batch,
+    check_checkpoint,
+    new_peaks,
+    node_mapping,
+    pack_peaks,
+    sorted_found,
+    unpack_peaks,
+)
+from protocol.merkle import NodeId
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_FOUND = "SELECT e.origin, e.idx, e.raw, e.received_ms FROM entries e"
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+        raise StoreError(f"PostgreSQL store, {what}: {e}") from e
+
+
+async def _lock_log(conn: Connection, origin: str) -> tuple[int, bytes, bytes | None]:
+    """Lock the log's row (creating an empty log if new); its (size, peaks, head checkpoint)."""
+    await conn.execute(
+        "INSERT INTO logs (origin, size, peaks) VALUES ($1, 0, '') ON CONFLICT DO NOTHING", origin
+    )
+    row = await conn.fetchrow(
+        "SELECT size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE", origin
+    )
+    if row is None:
+        raise StoreError(f"the row of log {origin} vanished while locking it")
+    return int(row["size"]), bytes(row["peaks"]), row["checkpoint"]
+
+
+async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes) -> None:
+    # The newest checkpoint of a size replaces the older one: it may carry more cosignatures.
+    await conn.execute(
+        "INSERT INTO checkpoints (origin, size, raw) VALUES ($1, $2, $3)"
+        " ON CONFLICT (origin, size) DO UPDATE SET raw = excluded.raw",
+        origin,
+        size,
+        raw,
+    )
+
+
+class PostgresStore:
+    """A Store in the schema `schema` of the PostgreSQL database at `dsn` (created if missing)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "hashmesh",
+        batch_rows: int = BATCH_ROWS,
+        pool_size: int = 4,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise StoreError(f"{schema!r} is not a plain lower-case PostgreSQL schema name")
+        self.dsn = dsn
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.pool_size = pool_size
+        self.timeout_s = timeout_s
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise StoreError(f"the PostgreSQL store (schema {self.schema}) is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        with _translated("connecting"):
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=self.timeout_s,
+                command_timeout=self.timeout_s,
+                server_settings={"search_path": self.schema},
+            )
+        try:
+            with _translated("creating the schema"):
+                async with pool.acquire() as conn, conn.transaction():
+                    # Two stores opening at once would race on CREATE ... IF NOT EXISTS.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.schema)
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                    for statement in POSTGRES_TABLES:
+                        await conn.execute(statement.format(schema=self.schema))
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with _translated("closing"):
+                await pool.close()
+
+    # Rosters.
+
+    async def save_roster(self, version: int, raw: bytes) -> None:
+        with _translated("saving a roster"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO rosters (version, raw) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    version,
+                    bytes(raw),
+                )
+                stored = await conn.fetchval("SELECT raw FROM rosters WHERE version = $1", version)
+        if bytes(stored) != bytes(raw):
+            raise StoreConflictError(f"a different roster of version {version} is stored")
+
+    async def rosters(self) -> list[bytes]:
+        with _translated("reading rosters"):
+            rows = await self.pool.fetch("SELECT raw FROM rosters ORDER BY version")
+        return [bytes(row["raw"]) for row in rows]
+
+    # Logs.
+
+    async def log_heads(self) -> dict[str, LogHead]:
+        with _translated("reading log heads"):
+            rows = await self.pool.fetch("SELECT origin, size, peaks, checkpoint FROM logs")
+        return {
+            row["origin"]: LogHead(
+                row["origin"],
+                int(row["size"]),
+                unpack_peaks(bytes(row["peaks"])),
+                None if row["checkpoint"] is None else bytes(row["checkpoint"]),
+            )
+            for row in rows
+        }
+
+    async def append(
+        self,
+        origin: str,
+        start: int,
+        entries: Sequence[EntryRow],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: bytes | None,
+        checkpoint_size: int | None = None,
+    ) -> None:
+        with _translated(f"appending to {origin}"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._append(conn, origin, start, entries, nodes, checkpoint, checkpoint_size)
+
+    @staticmethod
+    async def _append(
+        conn: Connection,
+        origin: str,
+        start: int,
+        entries: Sequence[EntryRow],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: bytes | None,
+        checkpoint_size: int | None,
+    ) -> None:
+        size, packed, head = await _lock_log(conn, origin)
+        end = check_batch(origin, size, start, entries, checkpoint, checkpoint_size)
+        peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
+        if entries:
+            # One statement per batch: the columns travel as arrays, unnest makes the rows.
+            await conn.execute(
+                "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key,"
+                " target_log, target_index, timestamp_ms, received_ms)"
+                " SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::smallint[],"
+                " $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])",
+                origin,
+                [e.index for e in entries],
+                [bytes(e.raw) for e in entries],
+                [e.kind for e in entries],
+                [e.signal_type for e in entries],
+                [None if e.value_key is None else bytes(e.value_key) for e in entries],
+                [e.target_log for e in entries],
+                [e.target_index for e in entries],
+                [e.timestamp_ms for e in entries],
+                [e.received_ms for e in entries],
+            )
+        if nodes:
+            await conn.execute(
+                "INSERT INTO nodes (origin, level, k, hash)"
+                " SELECT $1, * FROM unnest($2::integer[], $3::bigint[], $4::bytea[])",
+                origin,
+                [level for (level, _), _ in nodes],
+                [k for (_, k), _ in nodes],
+                [bytes(value) for _, value in nodes],
+            )
+        if checkpoint is not None and checkpoint_size is not None:
+            await _save_checkpoint(conn, origin, checkpoint_size, bytes(checkpoint))
+            if checkpoint_size == end:
+                head = bytes(checkpoint)
+        if end not in (size, checkpoint_size):
+            head = None  # the old head no longer covers the whole log
+        await conn.execute(
+            "UPDATE logs SET size = $2, peaks = $3, checkpoint = $4 WHERE origin = $1",
+            origin,
+            end,
+            pack_peaks(peaks),
+            head,
+        )
+
+    async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
+        with _translated(f"saving a checkpoint of {origin}"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                stored, _, _ = await _lock_log(conn, origin)
+                check_checkpoint(origin, stored, size)
+                await _save_checkpoint(conn, origin, size, bytes(raw))
+                if size == stored:
+                    await conn.execute(
+                        "UPDATE logs SET checkpoint = $2 WHERE origin = $1", origin, bytes(raw)
+                    )
+
+    async def checkpoints(self, origin: str) -> list[tuple[int, bytes]]:
+        with _translated(f"reading checkpoints of {origin}"):
+            rows = await self.pool.fetch(
+                "SELECT size, raw FROM checkpoints WHERE origin = $1 ORDER BY size", origin
+            )
+        return [(int(row["size"]), bytes(row["raw"])) for row in rows]
+
+    async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
+        with _translated(f"reading entries of {origin}"):
+            rows = await self.pool.fetch(
+                "SELECT raw FROM entries WHERE origin = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                origin,
+                start,
+                end,
+            )
+        return [bytes(row["raw"]) for row in rows]
+
+    async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with _translated(f"reading Merkle nodes of {origin}"):
+            rows = await self.pool.fetch(
+                "SELECT n.level, n.k, n.hash FROM nodes n"
+                " JOIN unnest($2::integer[], $3::bigint[]) AS w (level, k) USING (level, k)"
+                " WHERE n.origin = $1",
+                origin,
+                [level for level, _ in wanted],
+                [k for _, k in wanted],
+            )
+        return dict(node_mapping([(row["level"], row["k"], row["hash"]) for row in rows]))
+
+    # Finding entries.
+
+    async def find_adds(self, signal_type: str, value_keys: Sequence[bytes]) -> list[FoundEntry]:
+        keys = sorted({bytes(v) for v in value_keys})
+        if not keys:
+            return []
+        with _translated("finding adds"):
+            rows = await self.pool.fetch(
+                f"{_FOUND} WHERE e.kind = 0 AND e.signal_type = $1"
+                " AND e.value_key = ANY($2::bytea[])",
+                signal_type,
+                keys,
+            )
+        return sorted_found([tuple(row) for row in rows])
+
+    async def find_references(self, targets: Sequence[tuple[str, int]]) -> list[FoundEntry]:
+        wanted = sorted(set(targets))
+        if not wanted:
+            return []
+        with _translated("finding references"):
+            rows = await self.pool.fetch(
+                f"{_FOUND} JOIN unnest($1::text[], $2::bigint[]) AS t (target_log, target_index)"
+                " USING (target_log, target_index) WHERE e.kind IN (1, 2)",
+                [log for log, _ in wanted],
+                [index for _, index in wanted],
+            )
+        return sorted_found([tuple(row) for row in rows])
+
+    async def iter_values(self, signal_type: str) -> AsyncIterator[tuple[str, int, bytes]]:
+        after: tuple[str, int] = ("", -1)
+        while True:
+            # Keyset pagination: each page resumes after the last (origin, idx) seen.
+            with _translated(f"listing {signal_type} values"):
+                rows = await self.pool.fetch(
+                    "SELECT origin, idx, value_key FROM entries"
+                    " WHERE kind = 0 AND signal_type = $1 AND (origin, idx) > ($2, $3)"
+                    " ORDER BY origin, idx LIMIT $4",
+                    signal_type,
+                    *after,
+                    self.batch_rows,
+                )
+            for row in rows:
+                yield str(row["origin"]), int(row["idx"]), bytes(row["value_key"])
+            if len(rows) < self.batch_rows:
+                return
+            after = str(rows[-1]["origin"]), int(rows[-1]["idx"])
+
+    # Evidence.
+
+    async def save_evidence(self, evidence: Evidence) -> None:
+        with _translated("saving evidence"):
+            await self.pool.execute(
+                "INSERT INTO evidence (origin, first, second, detail, seen_ms)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                evidence.origin,
+                bytes(evidence.first),
+                bytes(evidence.second),
+                evidence.detail,
+                evidence.seen_ms,
+            )
+
+    async def evidence(self) -> list[Evidence]:
+        with _translated("reading evidence"):
+            rows = await self.pool.fetch(
+                "SELECT origin, first, second, detail, seen_ms FROM evidence ORDER BY id"
+            )
+        return [
+            Evidence(r["origin"], bytes(r["first"]), bytes(r["second"]), r["detail"], r["seen_ms"])
+            for r in rows
+        ]

@@ -1,0 +1,131 @@
+"""Offline checks an auditor runs over a copy of logs: every stored checkpoint against the
+entries (signature by the key the roster names for its size, root recomputed from the
+entries), compromised keys, evidence of equivocation. Pure: the caller feeds the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from protocol import merkle
+from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_signed_checkpoint
+from protocol.cosignature import valid_cosigners
+from protocol.entries import decode_entry
+from protocol.errors import DecodeError, ProtocolError
+from protocol.merkle import CompactRange
+from protocol.roster import Roster
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    origin: str
+    size: int
+    root: bytes
+    checkpoints_checked: int
+    witnessed: int
+    undecodable: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def witnesses_of(roster: Roster, origin: str) -> dict[str, bytes]:
+    """Cosigners of a log: every other member, by member id, with its node key."""
+    return {m.member_id: m.node_key for m in roster.members if m.origin != origin}
+
+
+class LogAudit:
+    """Feed a log's entries in order; every checkpoint is checked when its size is reached."""
+
+    def __init__(self, origin: str, roster: Roster, checkpoints: Sequence[bytes]) -> None:
+        self.origin = origin
+        self._roster = roster
+        self._tree = CompactRange(0, ())
+        self._problems: list[str] = []
+        self._pending: list[SignedCheckpoint] = []
+        self._checked = 0
+        self._witnessed = 0
+        self._undecodable = 0
+        member = roster.member_by_origin(origin)
+        self._limit = member.valid_size_limit()
+        for raw in checkpoints:
+            try:
+                parsed = parse_signed_checkpoint(raw)
+            except DecodeError as e:
+                self._problems.append(f"malformed stored checkpoint: {e}")
+                continue
+            self._pending.append(parsed)
+        self._pending.sort(key=lambda s: s.checkpoint.size)
+        self._check_due()
+
+    def feed(self, entries: Sequence[bytes]) -> None:
+        for raw in entries:
+            try:
+                decode_entry(raw)
+            except DecodeError:
+                self._undecodable += 1
+            self._tree.append(merkle.leaf_hash(raw))
+            self._check_due()
+
+    def _check_due(self) -> None:
+        while self._pending and self._pending[0].checkpoint.size == self._tree.size:
+            self._check(self._pending.pop(0))
+
+    def _check(self, signed: SignedCheckpoint) -> None:
+        cp = signed.checkpoint
+        try:
+            opened = open_checkpoint(signed.raw, self._roster.checkpoint_key(self.origin, cp.size))
+        except ProtocolError as e:
+            self._problems.append(f"checkpoint at {cp.size}: {e}")
+            return
+        if cp.root != self._tree.root():
+            self._problems.append(f"checkpoint at {cp.size}: root does not match the entries")
+            return
+        self._checked += 1
+        quorum = self._roster.witness_quorum
+        cosigners = valid_cosigners(
+            cp.body(), opened.note.signatures, witnesses_of(self._roster, self.origin)
+        )
+        if quorum and len(cosigners) >= quorum:
+            self._witnessed += 1
+
+    def finish(self) -> LogReport:
+        for left in self._pending:
+            self._problems.append(
+                f"checkpoint at {left.checkpoint.size} is beyond the {self._tree.size} entries held"
+            )
+        if self._limit is not None and self._tree.size > self._limit:
+            self._problems.append(
+                f"{self._tree.size - self._limit} entries beyond size {self._limit}, "
+                "where the log's key was declared compromised"
+            )
+        return LogReport(
+            self.origin,
+            self._tree.size,
+            self._tree.root(),
+            self._checked,
+            self._witnessed,
+            self._undecodable,
+            tuple(self._problems),
+        )
+
+
+def check_evidence(first: bytes, second: bytes, roster: Roster) -> str:
+    """Why two checkpoints prove equivocation; ProtocolError if they do not."""
+    a, b = parse_signed_checkpoint(first), parse_signed_checkpoint(second)
+    origin = a.checkpoint.origin
+    if b.checkpoint.origin != origin:
+        raise DecodeError("evidence checkpoints are of two different logs")
+    for s in (a, b):
+        open_checkpoint(s.raw, roster.checkpoint_key(origin, s.checkpoint.size))
+    if a.checkpoint.size == b.checkpoint.size:
+        if a.checkpoint.root == b.checkpoint.root:
+            raise DecodeError("the two checkpoints agree: no equivocation")
+        return f"{origin} signed two different roots at size {a.checkpoint.size}"
+    return (
+        f"{origin} signed checkpoints at {a.checkpoint.size} and {b.checkpoint.size} "
+        "that a node found inconsistent"
+    )

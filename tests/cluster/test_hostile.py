@@ -1,0 +1,186 @@
+"""A rogue member and outsiders against a live node: every bad request is refused with a clear
+error, nothing it sent is stored, and an honest peer keeps syncing. Real processes, loopback."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node import wire
+from node.auth import sign_request
+from node.config import NodeConfig
+from node.keys import load_key
+from node.procs import NodeGroup
+from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.entries import Add, encode_entry
+from protocol.signing import SigningKey
+from protocol.writer import LogWriter
+from tests.cluster.support import consortium, found, md5_item, status, submit, wait_until
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _send(
+    victim: NodeConfig,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{victim.peer_port}{path}"
+    request = urllib.request.Request(url, data=body or None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _signed(
+    victim: NodeConfig, member: str, key: SigningKey, method: str, path: str, body: bytes = b""
+) -> dict[str, str]:
+    return sign_request(
+        key, member, victim.member_id, method, path, body, _now(), secrets.token_bytes(16)
+    )
+
+
+class Rogue:
+    """Member 2, played by the test with its real keys."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        _, self.node_key = load_key(config.node_key_path)
+        _, self.log_key = load_key(config.checkpoint_key_path)
+
+    def push(self, victim: NodeConfig, body: bytes) -> tuple[int, bytes]:
+        headers = _signed(victim, self.config.member_id, self.node_key, "POST", "/v1/push", body)
+        return _send(victim, "POST", "/v1/push", body, headers)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root: Path = tmp_path_factory.mktemp("hostile")
+    setup = consortium(root, 3, sync_interval_s=0.5, sync_jitter_s=0.1, max_body_bytes=256 * 1024)
+    victim, rogue_config, honest = setup.configs
+    with NodeGroup([victim, honest]):
+        yield victim, Rogue(rogue_config), honest
+
+
+def _error(body: bytes) -> str:
+    return str(json.loads(body)["detail"])
+
+
+def test_unauthenticated_peer_and_operator_requests_get_401(hostile: Any) -> None:
+    victim, _, _ = hostile
+    status_code, body = _send(victim, "GET", "/v1/checkpoints")
+    assert status_code == 401 and "no member header" in _error(body)
+    request = urllib.request.Request(f"{victim.operator_url}/v1/status")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 401
+    request.add_header("Authorization", "Bearer wrong")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 401
+
+
+def test_unknown_members_forged_signatures_and_replays_get_401(hostile: Any) -> None:
+    victim, rogue, _ = hostile
+    outsider = SigningKey.generate()
+    code, body = _send(
+        victim,
+        "GET",
+        "/v1/checkpoints",
+        headers=_signed(victim, "mallory", outsider, "GET", "/v1/checkpoints"),
+    )
+    assert code == 401 and "unknown member" in _error(body)
+    forged = _signed(victim, rogue.config.member_id, outsider, "GET", "/v1/checkpoints")
+    code, body = _send(victim, "GET", "/v1/checkpoints", headers=forged)
+    assert code == 401 and "bad request signature" in _error(body)
+    good = _signed(victim, rogue.config.member_id, rogue.node_key, "GET", "/v1/checkpoints")
+    assert _send(victim, "GET", "/v1/checkpoints", headers=good)[0] == 200
+    code, body = _send(victim, "GET", "/v1/checkpoints", headers=good)
+    assert code == 401 and "replayed" in _error(body)
+    stale = sign_request(
+        rogue.node_key,
+        rogue.config.member_id,
+        victim.member_id,
+        "GET",
+        "/v1/checkpoints",
+        b"",
+        _now() - 3_600_000,
+        secrets.token_bytes(16),
+    )
+    code, body = _send(victim, "GET", "/v1/checkpoints", headers=stale)
+    assert code == 401 and "skew" in _error(body)
+
+
+def test_malformed_and_oversized_bodies_are_refused_and_nothing_is_stored(hostile: Any) -> None:
+    victim, rogue, _ = hostile
+    for garbage in (
+        b"\xc1",
+        b"\x95\x01",
+        wire.encode_push(wire.Push(rogue.config.origin, b"x", 0, ())) + b"\x00",
+    ):
+        code, body = rogue.push(victim, garbage)
+        assert code == 400, body
+    code, _ = rogue.push(victim, b"\x00" * (300 * 1024))
+    assert code == 413
+    assert (
+        rogue.config.origin not in status(victim)["logs"]
+        or status(victim)["logs"][rogue.config.origin]["size"] == 0
+    )
+
+
+def _page(
+    rogue: Rogue, values: list[int], key: SigningKey | None = None, claim: int | None = None
+) -> bytes:
+    writer = LogWriter(rogue.config.origin, key or rogue.log_key)
+    raws = [encode_entry(Add(_now(), "md5", v.to_bytes(16, "big"))) for v in values]
+    writer.commit(writer.plan(raws))
+    cp = writer.sign().raw
+    if claim is not None:  # a checkpoint that claims fewer entries than are sent
+        cp = sign_checkpoint(Checkpoint(rogue.config.origin, claim, writer.root), rogue.log_key).raw
+    return wire.encode_push(wire.Push(rogue.config.origin, cp, 0, tuple(raws)))
+
+
+def test_bad_signatures_and_entries_beyond_the_checkpoint_are_refused(hostile: Any) -> None:
+    victim, rogue, _ = hostile
+    code, body = rogue.push(victim, _page(rogue, [1, 2], key=SigningKey.generate()))
+    assert code == 400 and "no valid signature" in _error(body)
+    code, body = rogue.push(victim, _page(rogue, [1, 2, 3], claim=2))
+    assert code == 400, body
+    assert not found(victim, {"signal_type": "md5", "value": (1).to_bytes(16, "big").hex()})
+
+
+def test_a_forked_log_is_kept_as_evidence_and_held_while_the_node_keeps_serving(
+    hostile: Any,
+) -> None:
+    victim, rogue, honest = hostile
+    code, _ = rogue.push(victim, _page(rogue, [10, 11]))
+    assert code == 200
+    wait_until(
+        lambda: found(victim, {"signal_type": "md5", "value": (10).to_bytes(16, "big").hex()}),
+        5,
+        "honest entries accepted",
+    )
+    code, body = rogue.push(victim, _page(rogue, [20, 21]))  # same size, another root: a fork
+    assert code == 200 and wire.decode_push_result(body).status == "held"
+    state = status(victim)
+    assert [e["origin"] for e in state["equivocations"]] == [rogue.config.origin]
+    assert state["logs"][rogue.config.origin]["held"]
+    assert any("equivocation" in a for a in state["alerts"])
+    assert not found(victim, {"signal_type": "md5", "value": (20).to_bytes(16, "big").hex()})
+    # Honest members are still served and still sync.
+    item = md5_item("after the fork")
+    submit(honest, [item])
+    wait_until(lambda: found(victim, item), 5, "honest peer still syncing")

@@ -1,0 +1,71 @@
+"""A takedown on one node becomes matchable on every node: by push, by the scheduled pull alone
+(also when the origin goes offline right after one peer got it), and for a member that joins late.
+Real node processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from node.procs import NodeGroup, NodeProcess
+from tests.cluster.support import consortium, found, md5_item, roots, submit, wait_until
+
+
+def test_push_makes_a_hash_matchable_on_all_five_nodes_within_a_second(tmp_path: Path) -> None:
+    # The pull interval is far longer than the test: only the push can deliver in time.
+    group_setup = consortium(tmp_path, 5, sync_interval_s=600.0)
+    with NodeGroup(group_setup.configs):
+        item = md5_item("push")
+        start = time.monotonic()
+        submit(group_setup.configs[0], [item])
+        for config in group_setup.configs[1:]:
+            elapsed = time.monotonic() - start
+            wait_until(lambda c=config: found(c, item), max(0.0, 1.0 - elapsed), config.member_id)
+        assert time.monotonic() - start < 1.0
+
+
+def test_the_scheduled_pull_alone_delivers_even_after_the_origin_stops(tmp_path: Path) -> None:
+    interval = 2.0
+    setup = consortium(tmp_path, 4, push=False, sync_interval_s=interval, sync_jitter_s=0.2)
+    with NodeGroup(setup.configs) as group:
+        item = md5_item("pull")
+        submit(setup.configs[0], [item])
+        # Without push nothing arrives at once.
+        time.sleep(0.3)
+        assert not any(found(c, item) for c in setup.configs[1:])
+        # Wait until exactly one peer has it, then take the origin offline.
+        wait_until(lambda: any(found(c, item) for c in setup.configs[1:]), 2 * interval, "first")
+        group[0].stop()
+        stopped = time.monotonic()
+        for config in setup.configs[1:]:
+            wait_until(lambda c=config: found(c, item), 2 * interval + 1.0, config.member_id)
+        # It spread from a relay, within about one sync interval of the origin going away.
+        assert time.monotonic() - stopped < 2 * interval + 1.0
+
+
+def test_a_member_that_joins_late_catches_up_on_every_log(tmp_path: Path) -> None:
+    setup = consortium(tmp_path, 4, sync_interval_s=1.0, sync_jitter_s=0.1, page_size=50)
+    early, late = setup.configs[:3], setup.configs[3]
+    with NodeGroup(early):
+        for i, config in enumerate(early):
+            submit(config, [md5_item(f"early-{i}-{j}") for j in range(120)])
+        wait_until(lambda: len({str(roots(c)) for c in early}) == 1, 10, "early nodes agree")
+        with NodeGroup([late]):
+            target = roots(early[0])
+            wait_until(lambda: roots(late) == target, 15, "late joiner caught up")
+            assert all(found(late, md5_item(f"early-{i}-119")) for i in range(3))
+            assert sorted(size for size, _ in roots(late).values())[-3:] == [120, 120, 120]
+
+
+def test_a_restarted_node_serves_what_it_held(tmp_path: Path) -> None:
+    setup = consortium(tmp_path, 2, sync_interval_s=600.0)
+    node = NodeProcess(setup.configs[0]).start()
+    try:
+        refs = submit(setup.configs[0], [md5_item(f"r{i}") for i in range(5)])
+        assert [r["index"] for r in refs] == [0, 1, 2, 3, 4]
+        node.stop()
+        node.start()
+        assert all(found(setup.configs[0], md5_item(f"r{i}")) for i in range(5))
+        assert roots(setup.configs[0])[setup.configs[0].origin][0] == 5
+    finally:
+        node.stop()

@@ -1,0 +1,106 @@
+"""protocol.cosignature: C2SP tlog-cosignature/v1 lines, verification, distinct-key counting."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+import pytest
+
+from protocol.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from protocol.cosignature import (
+    ALG_COSIGNATURE,
+    Cosignature,
+    cosign,
+    cosignature_message,
+    cosigner_verifier,
+    valid_cosigners,
+    verify_cosignature,
+)
+from protocol.errors import SignatureError
+from protocol.note import NoteSignature, Verifier, add_signatures, key_id, parse_note, verify_note
+from protocol.signing import SigningKey, verify
+
+LOG = SigningKey(hashlib.sha256(b"cosig log key").digest())
+W1 = SigningKey(hashlib.sha256(b"witness one").digest())
+W2 = SigningKey(hashlib.sha256(b"witness two").digest())
+W3 = SigningKey(hashlib.sha256(b"witness three").digest())
+BODY = Checkpoint("example.com/log", 5, hashlib.sha256(b"r").digest()).body()
+TS = 1_700_000_000
+
+
+def test_message_and_line_layout() -> None:
+    assert cosignature_message(BODY, TS) == b"cosignature/v1\ntime 1700000000\n" + BODY.encode()
+    sig = cosign(BODY, "w1.example", W1, TS)
+    assert sig.key_id == hashlib.sha256(b"w1.example\n\x04" + W1.public).digest()[:4]
+    assert sig.key_id == key_id("w1.example", W1.public, ALG_COSIGNATURE)
+    assert sig.signature[:8] == struct.pack(">Q", TS)
+    assert verify(W1.public, cosignature_message(BODY, TS), sig.signature[8:])
+    blob = base64.b64decode(sig.line().split(" ")[2])
+    assert len(blob) == 4 + 8 + 64
+
+
+def test_verify_round_trip() -> None:
+    sig = cosign(BODY, "w1.example", W1, TS)
+    assert verify_cosignature(BODY, sig, "w1.example", W1.public) == Cosignature("w1.example", TS)
+
+
+def test_verify_failures() -> None:
+    sig = cosign(BODY, "w1.example", W1, TS)
+    with pytest.raises(SignatureError):
+        verify_cosignature(BODY, sig, "w2.example", W1.public)
+    with pytest.raises(SignatureError):
+        verify_cosignature(BODY, sig, "w1.example", W2.public)
+    with pytest.raises(SignatureError):
+        verify_cosignature(BODY.replace("\n5\n", "\n6\n"), sig, "w1.example", W1.public)
+    later = NoteSignature(sig.name, sig.key_id, struct.pack(">Q", TS + 1) + sig.signature[8:])
+    with pytest.raises(SignatureError):
+        verify_cosignature(BODY, later, "w1.example", W1.public)
+    short = NoteSignature(sig.name, sig.key_id, sig.signature[:-1])
+    with pytest.raises(SignatureError):
+        verify_cosignature(BODY, short, "w1.example", W1.public)
+
+
+def test_note_signature_is_not_a_cosignature() -> None:
+    # Same key and name but algorithm 0x01: a different key id, so it is refused.
+    signed = sign_checkpoint(Checkpoint("w1.example", 5, hashlib.sha256(b"r").digest()), W1)
+    plain = parse_note(signed.raw).signatures[0]
+    with pytest.raises(SignatureError):
+        verify_cosignature(signed.checkpoint.body(), plain, "w1.example", W1.public)
+
+
+def test_cosigned_checkpoint_still_opens_and_verifier_text() -> None:
+    signed = sign_checkpoint(Checkpoint("example.com/log", 5, hashlib.sha256(b"r").digest()), LOG)
+    raw = add_signatures(signed.raw, [cosign(BODY, "w1.example", W1, TS)])
+    assert open_checkpoint(raw, LOG.public).checkpoint.size == 5
+    note = parse_note(raw)
+    assert verify_cosignature(BODY, note.signatures[1], "w1.example", W1.public).timestamp == TS
+    # An Ed25519 note verifier never accepts a cosignature key.
+    with pytest.raises(SignatureError):
+        verify_note(raw, cosigner_verifier("w1.example", W1.public))
+    text = cosigner_verifier("w1.example", W1.public).text()
+    assert Verifier.parse(text) == Verifier("w1.example", W1.public, ALG_COSIGNATURE)
+
+
+def test_valid_cosigners_counts_distinct_keys() -> None:
+    sigs = [
+        cosign(BODY, "w1", W1, TS),
+        cosign(BODY, "w1", W1, TS + 5),  # the same witness twice
+        cosign(BODY, "w1-alias", W1, TS),  # another name for the same key
+        cosign(BODY, "w2", W2, TS),
+        cosign(BODY, "w3", W3, TS),
+        cosign(BODY, "unknown", SigningKey.generate(), TS),
+    ]
+    witnesses = {"w1": W1.public, "w1-alias": W1.public, "w2": W2.public}
+    got = valid_cosigners(BODY, sigs, witnesses)
+    assert len(got) == 2
+    assert "w2" in got
+    assert got & {"w1", "w1-alias"}
+
+
+def test_valid_cosigners_skips_bad_and_forged() -> None:
+    forged = cosign(BODY, "w2", W1, TS)  # named w2, signed with w1's key
+    wrong_body = cosign(BODY.replace("\n5\n", "\n6\n"), "w3", W3, TS)
+    got = valid_cosigners(BODY, [forged, wrong_body], {"w2": W2.public, "w3": W3.public})
+    assert got == set()

@@ -1,0 +1,397 @@
+"""protocol.roster: threshold signatures by distinct keys, updates, rollback, expiry, key ranges."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from protocol import codec
+from protocol.errors import DecodeError, ExpiredError, RollbackError, RosterError
+from protocol.roster import (
+    SIGNING_CONTEXT,
+    AdminKey,
+    CheckpointKey,
+    Member,
+    Roster,
+    SignedRoster,
+    check_fresh,
+    signing_message,
+    verify_chain,
+    verify_genesis,
+    verify_update,
+)
+from protocol.signing import SigningKey, verify
+from tests.support import DAY_MS, NOW_MS, make_members, make_roster
+
+MEMBERS = make_members(3)
+ADMINS = [SigningKey.generate() for _ in range(3)]
+
+
+def _genesis(threshold: int = 2) -> tuple[Roster, SignedRoster]:
+    roster, signed, _ = make_roster(MEMBERS, ADMINS, threshold=threshold)
+    return roster, signed
+
+
+def _signed(roster: Roster, *keys: SigningKey) -> SignedRoster:
+    signed = SignedRoster(roster.encode(), ())
+    for key in keys:
+        signed = signed.with_signature(key)
+    return signed
+
+
+def _next(roster: Roster, **changes: object) -> Roster:
+    fields: dict[str, object] = {"version": roster.version + 1, "issued_ms": NOW_MS}
+    fields.update(changes)
+    return dataclasses.replace(roster, **fields)  # type: ignore[arg-type]
+
+
+def _admins(keys: list[SigningKey]) -> tuple[AdminKey, ...]:
+    return tuple(AdminKey(f"admin-{i}", k.public) for i, k in enumerate(keys))
+
+
+# Genesis and the threshold.
+
+
+def test_genesis_two_of_three() -> None:
+    roster, _ = _genesis()
+    assert verify_genesis(_signed(roster, ADMINS[0], ADMINS[2]), NOW_MS) == roster
+    with pytest.raises(RosterError):
+        verify_genesis(_signed(roster, ADMINS[1]))
+    with pytest.raises(RosterError):
+        verify_genesis(_signed(roster))
+
+
+def test_same_key_signing_twice_counts_once() -> None:
+    roster, _ = _genesis()
+    once = _signed(roster, ADMINS[0])
+    assert once.with_signature(ADMINS[0]) == once  # with_signature does not repeat a key
+    twice = SignedRoster(once.body, once.signatures * 2)
+    assert SignedRoster.decode(twice.encode()) == twice  # well-formed ...
+    assert twice.signers(roster.admins) == {ADMINS[0].public}
+    with pytest.raises(RosterError):  # ... but one signer is not two
+        verify_genesis(twice)
+
+
+def test_admin_key_listed_twice_is_invalid() -> None:
+    roster, _ = _genesis()
+    doubled = (*roster.admins, AdminKey("alias", ADMINS[0].public))
+    with pytest.raises(RosterError):
+        dataclasses.replace(roster, admins=doubled)
+    # And such a roster is refused when decoded too.
+    fields = codec.decode(roster.encode())
+    assert isinstance(fields, list)
+    fields[5] = [[a.name, a.public] for a in doubled]
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
+
+
+def test_non_admin_and_forged_signatures_do_not_count() -> None:
+    roster, _ = _genesis()
+    outsider = SigningKey.generate()
+    signed = _signed(roster, ADMINS[0], outsider)
+    with pytest.raises(RosterError):
+        verify_genesis(signed)
+    # A signature claimed for ADMINS[1] but made by another key.
+    forged_sig = (ADMINS[1].public, outsider.sign(signing_message(roster.encode())))
+    forged = SignedRoster(roster.encode(), (*_signed(roster, ADMINS[0]).signatures, forged_sig))
+    with pytest.raises(RosterError):
+        verify_genesis(forged)
+    # A valid signature over other bytes (no context string) does not count either.
+    bare = (ADMINS[1].public, ADMINS[1].sign(roster.encode()))
+    with pytest.raises(RosterError):
+        verify_genesis(
+            SignedRoster(roster.encode(), (*_signed(roster, ADMINS[0]).signatures, bare))
+        )
+
+
+def test_signing_message_has_context() -> None:
+    roster, signed = _genesis()
+    assert signing_message(b"x") == SIGNING_CONTEXT + b"x"
+    pub, sig = signed.signatures[0]
+    assert verify(pub, SIGNING_CONTEXT + signed.body, sig)
+
+
+def test_impossible_thresholds() -> None:
+    roster, _ = _genesis()
+    for threshold in (0, 4):
+        with pytest.raises(RosterError):
+            dataclasses.replace(roster, threshold=threshold)
+    with pytest.raises(RosterError):
+        dataclasses.replace(roster, admins=())
+
+
+# Updates.
+
+
+def test_update_needs_threshold_of_old_and_new_admins() -> None:
+    genesis, _ = _genesis()
+    new_keys = [ADMINS[0], SigningKey.generate(), SigningKey.generate()]
+    v2 = _next(genesis, admins=_admins(new_keys))
+    # Two old admins, but only one of the new set (ADMINS[0] is in both).
+    with pytest.raises(RosterError):
+        verify_update(genesis, _signed(v2, ADMINS[0], ADMINS[1]))
+    # Two new admins but only one old one.
+    with pytest.raises(RosterError):
+        verify_update(genesis, _signed(v2, ADMINS[0], new_keys[1], new_keys[2]))
+    # No old admin at all.
+    with pytest.raises(RosterError):
+        verify_update(genesis, _signed(v2, new_keys[1], new_keys[2]))
+    both = _signed(v2, ADMINS[0], ADMINS[1], new_keys[1])
+    assert verify_update(genesis, both, NOW_MS) == v2
+
+
+def test_admin_rotation_and_threshold_change_over_a_chain() -> None:
+    genesis, g_signed = _genesis()
+    k4, k5 = SigningKey.generate(), SigningKey.generate()
+    # v2: replace ADMINS[2] by k4, raise the threshold to 3 of 3.
+    v2 = _next(genesis, admins=_admins([ADMINS[0], ADMINS[1], k4]), threshold=3)
+    v2_signed = _signed(v2, ADMINS[0], ADMINS[1], k4)
+    assert verify_update(genesis, v2_signed) == v2
+    # v3: drop to one admin k5, threshold 1. Needs all three of v2's admins.
+    v3 = _next(v2, admins=_admins([k5]), threshold=1)
+    with pytest.raises(RosterError):
+        verify_update(v2, _signed(v3, ADMINS[0], ADMINS[1], k5))
+    v3_signed = _signed(v3, ADMINS[0], ADMINS[1], k4, k5)
+    assert verify_update(v2, v3_signed) == v3
+    # The removed admin ADMINS[2] can no longer sign anything alone.
+    v4 = _next(v3)
+    with pytest.raises(RosterError):
+        verify_update(v3, _signed(v4, ADMINS[2]))
+    assert verify_update(v3, _signed(v4, k5)) == v4
+    chain = [v2_signed.encode(), v3_signed.encode(), _signed(v4, k5).encode()]
+    assert verify_chain(g_signed.encode(), chain, NOW_MS) == v4
+
+
+def test_rollback_and_replay_are_refused() -> None:
+    genesis, _ = _genesis()
+    v2 = _next(genesis)
+    v2_signed = _signed(v2, ADMINS[0], ADMINS[1])
+    trusted = verify_update(genesis, v2_signed)
+    with pytest.raises(RollbackError):
+        verify_update(trusted, v2_signed)  # the same version again
+    with pytest.raises(RollbackError):
+        verify_update(trusted, _signed(genesis, ADMINS[0], ADMINS[1]))
+    with pytest.raises(RollbackError):
+        verify_chain(_signed(genesis, *ADMINS).encode(), [v2_signed.encode(), v2_signed.encode()])
+
+
+def test_version_skip_is_refused() -> None:
+    genesis, _ = _genesis()
+    v3 = _next(genesis, version=3)
+    with pytest.raises(RosterError) as info:
+        verify_update(genesis, _signed(v3, *ADMINS))
+    assert not isinstance(info.value, RollbackError)
+
+
+def test_other_consortium_is_refused() -> None:
+    genesis, _ = _genesis()
+    other = _next(genesis, consortium="other")
+    with pytest.raises(RosterError):
+        verify_update(genesis, _signed(other, *ADMINS))
+
+
+# Expiry.
+
+
+def test_expiry() -> None:
+    genesis, signed = _genesis()
+    check_fresh(genesis, genesis.expires_ms - 1)
+    with pytest.raises(ExpiredError):
+        check_fresh(genesis, genesis.expires_ms)
+    with pytest.raises(ExpiredError):
+        verify_genesis(signed, genesis.expires_ms + 1)
+    v2 = _next(genesis, expires_ms=NOW_MS + DAY_MS)
+    v2_signed = _signed(v2, ADMINS[0], ADMINS[1])
+    assert verify_update(genesis, v2_signed, NOW_MS) == v2
+    with pytest.raises(ExpiredError):
+        verify_update(genesis, v2_signed, NOW_MS + 2 * DAY_MS)
+    # A chain only needs its newest roster fresh: an expired genesis is fine behind it.
+    late = genesis.expires_ms + 1
+    v2b = _next(genesis, expires_ms=late + DAY_MS)
+    chain = [_signed(v2b, ADMINS[0], ADMINS[1]).encode()]
+    assert verify_chain(signed.encode(), chain, late) == v2b
+    with pytest.raises(ExpiredError):
+        verify_chain(signed.encode(), [], late)
+
+
+def test_expiry_must_follow_issue() -> None:
+    genesis, _ = _genesis()
+    with pytest.raises(RosterError):
+        dataclasses.replace(genesis, expires_ms=genesis.issued_ms)
+
+
+# Membership and checkpoint keys.
+
+
+def test_checkpoint_key_rotation_by_size() -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    member = dataclasses.replace(
+        MEMBERS[0].member(),
+        checkpoint_keys=(CheckpointKey(old.public, 0, 99), CheckpointKey(new.public, 100)),
+    )
+    roster, _ = _genesis()
+    roster = dataclasses.replace(roster, members=(member, *roster.members[1:]))
+    origin = member.origin
+    assert roster.checkpoint_key(origin, 0) == old.public
+    assert roster.checkpoint_key(origin, 99) == old.public
+    assert roster.checkpoint_key(origin, 100) == new.public
+    assert roster.checkpoint_key(origin, 10**12) == new.public
+    assert Roster.decode(roster.encode()) == roster
+    with pytest.raises(RosterError):
+        roster.checkpoint_key("unknown.example/log", 1)
+
+
+def test_compromised_key() -> None:
+    bad, fresh = SigningKey.generate(), SigningKey.generate()
+    member = dataclasses.replace(
+        MEMBERS[0].member(),
+        checkpoint_keys=(CheckpointKey(bad.public, 0, 50, compromised=True),),
+    )
+    roster, _ = _genesis()
+    roster = dataclasses.replace(roster, members=(member, *roster.members[1:]))
+    assert member.valid_size_limit() == 50
+    assert roster.checkpoint_key(member.origin, 50) == bad.public
+    with pytest.raises(RosterError):
+        roster.checkpoint_key(member.origin, 51)
+    assert Roster.decode(roster.encode()).members[0].checkpoint_keys[0].compromised
+    # A compromised key must say up to where it was trusted, or it would cover every size.
+    with pytest.raises(RosterError):
+        dataclasses.replace(
+            roster,
+            members=(
+                dataclasses.replace(
+                    member, checkpoint_keys=(CheckpointKey(bad.public, compromised=True),)
+                ),
+            ),
+        )
+    # Rotated to a fresh key after the compromise.
+    rotated = dataclasses.replace(
+        member,
+        checkpoint_keys=(*member.checkpoint_keys, CheckpointKey(fresh.public, 51)),
+    )
+    roster = dataclasses.replace(roster, members=(rotated, *roster.members[1:]))
+    assert roster.checkpoint_key(member.origin, 51) == fresh.public
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"member_id": "Upper"},
+        {"member_id": "m0\n"},
+        {"member_id": ""},
+        {"origin": "has space"},
+        {"origin": "has+plus"},
+        {"origin": "ctl\x01"},
+        {"roles": ()},
+        {"roles": ("owner",)},
+        {"checkpoint_keys": ()},
+        {"checkpoint_keys": (CheckpointKey(bytes(32), 10, 9),)},
+    ],
+)
+def test_bad_members(change: dict[str, object]) -> None:
+    roster, _ = _genesis()
+    member: Member = dataclasses.replace(roster.members[0], **change)  # type: ignore[arg-type]
+    with pytest.raises(RosterError):
+        dataclasses.replace(roster, members=(member, *roster.members[1:]))
+
+
+def test_duplicate_members() -> None:
+    roster, _ = _genesis()
+    m0, m1 = roster.members[0], roster.members[1]
+    for dup in (
+        dataclasses.replace(m1, member_id=m0.member_id),
+        dataclasses.replace(m1, origin=m0.origin),
+        dataclasses.replace(m1, node_key=m0.node_key),
+    ):
+        with pytest.raises(RosterError):
+            dataclasses.replace(roster, members=(m0, dup))
+
+
+def test_lookups() -> None:
+    roster, _ = _genesis()
+    m = roster.members[1]
+    assert roster.member(m.member_id) == m
+    assert roster.member_by_origin(m.origin) == m
+    assert roster.member_by_node_key(m.node_key) == m
+    assert roster.origins() == tuple(x.origin for x in roster.members)
+    with pytest.raises(RosterError):
+        roster.member("nobody")
+
+
+# Decoding.
+
+
+def test_round_trip() -> None:
+    roster, signed = _genesis()
+    assert Roster.decode(roster.encode()) == roster
+    assert SignedRoster.decode(signed.encode()) == signed
+    assert signed.roster == roster
+
+
+def test_decode_strictness() -> None:
+    roster, signed = _genesis()
+    with pytest.raises(DecodeError):
+        Roster.decode(roster.encode() + b"\x00")
+    with pytest.raises(DecodeError):
+        SignedRoster.decode(signed.encode() + b"\x00")
+    with pytest.raises(DecodeError):
+        Roster.decode(roster.encode()[:-1])
+    pub, sig = signed.signatures[0]
+    for bad in ([pub[:31], sig], [pub + b"x", sig], [pub, sig[:63]], [pub, sig + b"x"], [pub]):
+        with pytest.raises(DecodeError):
+            SignedRoster.decode(codec.encode([1, signed.body, [bad]]))
+    with pytest.raises(DecodeError):
+        SignedRoster.decode(codec.encode([2, signed.body, []]))
+    with pytest.raises(DecodeError):
+        SignedRoster.decode(codec.encode([1, b"not a roster", []]))
+    with pytest.raises(DecodeError):
+        SignedRoster.decode(codec.encode([1, signed.body, [], None]))
+
+
+def _roster_fields() -> list[codec.Value]:
+    roster, _ = _genesis()
+    fields = codec.decode(roster.encode())
+    assert isinstance(fields, list)
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("index", "value"),
+    [
+        (0, 2),  # layout version
+        (2, 0),  # roster version 0
+        (2, "1"),
+        (5, [["a", bytes(31)]]),  # admin key of the wrong length
+        (5, [["a"]]),
+        (6, 0),
+        (10, 300),  # pdq threshold out of range
+        (9, [[1]]),
+    ],
+)
+def test_decode_rejects_bad_fields(index: int, value: codec.Value) -> None:
+    fields = _roster_fields()
+    fields[index] = value
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
+
+
+def test_decode_rejects_wrong_member_key_lengths() -> None:
+    fields = _roster_fields()
+    members = fields[9]
+    assert isinstance(members, list)
+    member = members[0]
+    assert isinstance(member, list)
+    member[4] = bytes(33)  # node key
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
+    member[4] = bytes(32)
+    member[3] = [[bytes(31), 0, None, 0]]
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
+    member[3] = [[bytes(32), 0, None, 2]]  # compromised flag is 0 or 1
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
+    member[3] = [[bytes(32), 0, None, 1]]  # compromised without last_size
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode(fields))
