@@ -29,3 +29,7 @@ class AuthError(NodeError):
 
 class RequestError(NodeError):
     """An operator or peer request is malformed or out of bounds (HTTP 400/413)."""
+
+
+class HashingError(NodeError):
+    """A file could not be hashed (unreadable, or an image or video that fails to decode)."""

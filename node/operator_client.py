@@ -44,7 +44,8 @@ class OperatorClient:
                     return json.loads(payload)
                 return payload
         except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")
+            with e:
+                detail = e.read().decode(errors="replace")
             with contextlib.suppress(ValueError, AttributeError):
                 detail = json.loads(detail).get("detail", detail)
             raise RequestError(f"{method} {path}: {e.code} {detail}") from e

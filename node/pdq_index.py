@@ -142,7 +142,7 @@ class PdqIndex:
     def hash_at(self, row: int) -> bytes:
         if not 0 <= row < self._size:
             raise IndexError(row)
-        return self._words[row].tobytes()
+        return bytes(self._words[row].tobytes())
 
     def add(self, pdq: bytes) -> int:
         """Store one hash; returns its row number."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from node import wire
 from node.auth import sign_request
@@ -62,7 +62,10 @@ class PeerClient:
     ) -> bytes:
         if self._session is None:
             raise RuntimeError("PeerClient used outside its context")
-        path_qs = f"{path}?{urlencode(query)}" if query else path
+        # Sign exactly the bytes that go on the wire: yarl normalises escapes (%2F becomes /),
+        # so build the URL first and sign its encoded path and query.
+        url = URL(base_url.rstrip("/") + path).with_query({k: str(v) for k, v in query.items()})
+        path_qs = url.raw_path_qs
         headers = sign_request(
             self._key,
             self._member,
@@ -76,7 +79,7 @@ class PeerClient:
         headers["Content-Type"] = "application/msgpack"
         try:
             async with self._session.request(
-                method, base_url.rstrip("/") + path_qs, data=body or None, headers=headers
+                method, url, data=body or None, headers=headers
             ) as resp:
                 data = await resp.content.read(self._max_body + 1)
                 if len(data) > self._max_body:

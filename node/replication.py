@@ -144,8 +144,9 @@ class Replicator:
             state.member_id, url, wire.Push(origin, signed.raw, start, tuple(entries))
         )
         self._ok(state)
-        if result.status == "gap":
-            await self._pull_log(state.member_id, url, origin, size)
+        # On "gap" the peer lacks older entries than one push carries; it starts a pull of its
+        # own (see the push handler), which fetches them with proofs page by page.
+        del result
 
     # Pull.
 

@@ -82,6 +82,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
             config.page_size,
         ) as client:
             replicator = Replicator(service, client)
+            service.request_sync = replicator.request_sync
             await _serve(config, service, replicator, keys, stop)
     finally:
         await store.close()

@@ -79,7 +79,7 @@ def peer_app(service: NodeService) -> web.Application:
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         body = await request.read()
         member = verifier.verify(
-            request.headers, request.method, request.path_qs, body, service.clock(), node_key
+            request.headers, request.method, request.raw_path, body, service.clock(), node_key
         )
         request[PEER_KEY] = member
         return await handler(request)
@@ -118,6 +118,8 @@ def peer_app(service: NodeService) -> web.Application:
         result = await service.peers.ingest(
             body.origin, body.checkpoint, body.start, body.entries, (), request[PEER_KEY]
         )
+        if result.status == "gap":
+            service.request_sync()  # we are behind on this log: pull it now, not at the next tick
         return _msgpack(wire.encode_push_result(wire.PushResult(result.status, result.size)))
 
     app = web.Application(

@@ -52,6 +52,8 @@ class NodeService:
         self._append_lock = asyncio.Lock()
         self._unsigned = asyncio.Event()
         self._own_listeners: list[OwnListener] = []
+        #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
+        self.request_sync: Callable[[], None] = _no_sync
 
     async def start(self, pinned_roster: bytes) -> None:
         await self.rosters.load(pinned_roster)
@@ -262,6 +264,10 @@ class NodeService:
             days = left_ms / 86_400_000
             out.append(f"roster version {roster.version} expires in {days:.1f} days")
         return out
+
+
+def _no_sync() -> None:
+    """Before replication is wired up there is nothing to ask."""
 
 
 def describe_value(signal_type: str, value: bytes | str) -> str:

@@ -50,6 +50,9 @@ class VpdqThresholds:
         return query_percent >= self.query_percent and target_percent >= self.target_percent
 
 
+REFERENCE_THRESHOLDS = VpdqThresholds()
+
+
 @dataclass(frozen=True, slots=True)
 class VpdqComparison:
     """Shares of each video's usable unique frames that matched the other, in percent."""
@@ -75,7 +78,7 @@ def usable_frames(frames: Sequence[VpdqFrame], quality: int) -> list[bytes]:
 def compare(
     query: Sequence[VpdqFrame],
     target: Sequence[VpdqFrame],
-    thresholds: VpdqThresholds = VpdqThresholds(),
+    thresholds: VpdqThresholds = REFERENCE_THRESHOLDS,
 ) -> VpdqComparison:
     """Compare two videos by brute force, as the reference does."""
     q = usable_frames(query, thresholds.quality)
@@ -133,19 +136,18 @@ class VpdqIndex:
         return video
 
     def search(
-        self, query: Sequence[VpdqFrame], thresholds: VpdqThresholds = VpdqThresholds()
+        self, query: Sequence[VpdqFrame], thresholds: VpdqThresholds = REFERENCE_THRESHOLDS
     ) -> list[VpdqIndexHit]:
         """Every stored video matching `query` under `thresholds` (its quality is fixed at
         construction), best query share first."""
         q = usable_frames(query, self._quality)
         if not q or not self._frame_video:
             return []
-        video_of = np.asarray(self._frame_video, dtype=np.int64)
         q_hits: dict[int, set[int]] = {}
         t_hits: dict[int, set[int]] = {}
         for qi, found in enumerate(self._frames.search_many(q, thresholds.distance)):
             for row, _ in found:
-                video = int(video_of[row])
+                video = self._frame_video[row]
                 q_hits.setdefault(video, set()).add(qi)
                 t_hits.setdefault(video, set()).add(row)
         hits = []

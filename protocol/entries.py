@@ -59,11 +59,11 @@ class Add:
 
     def __post_init__(self) -> None:
         validate_value(self.signal_type, self.value)
-        if len(self.labels) > MAX_LABELS or any(not _LABEL.match(x) for x in self.labels):
+        if len(self.labels) > MAX_LABELS or any(not _LABEL.fullmatch(x) for x in self.labels):
             raise ValidationError(f"labels are at most {MAX_LABELS} kebab-case words")
         if list(self.labels) != sorted(set(self.labels)):
             raise ValidationError("labels are sorted and unique")
-        if self.incident is not None and not _INCIDENT.match(self.incident):
+        if self.incident is not None and not _INCIDENT.fullmatch(self.incident):
             raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
         if self.reference is not None and len(self.reference) > MAX_REFERENCE:
             raise ValidationError(f"a reference is at most {MAX_REFERENCE} bytes")

@@ -78,9 +78,17 @@ class Member:
         return "member" in self.roles
 
     def valid_size_limit(self) -> int | None:
-        """The size beyond which this member's log is not valid (a compromised key), if any."""
+        """The size beyond which this member's log is not valid, if any.
+
+        A key declared compromised from size N is trusted for nothing beyond N. The log stays
+        valid beyond N only where an uncompromised successor key (rotated in after N) takes over.
+        """
         limits = [k.last_size for k in self.checkpoint_keys if k.compromised]
-        return min((x for x in limits if x is not None), default=None)
+        limit = min((x for x in limits if x is not None), default=None)
+        if limit is None:
+            return None
+        successors = [k for k in self.checkpoint_keys if not k.compromised and k.first_size > limit]
+        return None if successors else limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ def validate_value(signal_type: str, value: bytes | str) -> None:
     if signal_type == "url":
         if not isinstance(value, str):
             raise ValidationError("a url value is text")
-        if len(value.encode()) > MAX_URL_BYTES or not _URL.match(value):
+        if len(value.encode()) > MAX_URL_BYTES or not _URL.fullmatch(value):
             raise ValidationError(
                 "a url value is an http(s) URL without spaces, at most 2048 bytes"
             )
@@ -94,7 +94,7 @@ def parse_value(signal_type: str, text: str) -> bytes | str:
     if signal_type == "url":
         value = text
     else:
-        if not _HEX.match(text) or len(text) % 2:
+        if not _HEX.fullmatch(text) or len(text) % 2:
             raise ValidationError(f"a {signal_type} hash is written in hex")
         value = bytes.fromhex(text)
     validate_value(signal_type, value)

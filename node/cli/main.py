@@ -48,6 +48,8 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per sync job is noise; apscheduler's warnings and errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     asyncio.run(run_node(load_config(Path(args.directory))))
     return EXIT_OK
 

@@ -55,4 +55,5 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> float:
 
 
 def roots(config: NodeConfig) -> dict[str, tuple[int, str]]:
-    return {o: (log["size"], log["root"]) for o, log in status(config)["logs"].items()}
+    logs = status(config)["logs"]
+    return {o: (logs[o]["size"], logs[o]["root"]) for o in sorted(logs)}

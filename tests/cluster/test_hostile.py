@@ -18,7 +18,6 @@ from node.auth import sign_request
 from node.config import NodeConfig
 from node.keys import load_key
 from node.procs import NodeGroup
-from protocol.checkpoint import Checkpoint, sign_checkpoint
 from protocol.entries import Add, encode_entry
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
@@ -42,7 +41,8 @@ def _send(
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        with e:
+            return e.code, e.read()
 
 
 def _signed(
@@ -86,10 +86,12 @@ def test_unauthenticated_peer_and_operator_requests_get_401(hostile: Any) -> Non
     request = urllib.request.Request(f"{victim.operator_url}/v1/status")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
+    caught.value.close()
     assert caught.value.code == 401
     request.add_header("Authorization", "Bearer wrong")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
+    caught.value.close()
     assert caught.value.code == 401
 
 
@@ -145,11 +147,13 @@ def _page(
     rogue: Rogue, values: list[int], key: SigningKey | None = None, claim: int | None = None
 ) -> bytes:
     writer = LogWriter(rogue.config.origin, key or rogue.log_key)
-    raws = [encode_entry(Add(_now(), "md5", v.to_bytes(16, "big"))) for v in values]
+    raws = [encode_entry(Add(1_800_000_000_000, "md5", v.to_bytes(16, "big"))) for v in values]
+    if claim is not None:  # a true checkpoint of the first `claim` entries, sent with more
+        writer.commit(writer.plan(raws[:claim]))
+        cp = writer.sign().raw
+        return wire.encode_push(wire.Push(rogue.config.origin, cp, 0, tuple(raws)))
     writer.commit(writer.plan(raws))
     cp = writer.sign().raw
-    if claim is not None:  # a checkpoint that claims fewer entries than are sent
-        cp = sign_checkpoint(Checkpoint(rogue.config.origin, claim, writer.root), rogue.log_key).raw
     return wire.encode_push(wire.Push(rogue.config.origin, cp, 0, tuple(raws)))
 
 
@@ -157,17 +161,17 @@ def test_bad_signatures_and_entries_beyond_the_checkpoint_are_refused(hostile: A
     victim, rogue, _ = hostile
     code, body = rogue.push(victim, _page(rogue, [1, 2], key=SigningKey.generate()))
     assert code == 400 and "no valid signature" in _error(body)
-    code, body = rogue.push(victim, _page(rogue, [1, 2, 3], claim=2))
-    assert code == 400, body
-    assert not found(victim, {"signal_type": "md5", "value": (1).to_bytes(16, "big").hex()})
+    code, body = rogue.push(victim, _page(rogue, [10, 11, 12], claim=2))
+    assert code == 400 and "beyond the checkpoint" in _error(body)
+    assert not found(victim, {"signal_type": "md5", "value": (10).to_bytes(16, "big").hex()})
 
 
 def test_a_forked_log_is_kept_as_evidence_and_held_while_the_node_keeps_serving(
     hostile: Any,
 ) -> None:
     victim, rogue, honest = hostile
-    code, _ = rogue.push(victim, _page(rogue, [10, 11]))
-    assert code == 200
+    code, body = rogue.push(victim, _page(rogue, [10, 11]))
+    assert code == 200 and wire.decode_push_result(body).status == "accepted", body
     wait_until(
         lambda: found(victim, {"signal_type": "md5", "value": (10).to_bytes(16, "big").hex()}),
         5,

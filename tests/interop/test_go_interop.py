@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from protocol import vectors
+from protocol.errors import ProtocolError
+from protocol.note import Verifier
+from protocol.tlogproof import parse_tlog_proof
 
 pytestmark = pytest.mark.interop
 
@@ -157,10 +160,6 @@ def test_go_rejects_tampered_vectors(
 
 def test_python_rejects_what_go_rejects(tmp_path: Path) -> None:
     """The same tampering is caught by our own verifier (no Go needed)."""
-    from protocol.errors import ProtocolError
-    from protocol.note import Verifier
-    from protocol.tlogproof import parse_tlog_proof
-
     _write_vectors(tmp_path)
     verifier = Verifier.parse((tmp_path / "verifier.key").read_text())
     proof_path = tmp_path / "proofs/12.tlog-proof"
@@ -169,3 +168,14 @@ def test_python_rejects_what_go_rejects(tmp_path: Path) -> None:
     _tamper_proof_hash(proof_path)
     with pytest.raises(ProtocolError):
         parse_tlog_proof(proof_path.read_bytes()).verify(entry, verifier.public)
+
+
+def test_documented_example_matches_the_vectors() -> None:
+    """docs/protocol-parts/30-notes-checkpoints.md quotes these vector files; keep it true."""
+    doc = (HERE.parent.parent / "docs/protocol-parts/30-notes-checkpoints.md").read_text()
+    files = vectors.build_vectors()
+    for name in ("verifier.key", "witness.key", "checkpoint.20", "proofs/13.tlog-proof"):
+        for line in files[name].decode().splitlines():
+            if line and not line.startswith("example.hashmesh/vectors"):
+                assert f"    {line}\n" in doc, (name, line)
+    assert files["consistency.8.13"].decode().strip() in doc

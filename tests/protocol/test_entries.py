@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -106,3 +108,16 @@ def test_arbitrary_bytes_decode_only_to_entries_or_decode_error(data: bytes) -> 
     except DecodeError:
         return
     assert encode_entry(entry) == data
+
+
+@pytest.mark.parametrize(
+    "add",
+    [
+        lambda: Add(1, "md5", bytes(16), labels=("glorification\n",)),
+        lambda: Add(1, "md5", bytes(16), incident="christchurch-2019\n"),
+        lambda: Add(1, "url", "https://example.com/x\n"),
+    ],
+)
+def test_a_trailing_newline_does_not_slip_past_label_incident_or_url_checks(add: Any) -> None:
+    with pytest.raises(ValidationError):
+        add()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
+from pathlib import Path
 
 import pytest
 
@@ -106,7 +109,7 @@ def test_non_admin_and_forged_signatures_do_not_count() -> None:
 
 
 def test_signing_message_has_context() -> None:
-    roster, signed = _genesis()
+    _, signed = _genesis()
     assert signing_message(b"x") == SIGNING_CONTEXT + b"x"
     pub, sig = signed.signatures[0]
     assert verify(pub, SIGNING_CONTEXT + signed.body, sig)
@@ -338,7 +341,14 @@ def test_decode_strictness() -> None:
     with pytest.raises(DecodeError):
         Roster.decode(roster.encode()[:-1])
     pub, sig = signed.signatures[0]
-    for bad in ([pub[:31], sig], [pub + b"x", sig], [pub, sig[:63]], [pub, sig + b"x"], [pub]):
+    bads: list[codec.Value] = [
+        [pub[:31], sig],
+        [pub + b"x", sig],
+        [pub, sig[:63]],
+        [pub, sig + b"x"],
+        [pub],
+    ]
+    for bad in bads:
         with pytest.raises(DecodeError):
             SignedRoster.decode(codec.encode([1, signed.body, [bad]]))
     with pytest.raises(DecodeError):
@@ -395,3 +405,55 @@ def test_decode_rejects_wrong_member_key_lengths() -> None:
     member[3] = [[bytes(32), 0, None, 1]]  # compromised without last_size
     with pytest.raises(DecodeError):
         Roster.decode(codec.encode(fields))
+
+
+def test_documented_example_matches_the_code() -> None:
+    """docs/protocol-parts/40-roster.md shows these bytes; keep it true."""
+
+    def key(seed: str) -> SigningKey:
+        return SigningKey(hashlib.sha256(seed.encode()).digest())
+
+    a1, a2 = key("doc admin 1"), key("doc admin 2")
+    roster = Roster(
+        consortium="example",
+        version=1,
+        issued_ms=1767225600000,
+        expires_ms=1798761600000,
+        admins=(AdminKey("alice", a1.public), AdminKey("bob", a2.public)),
+        threshold=2,
+        witness_quorum=1,
+        taxonomy=("glorification",),
+        members=(
+            Member(
+                "acme",
+                "Acme",
+                "acme.example/log",
+                (CheckpointKey(key("doc checkpoint key").public),),
+                key("doc node key").public,
+                ("https://node.acme.example",),
+                ("member",),
+                "trust@acme.example",
+            ),
+        ),
+    )
+    doc = (Path(__file__).parents[2] / "docs/protocol-parts/40-roster.md").read_text()
+    rows = re.findall(r"^    [0-9a-f]{4}  ([0-9a-f]+)$", doc, re.MULTILINE)
+    assert bytes.fromhex("".join(rows)) == roster.encode()
+    signed = _signed(roster, a1, a2)
+    assert len(signed.encode()) == 493
+    assert verify_genesis(SignedRoster.decode(signed.encode())) == roster
+    assert signed.signatures[0][1].hex()[:16] in doc
+
+
+def test_a_compromised_key_limits_the_log_unless_a_successor_key_takes_over() -> None:
+    old, new = SigningKey.generate().public, SigningKey.generate().public
+    member = make_members(1)[0].member()
+    bare = dataclasses.replace(
+        member, checkpoint_keys=(CheckpointKey(old, 0, 10, compromised=True),)
+    )
+    assert bare.valid_size_limit() == 10
+    rotated = dataclasses.replace(
+        member,
+        checkpoint_keys=(CheckpointKey(old, 0, 10, compromised=True), CheckpointKey(new, 11)),
+    )
+    assert rotated.valid_size_limit() is None
