@@ -17,7 +17,20 @@ def ref_json(ref: EntryRef) -> dict[str, Any]:
 
 
 def view_json(view: HashView, member_of: Callable[[str], str | None]) -> dict[str, Any]:
-    """A hash's provenance as the operator API and `hashmesh lookup --json` show it."""
+    """A hash's provenance as the operator API and `hashmesh lookup --json` show it.
+
+    Disputes and retractions are given per submission; `disputes` also lists them all at once.
+    """
+    body = _view_body(view, member_of)
+    body["disputes"] = [
+        {**d, "target": {"log": s["log"], "index": s["index"]}}
+        for s in body["submissions"]
+        for d in s["disputes"]
+    ]
+    return body
+
+
+def _view_body(view: HashView, member_of: Callable[[str], str | None]) -> dict[str, Any]:
     return {
         "signal_type": view.signal_type,
         "value": value_text(view.signal_type, view.value),

@@ -23,8 +23,8 @@ from node.replication import Replicator
 from node.scheduler import SyncSchedule
 from node.server import operator_app, peer_app
 from node.service import NodeService
+from node.store import open_store as store_at
 from node.store.base import Store
-from node.store.postgres import PostgresStore
 from node.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,20 @@ def load_keys(config: NodeConfig) -> NodeKeys:
 
 
 def open_store(config: NodeConfig) -> Store:
-    """The store the configuration names: 'sqlite' (default) or a postgresql:// URL."""
+    """The store the configuration names: 'sqlite' (data/hashmesh.db) or a postgresql:// URL.
+
+    A PostgreSQL URL without `?schema=` uses a schema named after the member, so that several
+    members may share one database server.
+    """
     if config.store == "sqlite":
         config.data_dir.mkdir(parents=True, exist_ok=True)
         return SqliteStore(config.data_dir / "hashmesh.db")
     if config.store.startswith(("postgresql://", "postgres://")):
-        # One schema per member, so several members may share a database server.
-        schema = "hm_" + "".join(c if c.isalnum() else "_" for c in config.member_id.lower())
-        return PostgresStore(config.store, schema=schema)
+        url = config.store
+        if "schema=" not in url:
+            schema = "hm_" + "".join(c if c.isalnum() else "_" for c in config.member_id.lower())
+            url += ("&" if "?" in url else "?") + f"schema={schema}"
+        return store_at(url)
     raise ConfigError(f"unknown store {config.store!r} (use 'sqlite' or a postgresql:// URL)")
 
 

@@ -146,11 +146,11 @@ def describe(result: dict[str, Any]) -> list[str]:
         line = f"  added by {s['member']} ({s['log']} #{s['index']}) at {_when(s['timestamp_ms'])}"
         if s.get("incident"):
             line += f" incident={s['incident']}"
-        if s.get("retracted"):
-            line += "  RETRACTED"
+        if s.get("retraction"):
+            line += f"  RETRACTED ({s['retraction']['reason'] or 'no reason given'})"
         lines.append(line)
-    for d in result.get("disputes", []):
-        lines.append(f"  disputed by {d['member']}: {d['reason_code']} {d.get('text', '')}")
+        for d in s["disputes"]:
+            lines.append(f"    disputed by {d['member']}: {d['reason_code']} {d['text']}")
     return lines
 
 

@@ -1,0 +1,61 @@
+"""In-process node services over real SQLite stores, served on 127.0.0.1, for API tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from node.config import NodeConfig
+from node.consortium import Consortium, build_consortium
+from node.keys import load_key
+from node.runner import read_roster
+from node.server import operator_app, peer_app
+from node.service import NodeService
+from node.store.sqlite import SqliteStore
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Served:
+    config: NodeConfig
+    service: NodeService
+    peer_url: str
+    operator_url: str
+    token: str
+
+
+@asynccontextmanager
+async def served(config: NodeConfig) -> AsyncIterator[Served]:
+    """A NodeService with both APIs listening on free loopback ports (no replication)."""
+    _, key = load_key(config.checkpoint_key_path)
+    store = SqliteStore(config.directory / "data.db")
+    await store.open()
+    service = NodeService(config, store, key, now_ms)
+    await service.start(read_roster(config))
+    token = config.token_path.read_text().strip()
+    runners = [web.AppRunner(peer_app(service)), web.AppRunner(operator_app(service, token))]
+    urls = []
+    try:
+        for runner in runners:
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            urls.append(f"http://127.0.0.1:{port}")
+        yield Served(config, service, urls[0], urls[1], token)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        await store.close()
+
+
+def consortium(root: Path, n: int = 2) -> Consortium:
+    return build_consortium(root, n, now_ms())
