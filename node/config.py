@@ -50,6 +50,14 @@ class NodeConfig:
         default=16 * 1024 * 1024, metadata={"doc": "largest request or response body accepted"}
     )
     peer_timeout_s: float = field(default=10.0, metadata={"doc": "timeout of one peer request"})
+    act_below_disputes: int = field(
+        default=1,
+        metadata={"doc": "match policy: act on a hash disputed by fewer than this many members"},
+    )
+    trusted_members: str = field(
+        default="",
+        metadata={"doc": "match policy: comma-separated member ids to act on ('' = every member)"},
+    )
     roster_warn_days: float = field(
         default=14.0, metadata={"doc": "warn when the roster expires within this many days"}
     )

@@ -157,7 +157,14 @@ def make_roster(
 
 
 def build_consortium(
-    root: Path, n: int, now_ms: int, admins: int = 1, threshold: int = 1, **settings: Any
+    root: Path,
+    n: int,
+    now_ms: int,
+    admins: int = 1,
+    threshold: int = 1,
+    witness_quorum: int = 0,
+    valid_days: float = 365.0,
+    **settings: Any,
 ) -> Consortium:
     """N members on 127.0.0.1 with free ports, one signed roster pinned in each directory."""
     admin_keys = [SigningKey.generate() for _ in range(admins)]
@@ -179,7 +186,7 @@ def build_consortium(
         config = replace(config, **settings)
         members.append(init_member(config, display_name=f"Platform {i + 1}").member())
         configs.append(config)
-    roster = make_roster("demo", admin_keys, threshold, members, now_ms)
+    roster = make_roster("demo", admin_keys, threshold, members, now_ms, valid_days, witness_quorum)
     signed = SignedRoster(roster.encode(), ())
     for key in admin_keys[:threshold]:
         signed = signed.with_signature(key)

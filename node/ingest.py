@@ -95,12 +95,17 @@ class PeerLogs:
                 size = parse_signed_checkpoint(raw).checkpoint.size
                 ids = replica.prefix_ids(size)
                 nodes = await self._store.nodes(origin, ids) if ids else None
+                had = replica.checkpoint
                 status, signed = replica.accept_checkpoint(raw, self._rosters.roster, nodes)
             except EquivocationError as e:
                 await self._hold(e)
                 return None
+            # Entries stored without a checkpoint of their exact size (a crash between the two)
+            # are covered again; a copy we already keep (with cosignatures) is not replaced.
+            first_at_size = had is None or had.checkpoint.size != replica.size
             if status is CheckpointStatus.KNOWN and signed.checkpoint.size == replica.size:
-                await self._store.save_checkpoint(origin, replica.size, signed.raw)
+                if first_at_size:
+                    await self._store.save_checkpoint(origin, replica.size, signed.raw)
             return status
 
     async def ingest(

@@ -184,12 +184,8 @@ class Replicator:
             ):
                 await _translate(member_id, self._service.rosters.offer(raw))
         for origin, raw in vector.checkpoints:
-            if origin == self._service.origin:
-                continue
             try:
-                status = await _translate(
-                    member_id, self._service.peers.offer_checkpoint(origin, raw)
-                )
+                status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
                 log.warning("%s", e)
                 continue

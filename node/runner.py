@@ -77,7 +77,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
     store = open_store(config)
     await store.open()
     try:
-        service = NodeService(config, store, keys.checkpoint, wall_clock_ms)
+        service = NodeService(config, store, keys.checkpoint, wall_clock_ms, keys.node)
         await service.start(pinned)
         async with PeerClient(
             config.member_id,

@@ -15,6 +15,7 @@ from node import wire
 from node.auth import RequestVerifier, check_bearer
 from node.errors import AuthError, NodeError, PeerError, RequestError, StoreError
 from node.jsonview import parse_add, parse_hash, ref_json, view_json
+from node.policy import decide
 from node.service import NodeService
 from protocol.entries import EntryRef
 from protocol.errors import ProtocolError, RosterError
@@ -202,7 +203,20 @@ def operator_app(
         for signal_type, values in by_type.items():
             for view in await service.lookup(signal_type, values):
                 views[(signal_type, view.value)] = view
-        results = [view_json(views[key], member_of) for key in asked]
+        policy = service.match_policy()
+        results = []
+        for key in asked:
+            body = view_json(views[key], member_of)
+            decision = decide(views[key], policy)
+            body["decision"] = (
+                None
+                if decision is None
+                else {
+                    "action": decision.action,
+                    "reason": decision.reason,
+                }
+            )
+            results.append(body)
         return web.json_response({"results": results})
 
     async def status(request: web.Request) -> web.Response:

@@ -14,14 +14,17 @@ from typing import Any
 from node.config import NodeConfig
 from node.errors import PeerError, RequestError
 from node.ingest import PeerLogs
+from node.policy import MatchPolicy
 from node.rosters import RosterKeeper
 from node.rows import entry_row, located
 from node.store.base import Store
 from node.wire import CheckpointVector, EntriesPage
+from node.witness import Witness
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
 from protocol.errors import RosterError, ValidationError
+from protocol.replica import CheckpointStatus
 from protocol.signals import value_key, value_text
 from protocol.signing import SigningKey
 from protocol.view import HashView, fold
@@ -40,6 +43,7 @@ class NodeService:
         store: Store,
         checkpoint_key: SigningKey,
         clock: Callable[[], int],
+        node_key: SigningKey | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -52,6 +56,15 @@ class NodeService:
         self._append_lock = asyncio.Lock()
         self._unsigned = asyncio.Event()
         self._own_listeners: list[OwnListener] = []
+        self.witness = Witness(
+            config.member_id,
+            config.origin,
+            node_key or SigningKey.generate(),  # without a node key our cosignatures count nil
+            store,
+            lambda: self.rosters.roster,
+            clock,
+        )
+        self.peers.subscribe(self._cosign_reached)
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
 
@@ -147,18 +160,33 @@ class NodeService:
     # Serving peers.
 
     def signed_checkpoint(self, origin: str) -> SignedCheckpoint | None:
+        """The checkpoint we serve for `origin`, with the cosignatures we collected."""
         if origin == self.origin:
-            return self._signed
-        return self.peers.served_checkpoint(origin)
+            return self.witness.served(self._signed)
+        return self.witness.served(self.peers.served_checkpoint(origin))
 
     def checkpoint_vector(self) -> CheckpointVector:
         pairs = []
-        if self._signed is not None:
-            pairs.append((self.origin, self._signed.raw))
-        for origin, replica in sorted(self.peers.replicas().items()):
-            if replica.checkpoint is not None:
-                pairs.append((origin, replica.checkpoint.raw))
+        for origin in [self.origin, *sorted(self.peers.replicas())]:
+            signed = self.signed_checkpoint(origin)
+            if signed is not None:
+                pairs.append((origin, signed.raw))
         return CheckpointVector(self.rosters.roster.version, tuple(pairs))
+
+    async def offer_checkpoint(self, origin: str, raw: bytes) -> CheckpointStatus | None:
+        """A checkpoint a peer showed us: compare it, and keep any new valid cosignatures."""
+        if origin == self.origin:
+            await self.witness.offered(self._signed, raw)
+            return CheckpointStatus.KNOWN
+        status = await self.peers.offer_checkpoint(origin, raw)
+        if status is CheckpointStatus.KNOWN:
+            await self.witness.offered(self.peers.served_checkpoint(origin), raw)
+        return status
+
+    async def _cosign_reached(self, origin: str, start: int, end: int, source: str | None) -> None:
+        signed = self.peers.served_checkpoint(origin)
+        if signed is not None and signed.checkpoint.size == end:
+            await self.witness.reached(signed)
 
     async def entries_page(self, origin: str, start: int, limit: int) -> EntriesPage:
         """Entries from `start` with a consistency proof from the page's end to our checkpoint."""
@@ -208,6 +236,12 @@ class NodeService:
             views.append(fold(signal_type, value, adds, related))
         return views
 
+    def match_policy(self) -> MatchPolicy:
+        trusted = [m.strip() for m in self.config.trusted_members.split(",") if m.strip()]
+        roster = self.rosters.roster
+        origins = {m.origin for m in roster.members if m.member_id in trusted}
+        return MatchPolicy(self.config.act_below_disputes, frozenset(origins) if trusted else None)
+
     def status(self) -> dict[str, Any]:
         roster = self.rosters.roster
         held = self.peers.held
@@ -218,6 +252,7 @@ class NodeService:
             "size": self._writer.size,
             "root": self._writer.root.hex(),
             "checkpoint_size": own_signed,
+            "cosigners": sorted(self.witness.cosigners(self._signed)),
             "own": True,
             "held": False,
         }
@@ -232,6 +267,7 @@ class NodeService:
                 "size": replica.size,
                 "root": replica.root.hex(),
                 "checkpoint_size": replica.checkpoint.checkpoint.size if replica.checkpoint else 0,
+                "cosigners": sorted(self.witness.cosigners(replica.checkpoint)),
                 "latest_seen": latest.checkpoint.size if latest else 0,
                 "own": False,
                 "held": origin in held,

@@ -94,14 +94,23 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
             "undecodable_entries": report.undecodable,
             "ok": report.ok,
         }
-    evidence = []
-    for e in await store.evidence():
+    evidence: list[dict[str, Any]] = []
+    for held in await store.evidence():
         try:
-            evidence.append(
-                {"origin": e.origin, "proves": check_evidence(e.first, e.second, roster)}
-            )
+            proves = check_evidence(held.first, held.second, roster)
         except ProtocolError as err:
-            evidence.append({"origin": e.origin, "invalid": str(err)})
+            evidence.append({"origin": held.origin, "invalid": str(err)})
+            continue
+        evidence.append(
+            {
+                "origin": held.origin,
+                "proves": proves,
+                "first": held.first.decode(errors="replace"),
+                "second": held.second.decode(errors="replace"),
+                "seen_ms": held.seen_ms,
+            }
+        )
+        problems.append(f"equivocation: {proves}")
     return {
         "roster_version": roster.version,
         "logs": logs,

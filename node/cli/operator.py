@@ -142,6 +142,8 @@ def describe(result: dict[str, Any]) -> list[str]:
     lines = [f"{head}  {state}  labels={','.join(result['labels']) or '-'}"]
     if "distance" in result:
         lines[0] += f"  distance={result['distance']}"
+    if result.get("decision"):
+        lines[0] += f"  -> {result['decision']['action'].upper()} ({result['decision']['reason']})"
     for s in result["submissions"]:
         line = f"  added by {s['member']} ({s['log']} #{s['index']}) at {_when(s['timestamp_ms'])}"
         if s.get("incident"):

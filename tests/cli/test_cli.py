@@ -126,6 +126,7 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
         code, out = run(capsys, "lookup", MD5, "--node", str(b.directory), "--json")
         result = json.loads(out)["results"][0]
         assert result["active"] and result["submissions"][0]["member"] == a.member_id
+        assert result["decision"]["action"] == "act"
         assert run(capsys, "lookup", "md5:" + "cd" * 16, "--node", str(b.directory))[0] == 1
         code, out = run(capsys, "dispute", a.origin, str(index), "--reason-code", "wrong-label",
                         "--text", "not an attack", "--node", str(b.directory))  # fmt: skip
@@ -141,7 +142,9 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
 
         wait_until(withdrawn_on_b, 5, "retraction reached b")
         _, text = run(capsys, "lookup", MD5, "--node", str(a.directory), "--json")
-        assert json.loads(text)["results"][0]["disputes"][0]["reason_code"] == "wrong-label"
+        after = json.loads(text)["results"][0]
+        assert after["disputes"][0]["reason_code"] == "wrong-label"
+        assert after["decision"]["action"] == "ignore"  # retracted by its origin everywhere
 
         bundle = tmp_path / "proof.json"
         code, _ = run(

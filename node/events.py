@@ -1,0 +1,219 @@
+"""Events for the platform: every new add, retract or dispute of any log, as JSON.
+
+`EventRecorder` turns stored log entries into events in the outbox (node/outbox.py). Its
+`listener` has the signature of PeerLogs.subscribe and NodeService.on_own_checkpoint; at start
+`catch_up` records whatever entries the store gained while the recorder was not listening
+(a crash between storing entries and recording them), so no entry is ever missed.
+
+`events_routes` is the operator-facing pull stream over the same event log:
+- GET /v1/events?after=<id>&wait=<s>&limit=<n>: long poll; events with an id above `after`,
+  waiting up to `wait` seconds (at most 60) for the first one; at most 1000 per answer.
+- GET /v1/events/stream: server-sent events from `Last-Event-ID` (or ?after=), one SSE
+  message per event (id, event kind, JSON data), with a keep-alive comment every 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from node.errors import RequestError
+from node.jsonview import ref_json
+from node.outbox import Event, NewEvent, Outbox
+from node.store.base import Store
+from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from protocol.errors import DecodeError
+from protocol.signals import value_text
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS = 1000
+MAX_WAIT_S = 60.0
+KEEPALIVE_S = 15.0
+#: Entries read from the store per step when recording a long range (catch-up).
+PAGE = 1000
+KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute"}
+
+
+class EventRecorder:
+    """Records events of new log entries; one lock per log keeps each log's events in order."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: Store,
+        member_of: Callable[[str], str | None],
+        clock: Callable[[], int],
+    ) -> None:
+        self._outbox = outbox
+        self._store = store
+        self._member_of = member_of
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def catch_up(self) -> int:
+        """Record every stored entry not yet recorded; returns the number of new events.
+
+        On the very first start the logs' current sizes become the cursors: an existing
+        node's history is not replayed to the platform as if it were new.
+        """
+        heads = await self._store.log_heads()
+        cursors = await self._outbox.cursors()
+        if cursors is None:
+            await self._outbox.start_cursors({o: h.size for o, h in heads.items()})
+            return 0
+        recorded = 0
+        for origin, head in sorted(heads.items()):
+            if head.size > cursors.get(origin, 0):
+                recorded += await self.record_up_to(origin, head.size)
+        return recorded
+
+    async def listener(self, origin: str, start: int, end: int, source: str | None) -> None:
+        """New entries [start, end) of `origin` are stored: record their events."""
+        await self.record_up_to(origin, end)
+
+    async def record_up_to(self, origin: str, end: int) -> int:
+        """Record the events of `origin`'s entries from its cursor up to `end`."""
+        async with self._locks.setdefault(origin, asyncio.Lock()):
+            cursors = await self._outbox.cursors()
+            cursor = (cursors or {}).get(origin, 0)
+            recorded = 0
+            while cursor < end:
+                stop = min(end, cursor + PAGE)
+                raws = await self._store.entries(origin, cursor, stop)
+                if not raws:
+                    break  # the store holds less than reported; catch-up finishes the rest
+                events = [
+                    e
+                    for i, raw in enumerate(raws)
+                    if (e := await self._event(origin, cursor + i, raw)) is not None
+                ]
+                stop = cursor + len(raws)
+                recorded += await self._outbox.record(origin, stop, events)
+                cursor = stop
+            return recorded
+
+    async def _event(self, origin: str, index: int, raw: bytes) -> NewEvent | None:
+        try:
+            entry = decode_entry(raw)
+        except DecodeError:
+            return None  # kept in the log, but it carries nothing a platform could act on
+        body: dict[str, Any] = {
+            "log": origin,
+            "index": index,
+            "member": self._member_of(origin),
+            "timestamp_ms": entry.timestamp_ms,
+            "received_ms": self._clock(),
+        }
+        if isinstance(entry, Add):
+            body.update(_hash_fields(entry))
+        else:
+            body["target"] = ref_json(entry.target)
+            body["target_member"] = self._member_of(entry.target.log)
+            target = await self._target(entry.target)
+            body.update(_hash_fields(target) if target else _hash_fields(None))
+            if isinstance(entry, Retract):
+                body["reason"] = entry.reason
+            else:
+                body["reason_code"] = entry.reason_code
+                body["text"] = entry.text
+        return NewEvent(index, KIND_NAMES[type(entry)], json.dumps(body, ensure_ascii=False))
+
+    async def _target(self, ref: EntryRef) -> Add | None:
+        """The add a retract or dispute is about, so the platform knows which hash it means."""
+        raws = await self._store.entries(ref.log, ref.index, ref.index + 1)
+        if not raws:
+            return None
+        try:
+            entry: Entry = decode_entry(raws[0])
+        except DecodeError:
+            return None
+        return entry if isinstance(entry, Add) else None
+
+
+def _hash_fields(add: Add | None) -> dict[str, Any]:
+    if add is None:
+        return {"signal_type": None, "value": None, "labels": [], "incident": None}
+    return {
+        "signal_type": add.signal_type,
+        "value": value_text(add.signal_type, add.value),
+        "labels": list(add.labels),
+        "incident": add.incident,
+    }
+
+
+def _number(request: web.Request, name: str, default: float, most: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise RequestError(f"{name} is a number") from e
+    if not 0 <= value <= most:
+        raise RequestError(f"{name} is between 0 and {most:g}")
+    return value
+
+
+def _cursor(raw: str | None, name: str) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or len(raw) > 19:
+        raise RequestError(f"{name} is an event id (a non-negative integer)")
+    return int(raw)
+
+
+def sse_message(event: Event) -> bytes:
+    """One server-sent event; the JSON is on one line, so one `data:` field carries it."""
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {event.to_json()}\n\n".encode()
+
+
+def events_routes(outbox: Outbox) -> list[web.RouteDef]:
+    """The pull stream, for the operator app (behind its bearer token)."""
+
+    async def poll(request: web.Request) -> web.Response:
+        after = _cursor(request.query.get("after"), "after")
+        wait = _number(request, "wait", 0.0, MAX_WAIT_S)
+        limit = int(_number(request, "limit", MAX_EVENTS, MAX_EVENTS)) or MAX_EVENTS
+        events = await outbox.wait_after(after, limit, wait)
+        cursor = events[-1].id if events else after
+        return web.json_response({"events": [e.body() for e in events], "cursor": cursor})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Last-Event-ID")
+        after = _cursor(header if header is not None else request.query.get("after"), "cursor")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
+            }
+        )
+        await response.prepare(request)
+        try:
+            while not outbox.stopping:
+                events = await outbox.wait_after(after, MAX_EVENTS, KEEPALIVE_S)
+                if not events:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await response.write(b"".join(sse_message(e) for e in events))
+                after = events[-1].id
+        except ConnectionResetError:
+            log.info("an event stream consumer went away at event %d", after)
+        return response
+
+    return [web.get("/v1/events", poll), web.get("/v1/events/stream", stream)]
+
+
+def events_on_shutdown(outbox: Outbox) -> Callable[[web.Application], Any]:
+    """An `app.on_shutdown` hook ending open long polls and streams, so shutdown is prompt."""
+
+    async def shutdown(app: web.Application) -> None:
+        outbox.stop_waiters()
+
+    return shutdown

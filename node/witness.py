@@ -1,0 +1,117 @@
+"""Witnessing: this node cosigns the checkpoints of other members' logs that it verified, and
+collects the cosignatures other members made, so that a split view is caught as soon as two
+honest nodes compare (C2SP tlog-cosignature/v1, Ed25519, with our node key).
+
+A checkpoint is cosigned only once its replica reached it: every entry verified against it,
+consistent with all we saw before (protocol.replica guarantees that). Cosignatures arriving
+with a checkpoint we hold are checked against the roster's member node keys and merged into
+our stored copy, which is what we serve. The cosigner name is the member id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from node.store.base import Store
+from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.cosignature import cosign, valid_cosigners
+from protocol.errors import DecodeError
+from protocol.note import NoteSignature, add_signatures
+from protocol.roster import Roster
+from protocol.signing import SigningKey
+
+log = logging.getLogger(__name__)
+
+
+def witness_keys(roster: Roster, origin: str) -> dict[str, bytes]:
+    """Who may cosign `origin`'s checkpoints: every other member, by id, with its node key."""
+    return {m.member_id: m.node_key for m in roster.members if m.origin != origin}
+
+
+class Witness:
+    """Owns the cosigned copies of the checkpoints this node serves."""
+
+    def __init__(
+        self,
+        member_id: str,
+        origin: str,
+        node_key: SigningKey,
+        store: Store,
+        roster: Callable[[], Roster],
+        clock: Callable[[], int],
+    ) -> None:
+        self._member_id = member_id
+        self._origin = origin
+        self._key = node_key
+        self._store = store
+        self._roster = roster
+        self._clock = clock
+        self._copies: dict[str, SignedCheckpoint] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def served(self, signed: SignedCheckpoint | None) -> SignedCheckpoint | None:
+        """Our cosigned copy of `signed` if we have one of the same checkpoint."""
+        if signed is None:
+            return None
+        copy = self._copies.get(signed.checkpoint.origin)
+        if copy is not None and copy.checkpoint == signed.checkpoint:
+            return copy
+        return signed
+
+    def cosigners(self, signed: SignedCheckpoint | None) -> set[str]:
+        served = self.served(signed)
+        if served is None:
+            return set()
+        origin = served.checkpoint.origin
+        return valid_cosigners(
+            served.checkpoint.body(),
+            served.note.signatures,
+            witness_keys(self._roster(), origin),
+        )
+
+    async def reached(self, signed: SignedCheckpoint) -> None:
+        """Our replica of another member's log now holds exactly `signed`: cosign it."""
+        origin = signed.checkpoint.origin
+        if origin == self._origin:
+            return
+        line = cosign(signed.checkpoint.body(), self._member_id, self._key, self._clock() // 1000)
+        await self._merge(signed, [line])
+
+    async def offered(self, current: SignedCheckpoint | None, raw: bytes) -> None:
+        """Merge the valid cosignatures that a copy of our current checkpoint carries."""
+        if current is None:
+            return
+        try:
+            other = parse_signed_checkpoint(raw)
+        except DecodeError:
+            return
+        if other.checkpoint != current.checkpoint:
+            return
+        origin = current.checkpoint.origin
+        valid = valid_cosigners(
+            other.checkpoint.body(), other.note.signatures, witness_keys(self._roster(), origin)
+        )
+        lines = [s for s in other.note.signatures if s.name in valid]
+        if lines:
+            await self._merge(current, lines)
+
+    async def _merge(self, base: SignedCheckpoint, lines: list[NoteSignature]) -> None:
+        origin = base.checkpoint.origin
+        async with self._locks.setdefault(origin, asyncio.Lock()):
+            copy = self.served(base) or base
+            have = {(s.name, s.key_id) for s in copy.note.signatures}
+            new = [s for s in lines if (s.name, s.key_id) not in have]
+            if not new:
+                return
+            raw = add_signatures(copy.raw, new)
+            merged = parse_signed_checkpoint(raw)
+            await self._store.save_checkpoint(origin, merged.checkpoint.size, raw)
+            self._copies[origin] = merged
+            log.debug(
+                "%s at %d: %d cosignatures",
+                origin,
+                merged.checkpoint.size,
+                len(merged.note.signatures) - 1,
+            )
