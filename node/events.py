@@ -199,7 +199,8 @@ def events_routes(outbox: Outbox) -> list[web.RouteDef]:
             while not outbox.stopping:
                 events = await outbox.wait_after(after, MAX_EVENTS, KEEPALIVE_S)
                 if not events:
-                    await response.write(b": keep-alive\n\n")
+                    if not outbox.stopping:
+                        await response.write(b": keep-alive\n\n")
                     continue
                 await response.write(b"".join(sse_message(e) for e in events))
                 after = events[-1].id

@@ -113,6 +113,8 @@ async def _serve(
         async with asyncio.TaskGroup() as group:
             checkpointer = group.create_task(service.run_checkpointer())
             replication = group.create_task(replicator.run())
+            # The match index loads while the node already serves; lookups work meanwhile.
+            group.create_task(service.matcher.load())
             schedule.start()
             print(
                 f"hashmesh node ready member={config.member_id} "

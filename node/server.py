@@ -219,6 +219,37 @@ def operator_app(
             results.append(body)
         return web.json_response({"results": results})
 
+    async def match(request: web.Request) -> web.Response:
+        body = await _json(request)
+        items = body.get("hashes") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
+            raise RequestError(f"hashes is a list of 1..{MAX_LOOKUP} hashes")
+        policy = service.match_policy()
+        results = []
+        for item in items:
+            signal_type, value = parse_hash(item)
+            matches = []
+            for hit in await service.match(signal_type, value):
+                shown = view_json(hit.view, member_of)
+                decision = decide(hit.view, policy)
+                shown["decision"] = (
+                    None
+                    if decision is None
+                    else {
+                        "action": decision.action,
+                        "reason": decision.reason,
+                    }
+                )
+                if hit.distance is not None:
+                    shown["distance"] = hit.distance
+                if hit.query_percent is not None:
+                    shown["query_percent"] = hit.query_percent
+                    shown["target_percent"] = hit.target_percent
+                matches.append(shown)
+            matches.sort(key=lambda m: m.get("distance", 0))
+            results.append({"query": item, "found": bool(matches), "matches": matches})
+        return web.json_response({"results": results})
+
     async def status(request: web.Request) -> web.Response:
         body = service.status()
         body["peers"] = peer_status() if peer_status else {}
@@ -253,7 +284,7 @@ def operator_app(
             web.post("/v1/retract", retract),
             web.post("/v1/dispute", dispute),
             web.post("/v1/lookup", lookup),
-            web.post("/v1/match", lookup),
+            web.post("/v1/match", match),
             web.get("/v1/status", status),
             web.get("/v1/proof", proof),
             web.get("/v1/roster", roster_get),

@@ -14,6 +14,8 @@ from typing import Any
 from node.config import NodeConfig
 from node.errors import PeerError, RequestError
 from node.ingest import PeerLogs
+from node.matcher import Matcher, MatchHit
+from node.matching import DEFAULT_PDQ_THRESHOLD
 from node.policy import MatchPolicy
 from node.rosters import RosterKeeper
 from node.rows import entry_row, located
@@ -65,11 +67,15 @@ class NodeService:
             clock,
         )
         self.peers.subscribe(self._cosign_reached)
+        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD)
+        self.peers.subscribe(self.matcher.on_entries)
+        self.on_own_checkpoint(self.matcher.on_entries)
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
 
     async def start(self, pinned_roster: bytes) -> None:
         await self.rosters.load(pinned_roster)
+        self.matcher.index.pdq_threshold = self.rosters.roster.pdq_threshold
         member = self.rosters.roster.member(self.config.member_id)
         if member.origin != self.config.origin:
             raise PeerError(f"the roster gives {member.member_id} the log {member.origin}")
@@ -235,6 +241,34 @@ class NodeService:
             ]
             views.append(fold(signal_type, value, adds, related))
         return views
+
+    async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
+        """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
+        if signal_type == "pdq" and isinstance(value, bytes):
+            pdq_hits = self.matcher.index.match_pdq(value, self.rosters.roster.pdq_threshold)
+            nearest: dict[bytes | str, int] = {}
+            adds = await self.matcher.stored_values([(h.log, h.index) for h in pdq_hits])
+            for h in pdq_hits:
+                stored = adds.get((h.log, h.index))
+                if stored is not None and stored.value not in nearest:
+                    nearest[stored.value] = h.distance
+            views = await self.lookup("pdq", list(nearest))
+            return [MatchHit(v, distance=nearest[v.value]) for v in views]
+        if signal_type == "vpdq" and isinstance(value, bytes):
+            video_hits = self.matcher.index.match_vpdq(value)
+            adds = await self.matcher.stored_values([(h.log, h.index) for h in video_hits])
+            shares: dict[bytes | str, tuple[float, float]] = {}
+            for v in video_hits:
+                stored = adds.get((v.log, v.index))
+                if stored is not None and stored.value not in shares:
+                    shares[stored.value] = (v.query_percent, v.target_percent)
+            views = await self.lookup("vpdq", list(shares))
+            return [
+                MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
+                for v in views
+            ]
+        views = await self.lookup(signal_type, [value])
+        return [MatchHit(v) for v in views if v.submissions]
 
     def match_policy(self) -> MatchPolicy:
         trusted = [m.strip() for m in self.config.trusted_members.split(",") if m.strip()]

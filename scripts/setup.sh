@@ -7,8 +7,14 @@ cd "$(dirname "$0")/.."
 VENV="${HASHMESH_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 
-# System packages: Go's sumdb note/tlog packages for the interoperability tests.
-SYSTEM_PACKAGES=(golang-go golang-golang-x-mod-dev)
+# System packages: FFmpeg's libraries and a compiler to build vpdq and pdqhash (video and image
+# hashing), ffmpeg itself (tests make videos with it), and Go's sumdb note/tlog packages for the
+# interoperability tests.
+SYSTEM_PACKAGES=(
+    build-essential pkg-config ffmpeg
+    libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev
+    golang-go golang-golang-x-mod-dev
+)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${SYSTEM_PACKAGES[@]}"; do

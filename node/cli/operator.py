@@ -165,7 +165,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         for r in result["results"]:
-            print("\n".join(describe(r)))
+            if "matches" not in r:
+                print("\n".join(describe(r)))
+                continue
+            query = f"{r['query']['signal_type']}:{r['query']['value']}"
+            print(f"{query}  {len(r['matches'])} match(es)" if r["found"] else f"{query}  no match")
+            for m in r["matches"]:
+                print("\n".join("  " + line for line in describe(m)))
     found = any(r["found"] for r in result["results"])
     return EXIT_OK if found else EXIT_NOT_FOUND
 

@@ -186,12 +186,24 @@ def _item(origin: str, index: int, entry: Entry, member: str | None, received: i
         )
     if isinstance(entry, Retract):
         return FeedItem(
-            origin, index, member, "retract", entry.timestamp_ms, received, target=entry.target,
+            origin,
+            index,
+            member,
+            "retract",
+            entry.timestamp_ms,
+            received,
+            target=entry.target,
             note=entry.reason,
-        )  # fmt: skip
+        )
     assert isinstance(entry, Dispute)
     note = f"{entry.reason_code}: {entry.text}" if entry.text else entry.reason_code
     return FeedItem(
-        origin, index, member, "dispute", entry.timestamp_ms, received, target=entry.target,
+        origin,
+        index,
+        member,
+        "dispute",
+        entry.timestamp_ms,
+        received,
+        target=entry.target,
         note=note,
-    )  # fmt: skip
+    )

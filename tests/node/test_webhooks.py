@@ -36,6 +36,17 @@ class Receiver:
     attempts: int = 0
     accepted: list[dict[str, object]] = field(default_factory=list)
     bad_signatures: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note(self, *_: object) -> None:
+        """Something happened (here, or in a sender whose on_result is this)."""
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    async def until(self, check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not check():
+                await self.changed.wait()
 
     def unique_ids(self) -> list[int]:
         seen: list[int] = []
@@ -53,6 +64,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
         state.attempts += 1
+        state.note()
         if not verify_signature(SECRET, body, request.headers.get(SIGNATURE_HEADER)):
             state.bad_signatures += 1
             return web.Response(status=401)
@@ -63,6 +75,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         data = json.loads(body)
         assert request.headers[EVENT_ID_HEADER] == str(data["id"])
         state.accepted.append(data)
+        state.note()
         return web.Response(status=204)
 
     app = web.Application()
@@ -85,15 +98,9 @@ async def record_adds(outbox: Outbox, log: str, start: int, end: int) -> None:
     await outbox.record(log, end, events)
 
 
-async def until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 def sender(outbox: Outbox, receiver: Receiver, **kwargs: float) -> WebhookSender:
     settings = {"max_backoff_s": 0.05, "base_backoff_s": 0.01, "timeout_s": 2.0, **kwargs}
-    return WebhookSender(outbox, receiver.url, SECRET, **settings)
+    return WebhookSender(outbox, receiver.url, SECRET, on_result=receiver.note, **settings)
 
 
 async def test_failed_deliveries_are_retried_and_each_event_arrives_once_in_order(
@@ -107,9 +114,9 @@ async def test_failed_deliveries_are_retried_and_each_event_arrives_once_in_orde
         webhook = sender(outbox, receiver)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(webhook.run())
-            await until(lambda: len(receiver.accepted) == 5)
+            await receiver.until(lambda: len(receiver.accepted) == 5)
             await record_adds(outbox, "log-a", 5, 7)  # arriving while the sender idles
-            await until(lambda: len(receiver.accepted) == 7)
+            await receiver.until(lambda: webhook.delivered == 7)
             task.cancel()
         assert receiver.unique_ids() == [1, 2, 3, 4, 5, 6, 7]
         assert len(receiver.accepted) == 7  # acknowledged events are never sent again
@@ -134,7 +141,7 @@ async def test_unacknowledged_events_are_delivered_after_a_restart(
     receiver.fail_first = 10**9  # the platform is down
     async with asyncio.TaskGroup() as group:
         task = group.create_task(sender(outbox, receiver).run())
-        await until(lambda: receiver.attempts >= 3)
+        await receiver.until(lambda: receiver.attempts >= 3)
         task.cancel()
     await outbox.close()
     assert receiver.accepted == []
@@ -144,9 +151,10 @@ async def test_unacknowledged_events_are_delivered_after_a_restart(
     await reopened.open()
     try:
         assert await reopened.pending_count() == 4
+        webhook = sender(reopened, receiver)
         async with asyncio.TaskGroup() as group:
-            task = group.create_task(sender(reopened, receiver).run())
-            await until(lambda: len(receiver.accepted) == 4)
+            task = group.create_task(webhook.run())
+            await receiver.until(lambda: webhook.delivered == 4)
             task.cancel()
         assert receiver.unique_ids() == [1, 2, 3, 4]
         assert await reopened.pending_count() == 0
@@ -161,9 +169,10 @@ async def test_acknowledged_events_are_not_sent_again_after_a_restart(
     outbox = Outbox(path, deliver=True)
     await outbox.open()
     await record_adds(outbox, "log-a", 0, 2)
+    webhook = sender(outbox, receiver)
     async with asyncio.TaskGroup() as group:
-        task = group.create_task(sender(outbox, receiver).run())
-        await until(lambda: len(receiver.accepted) == 2)
+        task = group.create_task(webhook.run())
+        await receiver.until(lambda: webhook.delivered == 2)
         task.cancel()
     await outbox.close()
 
@@ -171,9 +180,10 @@ async def test_acknowledged_events_are_not_sent_again_after_a_restart(
     await reopened.open()
     try:
         await record_adds(reopened, "log-a", 2, 3)
+        webhook = sender(reopened, receiver)
         async with asyncio.TaskGroup() as group:
-            task = group.create_task(sender(reopened, receiver).run())
-            await until(lambda: len(receiver.accepted) == 3)
+            task = group.create_task(webhook.run())
+            await receiver.until(lambda: webhook.delivered == 1)
             task.cancel()
         assert [e["id"] for e in receiver.accepted] == [1, 2, 3]
     finally:
@@ -192,11 +202,13 @@ async def test_a_stalled_endpoint_times_out_and_is_retried(
         webhook = sender(outbox, receiver, timeout_s=0.1)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(webhook.run())
-            await until(lambda: webhook.failures >= 2)
+            # A second attempt began: the first one (stalled) timed out; so will this one.
+            await receiver.until(lambda: receiver.attempts >= 2)
             receiver.stall_s = 0.0
-            await until(lambda: len(receiver.accepted) >= 1)
+            await receiver.until(lambda: len(receiver.accepted) >= 1)
             task.cancel()
         assert receiver.unique_ids() == [1]
+        assert webhook.failures >= 2
     finally:
         await outbox.close()
 

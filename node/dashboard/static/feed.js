@@ -1,0 +1,76 @@
+// Refreshes the live feed table from feed.json every 2 seconds. Text goes in through
+// textContent only, so nothing a member submitted can become markup.
+"use strict";
+(function () {
+  const state = document.getElementById("feed-state");
+  const body = document.querySelector("#feed tbody");
+  if (!state || !body) return;
+  const url = state.dataset.url;
+  const searchUrl = state.dataset.search;
+
+  function when(ms) {
+    if (!ms) return "never";
+    return new Date(ms).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+  function duration(ms) {
+    ms = Math.max(0, ms);
+    if (ms < 1000) return ms.toFixed(0) + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    if (ms < 3600000) return (ms / 60000).toFixed(0) + " min";
+    if (ms < 86400000) return (ms / 3600000).toFixed(1) + " h";
+    return (ms / 86400000).toFixed(1) + " days";
+  }
+  function cell(row, text, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+  function render(items) {
+    const rows = items.map(function (item) {
+      const tr = document.createElement("tr");
+      tr.className = "kind-" + item.kind;
+      cell(tr, when(item.received_ms));
+      cell(tr, item.member || item.log);
+      cell(tr, item.kind + (item.target ? " of " + item.target : ""));
+      const hash = cell(tr, "", "hash");
+      if (item.value) {
+        const a = document.createElement("a");
+        a.href = searchUrl + "?" + new URLSearchParams({ signal_type: item.signal_type, value: item.value });
+        a.textContent = item.signal_type + ":" + item.value;
+        hash.appendChild(a);
+      } else {
+        hash.textContent = item.note;
+      }
+      cell(tr, item.labels.join(", "));
+      cell(tr, item.incident || "");
+      cell(tr, duration(item.delay_ms), "num");
+      return tr;
+    });
+    if (rows.length === 0) {
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      cell(tr, "Nothing has arrived yet.").colSpan = 7;
+      rows.push(tr);
+    }
+    body.replaceChildren.apply(body, rows);
+  }
+  async function poll() {
+    try {
+      const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 401) {
+        state.textContent = "Logged out: reload the page to log in again.";
+        return;
+      }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const data = await response.json();
+      render(data.items);
+      state.textContent = "Updated " + when(data.now_ms) + "; refreshes every 2 seconds.";
+    } catch (e) {
+      state.textContent = "Could not refresh (" + e.message + "); retrying.";
+    }
+    setTimeout(poll, 2000);
+  }
+  setTimeout(poll, 2000);
+})();

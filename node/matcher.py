@@ -1,0 +1,63 @@
+"""Near-duplicate matching for the node: keeps the PDQ and vPDQ indexes (node.matching) current
+as entries are stored, loads them from the store at start in the background, and answers match
+queries with the consortium's view of every hit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node.matching import INDEXED_TYPES, MatchIndex
+from node.store.base import Store
+from protocol.entries import Add, decode_entry
+from protocol.errors import DecodeError
+from protocol.view import HashView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchHit:
+    view: HashView
+    distance: int | None = None  # PDQ: Hamming distance
+    query_percent: float | None = None  # vPDQ: share of the query's frames matched
+    target_percent: float | None = None  # vPDQ: share of the stored video's frames matched
+
+
+class Matcher:
+    """Owns the match indexes of one node."""
+
+    def __init__(self, store: Store, pdq_threshold: int) -> None:
+        self._store = store
+        self.index = MatchIndex(pdq_threshold)
+        self.loaded = False
+
+    async def load(self) -> None:
+        """Build the indexes from the store; entries stored meanwhile are indexed too."""
+        for signal_type in INDEXED_TYPES:
+            count = await self.index.load(signal_type, self._store.iter_values(signal_type))
+            log.info("match index: %d %s hashes loaded", count, signal_type)
+        self.loaded = True
+
+    async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
+        """Index the adds of a newly stored range of a log."""
+        for offset, raw in enumerate(await self._store.entries(origin, start, end)):
+            try:
+                entry = decode_entry(raw)
+            except DecodeError:
+                continue
+            if isinstance(entry, Add) and entry.signal_type in INDEXED_TYPES:
+                assert isinstance(entry.value, bytes)
+                self.index.add(origin, start + offset, entry.signal_type, entry.value)
+
+    async def stored_values(self, refs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Add]:
+        out = {}
+        for log_origin, index in refs:
+            raws = await self._store.entries(log_origin, index, index + 1)
+            if raws:
+                entry = decode_entry(raws[0])
+                if isinstance(entry, Add):
+                    out[(log_origin, index)] = entry
+        return out
