@@ -58,6 +58,16 @@ class NodeConfig:
         default="",
         metadata={"doc": "match policy: comma-separated member ids to act on ('' = every member)"},
     )
+    webhook_url: str = field(
+        default="", metadata={"doc": "POST every new, retracted or disputed hash here ('' = off)"}
+    )
+    webhook_secret_file: str = field(
+        default="keys/webhook.secret",
+        metadata={"doc": "file with the webhook's HMAC secret, relative to the node's directory"},
+    )
+    webhook_max_backoff_s: float = field(
+        default=300.0, metadata={"doc": "longest wait between two attempts at a webhook event"}
+    )
     roster_warn_days: float = field(
         default=14.0, metadata={"doc": "warn when the roster expires within this many days"}
     )

@@ -22,12 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
-from node.errors import RequestError
+from node.errors import RequestError, StoreError
 from node.jsonview import ref_json
 from node.outbox import Event, NewEvent, Outbox
+from node.service import NodeService
 from node.store.base import Store
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
-from protocol.errors import DecodeError
+from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_text
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,18 @@ KEEPALIVE_S = 15.0
 #: Entries read from the store per step when recording a long range (catch-up).
 PAGE = 1000
 KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute"}
+
+
+def member_lookup(service: NodeService) -> Callable[[str], str | None]:
+    """origin -> member id under the roster in force (None for a log of a removed member)."""
+
+    def member_of(origin: str) -> str | None:
+        try:
+            return service.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:
+            return None
+
+    return member_of
 
 
 class EventRecorder:
@@ -74,8 +87,16 @@ class EventRecorder:
         return recorded
 
     async def listener(self, origin: str, start: int, end: int, source: str | None) -> None:
-        """New entries [start, end) of `origin` are stored: record their events."""
-        await self.record_up_to(origin, end)
+        """New entries [start, end) of `origin` are stored: record their events.
+
+        A failing outbox must not fail the ingest or the checkpoint signing that called us:
+        the entries stay unrecorded behind the log's cursor, and the next entries of that log
+        (or the catch-up at the next start) record them.
+        """
+        try:
+            await self.record_up_to(origin, end)
+        except StoreError as e:
+            log.error("events of %s up to %d not recorded yet: %s", origin, end, e)
 
     async def record_up_to(self, origin: str, end: int) -> int:
         """Record the events of `origin`'s entries from its cursor up to `end`."""

@@ -103,9 +103,9 @@ class PeerLogs:
             # Entries stored without a checkpoint of their exact size (a crash between the two)
             # are covered again; a copy we already keep (with cosignatures) is not replaced.
             first_at_size = had is None or had.checkpoint.size != replica.size
-            if status is CheckpointStatus.KNOWN and signed.checkpoint.size == replica.size:
-                if first_at_size:
-                    await self._store.save_checkpoint(origin, replica.size, signed.raw)
+            at_our_size = signed.checkpoint.size == replica.size
+            if status is CheckpointStatus.KNOWN and at_our_size and first_at_size:
+                await self._store.save_checkpoint(origin, replica.size, signed.raw)
             return status
 
     async def ingest(

@@ -22,6 +22,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from node.errors import StoreError
 from node.service import NodeService
 from protocol.entries import decode_entry
 from protocol.errors import DecodeError
@@ -160,7 +161,12 @@ class NodeMetrics:
         if origin != self._service.origin:  # our own entries do not "arrive"
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
-            for raw in await self._service.store.entries(origin, first, end):
+            try:
+                raws = await self._service.store.entries(origin, first, end)
+            except StoreError as e:  # metrics must never fail the ingest that called us
+                log.warning("arrival delays of %s not observed: %s", origin, e)
+                raws = []
+            for raw in raws:
                 try:
                     entry = decode_entry(raw)
                 except DecodeError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -54,6 +54,8 @@ class Replicator:
         self._sync_requested = asyncio.Event()
         self._synced = asyncio.Condition()
         self.rounds = 0
+        #: Told of every sync with a peer: (member id, ok, failure reason).
+        self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries)
         service.peers.subscribe(self._on_new_entries)
 
@@ -173,8 +175,10 @@ class Replicator:
             await self.sync_peer(member_id, url)
         except NodeError as e:
             self._failed(state, e)
+            self.on_round(member_id, False, type(e).__name__)
         else:
             self._ok(state)
+            self.on_round(member_id, True, "")
 
     async def sync_peer(self, member_id: str, url: str) -> None:
         vector = await self._client.checkpoints(member_id, url)
@@ -221,6 +225,10 @@ class Replicator:
     async def wait_round(self) -> None:
         async with self._synced:
             await self._synced.wait()
+
+
+def _ignore_round(member_id: str, ok: bool, reason: str) -> None:
+    """No one listens to sync rounds."""
 
 
 async def _translate(peer: str, call: Awaitable[T]) -> T:

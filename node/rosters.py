@@ -21,6 +21,8 @@ class RosterKeeper:
         self._clock = clock
         self._chain: list[bytes] = []
         self._roster: Roster | None = None
+        #: Called after a newer roster was accepted.
+        self.listeners: list[Callable[[], None]] = []
 
     @property
     def roster(self) -> Roster:
@@ -67,6 +69,8 @@ class RosterKeeper:
         await self._store.save_roster(version, raw)
         self._chain.append(raw)
         self._roster = roster
+        for listener in self.listeners:
+            listener()
         return True
 
 

@@ -8,16 +8,22 @@ listen, which the demo and the tests wait for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from node.config import NodeConfig
 from node.errors import ConfigError
+from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
 from node.keys import NodeKeys, load_key, read_secret
+from node.logs import add_secret
+from node.metrics import NodeMetrics, metrics_routes
+from node.outbox import Outbox
 from node.peer_client import PeerClient
 from node.replication import Replicator
 from node.scheduler import SyncSchedule
@@ -26,6 +32,7 @@ from node.service import NodeService
 from node.store import open_store as store_at
 from node.store.base import Store
 from node.store.sqlite import SqliteStore
+from node.webhooks import WebhookSender, load_webhook_secret
 
 log = logging.getLogger(__name__)
 
@@ -68,41 +75,76 @@ def read_roster(config: NodeConfig) -> bytes:
 
 
 async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    """Run one member's node until `stop` is set (or SIGTERM/SIGINT)."""
     keys = load_keys(config)
     pinned = read_roster(config)
+    secret = b""
+    add_secret(keys.token)
+    if config.webhook_url:
+        # Fail at start, not at the first event, when the secret file is missing or weak.
+        secret = load_webhook_secret(config.directory / config.webhook_secret_file)
+        add_secret(secret.decode())
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    store = open_store(config)
-    await store.open()
-    try:
-        service = NodeService(config, store, keys.checkpoint, wall_clock_ms, keys.node)
-        await service.start(pinned)
-        async with PeerClient(
-            config.member_id,
-            keys.node,
+    async with contextlib.AsyncExitStack() as stack:
+        store = open_store(config)
+        await store.open()
+        stack.push_async_callback(store.close)
+        service = NodeService(
+            config,
+            store,
+            keys.checkpoint,
             wall_clock_ms,
-            config.peer_timeout_s,
-            config.max_body_bytes,
-            config.page_size,
-        ) as client:
-            replicator = Replicator(service, client)
-            service.request_sync = replicator.request_sync
-            await _serve(config, service, replicator, keys, stop)
-    finally:
-        await store.close()
+            keys.node,
+            keys_dir=config.checkpoint_key_path.parent,
+        )
+        await service.start(pinned)
+        metrics = NodeMetrics(service)
+        service.peers.subscribe(metrics.listener)
+        service.on_own_checkpoint(metrics.listener)
+        outbox = Outbox(config.data_dir / "outbox.db", deliver=bool(config.webhook_url))
+        await outbox.open()
+        stack.push_async_callback(outbox.close)
+        recorder = EventRecorder(outbox, store, member_lookup(service), service.clock)
+        service.peers.subscribe(recorder.listener)
+        service.on_own_checkpoint(recorder.listener)
+        await recorder.catch_up()
+        client = await stack.enter_async_context(
+            PeerClient(
+                config.member_id,
+                keys.node,
+                wall_clock_ms,
+                config.peer_timeout_s,
+                config.max_body_bytes,
+                config.page_size,
+            )
+        )
+        replicator = Replicator(service, client)
+        replicator.on_round = metrics.sync_round
+        service.request_sync = replicator.request_sync
+        parts = Parts(service, replicator, metrics, outbox, secret)
+        await _serve(config, parts, keys, stop)
 
 
-async def _serve(
-    config: NodeConfig,
-    service: NodeService,
-    replicator: Replicator,
-    keys: NodeKeys,
-    stop: asyncio.Event,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Parts:
+    service: NodeService
+    replicator: Replicator
+    metrics: NodeMetrics
+    outbox: Outbox
+    webhook_secret: bytes
+
+
+async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio.Event) -> None:
+    service, replicator = parts.service, parts.replicator
     peer_runner = web.AppRunner(peer_app(service), access_log=None)
-    operator = operator_app(service, keys.token, replicator.peer_status)
+    operator = operator_app(
+        service, keys.token, replicator.peer_status, on_lookup=parts.metrics.lookups
+    )
+    operator.add_routes(metrics_routes(parts.metrics) + events_routes(parts.outbox))
+    operator.on_shutdown.append(events_on_shutdown(parts.outbox))
     operator_runner = web.AppRunner(operator, access_log=None)
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
     await peer_runner.setup()
@@ -111,8 +153,20 @@ async def _serve(
         await web.TCPSite(peer_runner, config.peer_host, config.peer_port).start()
         await web.TCPSite(operator_runner, config.operator_host, config.operator_port).start()
         async with asyncio.TaskGroup() as group:
-            checkpointer = group.create_task(service.run_checkpointer())
-            replication = group.create_task(replicator.run())
+            tasks = [
+                group.create_task(service.run_checkpointer()),
+                group.create_task(replicator.run()),
+            ]
+            if config.webhook_url:
+                sender = WebhookSender(
+                    parts.outbox,
+                    config.webhook_url,
+                    parts.webhook_secret,
+                    config.webhook_max_backoff_s,
+                    config.peer_timeout_s,
+                    on_result=parts.metrics.webhook_result,
+                )
+                tasks.append(group.create_task(sender.run()))
             # The match index loads while the node already serves; lookups work meanwhile.
             group.create_task(service.matcher.load())
             schedule.start()
@@ -123,8 +177,8 @@ async def _serve(
             )
             await stop.wait()
             schedule.stop()
-            checkpointer.cancel()
-            replication.cancel()
+            for task in tasks:
+                task.cancel()
         # Sign whatever was acknowledged but not yet signed, so peers can verify it.
         await service.sign_pending()
     finally:

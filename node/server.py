@@ -4,6 +4,7 @@ operator API (JSON, bearer token). Handlers are thin: parse, call NodeService, e
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -153,6 +154,7 @@ def operator_app(
     service: NodeService,
     token: str,
     peer_status: Callable[[], dict[str, dict[str, object]]] | None = None,
+    on_lookup: Callable[[int, int], None] | None = None,
 ) -> web.Application:
     def member_of(origin: str) -> str | None:
         try:
@@ -217,6 +219,8 @@ def operator_app(
                 }
             )
             results.append(body)
+        if on_lookup:
+            on_lookup(len(asked), sum(1 for key in asked if views[key].submissions))
         return web.json_response({"results": results})
 
     async def match(request: web.Request) -> web.Response:
@@ -248,6 +252,8 @@ def operator_app(
                 matches.append(shown)
             matches.sort(key=lambda m: m.get("distance", 0))
             results.append({"query": item, "found": bool(matches), "matches": matches})
+        if on_lookup:
+            on_lookup(len(items), sum(1 for r in results if r["found"]))
         return web.json_response({"results": results})
 
     async def status(request: web.Request) -> web.Response:
@@ -267,6 +273,17 @@ def operator_app(
 
     async def roster_get(request: web.Request) -> web.Response:
         return web.Response(body=service.rosters.chain[-1], content_type=MSGPACK)
+
+    async def rotate_key(request: web.Request) -> web.Response:
+        after_size, public = await service.begin_key_rotation()
+        return web.json_response(
+            {
+                "member_id": service.config.member_id,
+                "origin": service.origin,
+                "after_size": after_size,
+                "new_key": base64.b64encode(public).decode(),
+            }
+        )
 
     async def roster_chain(request: web.Request) -> web.Response:
         return web.json_response({"rosters": [raw.hex() for raw in service.rosters.chain]})
@@ -289,6 +306,7 @@ def operator_app(
             web.get("/v1/proof", proof),
             web.get("/v1/roster", roster_get),
             web.get("/v1/roster/chain", roster_chain),
+            web.post("/v1/keys/rotate", rotate_key),
             web.post("/v1/roster", roster_post),
         ]
     )

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
 from node.errors import PeerError, RequestError
 from node.ingest import PeerLogs
+from node.log_keys import CheckpointKeys
 from node.matcher import Matcher, MatchHit
 from node.matching import DEFAULT_PDQ_THRESHOLD
 from node.policy import MatchPolicy
 from node.rosters import RosterKeeper
 from node.rows import entry_row, located
+from node.status import node_alerts, node_status
 from node.store.base import Store
 from node.wire import CheckpointVector, EntriesPage
 from node.witness import Witness
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import RosterError, ValidationError
+from protocol.errors import ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.signals import value_key, value_text
 from protocol.signing import SigningKey
@@ -46,6 +49,7 @@ class NodeService:
         checkpoint_key: SigningKey,
         clock: Callable[[], int],
         node_key: SigningKey | None = None,
+        keys_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -53,6 +57,7 @@ class NodeService:
         self.rosters = RosterKeeper(store, clock)
         self.peers = PeerLogs(store, self.rosters, config.origin, clock)
         self._key = checkpoint_key
+        self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
         self._signed: SignedCheckpoint | None = None
         self._append_lock = asyncio.Lock()
@@ -67,6 +72,7 @@ class NodeService:
             clock,
         )
         self.peers.subscribe(self._cosign_reached)
+        self.rosters.listeners.append(self.roster_changed)
         self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD)
         self.peers.subscribe(self.matcher.on_entries)
         self.on_own_checkpoint(self.matcher.on_entries)
@@ -95,6 +101,18 @@ class NodeService:
     @property
     def origin(self) -> str:
         return self.config.origin
+
+    @property
+    def own_size(self) -> int:
+        return self._writer.size
+
+    @property
+    def own_root(self) -> bytes:
+        return self._writer.root
+
+    @property
+    def own_checkpoint(self) -> SignedCheckpoint | None:
+        return self._signed
 
     # Our own log.
 
@@ -140,12 +158,19 @@ class NodeService:
         return (await self.append([entry]))[0]
 
     async def sign_pending(self) -> SignedCheckpoint | None:
-        """Sign a checkpoint over every committed entry, if any is unsigned."""
+        """Sign a checkpoint over every committed entry, if any is unsigned.
+
+        Signs with the key the roster names for that size; with none installed (a key rotation
+        under way, or a key declared compromised) the entries wait, acknowledged and durable.
+        """
         async with self._append_lock:
             signed_size = self._signed.checkpoint.size if self._signed else 0
             if self._writer.size == signed_size:
                 return None
-            signed = self._writer.sign()
+            key = self.keys.for_size(self.rosters.roster, self._writer.size)
+            if key is None:
+                return None
+            signed = self._writer.sign(key=key)
             await self.store.save_checkpoint(self.origin, signed.checkpoint.size, signed.raw)
             self._signed = signed
         for listener in self._own_listeners:
@@ -270,6 +295,19 @@ class NodeService:
         views = await self.lookup(signal_type, [value])
         return [MatchHit(v) for v in views if v.submissions]
 
+    async def begin_key_rotation(self) -> tuple[int, bytes]:
+        """Make our next checkpoint key; sign nothing beyond the current size until the admins
+        name it. Returns (size where the old key ends, new public key)."""
+        await self.sign_pending()
+        async with self._append_lock:
+            size = self._signed.checkpoint.size if self._signed else 0
+            key = self.keys.begin_rotation(size)
+        return size, key.public
+
+    def roster_changed(self) -> None:
+        """A new roster may name a key for entries that wait for a signature."""
+        self._unsigned.set()
+
     def match_policy(self) -> MatchPolicy:
         trusted = [m.strip() for m in self.config.trusted_members.split(",") if m.strip()]
         roster = self.rosters.roster
@@ -277,63 +315,11 @@ class NodeService:
         return MatchPolicy(self.config.act_below_disputes, frozenset(origins) if trusted else None)
 
     def status(self) -> dict[str, Any]:
-        roster = self.rosters.roster
-        held = self.peers.held
-        logs: dict[str, Any] = {}
-        own_signed = self._signed.checkpoint.size if self._signed else 0
-        logs[self.origin] = {
-            "member": self.config.member_id,
-            "size": self._writer.size,
-            "root": self._writer.root.hex(),
-            "checkpoint_size": own_signed,
-            "cosigners": sorted(self.witness.cosigners(self._signed)),
-            "own": True,
-            "held": False,
-        }
-        for origin, replica in sorted(self.peers.replicas().items()):
-            latest = replica.latest_seen
-            try:
-                member = roster.member_by_origin(origin).member_id
-            except RosterError:  # a removed member's log stays listed
-                member = None
-            logs[origin] = {
-                "member": member,
-                "size": replica.size,
-                "root": replica.root.hex(),
-                "checkpoint_size": replica.checkpoint.checkpoint.size if replica.checkpoint else 0,
-                "cosigners": sorted(self.witness.cosigners(replica.checkpoint)),
-                "latest_seen": latest.checkpoint.size if latest else 0,
-                "own": False,
-                "held": origin in held,
-            }
-        return {
-            "member_id": self.config.member_id,
-            "origin": self.origin,
-            "roster": {
-                "version": roster.version,
-                "expires_ms": roster.expires_ms,
-                "consortium": roster.consortium,
-            },
-            "logs": logs,
-            "equivocations": [
-                {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms}
-                for e in held.values()
-            ],
-            "now_ms": self.clock(),
-            "alerts": self.alerts(),
-        }
+        """Logs, roster, equivocations and alerts, as the operator API shows them."""
+        return node_status(self)
 
     def alerts(self) -> list[str]:
-        """What an operator must look at: equivocation, an expiring roster."""
-        out = [f"equivocation by {e.origin}: {e.detail}" for e in self.peers.held.values()]
-        roster = self.rosters.roster
-        left_ms = roster.expires_ms - self.clock()
-        if left_ms <= 0:
-            out.append(f"roster version {roster.version} has EXPIRED; ask the admins to renew it")
-        elif left_ms < self.config.roster_warn_days * 86_400_000:
-            days = left_ms / 86_400_000
-            out.append(f"roster version {roster.version} expires in {days:.1f} days")
-        return out
+        return node_alerts(self)
 
 
 def _no_sync() -> None:

@@ -60,7 +60,9 @@ class LogWriter:
             raise ProofError(f"plan starts at {plan.start}, the log is at {self.size}")
         self._tree = CompactRange(plan.end, plan.peaks)
 
-    def sign(self, extensions: tuple[str, ...] = ()) -> SignedCheckpoint:
-        """Sign a checkpoint of everything committed."""
+    def sign(
+        self, extensions: tuple[str, ...] = (), key: SigningKey | None = None
+    ) -> SignedCheckpoint:
+        """Sign a checkpoint of everything committed (with `key` after a key rotation)."""
         cp = Checkpoint(self.origin, self.size, self.root, extensions)
-        return sign_checkpoint(cp, self._key)
+        return sign_checkpoint(cp, key or self._key)

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from node.cli import admin, audit, demo, operator
+from node.cli import admin, audit, demo, keys, operator
 from node.cli.common import (
     EXIT_CODES_HELP,
     EXIT_CONFIG,
@@ -23,6 +23,7 @@ from node.cli.common import (
 from node.config import NodeConfig, load_config
 from node.consortium import JOIN_REQUEST, init_member
 from node.errors import ConfigError, NodeError
+from node.logs import configure_logging
 from node.runner import run_node
 from protocol.errors import ProtocolError
 
@@ -44,9 +45,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
+    configure_logging(
+        json_lines=args.log_format == "json",
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # One line per sync job is noise; apscheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -80,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = node.add_parser("run", help="run the node in the foreground until SIGTERM or Ctrl-C")
     p.add_argument("directory", nargs="?", default=".", help="the node's directory")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_node_run)
 
     operator.register(sub)
+    keys.register(sub)
     admin.register(sub)
     audit.register(sub)
     demo.register(sub)

@@ -71,6 +71,9 @@ class Dashboard:
         )
         self.templates.filters["when"] = when
         self.templates.filters["duration"] = duration
+        #: The dashboard's own routes, named; `request.app` may be the server it is mounted on.
+        self.app = web.Application()
+        self.router = self.app.router
 
     def peers(self) -> dict[str, dict[str, object]]:
         return self.peer_status() if self.peer_status else {}
@@ -84,10 +87,10 @@ class Dashboard:
         **ctx: Any,
     ) -> web.Response:
         def url(route: str, **query: str) -> str:
-            return str(request.app.router[route].url_for().with_query(query or None))
+            return str(self.router[route].url_for().with_query(query or None))
 
         def static(filename: str) -> str:
-            return str(request.app.router["static"].url_for(filename=filename))
+            return str(self.router["static"].url_for(filename=filename))
 
         status_now = self.service.status()
         text = self.templates.get_template(name).render(
@@ -115,7 +118,7 @@ class Dashboard:
             if session is None:
                 if request.path.endswith(".json"):
                     return web.json_response({"error": "log in first"}, status=401)
-                raise web.HTTPSeeOther(request.app.router["login"].url_for())
+                raise web.HTTPSeeOther(self.router["login"].url_for())
             if request.method == "POST":
                 form = await request.post()
                 if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
@@ -143,26 +146,26 @@ class Dashboard:
             error = "wrong operator token"
         else:
             session, cookie = self.sessions.open()
-            response = web.HTTPSeeOther(request.app.router["overview"].url_for())
+            response = web.HTTPSeeOther(self.router["overview"].url_for())
             response.set_cookie(
                 COOKIE_NAME,
                 cookie,
                 max_age=max(1, (session.expires_ms - self.service.clock()) // 1000),
-                path=str(request.app.router["overview"].url_for()),
+                path=str(self.router["overview"].url_for()),
                 httponly=True,
                 samesite="Strict",
                 secure=request.secure,
             )
-            return response
+            raise response
         return self.render(
             request, "login.html", None, 401, nonce=self.sessions.login_nonce(), error=error
         )
 
     async def logout(self, request: web.Request, session: Session) -> web.StreamResponse:
         self.sessions.close(session)
-        response = web.HTTPSeeOther(request.app.router["login"].url_for())
-        response.del_cookie(COOKIE_NAME, path=str(request.app.router["overview"].url_for()))
-        return response
+        response = web.HTTPSeeOther(self.router["login"].url_for())
+        response.del_cookie(COOKIE_NAME, path=str(self.router["overview"].url_for()))
+        raise response
 
     # Pages.
 
@@ -190,7 +193,7 @@ class Dashboard:
 
     async def sync_now(self, request: web.Request, session: Session) -> web.StreamResponse:
         self.service.request_sync()
-        raise web.HTTPSeeOther(request.app.router["overview"].url_for().with_query({"synced": "1"}))
+        raise web.HTTPSeeOther(self.router["overview"].url_for().with_query({"synced": "1"}))
 
     async def feed(self, request: web.Request, session: Session) -> web.Response:
         items = await queries.recent_entries(self.service)
@@ -271,7 +274,7 @@ def dashboard_app(
 ) -> web.Application:
     """The dashboard as an aiohttp application, to be mounted under /ui (see mount_dashboard)."""
     board = Dashboard(service, token, peer_status, events)
-    app = web.Application()
+    app = board.app
     app.router.add_get("/", board.page(board.overview), name="overview")
     app.router.add_get("/login", board.login_form, name="login")
     app.router.add_post("/login", board.login, name="login_post")

@@ -94,7 +94,7 @@ def member_lookup(service: NodeService) -> Callable[[str], str | None]:
 async def recent_entries(service: NodeService, limit: int = FEED_PER_LOG) -> list[FeedItem]:
     """The newest entries this node stored, across every log, newest arrival first."""
     items = await _tail(service, limit)
-    items.sort(key=lambda i: (i.received_ms, i.timestamp_ms), reverse=True)
+    items.sort(key=lambda i: (i.received_ms, i.timestamp_ms, i.index), reverse=True)
     return items[:limit]
 
 

@@ -122,7 +122,7 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
                         "--incident", "test-1", "--node", str(a.directory), "--json")  # fmt: skip
         assert code == 0
         index = json.loads(out)["entries"][0]["index"]
-        wait_until(lambda: run(capsys, "lookup", MD5, "--node", str(b.directory))[0] == 0, 5, "b")
+        wait_until(lambda: run(capsys, "lookup", MD5, "--node", str(b.directory))[0] == 0, 30, "b")
         code, out = run(capsys, "lookup", MD5, "--node", str(b.directory), "--json")
         result = json.loads(out)["results"][0]
         assert result["active"] and result["submissions"][0]["member"] == a.member_id
@@ -140,7 +140,7 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
             _, text = run(capsys, "lookup", MD5, "--node", str(b.directory), "--json")
             return not json.loads(text)["results"][0]["active"]
 
-        wait_until(withdrawn_on_b, 5, "retraction reached b")
+        wait_until(withdrawn_on_b, 30, "retraction reached b")
         _, text = run(capsys, "lookup", MD5, "--node", str(a.directory), "--json")
         after = json.loads(text)["results"][0]
         assert after["disputes"][0]["reason_code"] == "wrong-label"
@@ -151,7 +151,7 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
             capsys, "audit", "proof", MD5, "--out", str(bundle), "--node", str(b.directory)
         )
         assert code == 0
-        wait_until(lambda: status(b)["logs"][a.origin]["size"] == 2, 5, "b holds all of a")
+        wait_until(lambda: status(b)["logs"][a.origin]["size"] == 2, 30, "b holds all of a")
     provenance = verify_bundle(bundle.read_bytes(), a.roster_path.read_bytes())
     assert provenance.member_id == a.member_id and provenance.index == index
     code, out = run(capsys, "audit", "verify-proof", str(bundle), "--genesis", str(a.roster_path))

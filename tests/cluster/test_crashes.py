@@ -59,7 +59,7 @@ def test_kill_9_during_submit_bursts_loses_nothing_acknowledged(tmp_path: Path) 
             # The peer converges on the same log after the crashes.
             wait_until(
                 lambda: roots(peer).get(origin.origin) == roots(origin)[origin.origin],
-                15,
+                30,
                 "peer converged",
             )
         finally:

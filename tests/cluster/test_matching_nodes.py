@@ -53,7 +53,7 @@ def test_altered_copies_match_across_nodes_and_a_retraction_reaches_every_match(
             return next((m for m in matches(config, altered) if m["signal_type"] == "pdq"), None)
 
         for config in (b, c):
-            wait_until(lambda cfg=config: pdq_match(cfg) is not None, 10, "altered image matched")
+            wait_until(lambda cfg=config: pdq_match(cfg) is not None, 30, "altered image matched")
             hit = pdq_match(config)
             assert hit is not None and 0 < int(hit["distance"]) <= 31  # type: ignore[call-overload]
             assert hit["submissions"][0]["member"] == a.member_id  # type: ignore[index]
@@ -71,6 +71,6 @@ def test_altered_copies_match_across_nodes_and_a_retraction_reaches_every_match(
         for config in (a, b, c):
             wait_until(
                 lambda cfg=config: pdq_match(cfg)["decision"]["action"] == "ignore",  # type: ignore[index]
-                10,
+                30,
                 "retraction reached every match result",
             )

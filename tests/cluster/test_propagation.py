@@ -49,13 +49,13 @@ def test_a_member_that_joins_late_catches_up_on_every_log(tmp_path: Path) -> Non
     with NodeGroup(early):
         for i, config in enumerate(early):
             submit(config, [md5_item(f"early-{i}-{j}") for j in range(120)])
-        wait_until(lambda: len({str(roots(c)) for c in early}) == 1, 10, "early nodes agree")
+        wait_until(lambda: len({str(roots(c)) for c in early}) == 1, 30, "early nodes agree")
         with NodeGroup([late]):
             target = roots(early[0])
             # The late member also lists its own (empty) log, which the others never heard of.
             wait_until(
                 lambda: {o: r for o, r in roots(late).items() if o in target} == target,
-                15,
+                30,
                 "late joiner caught up",
             )
             assert all(found(late, md5_item(f"early-{i}-119")) for i in range(3))

@@ -27,7 +27,7 @@ def test_two_honest_nodes_comparing_notes_catch_a_split_view(
         def caught(config: object) -> bool:
             return [e["origin"] for e in status(config)["equivocations"]] == [rogue_config.origin]  # type: ignore[arg-type]
 
-        wait_until(lambda: caught(b) and caught(c), 10, "both honest nodes caught it")
+        wait_until(lambda: caught(b) and caught(c), 30, "both honest nodes caught it")
     code = main(["audit", "verify", str(b.directory), "--json"])
     assert code == 5  # an audit of b's copy reports the equivocation
     roster = SignedRoster.decode(b.roster_path.read_bytes()).roster

@@ -24,9 +24,9 @@ def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
             return list(status(config)["logs"][a.origin]["cosigners"])  # type: ignore[arg-type]
 
         # The origin learns its peers' cosignatures of its own checkpoint, and so does each peer.
-        wait_until(lambda: cosigners_of_a(a) == [b.member_id, c.member_id], 10, "a cosigned")
+        wait_until(lambda: cosigners_of_a(a) == [b.member_id, c.member_id], 30, "a cosigned")
         for peer in (b, c):
-            wait_until(lambda p=peer: cosigners_of_a(p) == [b.member_id, c.member_id], 10, "both")
+            wait_until(lambda p=peer: cosigners_of_a(p) == [b.member_id, c.member_id], 30, "both")
         bundle = tmp_path / "bundle.json"
         code = main(["audit", "proof", f"md5:{item['value']}", "--out", str(bundle),
                      "--node", str(c.directory)])  # fmt: skip

@@ -16,14 +16,13 @@ from aiohttp import web
 
 from node.config import NodeConfig
 from node.consortium import build_consortium
-from node.events import EventRecorder, events_on_shutdown, events_routes
+from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
 from node.keys import load_key
 from node.outbox import NewEvent, Outbox
 from node.server import errors_middleware
 from node.service import NodeService
 from node.store.sqlite import SqliteStore
 from protocol.entries import Add, EntryRef
-from protocol.errors import RosterError
 
 
 def now_ms() -> int:
@@ -44,13 +43,7 @@ async def running(config: NodeConfig, db: str = "data.db") -> AsyncIterator[Node
 
 
 def recorder_for(service: NodeService, outbox: Outbox) -> EventRecorder:
-    def member_of(origin: str) -> str | None:
-        try:
-            return service.rosters.roster.member_by_origin(origin).member_id
-        except RosterError:
-            return None
-
-    recorder = EventRecorder(outbox, service.store, member_of, service.clock)
+    recorder = EventRecorder(outbox, service.store, member_lookup(service), service.clock)
     service.on_own_checkpoint(recorder.listener)
     service.peers.subscribe(recorder.listener)
     return recorder
@@ -143,6 +136,28 @@ async def test_entries_stored_while_not_listening_are_recorded_at_catch_up(
     finally:
         await outbox.close()
     assert [(e["id"], e["index"]) for e in events] == [(1, 1), (2, 2), (3, 3)]
+
+
+async def test_a_failing_outbox_does_not_fail_signing_and_heals_with_the_next_entries(
+    tmp_path: Path,
+) -> None:
+    (one,) = build_consortium(tmp_path, 1, now_ms()).configs
+    outbox = Outbox(tmp_path / "outbox.db", deliver=False)
+    await outbox.open()
+    try:
+        async with running(one) as node:
+            recorder = recorder_for(node, outbox)
+            await recorder.catch_up()
+            await outbox.close()  # the outbox's disk fails
+            await node.submit([md5(1)])
+            assert await node.sign_pending() is not None  # signing goes on regardless
+            await outbox.open()
+            await node.submit([md5(2)])
+            await node.sign_pending()
+            events = await bodies(outbox)
+    finally:
+        await outbox.close()
+    assert [(e["id"], e["index"]) for e in events] == [(1, 0), (2, 1)]
 
 
 async def test_retention_keeps_the_newest_events_and_the_undelivered(tmp_path: Path) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from node.policy import ACT, IGNORE, REVIEW, MatchPolicy, decide
 from protocol.entries import Add, Dispute, EntryRef, Retract
 from protocol.view import LocatedEntry, fold
-
-from node.policy import ACT, IGNORE, REVIEW, MatchPolicy, decide
 
 VALUE = bytes(16)
 

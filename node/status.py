@@ -1,0 +1,80 @@
+"""The node's status report and alerts, as the operator API, CLI and dashboard show them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import RosterError
+
+if TYPE_CHECKING:
+    from node.service import NodeService
+
+
+def node_status(service: NodeService) -> dict[str, Any]:
+    roster = service.rosters.roster
+    held = service.peers.held
+    logs: dict[str, Any] = {}
+    own_signed = service.own_checkpoint.checkpoint.size if service.own_checkpoint else 0
+    logs[service.origin] = {
+        "member": service.config.member_id,
+        "size": service.own_size,
+        "root": service.own_root.hex(),
+        "checkpoint_size": own_signed,
+        "cosigners": sorted(service.witness.cosigners(service.own_checkpoint)),
+        "own": True,
+        "held": False,
+    }
+    for origin, replica in sorted(service.peers.replicas().items()):
+        latest = replica.latest_seen
+        try:
+            member = roster.member_by_origin(origin).member_id
+        except RosterError:  # a removed member's log stays listed
+            member = None
+        logs[origin] = {
+            "member": member,
+            "size": replica.size,
+            "root": replica.root.hex(),
+            "checkpoint_size": replica.checkpoint.checkpoint.size if replica.checkpoint else 0,
+            "cosigners": sorted(service.witness.cosigners(replica.checkpoint)),
+            "latest_seen": latest.checkpoint.size if latest else 0,
+            "own": False,
+            "held": origin in held,
+        }
+    return {
+        "member_id": service.config.member_id,
+        "origin": service.origin,
+        "roster": {
+            "version": roster.version,
+            "expires_ms": roster.expires_ms,
+            "consortium": roster.consortium,
+        },
+        "logs": logs,
+        "equivocations": [
+            {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms} for e in held.values()
+        ],
+        "now_ms": service.clock(),
+        "alerts": node_alerts(service),
+    }
+
+
+def node_alerts(service: NodeService) -> list[str]:
+    """What an operator must look at: equivocation, an expiring roster."""
+    out = [f"equivocation by {e.origin}: {e.detail}" for e in service.peers.held.values()]
+    roster = service.rosters.roster
+    left_ms = roster.expires_ms - service.clock()
+    if left_ms <= 0:
+        out.append(f"roster version {roster.version} has EXPIRED; ask the admins to renew it")
+    elif left_ms < service.config.roster_warn_days * 86_400_000:
+        days = left_ms / 86_400_000
+        out.append(f"roster version {roster.version} expires in {days:.1f} days")
+    unsigned = service.own_size - own_signed_size(service)
+    if unsigned and service.keys.for_size(roster, service.own_size) is None:
+        out.append(
+            f"{unsigned} acknowledged entries wait for a checkpoint: the roster names no "
+            "installed key for them (key rotation under way, or our key declared compromised)"
+        )
+    return out
+
+
+def own_signed_size(service: NodeService) -> int:
+    return service.own_checkpoint.checkpoint.size if service.own_checkpoint else 0

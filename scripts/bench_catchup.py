@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""Benchmark catch-up: a fresh node pulls N entries of one peer's log over loopback HTTP,
+verified and stored, side by side with its baselines measured in the same run.
+
+Steps, all in one run:
+1. The source member's own log of N add entries is built directly on disk (LogWriter plans,
+   SqliteStore.append in big batches, a final checkpoint signed with its checkpoint key).
+2. Baseline (a): the same rows and Merkle nodes appended to a fresh store of the same schema,
+   one transaction per page of `page_size` entries as the joiner stores them (and, from
+   step 1, in big batches). Baseline (b): Ed25519 verifications a second, i.e. the ceiling
+   if every entry carried its own signature. Also the joiner's protocol work alone (page
+   decoding, Merkle verification, entry decoding) a second, in this process.
+3. The source node starts; a fresh joiner starts and pulls from it through a byte-counting
+   TCP proxy (the roster names the proxy's port; the source listens elsewhere). The clock
+   stops when the joiner's status shows all N entries under the source's checkpoint.
+Reported: entries a second end to end and as a share of (a) and a multiple of (b), bytes on
+the wire per entry against the encoded entry's size, resident memory of both nodes.
+
+    .venv/bin/python scripts/bench_catchup.py [--entries 1000000] [--signal pdq] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (  # noqa: E402
+    CountingProxy,
+    emit,
+    log,
+    machine,
+    proc_status_kb,
+    rate,
+    rate_for,
+    timed,
+)
+
+from node import wire  # noqa: E402
+from node.config import NodeConfig  # noqa: E402
+from node.consortium import build_consortium, free_port  # noqa: E402
+from node.keys import load_key  # noqa: E402
+from node.operator_client import OperatorClient  # noqa: E402
+from node.procs import NodeProcess  # noqa: E402
+from node.rows import entry_row  # noqa: E402
+from node.store.base import EntryRow  # noqa: E402
+from node.store.sqlite import SqliteStore  # noqa: E402
+from protocol import merkle  # noqa: E402
+from protocol.entries import Add, encode_entry  # noqa: E402
+from protocol.merkle import NodeId  # noqa: E402
+from protocol.replica import LogReplica  # noqa: E402
+from protocol.roster import SignedRoster  # noqa: E402
+from protocol.signing import SigningKey, verify  # noqa: E402
+from protocol.writer import LogWriter  # noqa: E402
+
+SIGNAL_BYTES = {"pdq": 32, "md5": 16, "sha256": 32}
+LABELS = ("terrorist-attack",)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of the source's log as the joiner stores it: rows and completed nodes."""
+
+    start: int
+    rows: tuple[EntryRow, ...]
+    nodes: tuple[tuple[NodeId, bytes], ...]
+
+
+def make_pages(
+    origin: str, key: SigningKey, n: int, page_size: int, signal: str, seed: int
+) -> tuple[list[Page], bytes, int]:
+    """The source's log in pages, its signed checkpoint of size n, and the entries' bytes."""
+    rng = random.Random(seed)
+    writer = LogWriter(origin, key)
+    now = time.time_ns() // 1_000_000
+    first_ms = now - n  # one entry a millisecond, ending now
+    pages: list[Page] = []
+    total = 0
+    for start in range(0, n, page_size):
+        adds = [
+            Add(first_ms + i, signal, rng.randbytes(SIGNAL_BYTES[signal]), LABELS)
+            for i in range(start, min(n, start + page_size))
+        ]
+        raws = [encode_entry(a) for a in adds]
+        total += sum(map(len, raws))
+        plan = writer.plan(raws)
+        writer.commit(plan)
+        rows = tuple(entry_row(start + i, r, a, now) for i, (r, a) in enumerate(zip(raws, adds)))
+        pages.append(Page(start, rows, plan.nodes))
+    return pages, writer.sign().raw, total
+
+
+async def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> float:
+    """Append the pages to a fresh SqliteStore, `per_batch` pages a transaction; seconds."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        with timed() as t:
+            for i in range(0, len(pages), per_batch):
+                group = pages[i : i + per_batch]
+                rows = [r for p in group for r in p.rows]
+                nodes = [x for p in group for x in p.nodes]
+                await store.append(origin, group[0].start, rows, nodes, None)
+    finally:
+        await store.close()
+    return t[0]
+
+
+async def save_checkpoint(path: Path, origin: str, size: int, raw: bytes) -> None:
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.save_checkpoint(origin, size, raw)
+    finally:
+        await store.close()
+
+
+def protocol_rate(pages: list[Page], origin: str, checkpoint: bytes, roster: bytes) -> float:
+    """Entries a second through the joiner's CPU work on one core, without I/O: decoding each
+    page from the wire, verifying it against the checkpoint, decoding entries into rows."""
+    n = pages[-1].start + len(pages[-1].rows)
+    all_nodes: dict[NodeId, bytes] = {}
+    for p in pages:
+        all_nodes.update(p.nodes)
+    bodies = []
+    for p in pages:
+        end = p.start + len(p.rows)
+        proof = merkle.consistency_proof(end, n, all_nodes) if end < n else []
+        raws = tuple(r.raw for r in p.rows)
+        bodies.append(wire.encode_page(wire.EntriesPage(checkpoint, p.start, raws, tuple(proof))))
+    del all_nodes
+    members = SignedRoster.decode(roster).roster
+    replica = LogReplica(origin)
+    limit = len(pages[0].rows)
+    with timed() as t:
+        for body in bodies:
+            page = wire.decode_page(body, 64 << 20, limit)
+            plan = replica.verify_entries(
+                page.start, page.entries, page.checkpoint, page.proof, members
+            )
+            [entry_row(e.index, e.raw, e.entry, 0) for e in plan.entries]
+            replica.commit(plan)
+    return rate(n, t[0])
+
+
+def verify_rate(seconds: float) -> float:
+    key = SigningKey.generate()
+    message = random.Random(1).randbytes(100)
+    signature, public = key.sign(message), key.public
+    return rate_for(seconds, lambda: verify(public, message, signature))
+
+
+def wait_caught_up(
+    joiner: NodeConfig, origin: str, n: int, timeout_s: float, pid: int | None
+) -> tuple[float, int]:
+    """Seconds until the joiner holds n entries of origin under a checkpoint; peak RSS kB."""
+    client = OperatorClient.for_node(joiner)
+    start = time.perf_counter()
+    peak = 0
+    while True:
+        if pid is not None:
+            peak = max(peak, proc_status_kb(pid))
+        held = client.call("GET", "/v1/status")["logs"].get(origin, {})
+        if held.get("size", 0) >= n and held.get("checkpoint_size", 0) >= n:
+            return time.perf_counter() - start, peak
+        if time.perf_counter() - start > timeout_s:
+            raise TimeoutError(f"joiner holds {held.get('size', 0)} of {n} after {timeout_s} s")
+        time.sleep(0.05 if n < 100_000 else 0.25)
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    n, page_size = args.entries, args.page_size
+    setup = build_consortium(
+        root, 2, time.time_ns() // 1_000_000, sync_interval_s=10.0, page_size=page_size
+    )
+    source, joiner = setup.configs
+    # The roster names the proxy's port for the source; the source listens on another one.
+    proxy_port, source_port = source.peer_port, free_port()
+    source = replace(source, peer_port=source_port)
+    source.save()
+    _, key = load_key(source.checkpoint_key_path)
+
+    log(f"building the source's log of {n} entries")
+    with timed() as t_build:
+        pages, checkpoint, entry_bytes = make_pages(
+            source.origin, key, n, page_size, args.signal, args.seed
+        )
+    source.data_dir.mkdir(parents=True, exist_ok=True)
+    big = max(1, args.fill_batch // page_size)
+    log("filling the source's store (big batches)")
+    fill_s = asyncio.run(store_pages(source.data_dir / "hashmesh.db", source.origin, pages, big))
+    asyncio.run(save_checkpoint(source.data_dir / "hashmesh.db", source.origin, n, checkpoint))
+    log("baseline (a): page-sized transactions into a fresh store")
+    baseline_db = root / "baseline" / "hashmesh.db"
+    baseline_db.parent.mkdir()
+    baseline_s = asyncio.run(store_pages(baseline_db, source.origin, pages, 1))
+    shutil.rmtree(baseline_db.parent)
+    log("baseline (b): Ed25519 verifications a second; the protocol work alone")
+    verify_per_s = verify_rate(args.verify_seconds)
+    protocol_per_s = protocol_rate(pages, source.origin, checkpoint, setup.roster)
+    del pages
+
+    log("catch-up: starting the source, the proxy and the joiner")
+    source_node = NodeProcess(source)
+    joiner_node = NodeProcess(joiner)
+    proxy = CountingProxy(proxy_port, source_port)
+    try:
+        source_node.start(timeout_s=120)
+        proxy.start()
+        with timed() as t_start:
+            joiner_node.start(timeout_s=120)
+        assert joiner_node.pid is not None and source_node.pid is not None
+        idle_rss = proc_status_kb(joiner_node.pid)
+        pulled_s, peak_sampled = wait_caught_up(
+            joiner, source.origin, n, args.timeout, joiner_node.pid
+        )
+        total_s = t_start[0] + pulled_s
+        joiner_rss = proc_status_kb(joiner_node.pid)
+        joiner_hwm = proc_status_kb(joiner_node.pid, "VmHWM")
+        source_rss = proc_status_kb(source_node.pid)
+        up, down = proxy.counts.snapshot()
+        roots = [
+            OperatorClient.for_node(c).call("GET", "/v1/status")["logs"][source.origin]["root"]
+            for c in (source, joiner)
+        ]
+    except BaseException:
+        for node in (joiner_node, source_node):
+            sys.stderr.write(node.log()[-3000:])
+        raise
+    finally:
+        joiner_node.stop()
+        source_node.stop()
+        proxy.stop()
+    if roots[0] != roots[1]:
+        raise AssertionError(f"the joiner's root {roots[1]} is not the source's {roots[0]}")
+
+    catchup_per_s = rate(n, total_s)
+    baseline_per_s = rate(n, baseline_s)
+    return {
+        "benchmark": "catchup",
+        "entries": n,
+        "signal_type": args.signal,
+        "page_size": page_size,
+        "machine": machine(),
+        "source_build_s": round(t_build[0], 2),
+        "encoded_entry_bytes": round(entry_bytes / n, 1),
+        "catchup": {
+            "seconds": round(total_s, 3),
+            "joiner_start_s": round(t_start[0], 3),
+            "entries_per_s": round(catchup_per_s),
+            "share_of_sqlite_baseline": round(catchup_per_s / baseline_per_s, 3),
+            "multiple_of_verify_ceiling": round(catchup_per_s / verify_per_s, 2),
+            "roots_equal": True,
+        },
+        "baseline_sqlite_page_batches": {
+            "seconds": round(baseline_s, 3),
+            "entries_per_s": round(baseline_per_s),
+            "rows_per_transaction": page_size,
+        },
+        "baseline_sqlite_big_batches": {
+            "seconds": round(fill_s, 3),
+            "entries_per_s": round(rate(n, fill_s)),
+            "rows_per_transaction": big * page_size,
+        },
+        "baseline_verify_per_entry": {"verifications_per_s": round(verify_per_s)},
+        "protocol_cpu_only": {"entries_per_s": round(protocol_per_s)},
+        "wire": {
+            "bytes_down": down,
+            "bytes_up": up,
+            "down_per_entry": round(down / n, 1),
+            "total_per_entry": round((up + down) / n, 1),
+            "overhead_vs_encoded": round(down / entry_bytes, 3),
+            "connections": proxy.counts.connections,
+        },
+        "memory_kib": {
+            "joiner_idle_rss": idle_rss,
+            "joiner_rss": joiner_rss,
+            "joiner_peak_rss": max(joiner_hwm, peak_sampled),
+            "source_rss": source_rss,
+        },
+        "aims_met": {
+            "at_least_80pct_of_sqlite": catchup_per_s >= 0.8 * baseline_per_s,
+            "at_least_5x_verify_ceiling": catchup_per_s >= 5 * verify_per_s,
+        },
+    }
+
+
+def lines_of(r: dict[str, Any]) -> list[str]:
+    c, a, big = r["catchup"], r["baseline_sqlite_page_batches"], r["baseline_sqlite_big_batches"]
+    w, m = r["wire"], r["memory_kib"]
+    return [
+        f"catch-up of {r['entries']:,} {r['signal_type']} entries, pages of {r['page_size']}",
+        f"  end to end           {c['seconds']:10.2f} s  {c['entries_per_s']:>10,} entries/s"
+        f"  (joiner start {c['joiner_start_s']:.2f} s; roots equal)",
+        f"  (a) SQLite, page txns {a['seconds']:9.2f} s  {a['entries_per_s']:>10,} entries/s"
+        f"  -> catch-up is {100 * c['share_of_sqlite_baseline']:.0f}% of it (aim >= 80%)",
+        f"      SQLite, {big['rows_per_transaction']:,}-row txns {big['seconds']:.2f} s"
+        f"  {big['entries_per_s']:,} entries/s",
+        f"  (b) Ed25519 verify    {r['baseline_verify_per_entry']['verifications_per_s']:>21,} /s"
+        f"  -> catch-up is {c['multiple_of_verify_ceiling']:.2f}x it (aim >= 5x)",
+        f"  protocol CPU alone    {r['protocol_cpu_only']['entries_per_s']:>21,} entries/s",
+        f"  wire: {w['down_per_entry']} B/entry down, {w['total_per_entry']} B/entry both ways;"
+        f" encoded entry {r['encoded_entry_bytes']} B (x{w['overhead_vs_encoded']})",
+        f"  memory: joiner {m['joiner_rss'] / 1024:.0f} MiB resident holding the entries"
+        f" (peak {m['joiner_peak_rss'] / 1024:.0f} MiB, idle {m['joiner_idle_rss'] / 1024:.0f}"
+        f" MiB); source {m['source_rss'] / 1024:.0f} MiB",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--page-size", type=int, default=1000, help="the node's default")
+    parser.add_argument("--signal", choices=sorted(SIGNAL_BYTES), default="pdq")
+    parser.add_argument("--fill-batch", type=int, default=50_000, help="rows a fill transaction")
+    parser.add_argument("--verify-seconds", type=float, default=2.0)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for catch-up")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dir", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.entries < 1 or args.page_size < 1:
+        parser.error("--entries and --page-size are positive")
+    root = args.dir or Path(tempfile.mkdtemp(prefix="bench-catchup-"))
+    try:
+        result = run(args, root)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    emit(result, args.json, lines_of(result))
+
+
+if __name__ == "__main__":
+    main()
