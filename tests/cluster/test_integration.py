@@ -78,6 +78,7 @@ def test_webhooks_events_and_metrics_of_a_running_node(tmp_path: Path) -> None:
     finally:
         receiver.shutdown()
         thread.join()
+        receiver.server_close()
     assert receiver.bad_signatures == 0
     values = [e["value"] for e in receiver.events]
     assert values == [i["value"] for i in first] + [md5_item("while-down")["value"]]
