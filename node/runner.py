@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.config import NodeConfig
+from node.dashboard import mount_dashboard
 from node.errors import ConfigError
 from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
 from node.keys import NodeKeys, load_key, read_secret
@@ -145,6 +146,7 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
     )
     operator.add_routes(metrics_routes(parts.metrics) + events_routes(parts.outbox))
     operator.on_shutdown.append(events_on_shutdown(parts.outbox))
+    mount_dashboard(operator, service, keys.token, replicator.peer_status, events=parts.outbox)
     operator_runner = web.AppRunner(operator, access_log=None)
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
     await peer_runner.setup()

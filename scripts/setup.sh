@@ -9,11 +9,12 @@ PY="${PYTHON:-python3}"
 
 # System packages: FFmpeg's libraries and a compiler to build vpdq and pdqhash (video and image
 # hashing), ffmpeg itself (tests make videos with it), and Go's sumdb note/tlog packages for the
-# interoperability tests.
+# interoperability tests, and chromium with its driver for the dashboard's browser test.
 SYSTEM_PACKAGES=(
     build-essential pkg-config ffmpeg
     libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavdevice-dev libavfilter-dev
     golang-go golang-golang-x-mod-dev
+    chromium chromium-driver
 )
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
