@@ -24,6 +24,7 @@ from node.cli.common import (
     print_json,
 )
 from node.errors import ConfigError
+from node.report import Observed, build_report, observe, render_html
 from node.runner import open_store, wall_clock_ms
 from node.store.base import Store
 from protocol.audit import LogAudit, check_evidence
@@ -52,6 +53,13 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--out", type=Path, required=True)
     add_node_arg(p)
     p.set_defaults(func=cmd_proof)
+
+    p = cmds.add_parser("report", help="a transparency report over a period, as JSON and HTML")
+    p.add_argument("directories", nargs="+", type=Path, help="nodes' directories (data only read)")
+    p.add_argument("--days", type=float, default=30.0, help="the period: this many days back")
+    p.add_argument("--html", type=Path, help="also write a readable page with charts here")
+    add_json_arg(p)
+    p.set_defaults(func=cmd_report)
 
     p = cmds.add_parser("verify-proof", help="check a provenance bundle with no network")
     p.add_argument("bundle", type=Path)
@@ -223,4 +231,38 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         print(f"  cosigned by {len(p.cosigners)} (quorum {p.witness_quorum})")
         if pinned is None:
             print(f"  WARNING: first roster not pinned; its SHA-256 is {p.genesis_sha256}")
+    return EXIT_OK
+
+
+async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
+    config = node_config(argparse.Namespace(node=str(directory)))
+    store = open_store(config)
+    await store.open()
+    try:
+        chain = [config.roster_path.read_bytes(), *await store.rosters()]
+        rosters = [SignedRoster.decode(raw).roster for raw in chain]
+        names = {m.origin: m.member_id for r in rosters for m in r.members}
+        return await observe(store, config.member_id, lambda o: names.get(o, o), since_ms, until_ms)
+    finally:
+        await store.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    until_ms = wall_clock_ms()
+    since_ms = until_ms - int(args.days * 86_400_000)
+    observed = [asyncio.run(_observe(d, since_ms, until_ms)) for d in args.directories]
+    report = build_report(observed, since_ms, until_ms)
+    if args.html:
+        args.html.write_text(render_html(report))
+    if args.json:
+        print_json(report)
+    else:
+        for member, counts in report["entries_by_member"].items():
+            print(f"{member:20} {counts['add']:6} added {counts['retract']:4} retracted "
+                  f"{counts['dispute']:4} disputes")  # fmt: skip
+        for observer, p in report["arrival_ms"].items():
+            if p["count"]:
+                print(f"arrival at {observer}: median {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms")
+        if args.html:
+            print(f"wrote {args.html}")
     return EXIT_OK

@@ -102,6 +102,9 @@ class Store(Protocol):
     async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
         """Entries [start, end) of a log (fewer if the log is shorter)."""
 
+    async def arrivals(self, origin: str, start: int, end: int) -> list[tuple[bytes, int]]:
+        """Entries [start, end) of a log with the time (ms) this node stored each."""
+
     async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         """The stored Merkle nodes among `ids`."""
 

@@ -257,6 +257,17 @@ class PostgresStore:
             )
         return [bytes(row["raw"]) for row in rows]
 
+    async def arrivals(self, origin: str, start: int, end: int) -> list[tuple[bytes, int]]:
+        with _translated(f"reading entries of {origin}"):
+            rows = await self.pool.fetch(
+                "SELECT raw, received_ms FROM entries WHERE origin = $1 AND idx >= $2 "
+                "AND idx < $3 ORDER BY idx",
+                origin,
+                start,
+                end,
+            )
+        return [(bytes(row["raw"]), int(row["received_ms"])) for row in rows]
+
     async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         wanted = sorted(set(ids))
         if not wanted:

@@ -317,6 +317,16 @@ class SqliteStore:
         )
         return [bytes(raw) for (raw,) in rows]
 
+    async def arrivals(self, origin: str, start: int, end: int) -> list[tuple[bytes, int]]:
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT raw, received_ms FROM entries WHERE origin = ? AND idx >= ? AND idx < ? "
+                "ORDER BY idx",
+                (origin, start, end),
+            ).fetchall()
+        )
+        return [(bytes(raw), int(ms)) for raw, ms in rows]
+
     async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         return dict(await self._call(self._nodes, origin, sorted(set(ids))))
 

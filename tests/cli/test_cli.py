@@ -160,6 +160,17 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
     tampered.write_text(bundle.read_text().replace("index 0", "index 1"))
     assert run(capsys, "audit", "verify-proof", str(tampered))[0] == 5
 
+    page = tmp_path / "report.html"
+    code, out = run(capsys, "audit", "report", str(a.directory), str(b.directory),
+                    "--html", str(page), "--json")  # fmt: skip
+    summary = json.loads(out)
+    assert summary["entries_by_member"][a.member_id] == {"add": 1, "retract": 1, "dispute": 0}
+    assert summary["entries_by_member"][b.member_id]["dispute"] == 1
+    assert summary["adds_by_incident"] == {"test-1": 1}
+    assert summary["arrival_ms"][b.member_id]["count"] == 1  # a's takedown arrived at b
+    assert summary["disputes"][0]["reason_code"] == "wrong-label"
+    assert "<svg" in page.read_text() and "not an attack" in page.read_text()
+
     code, out = run(capsys, "audit", "verify", str(b.directory), "--json")
     report = json.loads(out)
     assert code == 0 and report["ok"] and report["logs"][a.origin]["size"] == 2

@@ -281,3 +281,12 @@ def test_open_store_picks_the_store_by_location(tmp_path: Path) -> None:
         open_store("mysql://db/x")
     with pytest.raises(StoreError):
         PostgresStore("postgresql://db/x", schema="bad; drop")
+
+
+async def test_arrivals_give_each_entry_with_when_it_was_stored(store: Store) -> None:
+    log = Log(A)
+    raws = [bytes([i]) * 8 for i in range(3)]
+    rows = [EntryRow(i, raw, received_ms=1000 + i) for i, raw in enumerate(raws)]
+    start, rows, nodes = log.batch(raws, rows)
+    await store.append(A, start, rows, nodes, None)
+    assert await store.arrivals(A, 1, 5) == [(raws[1], 1001), (raws[2], 1002)]
