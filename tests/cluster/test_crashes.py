@@ -6,13 +6,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from node.errors import NodeError
 from node.operator_client import OperatorClient
 from node.procs import NodeGroup, NodeProcess
-from tests.cluster.support import consortium, md5_item, roots, submit, wait_until
+from tests.cluster.conftest import MakeConsortium
+from tests.cluster.support import md5_item, roots, submit, wait_until
 
 
 def _burst(config: Any, tag: str, acked: list[tuple[dict[str, str], int]]) -> None:
@@ -27,8 +27,10 @@ def _burst(config: Any, tag: str, acked: list[tuple[dict[str, str], int]]) -> No
         i += 1
 
 
-def test_kill_9_during_submit_bursts_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    setup = consortium(tmp_path, 2, sync_interval_s=0.5, sync_jitter_s=0.1)
+def test_kill_9_during_submit_bursts_loses_nothing_acknowledged(
+    make_consortium: MakeConsortium,
+) -> None:
+    setup = make_consortium(2, sync_interval_s=0.5, sync_jitter_s=0.1)
     origin, peer = setup.configs
     rng = random.Random(7)
     acked: list[tuple[dict[str, str], int]] = []
@@ -66,8 +68,8 @@ def test_kill_9_during_submit_bursts_loses_nothing_acknowledged(tmp_path: Path) 
             node.stop()
 
 
-def test_kill_9_during_catch_up_then_restart_converges(tmp_path: Path) -> None:
-    setup = consortium(tmp_path, 2, sync_interval_s=0.3, sync_jitter_s=0.05, page_size=100)
+def test_kill_9_during_catch_up_then_restart_converges(make_consortium: MakeConsortium) -> None:
+    setup = make_consortium(2, sync_interval_s=0.3, sync_jitter_s=0.05, page_size=100)
     source, joiner = setup.configs
     with NodeGroup([source]):
         for batch in range(10):

@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 
 from node.procs import NodeGroup, NodeProcess
+from tests.cluster.conftest import MakeConsortium
 from tests.cluster.support import consortium, found, md5_item, roots, submit, wait_until
 
 
-def test_push_makes_a_hash_matchable_on_all_five_nodes_within_a_second(tmp_path: Path) -> None:
+def test_push_makes_a_hash_matchable_on_all_five_nodes_within_a_second(
+    make_consortium: MakeConsortium,
+) -> None:
     # The pull interval is far longer than the test: only the push can deliver in time.
-    group_setup = consortium(tmp_path, 5, sync_interval_s=600.0)
+    group_setup = make_consortium(5, sync_interval_s=600.0)
     with NodeGroup(group_setup.configs):
         item = md5_item("push")
         start = time.monotonic()
@@ -43,8 +46,8 @@ def test_the_scheduled_pull_alone_delivers_even_after_the_origin_stops(tmp_path:
         assert time.monotonic() - stopped < 2 * interval + 1.0
 
 
-def test_a_member_that_joins_late_catches_up_on_every_log(tmp_path: Path) -> None:
-    setup = consortium(tmp_path, 4, sync_interval_s=1.0, sync_jitter_s=0.1, page_size=50)
+def test_a_member_that_joins_late_catches_up_on_every_log(make_consortium: MakeConsortium) -> None:
+    setup = make_consortium(4, sync_interval_s=1.0, sync_jitter_s=0.1, page_size=50)
     early, late = setup.configs[:3], setup.configs[3]
     with NodeGroup(early):
         for i, config in enumerate(early):
@@ -62,8 +65,8 @@ def test_a_member_that_joins_late_catches_up_on_every_log(tmp_path: Path) -> Non
             assert sorted(size for size, _ in roots(late).values())[-3:] == [120, 120, 120]
 
 
-def test_a_restarted_node_serves_what_it_held(tmp_path: Path) -> None:
-    setup = consortium(tmp_path, 2, sync_interval_s=600.0)
+def test_a_restarted_node_serves_what_it_held(make_consortium: MakeConsortium) -> None:
+    setup = make_consortium(2, sync_interval_s=600.0)
     node = NodeProcess(setup.configs[0]).start()
     try:
         refs = submit(setup.configs[0], [md5_item(f"r{i}") for i in range(5)])
