@@ -33,3 +33,7 @@ class RequestError(NodeError):
 
 class HashingError(NodeError):
     """A file could not be hashed (unreadable, or an image or video that fails to decode)."""
+
+
+class SlowRequestError(RequestError):
+    """A request body did not arrive in time (a slow or stalled sender)."""

@@ -4,6 +4,7 @@ operator API (JSON, bearer token). Handlers are thin: parse, call NodeService, e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,7 +15,14 @@ from aiohttp import web
 
 from node import wire
 from node.auth import RequestVerifier, check_bearer
-from node.errors import AuthError, NodeError, PeerError, RequestError, StoreError
+from node.errors import (
+    AuthError,
+    NodeError,
+    PeerError,
+    RequestError,
+    SlowRequestError,
+    StoreError,
+)
 from node.jsonview import parse_add, parse_hash, ref_json, view_json
 from node.policy import decide
 from node.service import NodeService
@@ -32,6 +40,8 @@ MAX_LOOKUP = 10_000
 def _status_of(e: Exception) -> int:
     if isinstance(e, AuthError):
         return 401
+    if isinstance(e, SlowRequestError):
+        return 408
     if isinstance(e, StoreError):
         return 503
     if isinstance(e, PeerError) and "no member" in str(e):
@@ -79,7 +89,14 @@ def peer_app(service: NodeService) -> web.Application:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            # A peer that trickles its body would hold a connection and memory for ever.
+            async with asyncio.timeout(service.config.peer_timeout_s):
+                body = await request.read()
+        except TimeoutError as e:
+            raise SlowRequestError(
+                f"request body not received within {service.config.peer_timeout_s} s"
+            ) from e
         member = verifier.verify(
             request.headers, request.method, request.raw_path, body, service.clock(), node_key
         )

@@ -45,7 +45,7 @@ def test_a_locked_database_gives_a_clear_error_and_the_node_recovers(tmp_path: P
         blocker = sqlite3.connect(config.data_dir / "hashmesh.db", timeout=1)
         try:
             blocker.execute("BEGIN EXCLUSIVE")
-            with pytest.raises(RequestError, match="503.*locked"):
+            with pytest.raises(RequestError, match=r"503.*locked"):
                 submit(config, [md5_item("while locked")])
         finally:
             blocker.rollback()
@@ -81,7 +81,7 @@ def test_a_full_disk_gives_a_clear_error_and_the_node_recovers(
     config.data_dir.symlink_to(small_disk)
     acked: list[dict[str, str]] = []
     with NodeGroup([config]):
-        with pytest.raises(RequestError, match="503.*full") as caught:
+        with pytest.raises(RequestError, match=r"503.*full") as caught:
             for i in range(100_000):
                 items = [md5_item(f"fill {i} {j}") for j in range(200)]
                 submit(config, items)

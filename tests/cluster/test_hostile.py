@@ -3,10 +3,13 @@ error, nothing it sent is stored, and an honest peer keeps syncing. Real process
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from node.config import NodeConfig
 from node.keys import load_key
 from node.procs import NodeGroup
 from protocol.entries import Add, encode_entry
+from protocol.roster import SignedRoster
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
 from tests.cluster.support import consortium, found, md5_item, status, submit, wait_until
@@ -69,10 +73,22 @@ class Rogue:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root: Path = tmp_path_factory.mktemp("hostile")
-    setup = consortium(root, 3, sync_interval_s=0.5, sync_jitter_s=0.1, max_body_bytes=256 * 1024)
+    setup = consortium(
+        root,
+        3,
+        sync_interval_s=0.5,
+        sync_jitter_s=0.1,
+        max_body_bytes=256 * 1024,
+        page_size=50,
+        peer_timeout_s=1.0,
+    )
     victim, rogue_config, honest = setup.configs
-    with NodeGroup([victim, honest]):
+    with NodeGroup([victim, honest]) as group:
+        PIDS["victim"] = group[0].pid or 0
         yield victim, Rogue(rogue_config), honest
+
+
+PIDS: dict[str, int] = {}
 
 
 def _error(body: bytes) -> str:
@@ -188,3 +204,92 @@ def test_a_forked_log_is_kept_as_evidence_and_held_while_the_node_keeps_serving(
     item = md5_item("after the fork")
     submit(honest, [item])
     wait_until(lambda: found(victim, item), 30, "honest peer still syncing")
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_body_times_out_while_honest_requests_are_served(hostile: Any) -> None:
+    victim, rogue, honest = hostile
+    path = "/v1/push"
+    headers = _signed(victim, rogue.config.member_id, rogue.node_key, "POST", path, b"x" * 1000)
+    with socket.create_connection(("127.0.0.1", victim.peer_port), timeout=10) as conn:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n{head}\r\n".encode()
+        )
+        conn.sendall(b"x" * 10)  # ... and the rest never comes
+        item = md5_item("served during the stall")
+        submit(honest, [item])
+        wait_until(lambda: found(victim, item), 30, "honest peer served meanwhile")
+        started = time.monotonic()
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert time.monotonic() - started < 5
+
+
+def test_page_sizes_are_bounded_whatever_a_peer_asks(hostile: Any) -> None:
+    victim, rogue, honest = hostile
+    submit(honest, [md5_item(f"page {i}") for i in range(120)])
+    wait_until(lambda: status(victim)["logs"][honest.origin]["size"] >= 120, 30, "entries")
+    path = f"/v1/entries?log={urllib.parse.quote(honest.origin, safe='')}&start=0&limit=100000000"
+    code, body = _send(
+        victim,
+        "GET",
+        path,
+        headers=_signed(victim, rogue.config.member_id, rogue.node_key, "GET", path),
+    )
+    assert code == 200
+    assert len(wire.decode_page(body, 1 << 20, 1000).entries) == 50  # the node's page_size
+
+
+def test_forged_and_stale_rosters_from_a_peer_are_refused(hostile: Any, tmp_path: Path) -> None:
+    victim, rogue, _ = hostile
+    current = SignedRoster.decode(victim.roster_path.read_bytes())
+    roster = current.roster
+    forged = SignedRoster(
+        dataclasses.replace(roster, version=roster.version + 1).encode(), ()
+    ).with_signature(SigningKey.generate())
+    body = forged.encode()
+    code, answer = _send(
+        victim,
+        "POST",
+        "/v1/roster",
+        body,
+        _signed(victim, rogue.config.member_id, rogue.node_key, "POST", "/v1/roster", body),
+    )
+    assert code == 400 and "threshold" in _error(answer)
+    body = current.encode()
+    code, answer = _send(
+        victim,
+        "POST",
+        "/v1/roster",
+        body,
+        _signed(victim, rogue.config.member_id, rogue.node_key, "POST", "/v1/roster", body),
+    )
+    assert code == 200 and wire.decode_push_result(answer).status == "known"
+    assert status(victim)["roster"]["version"] == roster.version
+
+
+def test_memory_stays_bounded_under_a_barrage_of_bad_requests(hostile: Any) -> None:
+    victim, rogue, _ = hostile
+    before = _rss_kib(PIDS["victim"])
+    for i in range(1500):
+        kind = i % 3
+        if kind == 0:
+            rogue.push(victim, secrets.token_bytes(2000))
+        elif kind == 1:
+            _send(
+                victim,
+                "GET",
+                "/v1/checkpoints",
+                headers=_signed(victim, "mallory", SigningKey.generate(), "GET", "/v1/checkpoints"),
+            )
+        else:
+            rogue.push(victim, _page(rogue, [i, i + 1], key=SigningKey.generate()))
+    grown_mib = (_rss_kib(PIDS["victim"]) - before) / 1024
+    assert grown_mib < 40, f"victim grew by {grown_mib:.1f} MiB"
