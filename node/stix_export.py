@@ -25,8 +25,9 @@ from typing import Any, TextIO
 NAMESPACE = uuid.UUID("07bc2682-5b59-4581-8c7b-0cdb5d6c9ab9")
 EXTENSION_ID = f"extension-definition--{uuid.uuid5(NAMESPACE, 'hashmesh-provenance-1')}"
 HASHMESH_IDENTITY = f"identity--{uuid.uuid5(NAMESPACE, 'hashmesh')}"
-#: Fixed, so the extension definition is byte-identical in every export of every consortium.
-EXTENSION_CREATED = "2026-01-01T00:00:00.000Z"
+#: The `created` of the objects that are not hashes (identities, the extension definition):
+#: fixed, so each is byte-identical in every export, as STIX asks of an unchanged object.
+FIXED_CREATED = "2026-01-01T00:00:00.000Z"
 CUSTOM_PROPERTIES = (
     "x_hashmesh_signal_type",
     "x_hashmesh_members",
@@ -68,15 +69,13 @@ def consortium_identity_id(consortium: str) -> str:
     return f"identity--{uuid.uuid5(NAMESPACE, f'consortium:{consortium}')}"
 
 
-def _identity(
-    ident: str, name: str, identity_class: str, created: str, text: str
-) -> dict[str, Any]:
+def _identity(ident: str, name: str, identity_class: str, text: str) -> dict[str, Any]:
     return {
         "type": "identity",
         "spec_version": "2.1",
         "id": ident,
-        "created": created,
-        "modified": created,
+        "created": FIXED_CREATED,
+        "modified": FIXED_CREATED,
         "name": name,
         "description": text,
         "identity_class": identity_class,
@@ -89,8 +88,8 @@ def extension_definition() -> dict[str, Any]:
         "spec_version": "2.1",
         "id": EXTENSION_ID,
         "created_by_ref": HASHMESH_IDENTITY,
-        "created": EXTENSION_CREATED,
-        "modified": EXTENSION_CREATED,
+        "created": FIXED_CREATED,
+        "modified": FIXED_CREATED,
         "name": "hashmesh provenance",
         "description": "Which consortium members shared a hash, under which incidents, and how "
         "many disputes it drew.",
@@ -127,7 +126,8 @@ def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
         "created_by_ref": creator,
         "created": stix_time(first["timestamp_ms"]),
         "modified": stix_time(max(times)),
-        "name": f"{signal_type} hash of removed terrorist or violent extremist content",
+        "name": ("URL" if signal_type == "url" else f"{signal_type} hash")
+        + " of removed terrorist or violent extremist content",
         "description": f"Shared in the {consortium} consortium by "
         f"{', '.join(members) or 'a former member'}.",
         "indicator_types": ["malicious-activity"],
@@ -137,10 +137,13 @@ def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
         "valid_from": stix_time(first["timestamp_ms"]),
         "extensions": {EXTENSION_ID: {"extension_type": "toplevel-property-extension"}},
         "x_hashmesh_signal_type": signal_type,
-        "x_hashmesh_members": members,
-        "x_hashmesh_incidents": incidents,
         "x_hashmesh_disputes": sum(len(s["disputes"]) for s in subs),
     }
+    # STIX forbids empty lists: a property with nothing to say is left out.
+    if members:
+        body["x_hashmesh_members"] = members
+    if incidents:
+        body["x_hashmesh_incidents"] = incidents
     if view["labels"]:
         body["labels"] = list(view["labels"])
     if not view["active"]:
@@ -152,7 +155,6 @@ def write_stix(
     views: Iterable[dict[str, Any]],
     out: TextIO,
     consortium: str,
-    now_ms: int,
     bundle_id: str | None = None,
 ) -> int:
     """Write a bundle, one object per line, as the views stream by; returns indicators written.
@@ -162,15 +164,13 @@ def write_stix(
     out.write('{"type": "bundle", "id": ')
     out.write(json.dumps(bundle_id or f"bundle--{uuid.uuid4()}"))
     out.write(', "objects": [\n')
-    stamp = stix_time(now_ms)
     header = [
-        _identity(HASHMESH_IDENTITY, "hashmesh", "system", EXTENSION_CREATED, "hashmesh software"),
+        _identity(HASHMESH_IDENTITY, "hashmesh", "system", "hashmesh software"),
         extension_definition(),
         _identity(
             consortium_identity_id(consortium),
             consortium,
             "group",
-            stamp,
             "A consortium of platforms sharing hashes through hashmesh.",
         ),
     ]
@@ -185,7 +185,7 @@ def write_stix(
     for member in sorted(members):
         text = f"A member platform of the {consortium} consortium."
         ident = member_identity_id(consortium, member)
-        _write_object(out, _identity(ident, member, "organization", stamp, text))
+        _write_object(out, _identity(ident, member, "organization", text))
     out.write("\n]}\n")
     return count
 

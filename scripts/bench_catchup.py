@@ -185,8 +185,9 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     source, joiner = setup.configs
     # The roster names the proxy's port for the source; the source listens on another one.
     proxy_port, source_port = source.peer_port, free_port()
-    source = replace(source, peer_port=source_port)
-    source.save()
+    if not args.direct:
+        source = replace(source, peer_port=source_port)
+        source.save()
     _, key = load_key(source.checkpoint_key_path)
 
     log(f"building the source's log of {n} entries")
@@ -215,7 +216,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     proxy = CountingProxy(proxy_port, source_port)
     try:
         source_node.start(timeout_s=120)
-        proxy.start()
+        if not args.direct:
+            proxy.start()
         with timed() as t_start:
             joiner_node.start(timeout_s=120)
         assert joiner_node.pid is not None and source_node.pid is not None
@@ -326,6 +328,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for catch-up")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument("--direct", action="store_true", help="no proxy: bytes go uncounted")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if args.entries < 1 or args.page_size < 1:

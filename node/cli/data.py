@@ -275,7 +275,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         elif args.format == "jsonl":
             count = write_jsonl(views, out)
         else:
-            count = write_stix(views, out, consortium, int(status["now_ms"]))
+            count = write_stix(views, out, consortium)
     summary = {"format": args.format, "count": count, "left_out": left_out, "out": str(args.out)}
     if args.json:
         print_json(summary)
