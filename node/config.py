@@ -162,3 +162,11 @@ def load_config(path: str | Path) -> NodeConfig:
         if required not in values:
             raise ConfigError(f"{path}: {required} is required")
     return NodeConfig(directory=path.parent.resolve(), **values)
+
+
+def read_roster(config: NodeConfig) -> bytes:
+    """The roster the node was set up with (its pinned trust root)."""
+    try:
+        return config.roster_path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the roster {config.roster_path}: {e}") from e

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.roster import Roster
 from protocol.view import HashView
 
 ACT, REVIEW, IGNORE = "act", "review", "ignore"
@@ -25,6 +26,13 @@ ACT, REVIEW, IGNORE = "act", "review", "ignore"
 class MatchPolicy:
     act_below_disputes: int = 1
     trusted_origins: frozenset[str] | None = None  # None: every member is trusted
+
+
+def policy_from(act_below_disputes: int, trusted_members: str, roster: Roster) -> MatchPolicy:
+    """The policy a node's settings describe; `trusted_members` is comma-separated member ids."""
+    trusted = [m.strip() for m in trusted_members.split(",") if m.strip()]
+    origins = frozenset(m.origin for m in roster.members if m.member_id in trusted)
+    return MatchPolicy(act_below_disputes, origins if trusted else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,19 @@ class NodeProcessError(NodeError):
 
 
 class NodeProcess:
-    def __init__(self, config: NodeConfig) -> None:
+    """`hashmesh node run DIR`, or another long-running hashmesh command given as `command`."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        command: tuple[str, ...] = ("node", "run"),
+        ready: str = READY,
+        log_name: str = "node.log",
+    ) -> None:
         self.config = config
-        self.log_path = config.directory / "node.log"
+        self.command = command
+        self.ready = ready
+        self.log_path = config.directory / log_name
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,14 +55,14 @@ class NodeProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
             self._proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
-                [sys.executable, "-m", "node.cli.main", "node", "run", str(self.config.directory)],
+                [sys.executable, "-m", "node.cli.main", *self.command, str(self.config.directory)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if READY in self._log_from(offset):
+            if self.ready in self._log_from(offset):
                 return self
             if self._proc.poll() is not None:
                 raise NodeProcessError(

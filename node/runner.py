@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from node.config import NodeConfig
+from node.config import NodeConfig, read_roster
 from node.dashboard import mount_dashboard
 from node.errors import ConfigError
 from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
@@ -66,13 +66,6 @@ def open_store(config: NodeConfig) -> Store:
             url += ("&" if "?" in url else "?") + f"schema={schema}"
         return store_at(url)
     raise ConfigError(f"unknown store {config.store!r} (use 'sqlite' or a postgresql:// URL)")
-
-
-def read_roster(config: NodeConfig) -> bytes:
-    try:
-        return config.roster_path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read the roster {config.roster_path}: {e}") from e
 
 
 async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> None:

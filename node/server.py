@@ -23,8 +23,8 @@ from node.errors import (
     SlowRequestError,
     StoreError,
 )
-from node.jsonview import parse_add, parse_hash, ref_json, view_json
-from node.policy import decide
+from node.jsonview import parse_add, ref_json
+from node.match_api import match_routes
 from node.service import NodeService
 from protocol.entries import EntryRef
 from protocol.errors import ProtocolError, RosterError
@@ -173,12 +173,6 @@ def operator_app(
     peer_status: Callable[[], dict[str, dict[str, object]]] | None = None,
     on_lookup: Callable[[int, int], None] | None = None,
 ) -> web.Application:
-    def member_of(origin: str) -> str | None:
-        try:
-            return service.rosters.roster.member_by_origin(origin).member_id
-        except RosterError:
-            return None
-
     @web.middleware
     async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
         check_bearer(request.headers.get("Authorization"), token)
@@ -208,70 +202,6 @@ def operator_app(
             target, str(body.get("reason_code", "")), str(body.get("text", ""))
         )
         return web.json_response({"entry": ref_json(ref)})
-
-    async def lookup(request: web.Request) -> web.Response:
-        body = await _json(request)
-        items = body.get("hashes") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
-            raise RequestError(f"hashes is a list of 1..{MAX_LOOKUP} hashes")
-        asked = [parse_hash(item) for item in items]
-        by_type: dict[str, list[bytes | str]] = {}
-        for signal_type, value in asked:
-            by_type.setdefault(signal_type, []).append(value)
-        views = {}
-        for signal_type, values in by_type.items():
-            for view in await service.lookup(signal_type, values):
-                views[(signal_type, view.value)] = view
-        policy = service.match_policy()
-        results = []
-        for key in asked:
-            body = view_json(views[key], member_of)
-            decision = decide(views[key], policy)
-            body["decision"] = (
-                None
-                if decision is None
-                else {
-                    "action": decision.action,
-                    "reason": decision.reason,
-                }
-            )
-            results.append(body)
-        if on_lookup:
-            on_lookup(len(asked), sum(1 for key in asked if views[key].submissions))
-        return web.json_response({"results": results})
-
-    async def match(request: web.Request) -> web.Response:
-        body = await _json(request)
-        items = body.get("hashes") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
-            raise RequestError(f"hashes is a list of 1..{MAX_LOOKUP} hashes")
-        policy = service.match_policy()
-        results = []
-        for item in items:
-            signal_type, value = parse_hash(item)
-            matches = []
-            for hit in await service.match(signal_type, value):
-                shown = view_json(hit.view, member_of)
-                decision = decide(hit.view, policy)
-                shown["decision"] = (
-                    None
-                    if decision is None
-                    else {
-                        "action": decision.action,
-                        "reason": decision.reason,
-                    }
-                )
-                if hit.distance is not None:
-                    shown["distance"] = hit.distance
-                if hit.query_percent is not None:
-                    shown["query_percent"] = hit.query_percent
-                    shown["target_percent"] = hit.target_percent
-                matches.append(shown)
-            matches.sort(key=lambda m: m.get("distance", 0))
-            results.append({"query": item, "found": bool(matches), "matches": matches})
-        if on_lookup:
-            on_lookup(len(items), sum(1 for r in results if r["found"]))
-        return web.json_response({"results": results})
 
     async def status(request: web.Request) -> web.Response:
         body = service.status()
@@ -312,13 +242,12 @@ def operator_app(
     app = web.Application(
         middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
     )
+    app.add_routes(match_routes(service, on_lookup))
     app.add_routes(
         [
             web.post("/v1/submit", submit),
             web.post("/v1/retract", retract),
             web.post("/v1/dispute", dispute),
-            web.post("/v1/lookup", lookup),
-            web.post("/v1/match", match),
             web.get("/v1/status", status),
             web.get("/v1/proof", proof),
             web.get("/v1/roster", roster_get),

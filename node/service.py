@@ -16,11 +16,12 @@ from node.config import NodeConfig
 from node.errors import PeerError, RequestError
 from node.ingest import PeerLogs
 from node.log_keys import CheckpointKeys
+from node.lookups import lookup_views, match_hits
 from node.matcher import Matcher, MatchHit
 from node.matching import DEFAULT_PDQ_THRESHOLD
-from node.policy import MatchPolicy
+from node.policy import MatchPolicy, policy_from
 from node.rosters import RosterKeeper
-from node.rows import entry_row, located
+from node.rows import entry_row
 from node.status import node_alerts, node_status
 from node.store.base import Store
 from node.wire import CheckpointVector, EntriesPage
@@ -28,11 +29,11 @@ from node.witness import Witness
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import ValidationError
+from protocol.errors import RosterError, ValidationError
 from protocol.replica import CheckpointStatus
-from protocol.signals import value_key, value_text
+from protocol.signals import value_text
 from protocol.signing import SigningKey
-from protocol.view import HashView, fold
+from protocol.view import HashView
 from protocol.writer import LogWriter
 
 #: Called after our own log gained a signed checkpoint: (origin, start, end, None).
@@ -251,49 +252,18 @@ class NodeService:
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
         """The consortium's view of each hash, in the order asked."""
-        keys = [value_key(v) for v in values]
-        found = [x for f in await self.store.find_adds(signal_type, keys) if (x := located(f))]
-        refs = [(x.ref.log, x.ref.index) for x in found]
-        references = [x for f in await self.store.find_references(refs) if (x := located(f))]
-        views = []
-        for value in values:
-            adds = [x for x in found if isinstance(x.entry, Add) and x.entry.value == value]
-            targets = {x.ref for x in adds}
-            related = [
-                x
-                for x in references
-                if isinstance(x.entry, Retract | Dispute) and x.entry.target in targets
-            ]
-            views.append(fold(signal_type, value, adds, related))
-        return views
+        return await lookup_views(self.store, signal_type, values)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
-        if signal_type == "pdq" and isinstance(value, bytes):
-            pdq_hits = self.matcher.index.match_pdq(value, self.rosters.roster.pdq_threshold)
-            nearest: dict[bytes | str, int] = {}
-            adds = await self.matcher.stored_values([(h.log, h.index) for h in pdq_hits])
-            for h in pdq_hits:
-                stored = adds.get((h.log, h.index))
-                if stored is not None and stored.value not in nearest:
-                    nearest[stored.value] = h.distance
-            views = await self.lookup("pdq", list(nearest))
-            return [MatchHit(v, distance=nearest[v.value]) for v in views]
-        if signal_type == "vpdq" and isinstance(value, bytes):
-            video_hits = self.matcher.index.match_vpdq(value)
-            adds = await self.matcher.stored_values([(h.log, h.index) for h in video_hits])
-            shares: dict[bytes | str, tuple[float, float]] = {}
-            for v in video_hits:
-                stored = adds.get((v.log, v.index))
-                if stored is not None and stored.value not in shares:
-                    shares[stored.value] = (v.query_percent, v.target_percent)
-            views = await self.lookup("vpdq", list(shares))
-            return [
-                MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
-                for v in views
-            ]
-        views = await self.lookup(signal_type, [value])
-        return [MatchHit(v) for v in views if v.submissions]
+        threshold = self.rosters.roster.pdq_threshold
+        return await match_hits(self.store, self.matcher, threshold, signal_type, value)
+
+    def member_of(self, origin: str) -> str | None:
+        try:
+            return self.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:
+            return None
 
     async def begin_key_rotation(self) -> tuple[int, bytes]:
         """Make our next checkpoint key; sign nothing beyond the current size until the admins
@@ -309,10 +279,8 @@ class NodeService:
         self._unsigned.set()
 
     def match_policy(self) -> MatchPolicy:
-        trusted = [m.strip() for m in self.config.trusted_members.split(",") if m.strip()]
-        roster = self.rosters.roster
-        origins = {m.origin for m in roster.members if m.member_id in trusted}
-        return MatchPolicy(self.config.act_below_disputes, frozenset(origins) if trusted else None)
+        config = self.config
+        return policy_from(config.act_below_disputes, config.trusted_members, self.rosters.roster)
 
     def status(self) -> dict[str, Any]:
         """Logs, roster, equivocations and alerts, as the operator API shows them."""

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
     CountingProxy,
     emit,
+    install_read_fix,
     log,
     machine,
     proc_status_kb,
@@ -210,6 +211,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     protocol_per_s = protocol_rate(pages, source.origin, checkpoint, setup.roster)
     del pages
 
+    if args.read_fix:
+        install_read_fix(root / "read-fix")
     log("catch-up: starting the source, the proxy and the joiner")
     source_node = NodeProcess(source)
     joiner_node = NodeProcess(joiner)
@@ -252,6 +255,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "entries": n,
         "signal_type": args.signal,
         "page_size": page_size,
+        "read_fix": args.read_fix,
         "machine": machine(),
         "source_build_s": round(t_build[0], 2),
         "encoded_entry_bytes": round(entry_bytes / n, 1),
@@ -329,6 +333,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--direct", action="store_true", help="no proxy: bytes go uncounted")
+    parser.add_argument(
+        "--read-fix", action="store_true", help="work around the peer client's short reads"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if args.entries < 1 or args.page_size < 1:

@@ -36,6 +36,7 @@ from node.exchange import (
     TE_TO_OURS,
     ExchangeError,
     ImportDefaults,
+    ImportRow,
     ParsedImport,
     parse_import,
     write_csv,
@@ -71,7 +72,6 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="check the file; submit nothing")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="hashes per request")
-    p.add_argument("--from-line", type=int, default=1, help="skip rows before this line")
     add_node_arg(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_import)
@@ -141,6 +141,7 @@ def _report(parsed: ParsedImport, fmt: str, dry_run: bool) -> dict[str, Any]:
         "skipped": [{"line": n.line, "reason": n.message} for n in parsed.skipped],
         "ignored_tags": list(parsed.ignored_tags),
         "submitted": 0,
+        "already_held": 0,
         "entries": None,
     }
 
@@ -158,9 +159,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
     except ExchangeError as e:
         raise UsageError(f"{args.file}: {e}") from e
-    rows = [r for r in parsed.rows if r.line >= args.from_line]
+    rows = list(parsed.rows)
     report = _report(parsed, args.format, args.dry_run)
-    report["valid"] = len(rows)
     if parsed.problems:
         _finish(args, report, f"{len(parsed.problems)} bad row(s); nothing was submitted")
         return EXIT_USAGE
@@ -168,28 +168,49 @@ def cmd_import(args: argparse.Namespace) -> int:
         _finish(args, report, f"{len(rows)} hash(es) would be submitted" if args.dry_run else "")
         return EXIT_OK
     api = client(args)
+    own_log = node_config(args).origin
     refs: list[dict[str, Any]] = []
+    already = 0
     for start in range(0, len(rows), args.batch):
         batch = rows[start : start + args.batch]
         try:
-            result = api.call("POST", "/v1/submit", {"items": [r.item() for r in batch]})
+            # Hashes our own log already holds (a rerun after a failure) are not added twice.
+            held = _held_by(api, batch, own_log)
+            items = [r.item() for r, h in zip(batch, held, strict=True) if not h]
+            already += len(batch) - len(items)
+            if items:
+                refs.extend(api.call("POST", "/v1/submit", {"items": items})["entries"])
         except NodeError as e:
-            resume = batch[0].line
             raise RequestError(
-                f"{e}; {len(refs)} of {len(rows)} hashes were submitted; "
-                f"rerun with --from-line {resume} to continue"
+                f"{e}; {len(refs)} of {len(rows)} hashes were submitted before line "
+                f"{batch[0].line}; run the same command again to add the rest"
             ) from e
-        refs.extend(result["entries"])
-        _progress(len(refs), len(rows))
+        _progress(start + len(batch), len(rows))
     report["submitted"] = len(refs)
-    report["entries"] = {
-        "log": refs[0]["log"],
-        "first_index": refs[0]["index"],
-        "last_index": refs[-1]["index"],
-    }
-    _finish(args, report, f"submitted {len(refs)} hash(es) as {refs[0]['log']} "
-            f"#{refs[0]['index']}..#{refs[-1]['index']}")  # fmt: skip
+    report["already_held"] = already
+    if refs:
+        report["entries"] = {
+            "log": refs[0]["log"],
+            "first_index": refs[0]["index"],
+            "last_index": refs[-1]["index"],
+        }
+    summary = f"submitted {len(refs)} hash(es)"
+    if refs:
+        summary += f" as {refs[0]['log']} #{refs[0]['index']}..#{refs[-1]['index']}"
+    if already:
+        summary += f"; {already} already in our log"
+    _finish(args, report, summary)
     return EXIT_OK
+
+
+def _held_by(api: OperatorClient, rows: list[ImportRow], own_log: str) -> list[bool]:
+    """For each row, whether our own log already has an active add of that hash."""
+    hashes = [{"signal_type": r.signal_type, "value": r.value} for r in rows]
+    results = api.call("POST", "/v1/lookup", {"hashes": hashes})["results"]
+    return [
+        any(s["log"] == own_log and s["active"] for s in result["submissions"])
+        for result in results
+    ]
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], summary: str) -> None:

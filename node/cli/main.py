@@ -24,7 +24,8 @@ from node.config import NodeConfig, load_config
 from node.consortium import JOIN_REQUEST, init_member
 from node.errors import ConfigError, NodeError
 from node.logs import configure_logging
-from node.runner import run_node
+from node.match_server import serve_matches
+from node.runner import open_store, run_node
 from protocol.errors import ProtocolError
 
 
@@ -52,6 +53,13 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     # One line per sync job is noise; apscheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     asyncio.run(run_node(load_config(Path(args.directory))))
+    return EXIT_OK
+
+
+def cmd_serve_matches(args: argparse.Namespace) -> int:
+    configure_logging(json_lines=args.log_format == "json")
+    config = load_config(Path(args.directory))
+    asyncio.run(serve_matches(config, open_store(config), args.host, args.port, args.refresh_s))
     return EXIT_OK
 
 
@@ -83,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_node_run)
+    p = node.add_parser(
+        "serve-matches", help="a read-only match server on the node's PostgreSQL store"
+    )
+    p.add_argument("directory", nargs="?", default=".", help="the node's directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--refresh-s", type=float, default=1.0, help="how often to index new entries")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_serve_matches)
 
     operator.register(sub)
     keys.register(sub)

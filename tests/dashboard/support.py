@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from node.config import NodeConfig
+from node.config import NodeConfig, read_roster
 from node.consortium import Consortium, build_consortium
 from node.dashboard import mount_dashboard
 from node.dashboard.app import EventSource
 from node.peer_client import PeerClient
 from node.replication import Replicator
-from node.runner import load_keys, read_roster
+from node.runner import load_keys
 from node.server import operator_app, peer_app
 from node.service import NodeService
 from node.store.sqlite import SqliteStore

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.config import NodeConfig
+from node.config import NodeConfig, read_roster
 from node.consortium import Consortium, build_consortium
 from node.keys import load_key
-from node.runner import read_roster
 from node.server import operator_app, peer_app
 from node.service import NodeService
 from node.store.sqlite import SqliteStore
