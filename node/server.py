@@ -23,6 +23,7 @@ from node.errors import (
     SlowRequestError,
     StoreError,
 )
+from node.export_api import export_routes
 from node.jsonview import parse_add, ref_json
 from node.match_api import match_routes
 from node.service import NodeService
@@ -243,6 +244,7 @@ def operator_app(
         middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
     )
     app.add_routes(match_routes(service, on_lookup))
+    app.add_routes(export_routes(service))
     app.add_routes(
         [
             web.post("/v1/submit", submit),

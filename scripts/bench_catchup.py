@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     CountingProxy,
     emit,
     install_read_fix,
@@ -46,22 +46,22 @@ from benchlib import (  # noqa: E402
     timed,
 )
 
-from node import wire  # noqa: E402
-from node.config import NodeConfig  # noqa: E402
-from node.consortium import build_consortium, free_port  # noqa: E402
-from node.keys import load_key  # noqa: E402
-from node.operator_client import OperatorClient  # noqa: E402
-from node.procs import NodeProcess  # noqa: E402
-from node.rows import entry_row  # noqa: E402
-from node.store.base import EntryRow  # noqa: E402
-from node.store.sqlite import SqliteStore  # noqa: E402
-from protocol import merkle  # noqa: E402
-from protocol.entries import Add, encode_entry  # noqa: E402
-from protocol.merkle import NodeId  # noqa: E402
-from protocol.replica import LogReplica  # noqa: E402
-from protocol.roster import SignedRoster  # noqa: E402
-from protocol.signing import SigningKey, verify  # noqa: E402
-from protocol.writer import LogWriter  # noqa: E402
+from node import wire
+from node.config import NodeConfig
+from node.consortium import build_consortium, free_port
+from node.keys import load_key
+from node.operator_client import OperatorClient
+from node.procs import NodeProcess
+from node.rows import entry_row
+from node.store.base import EntryRow
+from node.store.sqlite import SqliteStore
+from protocol import merkle
+from protocol.entries import Add, encode_entry
+from protocol.merkle import NodeId
+from protocol.replica import LogReplica
+from protocol.roster import SignedRoster
+from protocol.signing import SigningKey, verify
+from protocol.writer import LogWriter
 
 SIGNAL_BYTES = {"pdq": 32, "md5": 16, "sha256": 32}
 LABELS = ("terrorist-attack",)
@@ -95,7 +95,9 @@ def make_pages(
         total += sum(map(len, raws))
         plan = writer.plan(raws)
         writer.commit(plan)
-        rows = tuple(entry_row(start + i, r, a, now) for i, (r, a) in enumerate(zip(raws, adds)))
+        rows = tuple(
+            entry_row(start + i, r, a, now) for i, (r, a) in enumerate(zip(raws, adds, strict=True))
+        )
         pages.append(Page(start, rows, plan.nodes))
     return pages, writer.sign().raw, total
 

@@ -28,12 +28,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emit, install_read_fix, log, machine, percentile  # noqa: E402
+from benchlib import emit, install_read_fix, log, machine, percentile
 
-from node.config import NodeConfig  # noqa: E402
-from node.consortium import build_consortium  # noqa: E402
-from node.operator_client import OperatorClient  # noqa: E402
-from node.procs import NodeGroup  # noqa: E402
+from node.config import NodeConfig
+from node.consortium import build_consortium
+from node.operator_client import OperatorClient
+from node.procs import NodeGroup
 
 
 def wall_ms() -> float:

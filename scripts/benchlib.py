@@ -211,7 +211,7 @@ class CountingProxy:
 # loopback) comes back cut short and is refused as "incomplete input". Until that is fixed,
 # `--read-fix` starts the nodes with this sitecustomize, which makes StreamReader.read(n) read
 # until n bytes or the end of the body, as the peer client expects.
-_READ_FIX = '''"""Benchmark-only workaround (scripts/benchlib.py): StreamReader.read(n) reads to n or EOF."""
+_READ_FIX = '''"""Benchmark-only (scripts/benchlib.py): StreamReader.read(n) reads to n or EOF."""
 import aiohttp.streams
 
 _read = aiohttp.streams.StreamReader.read

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from node.cli import admin, audit, demo, keys, operator
+from node.cli import admin, audit, data, demo, keys, operator
 from node.cli.common import (
     EXIT_CODES_HELP,
     EXIT_CONFIG,
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub)
     audit.register(sub)
     demo.register(sub)
+    data.register(sub)
     return parser
 
 
