@@ -81,15 +81,25 @@ class PeerClient:
             async with self._session.request(
                 method, url, data=body or None, headers=headers
             ) as resp:
-                data = await resp.content.read(self._max_body + 1)
-                if len(data) > self._max_body:
-                    raise PeerError(f"{peer}: response larger than {self._max_body} bytes")
+                data = await self._read_body(peer, resp)
                 if resp.status != 200:
                     detail = data[:300].decode(errors="replace")
                     raise PeerError(f"{peer}: {method} {path} answered {resp.status}: {detail}")
                 return data
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise PeerError(f"{peer}: {method} {path} failed: {e or type(e).__name__}") from e
+
+    async def _read_body(self, peer: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, refusing more than max_body bytes. (content.read(n) returns only what
+        has arrived so far, which cut large pages short.)"""
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            total += len(chunk)
+            if total > self._max_body:
+                raise PeerError(f"{peer}: response larger than {self._max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def checkpoints(self, peer: str, url: str) -> wire.CheckpointVector:
         raw = await self._request(peer, url, "GET", "/v1/checkpoints", {})

@@ -47,3 +47,22 @@ async def test_a_push_that_leaves_a_gap_asks_for_a_pull_at_once(tmp_path: Path) 
             )
     assert result.status == "gap" and result.size == 0
     assert asked == [True]
+
+
+async def test_a_page_larger_than_one_network_read_arrives_whole(tmp_path: Path) -> None:
+    # Regression: the client read one chunk of the body (content.read(n) returns what has
+    # arrived so far), so pages of a few hundred KiB came cut short and failed to decode.
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner) as node:
+        adds = [
+            Add(now_ms(), "md5", i.to_bytes(16, "big"), reference=bytes([i % 256]) * 200)
+            for i in range(1000)
+        ]
+        await node.service.submit(adds)
+        await node.service.sign_pending()
+        _, key = load_key(reader.node_key_path)
+        async with PeerClient(reader.member_id, key, now_ms, 5.0, 4 << 20, 1000) as client:
+            page = await client.entries(owner.member_id, node.peer_url, owner.origin, 0)
+    assert len(page.entries) == 1000
+    assert sum(len(e) for e in page.entries) > 200_000
