@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from node.matcher import Matcher, MatchHit
 from node.rows import located
 from node.store.base import Store
-from protocol.entries import Add, Dispute, Retract
+from protocol.entries import Add, Dispute, EntryRef, Retract
 from protocol.signals import value_key
-from protocol.view import HashView, fold
+from protocol.view import HashView, LocatedEntry, fold
 
 
 async def lookup_views(
@@ -22,15 +22,19 @@ async def lookup_views(
     found = [x for f in await store.find_adds(signal_type, keys) if (x := located(f))]
     refs = [(x.ref.log, x.ref.index) for x in found]
     references = [x for f in await store.find_references(refs) if (x := located(f))]
+    # Grouped once, so a batch of n hashes costs O(n), not O(n^2).
+    adds_by_value: dict[bytes | str, list[LocatedEntry]] = {}
+    for x in found:
+        if isinstance(x.entry, Add):
+            adds_by_value.setdefault(x.entry.value, []).append(x)
+    related_by_target: dict[EntryRef, list[LocatedEntry]] = {}
+    for x in references:
+        if isinstance(x.entry, Retract | Dispute):
+            related_by_target.setdefault(x.entry.target, []).append(x)
     views = []
     for value in values:
-        adds = [x for x in found if isinstance(x.entry, Add) and x.entry.value == value]
-        targets = {x.ref for x in adds}
-        related = [
-            x
-            for x in references
-            if isinstance(x.entry, Retract | Dispute) and x.entry.target in targets
-        ]
+        adds = adds_by_value.get(value, [])
+        related = [r for a in adds for r in related_by_target.get(a.ref, [])]
         views.append(fold(signal_type, value, adds, related))
     return views
 
