@@ -25,7 +25,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
-    echo "setup: installing system packages: ${missing[*]}"
+    echo "setup: installing system packages: ${missing[*]}" >&2
     if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
         echo "setup: could not install ${missing[*]}; the tests that need them will be skipped" >&2
     fi
@@ -36,4 +36,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
-echo "setup: ready in $VENV"
+echo "setup: ready in $VENV" >&2
