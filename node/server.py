@@ -222,6 +222,10 @@ def operator_app(
     async def roster_get(request: web.Request) -> web.Response:
         return web.Response(body=service.rosters.chain[-1], content_type=MSGPACK)
 
+    async def sync(request: web.Request) -> web.Response:
+        service.request_sync()
+        return web.json_response({"requested": True})
+
     async def rotate_key(request: web.Request) -> web.Response:
         after_size, public = await service.begin_key_rotation()
         return web.json_response(
@@ -255,6 +259,7 @@ def operator_app(
             web.get("/v1/roster", roster_get),
             web.get("/v1/roster/chain", roster_chain),
             web.post("/v1/keys/rotate", rotate_key),
+            web.post("/v1/sync", sync),
             web.post("/v1/roster", roster_post),
         ]
     )

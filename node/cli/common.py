@@ -77,3 +77,13 @@ def parse_hash_arg(text: str) -> dict[str, str]:
     except ValidationError as e:
         raise UsageError(f"{text!r}: {e}") from e
     return {"signal_type": signal_type, "value": value}
+
+
+def progress(done: int, total: int, what: str) -> None:
+    """A one-line progress report on stderr (rewritten in place on a terminal)."""
+    percent = 100 * done // max(total, 1)
+    line = f"{done}/{total} {what} ({percent}%)"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 20) == 0:
+        print(line, file=sys.stderr, flush=True)

@@ -7,11 +7,14 @@ sends nothing anywhere.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from node.cli.common import (
+    EXIT_NODE,
     EXIT_NOT_FOUND,
     EXIT_OK,
     Subcommands,
@@ -21,7 +24,9 @@ from node.cli.common import (
     client,
     parse_hash_arg,
     print_json,
+    progress,
 )
+from node.errors import HashingError
 from node.hashing import LOW_QUALITY, hash_file
 from protocol.entries import DISPUTE_REASONS
 from protocol.signals import value_text
@@ -71,8 +76,14 @@ def register(sub: Subcommands) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("hash", help="hash files locally (nothing is sent)")
-    p.add_argument("files", nargs="+", type=Path)
+    p = sub.add_parser("sync", help="pull from every peer now and show the catch-up")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("hash", help="hash files or folders locally (nothing is sent)")
+    p.add_argument("files", nargs="+", type=Path, help="files, or folders to hash all files of")
     p.add_argument("--fps", type=float, default=1.0, help="video frames hashed per second")
     add_json_arg(p)
     p.set_defaults(func=cmd_hash)
@@ -199,10 +210,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _behind(status: dict[str, Any]) -> tuple[int, int]:
+    """(entries held, entries known to exist) over the other members' logs."""
+    logs = [log for log in status["logs"].values() if not log["own"]]
+    held = sum(log["size"] for log in logs)
+    return held, sum(max(log["size"], log.get("latest_seen", 0)) for log in logs)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    api = client(args)
+    api.call("POST", "/v1/sync")
+    start = time.monotonic()
+    time.sleep(0.5)  # let the round start and learn what the peers hold
+    held, known = _behind(api.call("GET", "/v1/status"))
+    while held < known and time.monotonic() - start < args.timeout:
+        progress(held, known, "entries held")
+        time.sleep(0.5)
+        held, known = _behind(api.call("GET", "/v1/status"))
+    progress(held, known, "entries held")
+    caught_up = held >= known
+    if args.json:
+        print_json({"caught_up": caught_up, "held": held, "known": known})
+    elif caught_up:
+        print(f"caught up: {held} entries of other members' logs held")
+    else:
+        print(f"still behind after {args.timeout:.0f} s: {held} of {known} entries held")
+    return EXIT_OK if caught_up else EXIT_NODE
+
+
+def _files_under(paths: list[Path]) -> list[Path]:
+    """The files named, with every file under each directory named (sorted, recursive)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            out.append(path)
+    return out
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     out: list[dict[str, Any]] = []
-    for path in args.files:
-        for signal_type, value, quality in hash_file(path, vpdq_fps=args.fps):
+    files = _files_under(args.files)
+    failed = 0
+    for done, path in enumerate(files, 1):
+        try:
+            hashes = hash_file(path, vpdq_fps=args.fps)
+        except HashingError as e:
+            if len(files) == 1:
+                raise
+            failed += 1
+            print(f"hashmesh: skipped {path}: {e}", file=sys.stderr)
+            continue
+        for signal_type, value, quality in hashes:
             out.append(
                 {
                     "file": str(path),
@@ -212,6 +272,8 @@ def cmd_hash(args: argparse.Namespace) -> int:
                     "low_quality": quality is not None and quality < LOW_QUALITY,
                 }
             )
+        if len(files) > 1:
+            progress(done, len(files), "files hashed")
     if args.json:
         print_json(out)
     else:
@@ -221,4 +283,4 @@ def cmd_hash(args: argparse.Namespace) -> int:
             text = str(h["value"])
             shown = text if len(text) <= 80 else text[:77] + "..."
             print(f"{h['file']}  {h['signal_type']}:{shown}{q}{flag}")
-    return EXIT_OK
+    return EXIT_OK if not failed else EXIT_NODE

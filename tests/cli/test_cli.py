@@ -146,6 +146,10 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
         assert after["disputes"][0]["reason_code"] == "wrong-label"
         assert after["decision"]["action"] == "ignore"  # retracted by its origin everywhere
 
+        assert main(["sync", "--node", str(b.directory), "--json"]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["caught_up"] and "entries held (100%)" in err
+
         bundle = tmp_path / "proof.json"
         code, _ = run(
             capsys, "audit", "proof", MD5, "--out", str(bundle), "--node", str(b.directory)
@@ -180,3 +184,18 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
     db.close()
     code, out = run(capsys, "audit", "verify", str(b.directory))
     assert code == 5 and "root does not match" in out
+
+
+def test_hashing_a_folder_reports_progress_and_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "uploads"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.bin", "b.bin", "sub/c.bin"):
+        (folder / name).write_bytes(name.encode() * 100)
+    code = main(["hash", str(folder), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    files = {h["file"] for h in json.loads(out)}
+    assert files == {str(folder / n) for n in ("a.bin", "b.bin", "sub/c.bin")}
+    assert "3/3 files hashed (100%)" in err
