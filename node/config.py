@@ -49,6 +49,9 @@ class NodeConfig:
     max_body_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"doc": "largest request or response body accepted"}
     )
+    max_upload_bytes: int = field(
+        default=1 << 30, metadata={"doc": "largest file the operator API hashes (POST /v1/hash)"}
+    )
     peer_timeout_s: float = field(default=10.0, metadata={"doc": "timeout of one peer request"})
     act_below_disputes: int = field(
         default=1,

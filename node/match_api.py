@@ -65,23 +65,29 @@ def match_routes(
 
     async def match(request: web.Request) -> web.Response:
         items = await _hashes(request)
-        policy = matching.match_policy()
-        results = []
-        for item in items:
-            signal_type, value = parse_hash(item)
-            matches = []
-            for hit in await matching.match(signal_type, value):
-                shown = _shown(hit.view, matching, policy)
-                if hit.distance is not None:
-                    shown["distance"] = hit.distance
-                if hit.query_percent is not None:
-                    shown["query_percent"] = hit.query_percent
-                    shown["target_percent"] = hit.target_percent
-                matches.append(shown)
-            matches.sort(key=lambda m: m.get("distance", 0))
-            results.append({"query": item, "found": bool(matches), "matches": matches})
+        results = await match_results(matching, items)
         if on_lookup:
             on_lookup(len(items), sum(1 for r in results if r["found"]))
         return web.json_response({"results": results})
 
     return [web.post("/v1/lookup", lookup), web.post("/v1/match", match)]
+
+
+async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, Any]]:
+    """Every match of each queried hash ({signal_type, value}), nearest first."""
+    policy = matching.match_policy()
+    results = []
+    for item in items:
+        signal_type, value = parse_hash(item)
+        matches = []
+        for hit in await matching.match(signal_type, value):
+            shown = _shown(hit.view, matching, policy)
+            if hit.distance is not None:
+                shown["distance"] = hit.distance
+            if hit.query_percent is not None:
+                shown["query_percent"] = hit.query_percent
+                shown["target_percent"] = hit.target_percent
+            matches.append(shown)
+        matches.sort(key=lambda m: m.get("distance", 0))
+        results.append({"query": item, "found": bool(matches), "matches": matches})
+    return results

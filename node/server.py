@@ -24,6 +24,7 @@ from node.errors import (
     StoreError,
 )
 from node.export_api import export_routes
+from node.hash_api import hash_routes
 from node.jsonview import parse_add, ref_json
 from node.match_api import match_routes
 from node.service import NodeService
@@ -249,6 +250,8 @@ def operator_app(
     )
     app.add_routes(match_routes(service, on_lookup))
     app.add_routes(export_routes(service))
+    tmp = service.config.data_dir / "uploads"
+    app.add_routes(hash_routes(service, tmp, service.config.max_upload_bytes))
     app.add_routes(
         [
             web.post("/v1/submit", submit),
