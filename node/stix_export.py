@@ -1,7 +1,7 @@
 """STIX 2.1 output: the consortium's hashes as `indicator` objects in one bundle.
 
 Pure conversion from hash views (the JSON shape of `GET /v1/export`) to a bundle written as a
-stream. Choices (see docs/parts/import-export.md):
+stream. Choices (see docs/operator.md (section "Importing and exporting hash lists")):
 - ids are UUIDv5 under a hashmesh namespace, from the consortium and the hash, so exporting
   twice names the same hash with the same id and tools update rather than duplicate it;
 - patterns use the standard file hash keys where one exists (MD5, 'SHA-256'); STIX has no PDQ

@@ -4,7 +4,7 @@ Sans-IO in two phases: the node stores only the hashes of COMPLETE subtrees, add
 NodeId (level, k) = the subtree over leaves [k * 2**level, (k + 1) * 2**level). Functions named
 `*_ids` say which stored nodes a computation needs; the caller fetches them, then calls the
 matching function with a mapping NodeId -> hash. Every such computation touches O(log n) nodes.
-The spec of this module is docs/protocol-parts/20-merkle.md.
+The spec of this module is docs/protocol.md (section "Merkle tree").
 """
 
 from __future__ import annotations

@@ -171,8 +171,8 @@ def test_python_rejects_what_go_rejects(tmp_path: Path) -> None:
 
 
 def test_documented_example_matches_the_vectors() -> None:
-    """docs/protocol-parts/30-notes-checkpoints.md quotes these vector files; keep it true."""
-    doc = (HERE.parent.parent / "docs/protocol-parts/30-notes-checkpoints.md").read_text()
+    """docs/protocol.md (signed notes and checkpoints) quotes these vector files; keep it true."""
+    doc = (HERE.parent.parent / "docs/protocol.md").read_text()
     files = vectors.build_vectors()
     for name in ("verifier.key", "witness.key", "checkpoint.20", "proofs/13.tlog-proof"):
         for line in files[name].decode().splitlines():

@@ -408,7 +408,7 @@ def test_decode_rejects_wrong_member_key_lengths() -> None:
 
 
 def test_documented_example_matches_the_code() -> None:
-    """docs/protocol-parts/40-roster.md shows these bytes; keep it true."""
+    """docs/protocol.md (the roster section) shows these bytes; keep it true."""
 
     def key(seed: str) -> SigningKey:
         return SigningKey(hashlib.sha256(seed.encode()).digest())
@@ -436,7 +436,9 @@ def test_documented_example_matches_the_code() -> None:
             ),
         ),
     )
-    doc = (Path(__file__).parents[2] / "docs/protocol-parts/40-roster.md").read_text()
+    whole = (Path(__file__).parents[2] / "docs/protocol.md").read_text()
+    start = whole.index("\n## The roster\n")
+    doc = whole[start : whole.index("\n## ", start + 1)]
     rows = re.findall(r"^    [0-9a-f]{4}  ([0-9a-f]+)$", doc, re.MULTILINE)
     assert bytes.fromhex("".join(rows)) == roster.encode()
     signed = _signed(roster, a1, a2)
