@@ -41,6 +41,16 @@ _R = TypeVar("_R")
 _FOUND = "SELECT origin, idx, raw, received_ms FROM entries"
 
 
+def nodes_query(count: int) -> str:
+    """The lookup of `count` Merkle nodes of one log.
+
+    origin sits inside every term: with `origin = ? AND (...)` SQLite planned a scan of all the
+    log's nodes and filtered them (0.5 s a page at 1M entries), not one key lookup per node.
+    """
+    terms = " OR ".join(["(origin = ? AND level = ? AND k = ?)"] * count)
+    return "SELECT level, k, hash FROM nodes WHERE " + terms  # noqa: S608  # placeholders only
+
+
 def _pairs(first: str, second: str, count: int) -> str:
     """`count` alternatives (first = ? AND second = ?), OR-ed.
 
@@ -334,10 +344,8 @@ class SqliteStore:
     def _nodes(conn: sqlite3.Connection, origin: str, ids: list[NodeId]) -> dict[NodeId, bytes]:
         found: dict[NodeId, bytes] = {}
         for part in chunks(ids, MAX_PAIRS):
-            sql = "SELECT level, k, hash FROM nodes WHERE origin = ? AND "
             rows = conn.execute(
-                sql + _pairs("level", "k", len(part)),
-                [origin, *(n for node_id in part for n in node_id)],
+                nodes_query(len(part)), [x for node_id in part for x in (origin, *node_id)]
             ).fetchall()
             found.update(node_mapping(rows))
         return found
