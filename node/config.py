@@ -45,7 +45,7 @@ class NodeConfig:
     checkpoint_batch_ms: int = field(
         default=20, metadata={"doc": "...or this many milliseconds after the first unsigned one"}
     )
-    page_size: int = field(default=1000, metadata={"doc": "entries per page served and fetched"})
+    page_size: int = field(default=4000, metadata={"doc": "entries per page served and fetched"})
     max_body_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"doc": "largest request or response body accepted"}
     )

@@ -62,9 +62,11 @@ class EventRecorder:
         store: Store,
         member_of: Callable[[str], str | None],
         clock: Callable[[], int],
+        decode: Callable[[bytes], Entry] = decode_entry,
     ) -> None:
         self._outbox = outbox
         self._store = store
+        self._decode = decode
         self._member_of = member_of
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
@@ -121,7 +123,7 @@ class EventRecorder:
 
     async def _event(self, origin: str, index: int, raw: bytes) -> NewEvent | None:
         try:
-            entry = decode_entry(raw)
+            entry = self._decode(raw)
         except DecodeError:
             return None  # kept in the log, but it carries nothing a platform could act on
         body: dict[str, Any] = {

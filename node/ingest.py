@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from node.entry_cache import DecodedEntries
 from node.errors import PeerError
 from node.rosters import RosterKeeper
 from node.rows import entry_row
@@ -39,8 +40,14 @@ class PeerLogs:
     """Replicas of every other member's log; one lock per log."""
 
     def __init__(
-        self, store: Store, rosters: RosterKeeper, own_origin: str, clock: Callable[[], int]
+        self,
+        store: Store,
+        rosters: RosterKeeper,
+        own_origin: str,
+        clock: Callable[[], int],
+        decoded: DecodedEntries | None = None,
     ) -> None:
+        self.decoded = decoded or DecodedEntries()
         self._store = store
         self._rosters = rosters
         self._own = own_origin
@@ -161,6 +168,8 @@ class PeerLogs:
     async def _store_plan(self, plan: AppendPlan) -> None:
         now = self._clock()
         rows = [entry_row(e.index, e.raw, e.entry, now) for e in plan.entries]
+        for e in plan.entries:
+            self.decoded.remember(e.raw, e.entry)
         bad = [e for e in plan.entries if e.entry is None]
         if bad:
             log.warning("%s signed %d entries that do not decode", plan.origin, len(bad))

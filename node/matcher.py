@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from node.entry_cache import DecodedEntries
 from node.matching import INDEXED_TYPES, MatchIndex
 from node.store.base import Store
 from protocol.entries import Add, decode_entry
@@ -29,8 +30,11 @@ class MatchHit:
 class Matcher:
     """Owns the match indexes of one node."""
 
-    def __init__(self, store: Store, pdq_threshold: int) -> None:
+    def __init__(
+        self, store: Store, pdq_threshold: int, decoded: DecodedEntries | None = None
+    ) -> None:
         self._store = store
+        self._decoded = decoded or DecodedEntries()
         self.index = MatchIndex(pdq_threshold)
         self.loaded = False
 
@@ -45,7 +49,7 @@ class Matcher:
         """Index the adds of a newly stored range of a log."""
         for offset, raw in enumerate(await self._store.entries(origin, start, end)):
             try:
-                entry = decode_entry(raw)
+                entry = self._decoded.decode(raw)
             except DecodeError:
                 continue
             if isinstance(entry, Add) and entry.signal_type in INDEXED_TYPES:

@@ -24,7 +24,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from node.errors import StoreError
 from node.service import NodeService
-from protocol.entries import decode_entry
 from protocol.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -168,7 +167,7 @@ class NodeMetrics:
                 raws = []
             for raw in raws:
                 try:
-                    entry = decode_entry(raw)
+                    entry = self._service.decoded.decode(raw)
                 except DecodeError:
                     continue  # stored but never decoded; PeerLogs has warned about it
                 delays.append((now_ms - entry.timestamp_ms) / 1000)

@@ -12,6 +12,7 @@ costs only that peer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -198,18 +199,40 @@ class Replicator:
                 await self._pull_log(member_id, url, origin, size)
 
     async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
-        """Page in `origin`'s entries from a peer until we hold `size` of them."""
+        """Page in `origin`'s entries from a peer until we hold `size` of them.
+
+        The next page is fetched while the current one is verified and stored, so the network
+        and the disk overlap; the prefetch is this call's own task, cancelled if it stops early.
+        """
         peers = self._service.peers
-        while (replica := peers.replica(origin)).size < size:
-            page = await self._client.entries(member_id, url, origin, replica.size)
-            result = await _translate(
-                member_id,
-                peers.ingest(
-                    origin, page.checkpoint, page.start, page.entries, page.proof, member_id
-                ),
-            )
-            if result.status != "accepted":
-                return
+        start = peers.replica(origin).size
+        if start >= size:
+            return
+        fetch: asyncio.Task[wire.EntriesPage] | None = asyncio.create_task(
+            self._client.entries(member_id, url, origin, start)
+        )
+        try:
+            while fetch is not None:
+                page = await fetch
+                fetch = None
+                following = page.start + len(page.entries)
+                if page.entries and following < size:
+                    fetch = asyncio.create_task(
+                        self._client.entries(member_id, url, origin, following)
+                    )
+                result = await _translate(
+                    member_id,
+                    peers.ingest(
+                        origin, page.checkpoint, page.start, page.entries, page.proof, member_id
+                    ),
+                )
+                if result.status != "accepted":
+                    return
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, NodeError):
+                    await fetch
 
     def _ok(self, state: PeerState) -> None:
         state.reachable = True

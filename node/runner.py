@@ -101,7 +101,9 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         outbox = Outbox(config.data_dir / "outbox.db", deliver=bool(config.webhook_url))
         await outbox.open()
         stack.push_async_callback(outbox.close)
-        recorder = EventRecorder(outbox, store, member_lookup(service), service.clock)
+        recorder = EventRecorder(
+            outbox, store, member_lookup(service), service.clock, service.decoded.decode
+        )
         service.peers.subscribe(recorder.listener)
         service.on_own_checkpoint(recorder.listener)
         await recorder.catch_up()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
+from node.entry_cache import DecodedEntries
 from node.errors import PeerError, RequestError
 from node.ingest import PeerLogs
 from node.log_keys import CheckpointKeys
@@ -56,7 +57,8 @@ class NodeService:
         self.store = store
         self.clock = clock
         self.rosters = RosterKeeper(store, clock)
-        self.peers = PeerLogs(store, self.rosters, config.origin, clock)
+        self.decoded = DecodedEntries()
+        self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.decoded)
         self._key = checkpoint_key
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
@@ -74,7 +76,7 @@ class NodeService:
         )
         self.peers.subscribe(self._cosign_reached)
         self.rosters.listeners.append(self.roster_changed)
-        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD)
+        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.decoded)
         self.peers.subscribe(self.matcher.on_entries)
         self.on_own_checkpoint(self.matcher.on_entries)
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
@@ -128,6 +130,8 @@ class NodeService:
                 for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
             ]
             await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
+            for raw, entry in zip(raws, entries, strict=True):
+                self.decoded.remember(raw, entry)
             self._writer.commit(plan)
         self._unsigned.set()
         return [EntryRef(self.origin, plan.start + i) for i in range(len(raws))]
