@@ -15,7 +15,8 @@ which is exact too.
 Storage: every hash as 4 uint64 words (32 bytes), and per chunk the row numbers sorted by
 chunk value with an offset table of 65,537 entries, about 100 bytes a hash in all. Hashes
 added after the last build go to a small buffer that is scanned by brute force and merged
-into the tables once it holds `merge_at` hashes, so `add` is cheap and searches stay exact
+into the tables once it holds `merge_at` hashes or an eighth of the tables (so that growing
+to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches stay exact
 throughout. Rows are numbered in insertion order and never change.
 """
 
@@ -164,7 +165,10 @@ class PdqIndex:
             self._words = grown
         self._words[first:need] = words
         self._size = need
-        if self._size - self._tabled >= self._merge_at:
+        # Merge when the buffer reaches merge_at or an eighth of the tables, whichever is more:
+        # a rebuild costs O(size), so a fixed step would make growing to n cost O(n^2 / step);
+        # the buffer a search scans stays small next to the tables.
+        if self._size - self._tabled >= max(self._merge_at, self._tabled // 8):
             self._rebuild_tables()
         return first
 
