@@ -94,7 +94,9 @@ class JoinRequest:
         )
 
 
-def init_member(config: NodeConfig, display_name: str = "", contact: str = "") -> JoinRequest:
+def init_member(
+    config: NodeConfig, display_name: str = "", contact: str = "", role: str = "member"
+) -> JoinRequest:
     """Create a member's keys, configuration and join request in `config.directory`."""
     if (config.directory / "hashmesh.toml").exists():
         raise ConfigError(f"{config.directory} already holds a node")
@@ -112,6 +114,7 @@ def init_member(config: NodeConfig, display_name: str = "", contact: str = "") -
         node_key=node.public,
         endpoints=(f"http://{host}:{config.peer_port}",),
         contact=contact,
+        roles=(role,),
     )
     (config.directory / JOIN_REQUEST).write_text(request.to_json() + "\n")
     return request
@@ -164,9 +167,11 @@ def build_consortium(
     threshold: int = 1,
     witness_quorum: int = 0,
     valid_days: float = 365.0,
+    auditors: int = 0,
     **settings: Any,
 ) -> Consortium:
-    """N members on 127.0.0.1 with free ports, one signed roster pinned in each directory."""
+    """N members (and `auditors` auditors) on 127.0.0.1 with free ports, one signed roster
+    pinned in each directory."""
     admin_keys = [SigningKey.generate() for _ in range(admins)]
     admin_paths = []
     for i, key in enumerate(admin_keys):
@@ -175,16 +180,19 @@ def build_consortium(
         admin_paths.append(path)
     configs = []
     members = []
-    for i in range(n):
+    names = [(f"member{i + 1}", "member") for i in range(n)]
+    names += [(f"auditor{i + 1}", "auditor") for i in range(auditors)]
+    for member_id, role in names:
         config = NodeConfig(
-            member_id=f"member{i + 1}",
-            origin=f"demo.hashmesh/member{i + 1}",
-            directory=root / f"member{i + 1}",
+            member_id=member_id,
+            origin=f"demo.hashmesh/{member_id}",
+            directory=root / member_id,
             peer_port=free_port(),
             operator_port=free_port(),
         )
         config = replace(config, **settings)
-        members.append(init_member(config, display_name=f"Platform {i + 1}").member())
+        title = member_id.replace("member", "Platform ").replace("auditor", "Auditor ")
+        members.append(init_member(config, display_name=title, role=role).member())
         configs.append(config)
     roster = make_roster("demo", admin_keys, threshold, members, now_ms, valid_days, witness_quorum)
     signed = SignedRoster(roster.encode(), ())

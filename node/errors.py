@@ -37,3 +37,7 @@ class HashingError(NodeError):
 
 class SlowRequestError(RequestError):
     """A request body did not arrive in time (a slow or stalled sender)."""
+
+
+class ForbiddenError(NodeError):
+    """An authenticated member asked for something its role does not allow (an auditor writing)."""

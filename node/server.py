@@ -17,6 +17,7 @@ from node import wire
 from node.auth import RequestVerifier, check_bearer
 from node.errors import (
     AuthError,
+    ForbiddenError,
     NodeError,
     PeerError,
     RequestError,
@@ -44,6 +45,8 @@ def _status_of(e: Exception) -> int:
         return 401
     if isinstance(e, SlowRequestError):
         return 408
+    if isinstance(e, ForbiddenError):
+        return 403
     if isinstance(e, StoreError):
         return 503
     if isinstance(e, PeerError) and "no member" in str(e):
@@ -109,6 +112,7 @@ def peer_app(service: NodeService) -> web.Application:
         return _msgpack(wire.encode_rosters(service.rosters.after(_int(request, "after", 0))))
 
     async def offer_roster(request: web.Request) -> web.Response:
+        require_writer(request)
         accepted = await service.rosters.offer(await request.read())
         return _msgpack(
             wire.encode_push_result(
@@ -132,7 +136,13 @@ def peer_app(service: NodeService) -> web.Application:
         )
         return _msgpack(wire.encode_proof(proof))
 
+    def require_writer(request: web.Request) -> None:
+        member = service.rosters.roster.member(request[PEER_KEY])
+        if not member.writes:
+            raise ForbiddenError(f"{member.member_id} is an auditor: its access is read-only")
+
     async def push(request: web.Request) -> web.Response:
+        require_writer(request)
         body = wire.decode_push(
             await request.read(), service.config.max_body_bytes, service.config.page_size
         )

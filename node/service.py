@@ -14,7 +14,7 @@ from typing import Any
 
 from node.config import NodeConfig
 from node.entry_cache import DecodedEntries
-from node.errors import PeerError, RequestError
+from node.errors import ForbiddenError, PeerError, RequestError
 from node.ingest import PeerLogs
 from node.log_keys import CheckpointKeys
 from node.lookups import lookup_views, match_hits
@@ -119,8 +119,15 @@ class NodeService:
 
     # Our own log.
 
+    @property
+    def writes(self) -> bool:
+        """Whether this node keeps a log: members do, auditors only read."""
+        return self.rosters.roster.member(self.config.member_id).writes
+
     async def append(self, entries: Sequence[Entry]) -> list[EntryRef]:
         """Append entries to our log; returns once they are durable."""
+        if not self.writes:
+            raise ForbiddenError("this node belongs to an auditor: it reads every log, writes none")
         raws = [encode_entry(e) for e in entries]
         async with self._append_lock:
             plan = self._writer.plan(raws)

@@ -204,39 +204,3 @@ class CountingProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop.close()
-
-
-# node/peer_client.py reads a response body with one `resp.content.read(max_body + 1)`, which
-# returns as soon as *some* bytes have arrived: a page larger than one TCP read (~64 KiB on
-# loopback) comes back cut short and is refused as "incomplete input". Until that is fixed,
-# `--read-fix` starts the nodes with this sitecustomize, which makes StreamReader.read(n) read
-# until n bytes or the end of the body, as the peer client expects.
-_READ_FIX = '''"""Benchmark-only (scripts/benchlib.py): StreamReader.read(n) reads to n or EOF."""
-import aiohttp.streams
-
-_read = aiohttp.streams.StreamReader.read
-
-
-async def _read_fully(self, n=-1):
-    if n < 0:
-        return await _read(self, n)
-    parts, got = [], 0
-    while got < n:
-        chunk = await _read(self, n - got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-aiohttp.streams.StreamReader.read = _read_fully
-'''
-
-
-def install_read_fix(directory: Path) -> None:
-    """Make node processes started from now on (by this process) use the read workaround."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sitecustomize.py").write_text(_READ_FIX)
-    current = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(directory) + (os.pathsep + current if current else "")

@@ -38,7 +38,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         peer_port=args.peer_port,
         operator_port=args.operator_port,
     )
-    request = init_member(config, display_name=args.display_name or "", contact=args.contact)
+    request = init_member(
+        config, display_name=args.display_name or "", contact=args.contact, role=args.role
+    )
     print(f"initialised member {request.member_id} (log {request.origin}) in {config.directory}")
     print(f"send {config.directory / JOIN_REQUEST} to the consortium's admins;")
     print(f"once they publish a roster with you in it, save it as {config.roster_path}")
@@ -78,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--origin", help="log origin (default: <member-id>.hashmesh)")
     p.add_argument("--display-name", help="the platform's name as admins will show it")
     p.add_argument("--contact", default="", help="who to call about this node")
+    p.add_argument(
+        "--role",
+        choices=("member", "auditor"),
+        default="member",
+        help="auditors read every log and write none",
+    )
     p.add_argument("--peer-host", default="127.0.0.1", help="address peers reach us on")
     p.add_argument("--peer-port", type=int, default=7400)
     p.add_argument("--operator-port", type=int, default=7401)
