@@ -67,6 +67,11 @@ def node_alerts(service: NodeService) -> list[str]:
     elif left_ms < service.config.roster_warn_days * 86_400_000:
         days = left_ms / 86_400_000
         out.append(f"roster version {roster.version} expires in {days:.1f} days")
+    if roster.resign_period_ms and service.clock() > roster.issued_ms + roster.resign_period_ms:
+        out.append(
+            f"roster version {roster.version} is due for re-signing: the consortium re-signs "
+            f"every {roster.resign_period_ms / 86_400_000:g} days"
+        )
     unsigned = service.own_size - own_signed_size(service)
     if unsigned and service.keys.for_size(roster, service.own_size) is None:
         out.append(

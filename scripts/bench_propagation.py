@@ -17,86 +17,20 @@ before the submit request was sent.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emit, install_read_fix, log, machine, percentile
+from benchlib import ArrivalPoller, Submissions, arrivals, emit, log, machine, md5_hex, summary
 
-from node.config import NodeConfig
 from node.consortium import build_consortium
 from node.operator_client import OperatorClient
 from node.procs import NodeGroup
-
-
-def wall_ms() -> float:
-    return time.time_ns() / 1e6
-
-
-def md5_hex(mode: str, i: int) -> str:
-    return hashlib.md5(f"{mode}-{i}".encode(), usedforsecurity=False).hexdigest()
-
-
-class Poller(threading.Thread):
-    """Looks every submitted, not yet found hash up on one node until all are found."""
-
-    def __init__(self, config: NodeConfig, run: Run, poll_s: float) -> None:
-        super().__init__(daemon=True)
-        self.client = OperatorClient.for_node(config)
-        self.run_state = run
-        self.poll_s = poll_s
-        self.received: dict[str, float] = {}  # hash -> the node's received_ms
-        self.seen: dict[str, float] = {}  # hash -> our wall clock at the first poll finding it
-        self.errors = 0
-
-    def run(self) -> None:
-        state = self.run_state
-        while not state.stop.is_set():
-            pending = [h for h in state.submitted() if h not in self.received]
-            if not pending and state.all_submitted.is_set():
-                return
-            if pending:
-                body = {"hashes": [{"signal_type": "md5", "value": h} for h in pending]}
-                try:
-                    results = self.client.call("POST", "/v1/lookup", body)["results"]
-                except OSError:
-                    self.errors += 1
-                    results = []
-                now = wall_ms()
-                for h, result in zip(pending, results, strict=False):
-                    if result["found"]:
-                        self.received[h] = min(s["received_ms"] for s in result["submissions"])
-                        self.seen[h] = now
-            time.sleep(self.poll_s)
-
-
-class Run:
-    """What has been submitted when, shared by the submitter and the pollers."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sent: dict[str, float] = {}
-        self.stop = threading.Event()
-        self.all_submitted = threading.Event()
-
-    def mark(self, h: str) -> None:
-        with self._lock:
-            self._sent[h] = wall_ms()
-
-    def submitted(self) -> list[str]:
-        with self._lock:
-            return list(self._sent)
-
-    def sent(self) -> dict[str, float]:
-        with self._lock:
-            return dict(self._sent)
 
 
 def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -109,8 +43,8 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     configs = setup.configs
     log(f"{mode}: starting {len(configs)} nodes")
     with NodeGroup(configs):
-        state = Run()
-        pollers = [Poller(c, state, args.poll_ms / 1000) for c in configs]
+        state = Submissions()
+        pollers = [ArrivalPoller(c, state, args.poll_ms / 1000) for c in configs]
         for p in pollers:
             p.start()
         clients = [OperatorClient.for_node(c) for c in configs]
@@ -121,7 +55,7 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             time.sleep(max(0.0, started + i * gap - time.perf_counter()))
             h = md5_hex(mode, i)
             item = {"signal_type": "md5", "value": h, "labels": ["terrorist-attack"]}
-            state.mark(h)
+            state.mark(h, i % len(clients))
             clients[i % len(clients)].call("POST", "/v1/submit", {"items": [item]})
         state.all_submitted.set()
         deadline = time.monotonic() + args.timeout
@@ -130,35 +64,15 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         state.stop.set()
         for p in pollers:
             p.join(5)
-    sent = state.sent()
-    latencies, seen_latencies, missing = [], [], 0
-    per_node: list[float] = []
-    for i, (h, at) in enumerate(sent.items()):
-        origin = i % len(configs)
-        arrivals = [p.received.get(h) for p in pollers]
-        if any(a is None for a in arrivals):
-            missing += 1
-            continue
-        latencies.append(max(a for a in arrivals if a is not None) - at)
-        seen_latencies.append(max(p.seen[h] for p in pollers) - at)
-        per_node += [a - at for j, a in enumerate(arrivals) if j != origin and a is not None]
+    found = arrivals(state.sent(), pollers)
     return {
         "settings": settings,
-        "submissions": len(sent),
-        "missing": missing,
-        "all_nodes_ms": _summary(latencies),
-        "each_peer_ms": _summary(per_node),
-        "observed_by_polling_ms": _summary(seen_latencies),
-        "poll_errors": sum(p.errors for p in pollers),
-    }
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(percentile(values, 50), 1),
-        "p99": round(percentile(values, 99), 1),
-        "max": round(max(values), 1) if values else float("nan"),
-        "count": len(values),
+        "submissions": args.submissions,
+        "missing": found.missing,
+        "all_nodes_ms": summary(found.all_nodes),
+        "each_peer_ms": summary(found.each_peer),
+        "observed_by_polling_ms": summary(found.observed_by_polling),
+        "poll_errors": sum(len(p.errors) for p in pollers),
     }
 
 
@@ -190,9 +104,6 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds after the last one")
     parser.add_argument("--modes", default="push,schedule")
     parser.add_argument("--dir", type=Path, help="work here and keep it (default: a temp dir)")
-    parser.add_argument(
-        "--read-fix", action="store_true", help="work around the peer client's short reads"
-    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
@@ -200,14 +111,11 @@ def main() -> None:
         parser.error("at least 2 nodes and 1 submission; modes are push and schedule")
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench-propagation-"))
     try:
-        if args.read_fix:
-            install_read_fix(root / "read-fix")
         result = {
             "benchmark": "propagation",
             "nodes": args.nodes,
             "submissions": args.submissions,
             "rate": args.rate,
-            "read_fix": args.read_fix,
             "machine": machine(),
             "modes": {mode: run_mode(mode, args, root) for mode in modes},
         }

@@ -1,6 +1,7 @@
 """Shared helpers of the benchmarks in scripts/: timing, percentiles, resident memory read
-from /proc, a byte-counting TCP proxy for loopback traffic, the machine's description and the
-figures' output (human lines, or one JSON object with --json).
+from /proc, a byte-counting TCP proxy for loopback traffic, the machine's description, the
+figures' output (human lines, or one JSON object with --json), and tracking of submissions
+until every node can match them (used by bench_propagation.py and load_test.py).
 
 The benchmarks import this as `benchlib` (scripts/ is on sys.path when a script runs) and put
 the repository root on sys.path so that `node` and `protocol` import without installing.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -25,6 +27,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from node.config import NodeConfig  # noqa: E402  # importable once ROOT is on sys.path
+from node.errors import NodeError  # noqa: E402
+from node.operator_client import OperatorClient  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -204,3 +210,120 @@ class CountingProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop.close()
+
+
+# Propagation tracking. A hash's arrival on a node is the `received_ms` that node reports for it
+# (its wall clock when it stored the entry; the nodes and the benchmark share one clock), so the
+# figures do not depend on how often we poll; the first poll that saw it is kept as a check.
+
+
+def wall_ms() -> float:
+    return time.time_ns() / 1e6
+
+
+def md5_hex(tag: str, i: int) -> str:
+    """A distinct md5 value for submission i of a run tagged `tag`."""
+    return hashlib.md5(f"{tag}-{i}".encode(), usedforsecurity=False).hexdigest()
+
+
+class Submissions:
+    """What was submitted to which node and when, shared by the submitter and the pollers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: dict[str, tuple[float, int]] = {}  # hash -> (wall ms before sending, node)
+        self.stop = threading.Event()
+        self.all_submitted = threading.Event()
+
+    def mark(self, h: str, node: int) -> None:
+        """Call just before sending: the latency clock of `h` starts now."""
+        with self._lock:
+            self._sent[h] = (wall_ms(), node)
+
+    def forget(self, h: str) -> None:
+        """The submission failed: nobody should wait for `h`."""
+        with self._lock:
+            self._sent.pop(h, None)
+
+    def submitted(self) -> list[str]:
+        with self._lock:
+            return list(self._sent)
+
+    def sent(self) -> dict[str, tuple[float, int]]:
+        with self._lock:
+            return dict(self._sent)
+
+
+class ArrivalPoller(threading.Thread):
+    """Looks every submitted, not yet found md5 hash up on one node until all are found (once
+    everything is submitted) or `submissions.stop` is set."""
+
+    def __init__(self, config: NodeConfig, submissions: Submissions, poll_s: float) -> None:
+        super().__init__(daemon=True)
+        self.client = OperatorClient.for_node(config)
+        self.submissions = submissions
+        self.poll_s = poll_s
+        self.received: dict[str, float] = {}  # hash -> the node's received_ms
+        self.seen: dict[str, float] = {}  # hash -> our wall clock at the first poll finding it
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        state = self.submissions
+        while not state.stop.is_set():
+            pending = [h for h in state.submitted() if h not in self.received]
+            if not pending and state.all_submitted.is_set():
+                return
+            if pending:
+                self._look_up(pending)
+            time.sleep(self.poll_s)
+
+    def _look_up(self, pending: list[str]) -> None:
+        body = {"hashes": [{"signal_type": "md5", "value": h} for h in pending]}
+        try:
+            results = self.client.call("POST", "/v1/lookup", body)["results"]
+        except NodeError as e:  # counted, not fatal: the run reports it
+            self.errors.append(str(e))
+            return
+        if len(results) != len(pending):
+            self.errors.append(f"{len(results)} lookup results for {len(pending)} hashes")
+            return
+        now = wall_ms()
+        for h, result in zip(pending, results, strict=True):
+            if result["found"]:
+                self.received[h] = min(s["received_ms"] for s in result["submissions"])
+                self.seen[h] = now
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """Latencies in ms from submit to stored: on every node, on each other node, seen by polls."""
+
+    all_nodes: list[float]
+    each_peer: list[float]
+    observed_by_polling: list[float]
+    missing: int
+
+
+def arrivals(sent: dict[str, tuple[float, int]], pollers: list[ArrivalPoller]) -> Arrivals:
+    """Latencies of the submissions in `sent` from what the pollers (one a node) found."""
+    every, each, seen, missing = [], [], [], 0
+    for h, (at, origin) in sent.items():
+        found = [p.received.get(h) for p in pollers]
+        times = [a for a in found if a is not None]
+        if len(times) < len(found):
+            missing += 1
+            continue
+        every.append(max(times) - at)
+        seen.append(max(p.seen[h] for p in pollers) - at)
+        each += [a - at for j, a in enumerate(times) if j != origin]
+    return Arrivals(every, each, seen, missing)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """p50, p99, max (rounded to 0.1) and count of a list of figures."""
+    return {
+        "p50": round(percentile(values, 50), 1),
+        "p99": round(percentile(values, 99), 1),
+        "max": round(max(values), 1) if values else float("nan"),
+        "count": len(values),
+    }

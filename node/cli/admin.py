@@ -64,6 +64,12 @@ def register(sub: Subcommands) -> None:
         ("compromise-key", "draft N+1 declaring a member's key compromised", cmd_compromise),
         ("set-admins", "draft N+1 with new admin keys and threshold", cmd_set_admins),
         ("renew", "draft N+1 that only extends the expiry", cmd_renew),
+        ("set", "draft N+1 changing the taxonomy, witness quorum or PDQ threshold", cmd_set),
+        (
+            "update-member",
+            "draft N+1 changing a member's endpoint, node key or details",
+            cmd_update,
+        ),
     ):
         p = cmds.add_parser(name, help=helptext)
         p.add_argument("roster", type=Path, help="the current signed roster")
@@ -71,7 +77,16 @@ def register(sub: Subcommands) -> None:
         p.set_defaults(func=func)
         if name == "add-member":
             p.add_argument("--join", required=True, type=Path)
-        if name in ("remove-member", "rotate-key", "compromise-key"):
+        if name == "set":
+            p.add_argument("--taxonomy-file", type=Path, help="labels, one per line")
+            p.add_argument("--witness-quorum", type=int)
+            p.add_argument("--pdq-threshold", type=int)
+        if name == "update-member":
+            p.add_argument("--endpoint", action="append", help="peer API URL (repeatable)")
+            p.add_argument("--node-key", help="new base64 node key")
+            p.add_argument("--display-name")
+            p.add_argument("--contact")
+        if name in ("remove-member", "rotate-key", "compromise-key", "update-member"):
             p.add_argument("--member", required=True)
         if name == "rotate-key":
             p.add_argument("--new-key", required=True, help="base64 public key")
@@ -105,7 +120,11 @@ def register(sub: Subcommands) -> None:
 
 def _validity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-days", type=float, default=365.0, help="expiry, days from now")
-    p.add_argument("--resign-days", type=float, default=0.0, help="re-sign period (0: none)")
+    p.add_argument(
+        "--resign-days",
+        type=float,
+        help="re-sign period in days (0: none; default: keep the current one, 0 for a new one)",
+    )
     p.add_argument("--out", type=Path, help="where to write the draft")
 
 
@@ -144,7 +163,9 @@ def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
         version=current.version + 1,
         issued_ms=now,
         expires_ms=now + int(args.valid_days * DAY_MS),
-        resign_period_ms=int(args.resign_days * DAY_MS),
+        resign_period_ms=current.resign_period_ms
+        if args.resign_days is None
+        else int(args.resign_days * DAY_MS),
         **changes,  # type: ignore[arg-type]
     )
     return _write_draft(args, draft)
@@ -177,7 +198,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             taxonomy=taxonomy,
             members=tuple(members),
             pdq_threshold=args.pdq_threshold,
-            resign_period_ms=int(args.resign_days * DAY_MS),
+            resign_period_ms=int((args.resign_days or 0) * DAY_MS),
         )
     except ProtocolError as e:
         raise UsageError(str(e)) from e
@@ -239,6 +260,44 @@ def cmd_set_admins(args: argparse.Namespace) -> int:
 
 def cmd_renew(args: argparse.Namespace) -> int:
     return _next(args, _read_signed(args.roster).roster)
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+    changes: dict[str, object] = {}
+    if args.taxonomy_file:
+        labels = tuple(x.strip() for x in args.taxonomy_file.read_text().split() if x.strip())
+        changes["taxonomy"] = labels
+    if args.witness_quorum is not None:
+        changes["witness_quorum"] = args.witness_quorum
+    if args.pdq_threshold is not None:
+        changes["pdq_threshold"] = args.pdq_threshold
+    if not changes:
+        raise UsageError(
+            "nothing to change: give --taxonomy-file, --witness-quorum or --pdq-threshold"
+        )
+    try:
+        return _next(args, current, **changes)
+    except ProtocolError as e:
+        raise UsageError(str(e)) from e
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    current = _read_signed(args.roster).roster
+
+    def update(m: Member) -> Member:
+        changed = m
+        if args.endpoint:
+            changed = replace(changed, endpoints=tuple(args.endpoint))
+        if args.node_key:
+            changed = replace(changed, node_key=base64.b64decode(args.node_key, validate=True))
+        if args.display_name:
+            changed = replace(changed, display_name=args.display_name)
+        if args.contact is not None:
+            changed = replace(changed, contact=args.contact)
+        return changed
+
+    return _next(args, current, members=_member_change(current, args.member, update))
 
 
 def cmd_sign(args: argparse.Namespace) -> int:

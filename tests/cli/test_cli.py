@@ -111,6 +111,21 @@ def test_admins_create_a_roster_and_onboard_a_member_by_threshold(
     run(capsys, "admin", "sign", str(v2), "--key", str(keys[0]))
     assert SignedRoster.decode(v2.read_bytes()).roster.version == 2
 
+    v3 = tmp_path / "v3.roster"
+    code, _ = run(capsys, "admin", "set", str(v2), "--witness-quorum", "2", "--pdq-threshold",
+                  "24", "--resign-days", "30", "--out", str(v3))  # fmt: skip
+    assert code == 0
+    code, out = run(capsys, "admin", "set", str(v2), "--witness-quorum", "9", "--out", str(v3))
+    assert code == 2 and "witness quorum" in out  # more witnesses than members: refused
+    v4 = tmp_path / "v4.roster"
+    code, _ = run(capsys, "admin", "update-member", str(v3), "--member", "beta",
+                  "--endpoint", "https://beta.example:7400", "--out", str(v4))  # fmt: skip
+    assert code == 0
+    roster = SignedRoster.decode(v4.read_bytes()).roster
+    assert (roster.version, roster.witness_quorum, roster.pdq_threshold) == (4, 2, 24)
+    assert roster.member("beta").endpoints == ("https://beta.example:7400",)
+    assert roster.resign_period_ms == 30 * 86_400_000  # kept from v3, not reset
+
 
 def test_operators_submit_look_up_retract_and_auditors_verify(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
