@@ -6,8 +6,9 @@ Steps, all in one run:
 1. The source member's own log of N add entries is built directly on disk (LogWriter plans,
    SqliteStore.append in big batches, a final checkpoint signed with its checkpoint key).
 2. Baseline (a): the same rows and Merkle nodes appended to a fresh store of the same schema,
-   one transaction per page of `page_size` entries as the joiner stores them (and, from
-   step 1, in big batches). Baseline (b): Ed25519 verifications a second, i.e. the ceiling
+   one transaction per page of `page_size` entries (the node's default unless given) as the
+   joiner stores them; also in 1000-row transactions, the page size of the first figures, and
+   (from step 1) in big batches. Baseline (b): Ed25519 verifications a second, i.e. the ceiling
    if every entry carried its own signature. Also the joiner's protocol work alone (page
    decoding, Merkle verification, entry decoding) a second, in this process.
 3. The source node starts; a fresh joiner starts and pulls from it through a byte-counting
@@ -334,6 +335,17 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def _small_baseline_lines(r: dict[str, Any]) -> list[str]:
+    small = r["baseline_sqlite_1000_row_batches"]
+    if small is None:
+        return []
+    share = r["catchup"]["entries_per_s"] / small["entries_per_s"]
+    return [
+        f"      SQLite, {small['rows_per_transaction']:,}-row txns {small['seconds']:.2f} s"
+        f"  {small['entries_per_s']:,} entries/s  (catch-up is {100 * share:.0f}% of it)"
+    ]
+
+
 def lines_of(r: dict[str, Any]) -> list[str]:
     c, a, big = r["catchup"], r["baseline_sqlite_page_batches"], r["baseline_sqlite_big_batches"]
     w, m = r["wire"], r["memory_kib"]
@@ -343,15 +355,7 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         f"  (joiner start {c['joiner_start_s']:.2f} s; roots equal)",
         f"  (a) SQLite, page txns {a['seconds']:9.2f} s  {a['entries_per_s']:>10,} entries/s"
         f"  -> catch-up is {100 * c['share_of_sqlite_baseline']:.0f}% of it (aim >= 80%)",
-        *(
-            [
-                f"      SQLite, {small['rows_per_transaction']:,}-row txns {small['seconds']:.2f} s"
-                f"  {small['entries_per_s']:,} entries/s"
-                f"  (catch-up is {100 * c['entries_per_s'] / small['entries_per_s']:.0f}% of it)"
-            ]
-            if (small := r["baseline_sqlite_1000_row_batches"])
-            else []
-        ),
+        *_small_baseline_lines(r),
         f"      SQLite, {big['rows_per_transaction']:,}-row txns {big['seconds']:.2f} s"
         f"  {big['entries_per_s']:,} entries/s",
         f"  (b) Ed25519 verify    {r['baseline_verify_per_entry']['verifications_per_s']:>21,} /s"
