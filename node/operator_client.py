@@ -6,6 +6,7 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from node.config import NodeConfig
@@ -26,6 +27,19 @@ class OperatorClient:
     @classmethod
     def for_node(cls, config: NodeConfig) -> OperatorClient:
         return cls(config.operator_url, read_secret(config.token_path))
+
+    def lines(self, path: str) -> Iterator[bytes]:
+        """GET a streamed JSON-lines answer, one line at a time as it arrives."""
+        request = urllib.request.Request(self._base + path)  # noqa: S310  # the node's own URL
+        request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                yield from response
+        except urllib.error.HTTPError as e:
+            with e:
+                raise RequestError(f"GET {path}: {e.code} {e.read()[:300]!r}") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise NodeUnreachableError(f"cannot reach the node at {self._base}: {e}") from e
 
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import random
 import shutil
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emit, log, machine
+from benchlib import emit, log, machine, md5_hex
 
 from node.consortium import build_consortium
 from node.operator_client import OperatorClient
@@ -34,20 +33,21 @@ from node.procs import NodeProcess
 from node.store.sqlite import SqliteStore
 
 
-def md5_hex(i: int) -> str:
-    return hashlib.md5(f"lookup-{i}".encode(), usedforsecurity=False).hexdigest()
+def held_hash(i: int) -> str:
+    """The i-th md5 value the node holds."""
+    return md5_hex("lookup", i)
 
 
 def through_api(client: OperatorClient, n: int, batch: int, clients: int, seconds: float) -> float:
     """Hashes looked up a second over HTTP with `clients` requests in flight."""
-    rng = random.Random(batch)
 
-    def worker(_: int) -> int:
+    def worker(number: int) -> int:
+        rng = random.Random(batch * 1000 + number)  # one each: Random is not for sharing
         done = 0
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             hashes = [
-                {"signal_type": "md5", "value": md5_hex(rng.randrange(n))} for _ in range(batch)
+                {"signal_type": "md5", "value": held_hash(rng.randrange(n))} for _ in range(batch)
             ]
             result = client.call("POST", "/v1/lookup", {"hashes": hashes})
             assert all(r["found"] for r in result["results"])
@@ -69,7 +69,7 @@ async def on_store(db: Path, n: int, batch: int, seconds: float) -> float:
     start = time.monotonic()
     try:
         while time.monotonic() - start < seconds:
-            keys = [bytes.fromhex(md5_hex(i)) for i in rng.sample(range(n), batch)]
+            keys = [bytes.fromhex(held_hash(i)) for i in rng.sample(range(n), batch)]
             found = await store.find_adds("md5", keys)
             assert len(found) == batch
             done += batch
@@ -94,8 +94,8 @@ def main() -> int:
             client = OperatorClient.for_node(config)
             log(f"submitting {args.hashes} hashes")
             for start in range(0, args.hashes, 1000):
-                items = [{"signal_type": "md5", "value": md5_hex(i)}
-                         for i in range(start, min(args.hashes, start + 1000))]  # fmt: skip
+                end = min(args.hashes, start + 1000)
+                items = [{"signal_type": "md5", "value": held_hash(i)} for i in range(start, end)]
                 client.call("POST", "/v1/submit", {"items": items})
             api = {}
             for batch in (1, 100, 1000):
@@ -121,8 +121,10 @@ def main() -> int:
     lines = [f"exact lookups, {args.hashes} md5 hashes held, {args.clients} clients:"]
     for b in (1, 100, 1000):
         share = api[b] / store[b] * 100
-        lines.append(f"  batch {b:5}: {api[b]:10,.0f} /s via the operator API   "
-                     f"{store[b]:10,.0f} /s on the store directly ({share:.0f}%)")  # fmt: skip
+        lines.append(
+            f"  batch {b:5}: {api[b]:10,.0f} /s via the operator API   "
+            f"{store[b]:10,.0f} /s on the store directly ({share:.0f}%)"
+        )
     emit(result, args.json, lines)
     return 0
 

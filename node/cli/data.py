@@ -246,18 +246,24 @@ def _views(api: OperatorClient, args: argparse.Namespace) -> Iterator[dict[str, 
     if args.include_withdrawn:
         query.append("include_withdrawn=1")
     path = "/v1/export" + ("?" + "&".join(query) if query else "")
-    payload = api.call("GET", path)
-    if not isinstance(payload, bytes):
-        raise NodeError("the node's export is not a JSON lines stream")
-    lines = payload.decode().splitlines()
-    try:
-        end = json.loads(lines[-1]) if lines else {}
-    except ValueError as e:
-        raise NodeError(f"the node's export ends mid-line: {e}") from e
-    if end.get("end") is not True or end.get("count") != len(lines) - 1:
+    views: list[dict[str, Any]] = []
+    end: dict[str, Any] = {}
+    for line in api.lines(path):
+        try:
+            item = json.loads(line)
+        except ValueError as e:
+            raise NodeError(f"the node's export ends mid-line: {e}") from e
+        if item.get("end") is True:
+            end = item
+            break
+        views.append(item)
+        if len(views) % 1000 == 0:
+            print(f"\rexport: {len(views)} hashes received", end="", file=sys.stderr, flush=True)
+    if views:
+        print(f"\rexport: {len(views)} hashes received", file=sys.stderr, flush=True)
+    if end.get("count") != len(views):
         raise NodeError("the node's export was cut short; nothing was written")
-    for line in lines[:-1]:
-        yield json.loads(line)
+    yield from views
 
 
 @contextlib.contextmanager

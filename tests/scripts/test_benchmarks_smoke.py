@@ -1,7 +1,8 @@
-"""The benchmarks run end to end at a tiny size and print JSON with every figure, sane.
+"""The benchmarks and the load test run end to end at a tiny size and print JSON with every
+figure, sane.
 
-Each benchmark runs as a real command (its own interpreter, real node processes on 127.0.0.1),
-exactly as docs/performance.md tells an operator to run it, only smaller.
+Each runs as a real command (its own interpreter, real node processes on 127.0.0.1), exactly as
+docs/performance.md tells an operator to run it, only smaller.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from node.config import NodeConfig
+
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from load_test import differing_logs  # noqa: E402  # a script, importable from scripts/
 
 
 def bench(script: str, *args: str, timeout_s: float = 120.0) -> dict[str, Any]:
@@ -25,7 +31,8 @@ def bench(script: str, *args: str, timeout_s: float = 120.0) -> dict[str, Any]:
         cwd=ROOT,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    # The load test exits with 1 when it fails; its JSON still says why.
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -35,16 +42,21 @@ def positive(value: Any) -> bool:
 
 
 def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
-    # --read-fix: the peer client's short reads (see scripts/benchlib.py) cut 1000-entry pages.
-    r = bench("bench_catchup.py", "--entries", "2000", "--verify-seconds", "0.2", "--read-fix")
+    # 9000 entries in the node's pages of 4000: two full pages and a short one.
+    r = bench("bench_catchup.py", "--entries", "9000", "--verify-seconds", "0.2")
     assert r["benchmark"] == "catchup"
-    assert r["entries"] == 2000
+    assert r["entries"] == 9000
+    assert r["page_size"] == NodeConfig("m", "o").page_size
     c = r["catchup"]
     assert c["roots_equal"] is True
     assert positive(c["seconds"]) and positive(c["entries_per_s"])
-    assert c["entries_per_s"] == round(2000 / c["seconds"])
-    for key in ("baseline_sqlite_page_batches", "baseline_sqlite_big_batches"):
-        assert positive(r[key]["entries_per_s"])
+    # Both figures are rounded (seconds to the ms, the rate to the entry): compare loosely.
+    assert math.isclose(c["entries_per_s"], 9000 / c["seconds"], rel_tol=0.01)
+    keys = ("page_batches", "1000_row_batches", "big_batches")
+    for key in keys:
+        assert positive(r[f"baseline_sqlite_{key}"]["entries_per_s"]), key
+    assert r["baseline_sqlite_page_batches"]["rows_per_transaction"] == r["page_size"]
+    assert r["baseline_sqlite_1000_row_batches"]["rows_per_transaction"] == 1000
     verify_rate = r["baseline_verify_per_entry"]["verifications_per_s"]
     assert 1000 < verify_rate < 1_000_000  # Ed25519 in C: thousands to tens of thousands a second
     assert positive(r["protocol_cpu_only"]["entries_per_s"])
@@ -90,3 +102,35 @@ def test_propagation_benchmark_reports_percentiles_for_both_modes() -> None:
         assert m["observed_by_polling_ms"]["p50"] >= a["p50"] - 5
     assert r["modes"]["schedule"]["settings"]["push"] is False
     assert r["modes"]["push"]["settings"]["push"] is True
+
+
+def test_load_test_passes_with_every_hash_everywhere_and_equal_roots() -> None:
+    r = bench(
+        "load_test.py", "--nodes", "4", "--seconds", "5", "--rate", "10", "--settle", "30",
+        timeout_s=180.0,
+    )  # fmt: skip
+    assert r["benchmark"] == "load"
+    assert r["passed"] is True and r["error_total"] == 0, r["error_samples"]
+    assert r["submissions"] == r["acknowledged"] == 50
+    a = r["propagation_ms"]["all_nodes"]
+    assert a["count"] == 50
+    assert 0 <= a["p50"] <= a["p99"] <= a["max"] < 30_000
+    assert r["propagation_ms"]["each_peer"]["count"] == 50 * 3
+    assert r["converged"] is True and r["roots_differ"] == {}
+    # Four logs, 50 entries over them: every node holds all of them.
+    assert r["logs"] == 4 and r["entries_per_node"] == 50
+
+
+def test_load_test_sees_a_log_that_differs_or_is_missing_on_a_node() -> None:
+    configs = (NodeConfig("m1", "o/1"), NodeConfig("m2", "o/2"))
+    same = {"m1": {"o/1": (3, "aa"), "o/2": (2, "bb")}, "m2": {"o/1": (3, "aa"), "o/2": (2, "bb")}}
+    assert differing_logs(configs, same) == {}
+    behind = {
+        "m1": {"o/1": (3, "aa"), "o/2": (2, "bb")},
+        "m2": {"o/1": (2, "a2"), "o/2": (2, "bb")},
+    }
+    assert set(differing_logs(configs, behind)) == {"o/1"}
+    lacking = {"m1": {"o/1": (3, "aa"), "o/2": (2, "bb")}, "m2": {"o/2": (2, "bb")}}
+    assert set(differing_logs(configs, lacking)) == {"o/1"}
+    # A node that did not answer its status counts against every log.
+    assert set(differing_logs(configs, {"m1": same["m1"]})) == {"o/1", "o/2"}
