@@ -1,22 +1,44 @@
 """Entries decoded once: a bounded cache of recently stored entries' decodings, keyed by their
-exact bytes, so the listeners of one stored batch (match index, events, metrics) do not each
-decode every entry again. Entries are immutable, so sharing the decoded objects is safe; a
-miss falls back to the strict decoder."""
+exact bytes, and of the last few stored ranges, so the listeners of one stored batch (match
+index, events, metrics) neither read it back from the store nor decode it again. Entries are
+immutable, so sharing the decoded objects is safe; a miss falls back to the store and to the
+strict decoder."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from node.store.base import Store
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError
 
 DEFAULT_CAPACITY = 50_000
+RECENT_RANGES = 8
 
 
 class DecodedEntries:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._capacity = capacity
         self._cache: OrderedDict[bytes, Entry | None] = OrderedDict()
+        self._ranges: OrderedDict[tuple[str, int], list[bytes]] = OrderedDict()
+
+    def remember_range(self, origin: str, start: int, raws: list[bytes]) -> None:
+        """Entries [start, start+len) of a log, just stored."""
+        self._ranges[(origin, start)] = raws
+        while len(self._ranges) > RECENT_RANGES:
+            self._ranges.popitem(last=False)
+
+    def recent(self, origin: str, start: int, end: int) -> list[bytes] | None:
+        """Entries [start, end) if one remembered range holds them all."""
+        for (log, first), raws in reversed(self._ranges.items()):
+            if log == origin and first <= start and end <= first + len(raws):
+                return raws[start - first : end - first]
+        return None
+
+    async def read(self, store: Store, origin: str, start: int, end: int) -> list[bytes]:
+        """Entries [start, end) of a log: from the recent ranges, else from the store."""
+        found = self.recent(origin, start, end)
+        return found if found is not None else await store.entries(origin, start, end)
 
     def remember(self, raw: bytes, entry: Entry | None) -> None:
         """Keep a decoding made elsewhere (None: the bytes did not decode)."""

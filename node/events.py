@@ -63,10 +63,12 @@ class EventRecorder:
         member_of: Callable[[str], str | None],
         clock: Callable[[], int],
         decode: Callable[[bytes], Entry] = decode_entry,
+        recent: Callable[[str, int, int], list[bytes] | None] | None = None,
     ) -> None:
         self._outbox = outbox
         self._store = store
         self._decode = decode
+        self._recent = recent
         self._member_of = member_of
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
@@ -108,7 +110,12 @@ class EventRecorder:
             recorded = 0
             while cursor < end:
                 stop = min(end, cursor + PAGE)
-                raws = await self._store.entries(origin, cursor, stop)
+                cached = self._recent(origin, cursor, stop) if self._recent else None
+                raws = (
+                    cached
+                    if cached is not None
+                    else await self._store.entries(origin, cursor, stop)
+                )
                 if not raws:
                     break  # the store holds less than reported; catch-up finishes the rest
                 events = [

@@ -170,6 +170,7 @@ class PeerLogs:
         rows = [entry_row(e.index, e.raw, e.entry, now) for e in plan.entries]
         for e in plan.entries:
             self.decoded.remember(e.raw, e.entry)
+        self.decoded.remember_range(plan.origin, plan.start, [e.raw for e in plan.entries])
         bad = [e for e in plan.entries if e.entry is None]
         if bad:
             log.warning("%s signed %d entries that do not decode", plan.origin, len(bad))

@@ -47,7 +47,7 @@ class Matcher:
 
     async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
         """Index the adds of a newly stored range of a log."""
-        for offset, raw in enumerate(await self._store.entries(origin, start, end)):
+        for offset, raw in enumerate(await self._decoded.read(self._store, origin, start, end)):
             try:
                 entry = self._decoded.decode(raw)
             except DecodeError:

@@ -161,7 +161,7 @@ class NodeMetrics:
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
             try:
-                raws = await self._service.store.entries(origin, first, end)
+                raws = await self._service.decoded.read(self._service.store, origin, first, end)
             except StoreError as e:  # metrics must never fail the ingest that called us
                 log.warning("arrival delays of %s not observed: %s", origin, e)
                 raws = []

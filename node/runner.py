@@ -102,7 +102,12 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         await outbox.open()
         stack.push_async_callback(outbox.close)
         recorder = EventRecorder(
-            outbox, store, member_lookup(service), service.clock, service.decoded.decode
+            outbox,
+            store,
+            member_lookup(service),
+            service.clock,
+            service.decoded.decode,
+            service.decoded.recent,
         )
         service.peers.subscribe(recorder.listener)
         service.on_own_checkpoint(recorder.listener)

@@ -139,6 +139,7 @@ class NodeService:
             await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
             for raw, entry in zip(raws, entries, strict=True):
                 self.decoded.remember(raw, entry)
+            self.decoded.remember_range(self.origin, plan.start, raws)
             self._writer.commit(plan)
         self._unsigned.set()
         return [EntryRef(self.origin, plan.start + i) for i in range(len(raws))]

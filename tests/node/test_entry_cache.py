@@ -1,0 +1,33 @@
+"""The cache of decoded entries and recent ranges that the listeners of a stored batch share."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.entry_cache import DecodedEntries
+from protocol.entries import Add, encode_entry
+from protocol.errors import DecodeError
+
+
+def test_a_remembered_decoding_is_returned_and_bad_bytes_stay_bad() -> None:
+    cache = DecodedEntries(capacity=2)
+    add = Add(1, "md5", bytes(16))
+    raw = encode_entry(add)
+    cache.remember(raw, add)
+    assert cache.decode(raw) is add
+    with pytest.raises(DecodeError):
+        cache.decode(b"\xc1")
+    with pytest.raises(DecodeError):
+        cache.decode(b"\xc1")  # remembered as not decoding
+    assert cache.decode(encode_entry(Add(2, "md5", bytes(16)))) == Add(2, "md5", bytes(16))
+
+
+def test_recent_ranges_answer_only_what_they_hold() -> None:
+    cache = DecodedEntries()
+    raws = [bytes([i]) for i in range(10)]
+    cache.remember_range("log", 100, raws)
+    assert cache.recent("log", 102, 105) == raws[2:5]
+    assert cache.recent("log", 100, 110) == raws
+    assert cache.recent("log", 99, 101) is None
+    assert cache.recent("log", 105, 111) is None
+    assert cache.recent("other", 100, 101) is None
