@@ -16,17 +16,15 @@ webhook sender) are woken in the event loop whenever events are recorded.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.errors import StoreError
+from node.sqlite_worker import SqliteWorker
 
 _R = TypeVar("_R")
 
@@ -67,6 +65,11 @@ class NewEvent:
     payload: str
 
 
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        conn.execute(statement)
+
+
 class Outbox:
     """The event log and webhook queue in one SQLite file at `path`.
 
@@ -80,80 +83,26 @@ class Outbox:
         self.path = Path(path)
         self.deliver = deliver
         self.retain_events = retain_events
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteWorker(self.path, "the outbox")
         self._changed = asyncio.Event()
         self._stopping = False
 
-    # Running statements on the worker thread.
-
     async def _call(self, fn: Callable[[sqlite3.Connection], _R], write: bool = False) -> _R:
-        if self._executor is None:
-            raise StoreError(f"the outbox {self.path} is not open")
-        job = functools.partial(self._run, fn, write)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-
-    def _run(self, fn: Callable[[sqlite3.Connection], _R], write: bool) -> _R:
-        conn = self._conn
-        if conn is None:
-            raise StoreError(f"the outbox {self.path} is not open")
-        try:
-            if not write:
-                return fn(conn)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            return result
-        except sqlite3.Error as e:
-            raise StoreError(f"outbox {self.path}: {e}") from e
+        """Run `fn` on the outbox's worker thread; in one transaction if it writes."""
+        return await (self._db.write(fn) if write else self._db.call(fn))
 
     # Lifecycle.
 
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._db.is_open:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         self._stopping = False
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
-
-    def _connect(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"SQLite refused WAL mode for {self.path} ({mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            for statement in _TABLES:
-                conn.execute(statement)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open the outbox {self.path}: {e}") from e
-        self._conn = conn
+        await self._db.open(_create_tables)
 
     async def close(self) -> None:
         self.stop_waiters()
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        finally:
-            executor.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        await self._db.close()
 
     # Waking waiters.
 

@@ -1,23 +1,17 @@
-"""The default store: one SQLite file, driven from one dedicated worker thread.
-
-Every statement runs on the store's own single-thread executor, so the event loop never blocks
-on disk and the connection is only ever touched by the thread that opened it. The database is
-in WAL mode with synchronous=FULL, so a batch acknowledged by `append` survives a power cut.
-Every sqlite3 error leaves as StoreError.
+"""The default store: one SQLite file, driven from one dedicated worker thread (SqliteWorker:
+WAL, synchronous=FULL, so a batch acknowledged by `append` survives a power cut). Every
+sqlite3 error leaves as StoreError.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
 
 from node.errors import StoreConflictError, StoreError
+from node.sqlite_worker import SqliteWorker
 from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
 from node.store.schema import (
     BATCH_ROWS,
@@ -34,9 +28,6 @@ from node.store.schema import (
     unpack_peaks,
 )
 from protocol.merkle import NodeId
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 _FOUND = "SELECT origin, idx, raw, received_ms FROM entries"
 
@@ -97,84 +88,17 @@ class SqliteStore:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.batch_rows = batch_rows
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-
-    # Running statements on the worker thread.
-
-    async def _call(
-        self,
-        fn: Callable[Concatenate[sqlite3.Connection, _P], _R],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _R:
-        if self._executor is None:
-            raise StoreError(f"the SQLite store {self.path} is not open")
-        job = functools.partial(self._guarded, lambda conn: fn(conn, *args, **kwargs))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-
-    def _guarded(self, job: Callable[[sqlite3.Connection], _R]) -> _R:
-        if self._conn is None:
-            raise StoreError(f"the SQLite store {self.path} is not open")
-        try:
-            return job(self._conn)
-        except sqlite3.Error as e:
-            raise StoreError(f"SQLite store {self.path}: {e}") from e
-
-    async def _write(
-        self,
-        fn: Callable[Concatenate[sqlite3.Connection, _P], _R],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _R:
-        """Run `fn` in one IMMEDIATE transaction: all of it is stored, or none of it."""
-
-        def transaction(conn: sqlite3.Connection) -> _R:
-            # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn, *args, **kwargs)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            return result
-
-        return await self._call(transaction)
+        self._db = SqliteWorker(self.path, "the SQLite store", busy_timeout_s)
+        self._call = self._db.call
+        self._write = self._db.write
 
     # Lifecycle.
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
-
-    def _connect(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open the SQLite store {self.path}: {e}") from e
-        self._conn = conn
-        try:
-            self._guarded(self._prepare)
-        except BaseException:
-            conn.close()
-            self._conn = None
-            raise
+        await self._db.open(self._prepare)
 
     @staticmethod
     def _prepare(conn: sqlite3.Connection) -> None:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"SQLite refused WAL mode (journal mode is {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -190,22 +114,7 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
-        executor = self._executor
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        finally:
-            self._executor = None
-            executor.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error as e:
-                raise StoreError(f"closing the SQLite store {self.path}: {e}") from e
+        await self._db.close()
 
     # Rosters.
 

@@ -1,0 +1,129 @@
+"""One SQLite database driven from one dedicated worker thread: the pattern the store and the
+webhook outbox share.
+
+Every statement runs on the worker's own single-thread executor, so the event loop never
+blocks on disk and the connection is only touched by the thread that opened it. The database
+is in WAL mode with synchronous=FULL. `write` runs a function in one IMMEDIATE transaction
+(all of it is stored, or none of it); every sqlite3 error leaves as StoreError naming `what`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from node.errors import StoreError
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class SqliteWorker:
+    def __init__(self, path: Path, what: str, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.what = what
+        self.busy_timeout_s = busy_timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._executor is not None
+
+    async def open(self, prepare: Callable[[sqlite3.Connection], None]) -> None:
+        """Connect (WAL, synchronous=FULL), then run `prepare` (e.g. create the tables)."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect, prepare)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _connect(self, prepare: Callable[[sqlite3.Connection], None]) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open {self.what} {self.path}: {e}") from e
+        self._conn = conn
+        try:
+            self.guarded(_wal_and_full_sync)
+            self.guarded(prepare)
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as e:
+                raise StoreError(f"closing {self.what} {self.path}: {e}") from e
+
+    def guarded(self, job: Callable[[sqlite3.Connection], _R]) -> _R:
+        """Run `job` on the connection here and now (on the worker thread)."""
+        if self._conn is None:
+            raise StoreError(f"{self.what} {self.path} is not open")
+        try:
+            return job(self._conn)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.what} {self.path}: {e}") from e
+
+    async def call(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """Run `fn(conn, ...)` on the worker thread."""
+        if self._executor is None:
+            raise StoreError(f"{self.what} {self.path} is not open")
+        job = functools.partial(self.guarded, lambda conn: fn(conn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    async def write(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, _P], _R],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _R:
+        """Run `fn` in one IMMEDIATE transaction: all of it is stored, or none of it."""
+
+        def transaction(conn: sqlite3.Connection) -> _R:
+            # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args, **kwargs)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            return result
+
+        return await self.call(transaction)
+
+
+def _wal_and_full_sync(conn: sqlite3.Connection) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"SQLite refused WAL mode (journal mode is {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
