@@ -48,10 +48,11 @@ from node.config import NodeConfig
 from node.consortium import build_consortium
 from node.errors import NodeError
 from node.operator_client import OperatorClient
-from node.procs import NodeGroup, NodeProcess
+from node.procs import NodeGroup, NodeProcess, NodeProcessError
 
 #: Kept per kind of error in the report, so that a failing run says what happened.
 SAMPLES = 3
+START_ATTEMPTS = 3
 LOG_ERROR_MARKS = (" ERROR ", " CRITICAL ", "Traceback (most recent call last)")
 
 
@@ -170,14 +171,37 @@ def log_errors(nodes: list[NodeProcess], errors: Errors) -> int:
     return warnings
 
 
+def started_group(root: Path, n: int) -> NodeGroup:
+    """N running nodes of a fresh consortium.
+
+    The ports come from the ephemeral range (node.consortium.free_port) and are only bound when
+    each node starts; meanwhile the nodes already running open connections to their peers, and
+    one of those can take a later node's port. That is a set-up race, not a load error, so a
+    fresh consortium is tried again (a few times) when a node finds its port taken.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        setup = build_consortium(root / f"attempt-{attempt}", n, time.time_ns() // 1_000_000)
+        group = NodeGroup(setup.configs)
+        log(f"starting {n} nodes")
+        try:
+            for node in group.nodes:
+                node.start()
+        except NodeProcessError as e:
+            group.stop()
+            if "address already in use" not in str(e) or attempt == START_ATTEMPTS:
+                raise
+            log(f"a port was taken while the nodes started ({e}); trying a fresh consortium")
+            continue
+        return group
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    setup = build_consortium(root, args.nodes, time.time_ns() // 1_000_000)
-    configs = setup.configs
     errors = Errors()
     state = Submissions()
     count = max(1, round(args.seconds * args.rate))
-    log(f"starting {len(configs)} nodes")
-    with NodeGroup(configs) as group:
+    with started_group(root, args.nodes) as group:
+        configs = tuple(n.config for n in group.nodes)
         nodes = group.nodes
         pollers = [ArrivalPoller(c, state, args.poll_ms / 1000) for c in configs]
         for p in pollers:

@@ -1,0 +1,129 @@
+"""The Merkle tree's incremental state: compact ranges and the subtrees they store."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping
+
+import pytest
+
+from protocol import merkle
+from protocol.errors import ValidationError
+from protocol.merkle import CompactRange, NodeId
+from tests.protocol.merkle_reference import (
+    CT_LEAVES,
+    ReferenceTree,
+)
+
+MAX_EXHAUSTIVE = 300
+BIG = 2048
+REF = ReferenceTree([i.to_bytes(4, "big") for i in range(BIG)])
+SOME_HASH = hashlib.sha256(b"some other hash").digest()
+
+
+def _all_nodes(leaf_hashes: list[bytes]) -> dict[NodeId, bytes]:
+    tree = CompactRange()
+    nodes: dict[NodeId, bytes] = {}
+    for leaf in leaf_hashes:
+        nodes.update(tree.append(leaf))
+    return nodes
+
+
+NODES = _all_nodes([REF.leaf(i) for i in range(BIG)])
+CT_TREE = _all_nodes([merkle.leaf_hash(entry) for entry in CT_LEAVES])
+
+
+def only(ids: list[NodeId], nodes: Mapping[NodeId, bytes] = NODES) -> dict[NodeId, bytes]:
+    """Just the nodes asked for: proves the ids are sufficient."""
+    return {node_id: nodes[node_id] for node_id in ids}
+
+
+def hx(hashes: list[str]) -> list[bytes]:
+    return [bytes.fromhex(h) for h in hashes]
+
+
+def test_subtree_ids_are_the_minimal_aligned_cover() -> None:
+    for start in range(70):
+        for end in range(start, 140):
+            ids = merkle.subtree_ids(start, end)
+            position = start
+            for level, k in ids:
+                assert k << level == position  # contiguous and aligned by construction of the id
+                position += 1 << level
+            assert position == end
+            for (level, k), (next_level, _) in itertools.pairwise(ids):
+                assert not (level == next_level and k % 2 == 0)  # two siblings would merge
+    for size in range(200):
+        levels = [level for level, _ in merkle.peak_ids(size)]
+        assert (
+            levels == sorted(levels, reverse=True) == [b for b in range(9, -1, -1) if size >> b & 1]
+        )
+
+
+def completed_by(index: int) -> list[tuple[NodeId, bytes]]:
+    """The reference's subtrees that leaf `index` completes: those ending at index + 1."""
+    expected = [((0, index), REF.leaf(index))]
+    level = 1
+    while (index + 1) % (1 << level) == 0:
+        start = index + 1 - (1 << level)
+        expected.append(((level, start >> level), REF.mth(start, index + 1)))
+        level += 1
+    return expected
+
+
+def test_compact_range_appends_exactly_the_reference_subtrees() -> None:
+    tree = CompactRange()
+    for index in range(MAX_EXHAUSTIVE):
+        assert tree.append(REF.leaf(index)) == completed_by(index)
+        assert tree.size == index + 1
+        assert tree.root() == REF.root(index + 1)
+        assert tree.peaks == tuple(
+            REF.mth(k << lv, (k + 1) << lv) for lv, k in merkle.peak_ids(index + 1)
+        )
+
+
+def test_compact_range_restored_from_peak_ids_continues_identically() -> None:
+    for size in range(0, 130):
+        restored = CompactRange(size, [NODES[i] for i in merkle.peak_ids(size)])
+        assert restored.root() == REF.root(size)
+        for index in range(size, size + 5):
+            assert restored.append(REF.leaf(index)) == completed_by(index)
+        assert restored.root() == REF.root(size + 5)
+
+
+def test_compact_range_copies_are_independent() -> None:
+    original = CompactRange(3, [NODES[1, 0], NODES[0, 2]])
+    clone = original.copy()
+    clone.append(REF.leaf(3))
+    assert (original.size, original.root(), original.peaks) == (
+        3,
+        REF.root(3),
+        (NODES[1, 0], NODES[0, 2]),
+    )
+    assert (clone.size, clone.root()) == (4, REF.root(4))
+    original.append(SOME_HASH)
+    assert (clone.size, clone.root(), clone.peaks) == (4, REF.root(4), (NODES[2, 0],))
+
+
+@pytest.mark.parametrize(
+    ("size", "peaks"),
+    [
+        (-1, []),
+        (3, [SOME_HASH]),
+        (1, [SOME_HASH, SOME_HASH]),
+        (1, [b"short"]),
+        (1, [32]),
+        (2, ["x" * 32]),
+    ],
+)
+def test_compact_range_rejects_inconsistent_state(size: int, peaks: list[bytes]) -> None:
+    with pytest.raises(ValidationError):
+        CompactRange(size, peaks)
+
+
+def test_compact_range_rejects_a_leaf_that_is_not_a_hash() -> None:
+    tree = CompactRange()
+    with pytest.raises(ValidationError):
+        tree.append(b"an entry, not its leaf hash")
+    assert tree.size == 0 and tree.root() == merkle.EMPTY_ROOT
