@@ -12,20 +12,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from node.cli.admin_files import (
+    cmd_current,
+    cmd_keygen,
+    cmd_publish,
+    cmd_show,
+    cmd_sign,
+    read_signed,
+)
 from node.cli.common import (
     EXIT_OK,
     Subcommands,
     UsageError,
     add_json_arg,
     add_node_arg,
-    client,
-    print_json,
 )
 from node.consortium import DAY_MS, JoinRequest
 from node.errors import ConfigError
-from node.keys import load_key, write_secret
 from protocol.errors import ProtocolError
-from protocol.note import signer_key_text
 from protocol.roster import (
     DEFAULT_TAXONOMY,
     AdminKey,
@@ -34,7 +38,6 @@ from protocol.roster import (
     Roster,
     SignedRoster,
 )
-from protocol.signing import SigningKey
 
 
 def register(sub: Subcommands) -> None:
@@ -60,6 +63,7 @@ def register(sub: Subcommands) -> None:
     for name, helptext, func in (
         ("add-member", "draft N+1 adding the member of a join request", cmd_add_member),
         ("remove-member", "draft N+1 without a member", cmd_remove_member),
+        ("replace-member", "draft N+1 giving a member a new log (new join request)", cmd_replace),
         ("rotate-key", "draft N+1 giving a member a new checkpoint key", cmd_rotate_key),
         ("compromise-key", "draft N+1 declaring a member's key compromised", cmd_compromise),
         ("set-admins", "draft N+1 with new admin keys and threshold", cmd_set_admins),
@@ -75,7 +79,7 @@ def register(sub: Subcommands) -> None:
         p.add_argument("roster", type=Path, help="the current signed roster")
         _validity(p)
         p.set_defaults(func=func)
-        if name == "add-member":
+        if name in ("add-member", "replace-member"):
             p.add_argument("--join", required=True, type=Path)
         if name == "set":
             p.add_argument("--taxonomy-file", type=Path, help="labels, one per line")
@@ -86,7 +90,13 @@ def register(sub: Subcommands) -> None:
             p.add_argument("--node-key", help="new base64 node key")
             p.add_argument("--display-name")
             p.add_argument("--contact")
-        if name in ("remove-member", "rotate-key", "compromise-key", "update-member"):
+        if name in (
+            "remove-member",
+            "rotate-key",
+            "compromise-key",
+            "update-member",
+            "replace-member",
+        ):
             p.add_argument("--member", required=True)
         if name == "rotate-key":
             p.add_argument("--new-key", required=True, help="base64 public key")
@@ -132,13 +142,6 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_signed(path: Path) -> SignedRoster:
-    try:
-        return SignedRoster.decode(path.read_bytes())
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
-
-
 def _admin_key(path: str) -> AdminKey:
     text = Path(path).read_text().strip()
     name, _, b64 = text.partition(" ")
@@ -169,15 +172,6 @@ def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
         **changes,  # type: ignore[arg-type]
     )
     return _write_draft(args, draft)
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    key = SigningKey.generate()
-    write_secret(args.out, signer_key_text(args.name, key))
-    pub = args.out.with_suffix(".pub")
-    pub.write_text(f"{args.name} {base64.b64encode(key.public).decode()}\n")
-    print(f"admin key {args.name}: private {args.out} (keep it offline), public {pub}")
-    return EXIT_OK
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -211,20 +205,32 @@ def _member_change(current: Roster, member_id: str, change: object) -> tuple[obj
 
 
 def cmd_add_member(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
     member = JoinRequest.from_json(args.join.read_text()).member()
     return _next(args, current, members=(*current.members, member))
 
 
 def cmd_remove_member(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
     current.member(args.member)
     kept = tuple(m for m in current.members if m.member_id != args.member)
     return _next(args, current, members=kept)
 
 
+def cmd_replace(args: argparse.Namespace) -> int:
+    """The member starts a new log (after an equivocation, say): new origin and keys."""
+    current = read_signed(args.roster).roster
+    joined = JoinRequest.from_json(args.join.read_text()).member()
+    if joined.member_id != args.member:
+        raise UsageError(f"the join request is for {joined.member_id!r}, not {args.member!r}")
+    old = current.member(args.member)
+    if joined.origin == old.origin:
+        raise UsageError("a replacement needs a new log origin (run `hashmesh init --origin ...`)")
+    return _next(args, current, members=_member_change(current, args.member, lambda _: joined))
+
+
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
     new_key = base64.b64decode(args.new_key, validate=True)
 
     def rotate(m: Member) -> Member:
@@ -238,7 +244,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
 
 def cmd_compromise(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
 
     def compromise(m: Member) -> Member:
         keys = tuple(
@@ -253,17 +259,17 @@ def cmd_compromise(args: argparse.Namespace) -> int:
 
 
 def cmd_set_admins(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
     admins = tuple(_admin_key(a) for a in args.admin)
     return _next(args, current, admins=admins, threshold=args.threshold)
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
-    return _next(args, _read_signed(args.roster).roster)
+    return _next(args, read_signed(args.roster).roster)
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
     changes: dict[str, object] = {}
     if args.taxonomy_file:
         labels = tuple(x.strip() for x in args.taxonomy_file.read_text().split() if x.strip())
@@ -283,7 +289,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    current = _read_signed(args.roster).roster
+    current = read_signed(args.roster).roster
 
     def update(m: Member) -> Member:
         changed = m
@@ -298,88 +304,3 @@ def cmd_update(args: argparse.Namespace) -> int:
         return changed
 
     return _next(args, current, members=_member_change(current, args.member, update))
-
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    signed = _read_signed(args.draft)
-    name, key = load_key(args.key)
-    roster = signed.roster
-    if key.public not in {a.public for a in roster.admins}:
-        print(
-            f"note: {name} is not an admin of version {roster.version} itself "
-            "(fine if you are an admin of the previous version)"
-        )
-    signed = signed.with_signature(key)
-    args.draft.write_bytes(signed.encode())
-    have = len(signed.signers(roster.admins))
-    print(f"signed version {roster.version} as {name}: {have} of {roster.threshold} own admins")
-    return EXIT_OK
-
-
-def roster_json(signed: SignedRoster) -> dict[str, object]:
-    r = signed.roster
-    return {
-        "consortium": r.consortium,
-        "version": r.version,
-        "issued_ms": r.issued_ms,
-        "expires_ms": r.expires_ms,
-        "threshold": r.threshold,
-        "witness_quorum": r.witness_quorum,
-        "pdq_threshold": r.pdq_threshold,
-        "resign_period_ms": r.resign_period_ms,
-        "taxonomy": list(r.taxonomy),
-        "admins": [
-            {"name": a.name, "public": base64.b64encode(a.public).decode()} for a in r.admins
-        ],
-        "signatures_by_own_admins": len(signed.signers(r.admins)),
-        "members": [
-            {
-                "member_id": m.member_id,
-                "display_name": m.display_name,
-                "origin": m.origin,
-                "roles": list(m.roles),
-                "endpoints": list(m.endpoints),
-                "contact": m.contact,
-                "checkpoint_keys": [
-                    {
-                        "public": base64.b64encode(k.public).decode(),
-                        "first_size": k.first_size,
-                        "last_size": k.last_size,
-                        "compromised": k.compromised,
-                    }
-                    for k in m.checkpoint_keys
-                ],
-            }
-            for m in r.members
-        ],
-    }
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    data = roster_json(_read_signed(args.roster))
-    if args.json:
-        print_json(data)
-        return EXIT_OK
-    print(
-        f"{data['consortium']} roster version {data['version']}, "
-        f"{data['signatures_by_own_admins']} of threshold {data['threshold']} signatures"
-    )
-    for m in data["members"]:  # type: ignore[attr-defined]
-        print(f"  {m['member_id']:16} {m['origin']:32} {','.join(m['roles'])}")
-    return EXIT_OK
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    raw = args.roster.read_bytes()
-    _read_signed(args.roster)
-    result = client(args).call("POST", "/v1/roster", raw=raw)
-    state = "accepted" if result["accepted"] else "already known"
-    print(f"roster {state}; the node now trusts version {result['version']}")
-    return EXIT_OK
-
-
-def cmd_current(args: argparse.Namespace) -> int:
-    raw = client(args).call("GET", "/v1/roster")
-    args.out.write_bytes(raw)
-    print(f"wrote roster version {SignedRoster.decode(raw).roster.version} to {args.out}")
-    return EXIT_OK

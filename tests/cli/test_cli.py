@@ -126,6 +126,19 @@ def test_admins_create_a_roster_and_onboard_a_member_by_threshold(
     assert roster.member("beta").endpoints == ("https://beta.example:7400",)
     assert roster.resign_period_ms == 30 * 86_400_000  # kept from v3, not reset
 
+    # After an equivocation the member writes again under a new log origin.
+    run(capsys, "init", str(tmp_path / "beta2"), "--member-id", "beta", "--origin", "beta.v2")
+    v5 = tmp_path / "v5.roster"
+    join = str(tmp_path / "beta2" / "join-request.json")
+    code, _ = run(capsys, "admin", "replace-member", str(v4), "--member", "beta", "--join", join,
+                  "--out", str(v5))  # fmt: skip
+    assert code == 0
+    replaced = SignedRoster.decode(v5.read_bytes()).roster
+    assert replaced.version == 5 and replaced.member("beta").origin == "beta.v2"
+    code, out = run(capsys, "admin", "replace-member", str(v5), "--member", "beta", "--join", join,
+                    "--out", str(tmp_path / "v6.roster"))  # fmt: skip
+    assert code == 2 and "new log origin" in out
+
 
 def test_operators_submit_look_up_retract_and_auditors_verify(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
