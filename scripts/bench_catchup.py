@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ from protocol.signing import SigningKey, verify
 from protocol.writer import LogWriter
 
 SIGNAL_BYTES = {"pdq": 32, "md5": 16, "sha256": 32}
-NODE_PAGE_SIZE: int = next(f.default for f in fields(NodeConfig) if f.name == "page_size")
+NODE_PAGE_SIZE: int = NodeConfig(member_id="", origin="").page_size
 #: Baseline (a) is also measured in transactions of the page size the first figures used.
 SMALL_TRANSACTION = 1000
 LABELS = ("terrorist-attack",)

@@ -71,6 +71,16 @@ def proc_status_kb(pid: int | str, name: str = "VmRSS") -> int:
     return 0
 
 
+def proc_cpu_seconds(pid: int | str) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # After the command's ")": state is field 3 of stat(5), utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rate_for(seconds: float, step: Callable[[], object], batch: int = 100) -> float:
     """Calls of `step` a second, run in batches for about `seconds`."""
     count = 0

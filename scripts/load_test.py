@@ -3,16 +3,18 @@
 every hash matchable on every node, all roots equal at the end, propagation p99 reported.
 
 A fresh consortium of N nodes (default 20) starts with the node's default settings (push on,
-anti-entropy pull every 30 s). For `--seconds` (60) one md5 hash a submission goes round-robin
-to the nodes at `--rate` (10 a second), each from a small pool of client threads so that a
-slow node does not hold the stream back. Meanwhile one poller per node looks every submitted
-hash up on its node until it is found (bench_propagation.py's machinery, in benchlib.py).
+relay on, anti-entropy pull every 30 s; `--no-relay` turns relaying off). For `--seconds` (60)
+one md5 hash a submission goes round-robin to the nodes at `--rate` (10 a second), each from a
+small pool of client threads so that a slow node does not hold the stream back. Meanwhile one
+poller per node looks every submitted hash up on its node until it is found (the machinery of
+bench_propagation.py, in benchlib.py).
 
 Counted as errors: a submission not acknowledged, a lookup or status request that failed, a
 node process that exited, an ERROR line or traceback in a node's log, a hash that did not reach
 every node before `--settle` seconds passed after the stream, and logs whose roots still differ
 between nodes once everything arrived. The run passes (exit status 0) only with none of these;
-otherwise it prints what went wrong and exits with 1.
+otherwise it prints what went wrong and exits with 1. Also reported: the CPU the nodes used,
+in all and a submission, which says how much load the machine can carry.
 
     .venv/bin/python scripts/load_test.py [--nodes 20] [--seconds 60] [--rate 10] [--json]
 """
@@ -40,6 +42,7 @@ from benchlib import (
     log,
     machine,
     md5_hex,
+    proc_cpu_seconds,
     proc_status_kb,
     summary,
 )
@@ -159,19 +162,20 @@ def wait_converged(
         time.sleep(0.25)
 
 
-def log_errors(nodes: list[NodeProcess], errors: Errors) -> int:
-    """Counts ERROR lines and tracebacks in the nodes' logs as errors; returns warnings seen."""
+def log_errors(nodes: list[NodeProcess], offsets: list[int], errors: Errors) -> int:
+    """Counts ERROR lines and tracebacks in the nodes' logs as errors; returns the warnings
+    logged after each node's `offsets` character."""
     warnings = 0
-    for node in nodes:
-        for line in node.log().splitlines():
+    for node, offset in zip(nodes, offsets, strict=True):
+        text = node.log()
+        for line in text.splitlines():
             if any(mark in line for mark in LOG_ERROR_MARKS):
                 errors.add("node_log", f"{node.config.member_id}: {line}")
-            elif " WARNING " in line:
-                warnings += 1
+        warnings += sum(" WARNING " in line for line in text[offset:].splitlines())
     return warnings
 
 
-def started_group(root: Path, n: int) -> NodeGroup:
+def started_group(root: Path, n: int, relay: bool) -> NodeGroup:
     """N running nodes of a fresh consortium.
 
     The ports come from the ephemeral range (node.consortium.free_port) and are only bound when
@@ -180,7 +184,8 @@ def started_group(root: Path, n: int) -> NodeGroup:
     fresh consortium is tried again (a few times) when a node finds its port taken.
     """
     for attempt in range(1, START_ATTEMPTS + 1):
-        setup = build_consortium(root / f"attempt-{attempt}", n, time.time_ns() // 1_000_000)
+        now_ms = time.time_ns() // 1_000_000
+        setup = build_consortium(root / f"attempt-{attempt}", n, now_ms, relay=relay)
         group = NodeGroup(setup.configs)
         log(f"starting {n} nodes")
         try:
@@ -200,8 +205,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     errors = Errors()
     state = Submissions()
     count = max(1, round(args.seconds * args.rate))
-    with started_group(root, args.nodes) as group:
+    with started_group(root, args.nodes, not args.no_relay) as group:
         configs = tuple(n.config for n in group.nodes)
+        # Warnings while the nodes came up (peers not listening yet) are not the load's.
+        log_offsets = [len(n.log()) for n in group.nodes]
+        cpu_before = sum(proc_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None)
+        clock = time.perf_counter()
         nodes = group.nodes
         pollers = [ArrivalPoller(c, state, args.poll_ms / 1000) for c in configs]
         for p in pollers:
@@ -219,10 +228,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             p.join(5)
         log("waiting for equal roots of every log on every node")
         converge_s, held, differ = wait_converged(configs, errors, args.settle)
+        busy_s = time.perf_counter() - clock
+        cpu_s = sum(proc_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None) - cpu_before
         rss_mib = [proc_status_kb(n.pid) / 1024 for n in nodes if n.pid is not None]
         exited = [n.config.member_id for n in nodes if not n.running]
         # Read before the nodes stop, so that only the run counts, not the shutdown.
-        warnings = log_errors(nodes, errors)
+        warnings = log_errors(nodes, log_offsets, errors)
     for member in exited:
         errors.add("node_exited", f"{member} exited during the run")
     for p, config in zip(pollers, configs, strict=True):
@@ -240,6 +251,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "nodes": args.nodes,
         "seconds": args.seconds,
         "rate": args.rate,
+        "relay": not args.no_relay,
         "submissions": stream.attempted,
         "acknowledged": len(stream.acks_ms),
         "achieved_rate": round(len(stream.acks_ms) / streamed_s, 2),
@@ -263,6 +275,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         }
         if rss_mib
         else None,
+        "nodes_cpu": {
+            "seconds": round(cpu_s, 1),
+            "cores_busy": round(cpu_s / busy_s, 2),
+            "ms_per_submission": round(1000 * cpu_s / max(1, len(stream.acks_ms)), 1),
+        },
         "log_warnings": warnings,
         "errors": dict(errors.counts),
         "error_samples": dict(errors.samples),
@@ -275,7 +292,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def lines_of(r: dict[str, Any]) -> list[str]:
     a, e, s = r["propagation_ms"]["all_nodes"], r["propagation_ms"]["each_peer"], r["submit_ack_ms"]
     out = [
-        f"load: {r['nodes']} nodes, {r['submissions']} submissions over {r['seconds']} s"
+        f"load: {r['nodes']} nodes (relay {'on' if r['relay'] else 'off'}),"
+        f" {r['submissions']} submissions over {r['seconds']} s"
         f" ({r['achieved_rate']}/s acknowledged)",
         f"  submit to matchable on every node (ms): p50 {a['p50']:.1f}  p99 {a['p99']:.1f}"
         f"  max {a['max']:.1f}   one peer p50 {e['p50']:.1f} p99 {e['p99']:.1f}",
@@ -283,6 +301,8 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         f"  roots: {'all equal' if r['converged'] else 'DIFFER'} on every node for {r['logs']} logs"
         f" ({r['entries_per_node']} entries each node)"
         + (f", {r['converge_s']} s after the stream" if r["converged"] else ""),
+        f"  nodes' CPU: {r['nodes_cpu']['cores_busy']} cores busy on average,"
+        f" {r['nodes_cpu']['ms_per_submission']} ms a submission (all nodes together)",
         f"  errors: {r['error_total']} {r['errors'] or ''}; log warnings {r['log_warnings']}",
     ]
     if r["node_rss_mib"]:
@@ -305,6 +325,9 @@ def main() -> int:
     parser.add_argument("--poll-ms", type=float, default=100.0, help="lookup interval per node")
     parser.add_argument(
         "--settle", type=float, default=60.0, help="seconds allowed to converge after the stream"
+    )
+    parser.add_argument(
+        "--no-relay", action="store_true", help="nodes do not pass on what peers push to them"
     )
     parser.add_argument("--dir", type=Path, help="work here and keep it (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
