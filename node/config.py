@@ -39,6 +39,9 @@ class NodeConfig:
     sync_jitter_s: float = field(default=3.0, metadata={"doc": "random delay added to each pull"})
     push: bool = field(default=True, metadata={"doc": "push new entries to peers at once"})
     relay: bool = field(default=True, metadata={"doc": "pass on what we learn from peers"})
+    relay_fanout: int = field(
+        default=3, metadata={"doc": "relay what we learn to this many random peers (0: to all)"}
+    )
     checkpoint_batch_entries: int = field(
         default=256, metadata={"doc": "sign a checkpoint after this many new entries..."}
     )

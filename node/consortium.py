@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -121,11 +122,23 @@ def init_member(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (loopback only; a small race is acceptable in tests)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port free now, below the kernel's ephemeral range (32768 and up on Linux).
+
+    Ports the OS hands out for port 0 come from the ephemeral range, where a running node's
+    outgoing connections may take one before the node meant to listen on it starts.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        port = _PORTS.randrange(20_000, 32_000)
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+
+
+_PORTS = random.Random()  # noqa: S311  # spreading ports, not a secret
 
 
 @dataclass(frozen=True, slots=True)

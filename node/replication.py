@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -42,6 +43,8 @@ class PeerState:
     #: origin -> the smallest start not yet pushed to this peer
     dirty: dict[str, int] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: origin -> how many entries of that log the peer holds, as it last told us
+    holds: dict[str, int] = field(default_factory=dict)
 
 
 class Replicator:
@@ -55,6 +58,7 @@ class Replicator:
         self._sync_requested = asyncio.Event()
         self._synced = asyncio.Condition()
         self.rounds = 0
+        self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries)
@@ -67,6 +71,10 @@ class Replicator:
             if member.member_id != self._config.member_id and member.endpoints:
                 out[member.member_id] = member.endpoints[0]
         return out
+
+    def pending_pushes(self) -> dict[str, dict[str, int]]:
+        """member id -> {origin: first entry not yet pushed}, for peers with pushes queued."""
+        return {m: dict(p.dirty) for m, p in sorted(self._peers.items()) if p.dirty}
 
     def peer_status(self) -> dict[str, dict[str, object]]:
         self._refresh_peers()
@@ -115,9 +123,17 @@ class Replicator:
             origin_member = self._service.rosters.roster.member_by_origin(origin).member_id
         except RosterError:
             return
-        for member_id, state in self._peers.items():
-            if member_id in (source, origin_member):
-                continue
+        targets = [
+            state
+            for member_id, state in self._peers.items()
+            if member_id not in (source, origin_member) and state.holds.get(origin, 0) < end
+        ]
+        fanout = self._config.relay_fanout
+        if source is not None and fanout and len(targets) > fanout:
+            # Relaying to everyone costs n^2 requests a takedown; a few random peers each
+            # spread it as far (gossip), and the scheduled pull catches any that were missed.
+            targets = self._random.sample(targets, fanout)
+        for state in targets:
             state.dirty[origin] = min(state.dirty.get(origin, start), start)
             state.wake.set()
 
@@ -149,7 +165,7 @@ class Replicator:
         self._ok(state)
         # On "gap" the peer lacks older entries than one push carries; it starts a pull of its
         # own (see the push handler), which fetches them with proofs page by page.
-        del result
+        state.holds[origin] = max(state.holds.get(origin, 0), result.size)
 
     # Pull.
 
@@ -188,7 +204,9 @@ class Replicator:
                 member_id, url, self._service.rosters.roster.version
             ):
                 await _translate(member_id, self._service.rosters.offer(raw))
+        state = self._peers.setdefault(member_id, PeerState(member_id))
         for origin, raw in vector.checkpoints:
+            state.holds[origin] = max(state.holds.get(origin, 0), _size_of(raw))
             try:
                 status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
@@ -248,6 +266,14 @@ class Replicator:
     async def wait_round(self) -> None:
         async with self._synced:
             await self._synced.wait()
+
+
+def _size_of(raw: bytes) -> int:
+    """The size a peer's checkpoint claims (0 if it does not parse: the sync refuses it)."""
+    try:
+        return parse_signed_checkpoint(raw).checkpoint.size
+    except ProtocolError:
+        return 0
 
 
 def _ignore_round(member_id: str, ok: bool, reason: str) -> None:
