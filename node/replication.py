@@ -123,6 +123,10 @@ class Replicator:
             origin_member = self._service.rosters.roster.member_by_origin(origin).member_id
         except RosterError:
             return
+        if source is not None and source == origin_member:
+            # The origin pushes to every peer itself; anyone it could not reach pulls it from
+            # us, and what we learn that way we do relay (below).
+            return
         targets = [
             state
             for member_id, state in self._peers.items()

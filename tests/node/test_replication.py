@@ -1,5 +1,6 @@
 """Who a node pushes and relays new entries to: every peer for its own entries, a few random
-peers for what it relays (gossip), and never a peer that already holds them."""
+peers for what it learned from another relay or a pull (gossip), nobody for what the origin
+pushed to it (the origin reaches everyone itself), and never a peer that already holds them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ async def test_own_entries_go_to_every_peer_and_relays_to_a_few(tmp_path: Path) 
             assert len(replicator.pending_pushes()) == 7  # our own: to every peer
             for peer in replicator.pending_pushes():
                 replicator._peers[peer].dirty.clear()
+            await replicator._on_new_entries(origin.origin, 0, 5, origin.member_id)
+            assert replicator.pending_pushes() == {}  # straight from the origin: no relay
             await replicator._on_new_entries(origin.origin, 0, 5, "member3")
             relayed = replicator.pending_pushes()
             assert len(relayed) == 3
