@@ -1,5 +1,6 @@
 """kill -9 during a submit burst and during catch-up: after a restart nothing acknowledged is
-lost, nothing is duplicated, and the logs converge. Real node processes on 127.0.0.1."""
+lost, nothing is duplicated, and the logs converge. Real node processes on 127.0.0.1; 12 burst
+rounds and 8 catch-up rounds, 20 crashes at random points, on each store."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_kill_9_during_submit_bursts_loses_nothing_acknowledged(
     with NodeGroup([peer]):
         node = NodeProcess(origin)
         try:
-            for round_ in range(5):
+            for round_ in range(12):
                 node.start()
                 worker = threading.Thread(target=_burst, args=(origin, f"b{round_}", acked))
                 worker.start()
@@ -78,7 +79,7 @@ def test_kill_9_during_catch_up_then_restart_converges(make_consortium: MakeCons
         node = NodeProcess(joiner)
         try:
             sizes = []
-            for _ in range(4):
+            for _ in range(8):
                 node.start()
                 time.sleep(random.uniform(0.3, 0.8))
                 node.kill()
