@@ -20,35 +20,17 @@ from tests.protocol.merkle_reference import (
     CT_ROOTS,
     TD_CONSISTENCY_IDS,
     TD_INCLUSION_IDS,
-    ReferenceTree,
     UniformReference,
 )
-
-MAX_EXHAUSTIVE = 300
-BIG = 2048
-REF = ReferenceTree([i.to_bytes(4, "big") for i in range(BIG)])
-SOME_HASH = hashlib.sha256(b"some other hash").digest()
-
-
-def _all_nodes(leaf_hashes: list[bytes]) -> dict[NodeId, bytes]:
-    tree = CompactRange()
-    nodes: dict[NodeId, bytes] = {}
-    for leaf in leaf_hashes:
-        nodes.update(tree.append(leaf))
-    return nodes
-
-
-NODES = _all_nodes([REF.leaf(i) for i in range(BIG)])
-CT_TREE = _all_nodes([merkle.leaf_hash(entry) for entry in CT_LEAVES])
-
-
-def only(ids: list[NodeId], nodes: Mapping[NodeId, bytes] = NODES) -> dict[NodeId, bytes]:
-    """Just the nodes asked for: proves the ids are sufficient."""
-    return {node_id: nodes[node_id] for node_id in ids}
-
-
-def hx(hashes: list[str]) -> list[bytes]:
-    return [bytes.fromhex(h) for h in hashes]
+from tests.protocol.merkle_support import (
+    BIG,
+    CT_TREE,
+    MAX_EXHAUSTIVE,
+    REF,
+    SOME_HASH,
+    hx,
+    only,
+)
 
 
 def test_hashing_matches_the_published_leaves_and_empty_root() -> None:

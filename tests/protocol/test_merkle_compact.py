@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from collections.abc import Mapping
 
 import pytest
 
 from protocol import merkle
 from protocol.errors import ValidationError
 from protocol.merkle import CompactRange, NodeId
-from tests.protocol.merkle_reference import (
-    CT_LEAVES,
-    ReferenceTree,
+from tests.protocol.merkle_support import (
+    MAX_EXHAUSTIVE,
+    NODES,
+    REF,
+    SOME_HASH,
 )
-
-MAX_EXHAUSTIVE = 300
-BIG = 2048
-REF = ReferenceTree([i.to_bytes(4, "big") for i in range(BIG)])
-SOME_HASH = hashlib.sha256(b"some other hash").digest()
-
-
-def _all_nodes(leaf_hashes: list[bytes]) -> dict[NodeId, bytes]:
-    tree = CompactRange()
-    nodes: dict[NodeId, bytes] = {}
-    for leaf in leaf_hashes:
-        nodes.update(tree.append(leaf))
-    return nodes
-
-
-NODES = _all_nodes([REF.leaf(i) for i in range(BIG)])
-CT_TREE = _all_nodes([merkle.leaf_hash(entry) for entry in CT_LEAVES])
-
-
-def only(ids: list[NodeId], nodes: Mapping[NodeId, bytes] = NODES) -> dict[NodeId, bytes]:
-    """Just the nodes asked for: proves the ids are sufficient."""
-    return {node_id: nodes[node_id] for node_id in ids}
-
-
-def hx(hashes: list[str]) -> list[bytes]:
-    return [bytes.fromhex(h) for h in hashes]
 
 
 def test_subtree_ids_are_the_minimal_aligned_cover() -> None:

@@ -22,49 +22,31 @@ from protocol.roster import (
     verify_update,
 )
 from protocol.signing import SigningKey, verify
-from tests.support import DAY_MS, NOW_MS, make_members, make_roster
-
-MEMBERS = make_members(3)
-ADMINS = [SigningKey.generate() for _ in range(3)]
-
-
-def _genesis(threshold: int = 2) -> tuple[Roster, SignedRoster]:
-    roster, signed, _ = make_roster(MEMBERS, ADMINS, threshold=threshold)
-    return roster, signed
-
-
-def _signed(roster: Roster, *keys: SigningKey) -> SignedRoster:
-    signed = SignedRoster(roster.encode(), ())
-    for key in keys:
-        signed = signed.with_signature(key)
-    return signed
-
-
-def _next(roster: Roster, **changes: object) -> Roster:
-    fields: dict[str, object] = {"version": roster.version + 1, "issued_ms": NOW_MS}
-    fields.update(changes)
-    return dataclasses.replace(roster, **fields)  # type: ignore[arg-type]
-
-
-def _admins(keys: list[SigningKey]) -> tuple[AdminKey, ...]:
-    return tuple(AdminKey(f"admin-{i}", k.public) for i, k in enumerate(keys))
-
+from tests.protocol.roster_support import (
+    ADMINS,
+    MEMBERS,
+    admin_keys,
+    first_roster,
+    next_version,
+    signed_by,
+)
+from tests.support import DAY_MS, NOW_MS, make_members
 
 # Genesis and the threshold.
 
 
 def test_genesis_two_of_three() -> None:
-    roster, _ = _genesis()
-    assert verify_genesis(_signed(roster, ADMINS[0], ADMINS[2]), NOW_MS) == roster
+    roster, _ = first_roster()
+    assert verify_genesis(signed_by(roster, ADMINS[0], ADMINS[2]), NOW_MS) == roster
     with pytest.raises(RosterError):
-        verify_genesis(_signed(roster, ADMINS[1]))
+        verify_genesis(signed_by(roster, ADMINS[1]))
     with pytest.raises(RosterError):
-        verify_genesis(_signed(roster))
+        verify_genesis(signed_by(roster))
 
 
 def test_same_key_signing_twice_counts_once() -> None:
-    roster, _ = _genesis()
-    once = _signed(roster, ADMINS[0])
+    roster, _ = first_roster()
+    once = signed_by(roster, ADMINS[0])
     assert once.with_signature(ADMINS[0]) == once  # with_signature does not repeat a key
     twice = SignedRoster(once.body, once.signatures * 2)
     assert SignedRoster.decode(twice.encode()) == twice  # well-formed ...
@@ -74,7 +56,7 @@ def test_same_key_signing_twice_counts_once() -> None:
 
 
 def test_admin_key_listed_twice_is_invalid() -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     doubled = (*roster.admins, AdminKey("alias", ADMINS[0].public))
     with pytest.raises(RosterError):
         dataclasses.replace(roster, admins=doubled)
@@ -87,33 +69,33 @@ def test_admin_key_listed_twice_is_invalid() -> None:
 
 
 def test_non_admin_and_forged_signatures_do_not_count() -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     outsider = SigningKey.generate()
-    signed = _signed(roster, ADMINS[0], outsider)
+    signed = signed_by(roster, ADMINS[0], outsider)
     with pytest.raises(RosterError):
         verify_genesis(signed)
     # A signature claimed for ADMINS[1] but made by another key.
     forged_sig = (ADMINS[1].public, outsider.sign(signing_message(roster.encode())))
-    forged = SignedRoster(roster.encode(), (*_signed(roster, ADMINS[0]).signatures, forged_sig))
+    forged = SignedRoster(roster.encode(), (*signed_by(roster, ADMINS[0]).signatures, forged_sig))
     with pytest.raises(RosterError):
         verify_genesis(forged)
     # A valid signature over other bytes (no context string) does not count either.
     bare = (ADMINS[1].public, ADMINS[1].sign(roster.encode()))
     with pytest.raises(RosterError):
         verify_genesis(
-            SignedRoster(roster.encode(), (*_signed(roster, ADMINS[0]).signatures, bare))
+            SignedRoster(roster.encode(), (*signed_by(roster, ADMINS[0]).signatures, bare))
         )
 
 
 def test_signing_message_has_context() -> None:
-    _, signed = _genesis()
+    _, signed = first_roster()
     assert signing_message(b"x") == SIGNING_CONTEXT + b"x"
     pub, sig = signed.signatures[0]
     assert verify(pub, SIGNING_CONTEXT + signed.body, sig)
 
 
 def test_impossible_thresholds() -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     for threshold in (0, 4):
         with pytest.raises(RosterError):
             dataclasses.replace(roster, threshold=threshold)
@@ -125,98 +107,98 @@ def test_impossible_thresholds() -> None:
 
 
 def test_update_needs_threshold_of_old_and_new_admins() -> None:
-    genesis, _ = _genesis()
+    genesis, _ = first_roster()
     new_keys = [ADMINS[0], SigningKey.generate(), SigningKey.generate()]
-    v2 = _next(genesis, admins=_admins(new_keys))
+    v2 = next_version(genesis, admins=admin_keys(new_keys))
     # Two old admins, but only one of the new set (ADMINS[0] is in both).
     with pytest.raises(RosterError):
-        verify_update(genesis, _signed(v2, ADMINS[0], ADMINS[1]))
+        verify_update(genesis, signed_by(v2, ADMINS[0], ADMINS[1]))
     # Two new admins but only one old one.
     with pytest.raises(RosterError):
-        verify_update(genesis, _signed(v2, ADMINS[0], new_keys[1], new_keys[2]))
+        verify_update(genesis, signed_by(v2, ADMINS[0], new_keys[1], new_keys[2]))
     # No old admin at all.
     with pytest.raises(RosterError):
-        verify_update(genesis, _signed(v2, new_keys[1], new_keys[2]))
-    both = _signed(v2, ADMINS[0], ADMINS[1], new_keys[1])
+        verify_update(genesis, signed_by(v2, new_keys[1], new_keys[2]))
+    both = signed_by(v2, ADMINS[0], ADMINS[1], new_keys[1])
     assert verify_update(genesis, both, NOW_MS) == v2
 
 
 def test_admin_rotation_and_threshold_change_over_a_chain() -> None:
-    genesis, g_signed = _genesis()
+    genesis, g_signed = first_roster()
     k4, k5 = SigningKey.generate(), SigningKey.generate()
     # v2: replace ADMINS[2] by k4, raise the threshold to 3 of 3.
-    v2 = _next(genesis, admins=_admins([ADMINS[0], ADMINS[1], k4]), threshold=3)
-    v2_signed = _signed(v2, ADMINS[0], ADMINS[1], k4)
+    v2 = next_version(genesis, admins=admin_keys([ADMINS[0], ADMINS[1], k4]), threshold=3)
+    v2_signed = signed_by(v2, ADMINS[0], ADMINS[1], k4)
     assert verify_update(genesis, v2_signed) == v2
     # v3: drop to one admin k5, threshold 1. Needs all three of v2's admins.
-    v3 = _next(v2, admins=_admins([k5]), threshold=1)
+    v3 = next_version(v2, admins=admin_keys([k5]), threshold=1)
     with pytest.raises(RosterError):
-        verify_update(v2, _signed(v3, ADMINS[0], ADMINS[1], k5))
-    v3_signed = _signed(v3, ADMINS[0], ADMINS[1], k4, k5)
+        verify_update(v2, signed_by(v3, ADMINS[0], ADMINS[1], k5))
+    v3_signed = signed_by(v3, ADMINS[0], ADMINS[1], k4, k5)
     assert verify_update(v2, v3_signed) == v3
     # The removed admin ADMINS[2] can no longer sign anything alone.
-    v4 = _next(v3)
+    v4 = next_version(v3)
     with pytest.raises(RosterError):
-        verify_update(v3, _signed(v4, ADMINS[2]))
-    assert verify_update(v3, _signed(v4, k5)) == v4
-    chain = [v2_signed.encode(), v3_signed.encode(), _signed(v4, k5).encode()]
+        verify_update(v3, signed_by(v4, ADMINS[2]))
+    assert verify_update(v3, signed_by(v4, k5)) == v4
+    chain = [v2_signed.encode(), v3_signed.encode(), signed_by(v4, k5).encode()]
     assert verify_chain(g_signed.encode(), chain, NOW_MS) == v4
 
 
 def test_rollback_and_replay_are_refused() -> None:
-    genesis, _ = _genesis()
-    v2 = _next(genesis)
-    v2_signed = _signed(v2, ADMINS[0], ADMINS[1])
+    genesis, _ = first_roster()
+    v2 = next_version(genesis)
+    v2_signed = signed_by(v2, ADMINS[0], ADMINS[1])
     trusted = verify_update(genesis, v2_signed)
     with pytest.raises(RollbackError):
         verify_update(trusted, v2_signed)  # the same version again
     with pytest.raises(RollbackError):
-        verify_update(trusted, _signed(genesis, ADMINS[0], ADMINS[1]))
+        verify_update(trusted, signed_by(genesis, ADMINS[0], ADMINS[1]))
     with pytest.raises(RollbackError):
-        verify_chain(_signed(genesis, *ADMINS).encode(), [v2_signed.encode(), v2_signed.encode()])
+        verify_chain(signed_by(genesis, *ADMINS).encode(), [v2_signed.encode(), v2_signed.encode()])
 
 
 def test_version_skip_is_refused() -> None:
-    genesis, _ = _genesis()
-    v3 = _next(genesis, version=3)
+    genesis, _ = first_roster()
+    v3 = next_version(genesis, version=3)
     with pytest.raises(RosterError) as info:
-        verify_update(genesis, _signed(v3, *ADMINS))
+        verify_update(genesis, signed_by(v3, *ADMINS))
     assert not isinstance(info.value, RollbackError)
 
 
 def test_other_consortium_is_refused() -> None:
-    genesis, _ = _genesis()
-    other = _next(genesis, consortium="other")
+    genesis, _ = first_roster()
+    other = next_version(genesis, consortium="other")
     with pytest.raises(RosterError):
-        verify_update(genesis, _signed(other, *ADMINS))
+        verify_update(genesis, signed_by(other, *ADMINS))
 
 
 # Expiry.
 
 
 def test_expiry() -> None:
-    genesis, signed = _genesis()
+    genesis, signed = first_roster()
     check_fresh(genesis, genesis.expires_ms - 1)
     with pytest.raises(ExpiredError):
         check_fresh(genesis, genesis.expires_ms)
     with pytest.raises(ExpiredError):
         verify_genesis(signed, genesis.expires_ms + 1)
-    v2 = _next(genesis, expires_ms=NOW_MS + DAY_MS)
-    v2_signed = _signed(v2, ADMINS[0], ADMINS[1])
+    v2 = next_version(genesis, expires_ms=NOW_MS + DAY_MS)
+    v2_signed = signed_by(v2, ADMINS[0], ADMINS[1])
     assert verify_update(genesis, v2_signed, NOW_MS) == v2
     with pytest.raises(ExpiredError):
         verify_update(genesis, v2_signed, NOW_MS + 2 * DAY_MS)
     # A chain only needs its newest roster fresh: an expired genesis is fine behind it.
     late = genesis.expires_ms + 1
-    v2b = _next(genesis, expires_ms=late + DAY_MS)
-    chain = [_signed(v2b, ADMINS[0], ADMINS[1]).encode()]
+    v2b = next_version(genesis, expires_ms=late + DAY_MS)
+    chain = [signed_by(v2b, ADMINS[0], ADMINS[1]).encode()]
     assert verify_chain(signed.encode(), chain, late) == v2b
     with pytest.raises(ExpiredError):
         verify_chain(signed.encode(), [], late)
 
 
 def test_expiry_must_follow_issue() -> None:
-    genesis, _ = _genesis()
+    genesis, _ = first_roster()
     with pytest.raises(RosterError):
         dataclasses.replace(genesis, expires_ms=genesis.issued_ms)
 
@@ -230,7 +212,7 @@ def test_checkpoint_key_rotation_by_size() -> None:
         MEMBERS[0].member(),
         checkpoint_keys=(CheckpointKey(old.public, 0, 99), CheckpointKey(new.public, 100)),
     )
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     roster = dataclasses.replace(roster, members=(member, *roster.members[1:]))
     origin = member.origin
     assert roster.checkpoint_key(origin, 0) == old.public
@@ -248,7 +230,7 @@ def test_compromised_key() -> None:
         MEMBERS[0].member(),
         checkpoint_keys=(CheckpointKey(bad.public, 0, 50, compromised=True),),
     )
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     roster = dataclasses.replace(roster, members=(member, *roster.members[1:]))
     assert member.valid_size_limit() == 50
     assert roster.checkpoint_key(member.origin, 50) == bad.public
@@ -290,14 +272,14 @@ def test_compromised_key() -> None:
     ],
 )
 def test_bad_members(change: dict[str, object]) -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     member: Member = dataclasses.replace(roster.members[0], **change)  # type: ignore[arg-type]
     with pytest.raises(RosterError):
         dataclasses.replace(roster, members=(member, *roster.members[1:]))
 
 
 def test_duplicate_members() -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     m0, m1 = roster.members[0], roster.members[1]
     for dup in (
         dataclasses.replace(m1, member_id=m0.member_id),
@@ -309,7 +291,7 @@ def test_duplicate_members() -> None:
 
 
 def test_lookups() -> None:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     m = roster.members[1]
     assert roster.member(m.member_id) == m
     assert roster.member_by_origin(m.origin) == m

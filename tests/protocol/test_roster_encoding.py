@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -20,46 +19,23 @@ from protocol.roster import (
     verify_genesis,
 )
 from protocol.signing import SigningKey
-from tests.support import NOW_MS, make_members, make_roster
-
-MEMBERS = make_members(3)
-ADMINS = [SigningKey.generate() for _ in range(3)]
-
-
-def _genesis(threshold: int = 2) -> tuple[Roster, SignedRoster]:
-    roster, signed, _ = make_roster(MEMBERS, ADMINS, threshold=threshold)
-    return roster, signed
-
-
-def _signed(roster: Roster, *keys: SigningKey) -> SignedRoster:
-    signed = SignedRoster(roster.encode(), ())
-    for key in keys:
-        signed = signed.with_signature(key)
-    return signed
-
-
-def _next(roster: Roster, **changes: object) -> Roster:
-    fields: dict[str, object] = {"version": roster.version + 1, "issued_ms": NOW_MS}
-    fields.update(changes)
-    return dataclasses.replace(roster, **fields)  # type: ignore[arg-type]
-
-
-def _admins(keys: list[SigningKey]) -> tuple[AdminKey, ...]:
-    return tuple(AdminKey(f"admin-{i}", k.public) for i, k in enumerate(keys))
-
+from tests.protocol.roster_support import (
+    first_roster,
+    signed_by,
+)
 
 # Decoding.
 
 
 def test_round_trip() -> None:
-    roster, signed = _genesis()
+    roster, signed = first_roster()
     assert Roster.decode(roster.encode()) == roster
     assert SignedRoster.decode(signed.encode()) == signed
     assert signed.roster == roster
 
 
 def test_decode_strictness() -> None:
-    roster, signed = _genesis()
+    roster, signed = first_roster()
     with pytest.raises(DecodeError):
         Roster.decode(roster.encode() + b"\x00")
     with pytest.raises(DecodeError):
@@ -86,7 +62,7 @@ def test_decode_strictness() -> None:
 
 
 def _roster_fields() -> list[codec.Value]:
-    roster, _ = _genesis()
+    roster, _ = first_roster()
     fields = codec.decode(roster.encode())
     assert isinstance(fields, list)
     return fields
@@ -167,7 +143,7 @@ def test_documented_example_matches_the_code() -> None:
     doc = whole[start : whole.index("\n## ", start + 1)]
     rows = re.findall(r"^    [0-9a-f]{4}  ([0-9a-f]+)$", doc, re.MULTILINE)
     assert bytes.fromhex("".join(rows)) == roster.encode()
-    signed = _signed(roster, a1, a2)
+    signed = signed_by(roster, a1, a2)
     assert len(signed.encode()) == 493
     assert verify_genesis(SignedRoster.decode(signed.encode())) == roster
     assert signed.signatures[0][1].hex()[:16] in doc
