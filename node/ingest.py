@@ -57,11 +57,19 @@ class PeerLogs:
         self._held: dict[str, Evidence] = {}
         self._listeners: list[Listener] = []
 
-    def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
+    async def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
         for origin, head in heads.items():
             if origin == self._own:
                 continue
-            cp = parse_signed_checkpoint(head.checkpoint) if head.checkpoint else None
+            raw = head.checkpoint
+            if raw is None and head.size:
+                # Stopped between two checkpoints (mid catch-up): serve the latest one we hold
+                # all entries of, rather than nothing, until the next page reaches one.
+                held = [
+                    cp for size, cp in await self._store.checkpoints(origin) if size <= head.size
+                ]
+                raw = held[-1] if held else None
+            cp = parse_signed_checkpoint(raw) if raw else None
             self._replicas[origin] = LogReplica(origin, head.size, head.peaks, cp)
         for ev in evidence:
             self._held.setdefault(ev.origin, ev)

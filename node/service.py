@@ -96,7 +96,7 @@ class NodeService:
                 self._signed = parse_signed_checkpoint(own.checkpoint)
             if self._signed is None or self._signed.checkpoint.size < own.size:
                 self._unsigned.set()  # entries acknowledged before a crash still need a signature
-        self.peers.load(heads, await self.store.evidence())
+        await self.peers.load(heads, await self.store.evidence())
 
     def on_own_checkpoint(self, listener: OwnListener) -> None:
         self._own_listeners.append(listener)

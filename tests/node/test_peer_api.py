@@ -66,3 +66,30 @@ async def test_a_page_larger_than_one_network_read_arrives_whole(tmp_path: Path)
             page = await client.entries(owner.member_id, node.peer_url, owner.origin, 0)
     assert len(page.entries) == 1000
     assert sum(len(e) for e in page.entries) > 200_000
+
+
+async def test_a_node_stopped_between_two_checkpoints_still_serves_the_earlier_one(
+    tmp_path: Path,
+) -> None:
+    # Regression: after a restart mid catch-up (entries stored past the last checkpoint reached)
+    # the log had no head checkpoint, so the node served nothing of it until the next page.
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner) as origin:
+        await origin.service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(4)])
+        first = await origin.service.sign_pending()
+        await origin.service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(4, 10)])
+        second = await origin.service.sign_pending()
+        assert first is not None and second is not None
+        raws = await origin.service.store.entries(owner.origin, 0, 10)
+        proof = await origin.service.consistency(owner.origin, 6, 10)
+    async with served(reader) as node:
+        peers = node.service.peers
+        await peers.ingest(owner.origin, first.raw, 0, raws[:4], [], None)
+        await peers.ingest(owner.origin, second.raw, 4, raws[4:6], proof, None)  # toward 10
+        still = node.service.signed_checkpoint(owner.origin)
+        assert still is not None and still.checkpoint == first.checkpoint  # (now cosigned)
+    async with served(reader) as restarted:
+        served_now = restarted.service.signed_checkpoint(owner.origin)
+        assert restarted.service.peers.replica(owner.origin).size == 6
+        assert served_now is not None and served_now.checkpoint == first.checkpoint
