@@ -47,6 +47,7 @@ def node_status(service: NodeService) -> dict[str, Any]:
             "version": roster.version,
             "expires_ms": roster.expires_ms,
             "consortium": roster.consortium,
+            "witness_quorum": roster.witness_quorum,
         },
         "logs": logs,
         "equivocations": [

@@ -198,8 +198,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"roster {roster['consortium']} v{roster['version']} expires {_when(roster['expires_ms'])}"
     )
     print("logs:")
+    quorum = roster.get("witness_quorum", 0)
     for origin, log in status["logs"].items():
         extra = "  HELD (equivocation)" if log.get("held") else ""
+        behind = log.get("latest_seen", 0) - log["size"]
+        if behind > 0:
+            extra += f"  {behind} behind"
+        cosigned = len(log.get("cosigners", []))
+        if quorum:
+            extra += f"  cosigned {cosigned}/{quorum}" + (
+                " witnessed" if cosigned >= quorum else ""
+            )
         print(f"  {origin:40} {log['member'] or '?':12} size {log['size']}{extra}")
     print("peers:")
     for member, peer in status.get("peers", {}).items():

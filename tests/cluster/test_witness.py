@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from node.cli.main import main
 from node.procs import NodeGroup
 from protocol.bundle import verify_bundle
@@ -12,7 +14,7 @@ from tests.cluster.support import consortium, md5_item, status, submit, wait_unt
 
 
 def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup = consortium(tmp_path, 3, witness_quorum=2, sync_interval_s=0.5, sync_jitter_s=0.1)
     a, b, c = setup.configs
@@ -27,6 +29,10 @@ def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
         wait_until(lambda: cosigners_of_a(a) == [b.member_id, c.member_id], 30, "a cosigned")
         for peer in (b, c):
             wait_until(lambda p=peer: cosigners_of_a(p) == [b.member_id, c.member_id], 30, "both")
+        capsys.readouterr()
+        assert main(["status", "--node", str(c.directory)]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if a.origin in x)
+        assert "cosigned 2/2 witnessed" in line
         bundle = tmp_path / "bundle.json"
         code = main(["audit", "proof", f"md5:{item['value']}", "--out", str(bundle),
                      "--node", str(c.directory)])  # fmt: skip
