@@ -47,6 +47,7 @@ class Matcher:
 
     async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
         """Index the adds of a newly stored range of a log."""
+        rows: list[tuple[int, str, bytes]] = []
         for offset, raw in enumerate(await self._decoded.read(self._store, origin, start, end)):
             try:
                 entry = self._decoded.decode(raw)
@@ -54,7 +55,8 @@ class Matcher:
                 continue
             if isinstance(entry, Add) and entry.signal_type in INDEXED_TYPES:
                 assert isinstance(entry.value, bytes)
-                self.index.add(origin, start + offset, entry.signal_type, entry.value)
+                rows.append((start + offset, entry.signal_type, entry.value))
+        self.index.add_many(origin, rows)
 
     async def stored_values(self, refs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Add]:
         out = {}

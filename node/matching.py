@@ -108,6 +108,33 @@ class MatchIndex:
         else:
             self._add_to(kind, log, index, value)
 
+    def add_many(self, log: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
+        """Index a run of one log's add entries, (index, signal type, value) in index order;
+        the PDQ hashes of the run go into the index in one step."""
+        by_kind: dict[str, list[tuple[int, bytes]]] = {}
+        for index, signal_type, value in rows:
+            if signal_type in self._kinds:
+                by_kind.setdefault(signal_type, []).append((index, value))
+        for signal_type, items in by_kind.items():
+            kind = self._kinds[signal_type]
+            if kind.loading:
+                kind.pending.extend((log, index, value) for index, value in items)
+                continue
+            if not isinstance(kind.index, PdqIndex):
+                for index, value in items:
+                    self._add_to(kind, log, index, value)
+                continue
+            newest = kind.newest.get(log, -1)
+            fresh = [(index, value) for index, value in items if index > newest]
+            if not fresh:
+                continue
+            if any(len(value) != PDQ_BYTES for _, value in fresh):
+                raise RequestError("a pdq value is 32 bytes")
+            kind.index.add_many([value for _, value in fresh])
+            for index, _ in fresh:
+                kind.refs.append(log, index)
+            kind.newest[log] = fresh[-1][0]
+
     @staticmethod
     def _add_to(kind: _Kind, log: str, index: int, value: bytes) -> None:
         if index <= kind.newest.get(log, -1):

@@ -92,3 +92,16 @@ async def test_a_bad_stored_value_fails_the_load_and_keeps_the_old_index() -> No
     assert index.match_pdq(bytes(32), threshold=0) == [PdqHit("alpha", 0, 0)]
     with pytest.raises(RequestError):
         await index.load("md5", _rows([]))
+
+
+def test_a_run_added_at_once_matches_as_when_added_one_by_one() -> None:
+    rng = random.Random(5)
+    values = [rng.randbytes(32) for _ in range(40)]
+    one_by_one, at_once = MatchIndex(), MatchIndex()
+    for i, v in enumerate(values):
+        one_by_one.add("log", i, "pdq", v)
+    at_once.add_many("log", [(i, "pdq", v) for i, v in enumerate(values)])
+    at_once.add_many("log", [(3, "pdq", values[3])])  # a repeat is ignored
+    assert at_once.size("pdq") == one_by_one.size("pdq") == 40
+    for v in values[::7]:
+        assert at_once.match_pdq(v) == one_by_one.match_pdq(v)
