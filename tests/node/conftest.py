@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from node.config import NodeConfig
 from node.store.base import Store
 from node.store.postgres import PostgresStore
 from node.store.sqlite import SqliteStore
@@ -79,3 +80,25 @@ async def store(store_factory: StoreFactory) -> Store:
     opened = store_factory()
     await opened.open()
     return opened
+
+
+StoreFor = Callable[[NodeConfig], Store]
+
+
+@pytest.fixture
+async def store_for(backend: str, tmp_path: Path) -> AsyncIterator[StoreFor]:
+    """Makes each node's store on the parameter's backend: one SQLite file or one PostgreSQL
+    schema per member, the same one again for a restarted node; schemas dropped after."""
+    schemas: dict[str, str] = {}
+    if backend == "postgres":
+        await _require_postgres()
+
+    def make(config: NodeConfig) -> Store:
+        if backend == "sqlite":
+            return SqliteStore(config.directory / "data.db", busy_timeout_s=2.0)
+        schema = schemas.setdefault(config.member_id, f"t_{secrets.token_hex(6)}")
+        return PostgresStore(PG_DSN, schema=schema)
+
+    yield make
+    for schema in schemas.values():
+        await _drop_schema(schema)

@@ -15,6 +15,7 @@ from node.consortium import Consortium, build_consortium
 from node.keys import load_key
 from node.server import operator_app, peer_app
 from node.service import NodeService
+from node.store.base import Store
 from node.store.sqlite import SqliteStore
 
 
@@ -32,10 +33,11 @@ class Served:
 
 
 @asynccontextmanager
-async def served(config: NodeConfig) -> AsyncIterator[Served]:
-    """A NodeService with both APIs listening on free loopback ports (no replication)."""
+async def served(config: NodeConfig, store: Store | None = None) -> AsyncIterator[Served]:
+    """A NodeService with both APIs listening on free loopback ports (no replication), on
+    `store` (unopened; default a SQLite file in the member's directory)."""
     _, key = load_key(config.checkpoint_key_path)
-    store = SqliteStore(config.directory / "data.db")
+    store = store or SqliteStore(config.directory / "data.db")
     await store.open()
     service = NodeService(config, store, key, now_ms)
     await service.start(read_roster(config))

@@ -8,6 +8,7 @@ import aiohttp
 
 from node.hashing import hash_file
 from protocol.entries import Add
+from tests.node.conftest import StoreFor
 from tests.node.services import consortium, now_ms, served
 
 DATA = Path(__file__).parent.parent / "data"
@@ -27,9 +28,11 @@ async def _post(url: str, token: str, files: list[Path]) -> tuple[int, dict[str,
         return r.status, await r.json()
 
 
-async def test_uploaded_files_are_hashed_as_the_cli_hashes_them(tmp_path: Path) -> None:
+async def test_uploaded_files_are_hashed_as_the_cli_hashes_them(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
     setup = consortium(tmp_path)
-    async with served(setup.configs[0]) as node:
+    async with served(setup.configs[0], store_for(setup.configs[0])) as node:
         status, body = await _post(f"{node.operator_url}/v1/hash", node.token, [IMAGE, VIDEO])
     assert status == 200
     [image, video] = body["files"]  # type: ignore[misc]
@@ -40,9 +43,11 @@ async def test_uploaded_files_are_hashed_as_the_cli_hashes_them(tmp_path: Path) 
     assert not list((setup.configs[0].data_dir / "uploads").iterdir())  # nothing kept
 
 
-async def test_uploaded_files_are_matched_against_the_consortium(tmp_path: Path) -> None:
+async def test_uploaded_files_are_matched_against_the_consortium(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
     setup = consortium(tmp_path)
-    async with served(setup.configs[0]) as node:
+    async with served(setup.configs[0], store_for(setup.configs[0])) as node:
         [(_, pdq, _)] = [h for h in hash_file(IMAGE) if h[0] == "pdq"]
         await node.service.submit([Add(now_ms(), "pdq", pdq)])
         await node.service.sign_pending()

@@ -10,15 +10,18 @@ from pathlib import Path
 from node.keys import load_key
 from node.peer_client import PeerClient
 from node.replication import Replicator
+from tests.node.conftest import StoreFor
 from tests.node.services import consortium, now_ms, served
 
 
-async def test_own_entries_go_to_every_peer_and_relays_to_a_few(tmp_path: Path) -> None:
+async def test_own_entries_go_to_every_peer_and_relays_to_a_few(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
     # Regression: relaying to every peer made each takedown cost n^2 pushes; 20 nodes at ten
     # takedowns a second saturated both cores and propagation p99 rose to 10-20 s.
     setup = consortium(tmp_path, 8)
     me, origin = setup.configs[0], setup.configs[1]
-    async with served(replace(me, relay_fanout=3)) as node:
+    async with served(replace(me, relay_fanout=3), store_for(me)) as node:
         _, key = load_key(me.node_key_path)
         async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             replicator = Replicator(node.service, client)
@@ -34,10 +37,12 @@ async def test_own_entries_go_to_every_peer_and_relays_to_a_few(tmp_path: Path) 
             assert not {"member2", "member3"} & set(relayed)  # never back to origin or source
 
 
-async def test_a_peer_known_to_hold_the_entries_gets_no_push(tmp_path: Path) -> None:
+async def test_a_peer_known_to_hold_the_entries_gets_no_push(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
     setup = consortium(tmp_path, 3)
     me = setup.configs[0]
-    async with served(me) as node:
+    async with served(me, store_for(me)) as node:
         _, key = load_key(me.node_key_path)
         async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             replicator = Replicator(node.service, client)

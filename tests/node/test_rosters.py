@@ -5,14 +5,13 @@ a restart."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from node.rosters import RosterKeeper
-from node.store.sqlite import SqliteStore
 from protocol.errors import ExpiredError, RollbackError, RosterError
 from protocol.roster import AdminKey, SignedRoster
+from tests.node.conftest import StoreFactory
 from tests.support import DAY_MS, NOW_MS, make_members, make_roster
 
 
@@ -23,10 +22,12 @@ def _signed(roster: object, *keys: object) -> bytes:
     return signed.encode()
 
 
-async def test_only_a_valid_next_version_is_kept_and_survives_a_restart(tmp_path: Path) -> None:
+async def test_only_a_valid_next_version_is_kept_and_survives_a_restart(
+    store_factory: StoreFactory,
+) -> None:
     members = make_members(2)
     roster, signed, admins = make_roster(members)
-    store = SqliteStore(tmp_path / "db")
+    store = store_factory()
     await store.open()
     keeper = RosterKeeper(store, lambda: NOW_MS)
     await keeper.load(signed.encode())
@@ -46,7 +47,7 @@ async def test_only_a_valid_next_version_is_kept_and_survives_a_restart(tmp_path
         await keeper.offer(_signed(dataclasses.replace(v2, pdq_threshold=20), admins[0]))
     await store.close()
 
-    store = SqliteStore(tmp_path / "db")
+    store = store_factory()
     await store.open()
     restarted = RosterKeeper(store, lambda: NOW_MS)
     await restarted.load(signed.encode())
