@@ -101,3 +101,20 @@ async def test_a_node_stopped_between_two_checkpoints_still_serves_the_earlier_o
         served_now = restarted.service.signed_checkpoint(owner.origin)
         assert restarted.service.peers.replica(owner.origin).size == 6
         assert served_now is not None and served_now.checkpoint == first.checkpoint
+
+
+async def test_a_batch_lookup_answers_every_hash_in_order_with_its_own_provenance(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    # Regression companion: the lookup of a batch is grouped once per batch (it was quadratic);
+    # each answer must still be the view of its own hash, in the order asked, repeats included.
+    setup = consortium(tmp_path)
+    owner = setup.configs[0]
+    async with served(owner, store_for(owner)) as node:
+        values = [i.to_bytes(16, "big") for i in range(300)]
+        await node.service.submit([Add(now_ms(), "md5", v, labels=()) for v in values[::2]])
+        asked = [values[7], values[4], values[4], values[299], values[0]]
+        views = await node.service.lookup("md5", asked)
+    assert [v.value for v in views] == asked
+    assert [bool(v.submissions) for v in views] == [False, True, True, False, True]
+    assert views[1].submissions[0].ref.index == 2 and views[4].submissions[0].ref.index == 0
