@@ -27,7 +27,6 @@ import asyncio
 import random
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from benchlib import (
     rate,
     rate_for,
     timed,
+    work_dir,
 )
 
 from node import wire
@@ -389,12 +389,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.entries < 1 or args.page_size < 1:
         parser.error("--entries and --page-size are positive")
-    root = args.dir or Path(tempfile.mkdtemp(prefix="bench-catchup-"))
-    try:
+    with work_dir(args.dir, "bench-catchup-") as root:
         result = run(args, root)
-    finally:
-        if args.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
     emit(result, args.json, lines_of(result))
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emit, log, machine, md5_hex
+from benchlib import emit, log, machine, md5_hex, work_dir
 
 from node.consortium import build_consortium
 from node.operator_client import OperatorClient
@@ -85,8 +83,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="hashmesh-bench-lookup-"))
-    try:
+    with work_dir(None, "hashmesh-bench-lookup-") as root:
         setup = build_consortium(root, 1, time.time_ns() // 1_000_000)
         [config] = setup.configs
         node = NodeProcess(config).start()
@@ -110,8 +107,6 @@ def main() -> int:
             log(f"store lookups, batches of {batch}")
             db = config.data_dir / "hashmesh.db"
             store[batch] = asyncio.run(on_store(db, args.hashes, batch, args.seconds))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     result: dict[str, Any] = {
         "benchmark": "lookup",
         "hashes_held": args.hashes,

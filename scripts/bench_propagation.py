@@ -17,16 +17,24 @@ before the submit request was sent.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import ArrivalPoller, Submissions, arrivals, emit, log, machine, md5_hex, summary
+from benchlib import (
+    ArrivalPoller,
+    Submissions,
+    arrivals,
+    emit,
+    log,
+    machine,
+    md5_hex,
+    summary,
+    work_dir,
+)
 
 from node.consortium import build_consortium
 from node.operator_client import OperatorClient
@@ -109,8 +117,7 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if args.nodes < 2 or args.submissions < 1 or not set(modes) <= {"push", "schedule"}:
         parser.error("at least 2 nodes and 1 submission; modes are push and schedule")
-    root = args.dir or Path(tempfile.mkdtemp(prefix="bench-propagation-"))
-    try:
+    with work_dir(args.dir, "bench-propagation-") as root:
         result = {
             "benchmark": "propagation",
             "nodes": args.nodes,
@@ -119,9 +126,6 @@ def main() -> None:
             "machine": machine(),
             "modes": {mode: run_mode(mode, args, root) for mode in modes},
         }
-    finally:
-        if args.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
     emit(result, args.json, lines_of(result))
 
 

@@ -22,9 +22,7 @@ in all and a submission, which says how much load the machine can carry.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +43,7 @@ from benchlib import (
     proc_cpu_seconds,
     proc_status_kb,
     summary,
+    work_dir,
 )
 
 from node.config import NodeConfig
@@ -334,12 +333,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.nodes < 2 or args.seconds <= 0 or args.rate <= 0 or args.workers < 1:
         parser.error("at least 2 nodes, and positive --seconds, --rate and --workers")
-    root = args.dir or Path(tempfile.mkdtemp(prefix="load-test-"))
-    try:
+    with work_dir(args.dir, "load-test-") as root:
         result = run(args, root)
-    finally:
-        if args.dir is None:
-            shutil.rmtree(root, ignore_errors=True)
     emit(result, args.json, lines_of(result))
     return 0 if result["passed"] else 1
 
