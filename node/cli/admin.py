@@ -9,6 +9,7 @@ import argparse
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,9 +200,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     return _write_draft(args, roster)
 
 
-def _member_change(current: Roster, member_id: str, change: object) -> tuple[object, ...]:
+def _member_change(
+    current: Roster, member_id: str, change: Callable[[Member], Member]
+) -> tuple[Member, ...]:
     current.member(member_id)  # raises RosterError for an unknown member
-    return tuple(change(m) if m.member_id == member_id else m for m in current.members)  # type: ignore[operator]
+    return tuple(change(m) if m.member_id == member_id else m for m in current.members)
 
 
 def cmd_add_member(args: argparse.Namespace) -> int:
