@@ -59,7 +59,6 @@ class NodeService:
         self.rosters = RosterKeeper(store, clock)
         self.decoded = DecodedEntries()
         self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.decoded)
-        self._key = checkpoint_key
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
         self._signed: SignedCheckpoint | None = None
@@ -91,7 +90,7 @@ class NodeService:
         heads = await self.store.log_heads()
         own = heads.get(self.config.origin)
         if own is not None:
-            self._writer = LogWriter(self.config.origin, self._key, own.size, own.peaks)
+            self._writer = LogWriter(self.config.origin, self.keys.current, own.size, own.peaks)
             if own.checkpoint is not None:
                 self._signed = parse_signed_checkpoint(own.checkpoint)
             if self._signed is None or self._signed.checkpoint.size < own.size:
