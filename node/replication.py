@@ -210,14 +210,14 @@ class Replicator:
                 await _translate(member_id, self._service.rosters.offer(raw))
         state = self._peers.setdefault(member_id, PeerState(member_id))
         for origin, raw in vector.checkpoints:
-            state.holds[origin] = max(state.holds.get(origin, 0), _size_of(raw))
+            size = _size_of(raw)
+            state.holds[origin] = max(state.holds.get(origin, 0), size)
             try:
                 status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
                 log.warning("%s", e)
                 continue
             if status is CheckpointStatus.AHEAD:
-                size = parse_signed_checkpoint(raw).checkpoint.size
                 await self._pull_log(member_id, url, origin, size)
 
     async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
