@@ -137,30 +137,13 @@ class PeerLogs:
         Entries we already hold are skipped; a batch starting beyond our size is a gap (the
         caller pulls). Raises ProtocolError for anything that does not verify.
         """
-        async with self._lock(origin):
-            replica = self.replica(origin)
-            if origin in self._held:
-                return IngestResult("held", replica.size)
-            end = start + len(entries)
-            if start > replica.size:
-                status = await self._check_only(replica, checkpoint)
-                return IngestResult("gap" if status else "held", replica.size)
-            if end <= replica.size:
-                status = await self._check_only(replica, checkpoint)
-                return IngestResult("known" if status else "held", replica.size)
-            page = entries[replica.size - start :]
-            try:
-                plan = replica.verify_entries(
-                    replica.size, page, checkpoint, proof, self._rosters.roster
-                )
-            except EquivocationError as e:
-                await self._hold(e)
-                return IngestResult("held", replica.size)
-            await self._store_plan(plan)
-            replica.commit(plan)
-        for listener in self._listeners:
-            await listener(origin, plan.start, plan.end, source)
-        return IngestResult("accepted", replica.size)
+        async with self.pipeline(origin, source) as pipeline:
+            return await pipeline.offer(checkpoint, start, entries, proof)
+
+    def pipeline(self, origin: str, source: str | None) -> PagePipeline:
+        """A run of consecutive pages of `origin`, each verified while the previous one is
+        being stored; it holds the log's lock from entering to leaving."""
+        return PagePipeline(self, origin, source)
 
     async def _check_only(self, replica: LogReplica, checkpoint: bytes) -> bool:
         size = parse_signed_checkpoint(checkpoint).checkpoint.size
@@ -172,6 +155,10 @@ class PeerLogs:
             await self._hold(e)
             return False
         return True
+
+    async def _notify(self, plan: AppendPlan, source: str | None) -> None:
+        for listener in self._listeners:
+            await listener(plan.origin, plan.start, plan.end, source)
 
     async def _store_plan(self, plan: AppendPlan) -> None:
         now = self._clock()
@@ -202,3 +189,90 @@ class PeerLogs:
     def served_checkpoint(self, origin: str) -> SignedCheckpoint | None:
         replica = self._replicas.get(origin)
         return replica.checkpoint if replica else None
+
+
+class PagePipeline:
+    """Consecutive pages of one log: page k+1 is verified while page k is being stored.
+
+    Page k's plan is committed to the replica only once its store finished, and page k+1 was
+    verified as continuing that plan, so the replica still changes in one place, in order.
+    Listeners of page k run while page k+1 is stored. Leaving waits for the last store (even
+    when cancelled: the entries may already be durable and the replica must then know it).
+    """
+
+    def __init__(self, logs: PeerLogs, origin: str, source: str | None) -> None:
+        self._logs = logs
+        self._origin = origin
+        self._source = source
+        self._lock = logs._lock(origin)
+        self._storing: tuple[AppendPlan, asyncio.Task[None]] | None = None
+
+    async def __aenter__(self) -> PagePipeline:
+        await self._lock.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            plan = await self._finish_store()
+            if plan is not None:
+                await self._logs._notify(plan, self._source)
+        finally:
+            self._lock.release()
+
+    async def offer(
+        self, checkpoint: bytes, start: int, entries: Sequence[bytes], proof: Sequence[bytes]
+    ) -> IngestResult:
+        """Verify the next page and start storing it; see PeerLogs.ingest."""
+        logs = self._logs
+        replica = logs.replica(self._origin)
+        pending = self._storing[0] if self._storing else None
+        held = pending.end if pending else replica.size
+        if self._origin in logs._held:
+            return IngestResult("held", held)
+        end = start + len(entries)
+        if start > held or end <= held:
+            await self._finish_and_notify()
+            status = await logs._check_only(replica, checkpoint)
+            if not status:
+                return IngestResult("held", replica.size)
+            return IngestResult("gap" if start > held else "known", replica.size)
+        page = entries[held - start :]
+        try:
+            plan = replica.verify_entries(
+                held, page, checkpoint, proof, logs._rosters.roster, after=pending
+            )
+        except EquivocationError as e:
+            await self._finish_and_notify()
+            await logs._hold(e)
+            return IngestResult("held", replica.size)
+        except BaseException:
+            await self._finish_and_notify()
+            raise
+        previous = await self._finish_store()
+        self._storing = (plan, asyncio.create_task(logs._store_plan(plan)))
+        if previous is not None:
+            await logs._notify(previous, self._source)
+        return IngestResult("accepted", plan.end)
+
+    async def _finish_and_notify(self) -> None:
+        plan = await self._finish_store()
+        if plan is not None:
+            await self._logs._notify(plan, self._source)
+
+    async def _finish_store(self) -> AppendPlan | None:
+        """Wait for the page being stored and commit it; None if none was."""
+        if self._storing is None:
+            return None
+        plan, task = self._storing
+        self._storing = None
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancelled = True  # finish committing what may be durable, then stop
+        task.result()  # a failed store raises here; nothing was committed
+        self._logs._replicas[self._origin].commit(plan)
+        if cancelled:
+            raise asyncio.CancelledError
+        return plan

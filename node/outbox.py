@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.sqlite_worker import SqliteWorker
+from node.sqlite_worker import SqliteWorker, insert_rows
 
 _R = TypeVar("_R")
 
@@ -157,13 +157,20 @@ class Outbox:
             row = conn.execute("SELECT size FROM cursors WHERE log = ?", (log,)).fetchone()
             cursor = int(row[0]) if row else 0
             fresh = [e for e in events if cursor <= e.index < end]
-            for e in fresh:
-                cur = conn.execute(
-                    "INSERT INTO events (log, idx, kind, payload) VALUES (?, ?, ?, ?)",
-                    (log, e.index, e.kind, e.payload),
+            if fresh:
+                # AUTOINCREMENT ids only grow, so the new events are exactly those above this.
+                (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+                insert_rows(
+                    conn,
+                    "INSERT INTO events (log, idx, kind, payload)",
+                    4,
+                    [(log, e.index, e.kind, e.payload) for e in fresh],
                 )
                 if self.deliver:
-                    conn.execute("INSERT INTO deliveries (event_id) VALUES (?)", (cur.lastrowid,))
+                    conn.execute(
+                        "INSERT INTO deliveries (event_id) SELECT id FROM events WHERE id > ?",
+                        (before,),
+                    )
             conn.execute(
                 "INSERT INTO cursors (log, size) VALUES (?, ?)"
                 " ON CONFLICT (log) DO UPDATE SET size = max(size, excluded.size)",

@@ -30,6 +30,9 @@ from protocol.replica import CheckpointStatus
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Seconds a pull holds a log's lock before letting a waiting push of that log in.
+HOLD_LOCK_S = 1.0
+
 
 @dataclass
 class PeerState:
@@ -223,8 +226,10 @@ class Replicator:
     async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
         """Page in `origin`'s entries from a peer until we hold `size` of them.
 
-        The next page is fetched while the current one is verified and stored, so the network
-        and the disk overlap; the prefetch is this call's own task, cancelled if it stops early.
+        The next page is fetched while the current one is verified, and verified while the
+        previous one is stored (PagePipeline), so network, CPU and disk overlap; the prefetch
+        is this call's own task, cancelled if it stops early. The log's lock is let go every
+        HOLD_LOCK_S, so a push of that log waits no longer than that.
         """
         peers = self._service.peers
         start = peers.replica(origin).size
@@ -233,23 +238,25 @@ class Replicator:
         fetch: asyncio.Task[wire.EntriesPage] | None = asyncio.create_task(
             self._client.entries(member_id, url, origin, start)
         )
+        loop = asyncio.get_running_loop()
         try:
             while fetch is not None:
-                page = await fetch
-                fetch = None
-                following = page.start + len(page.entries)
-                if page.entries and following < size:
-                    fetch = asyncio.create_task(
-                        self._client.entries(member_id, url, origin, following)
-                    )
-                result = await _translate(
-                    member_id,
-                    peers.ingest(
-                        origin, page.checkpoint, page.start, page.entries, page.proof, member_id
-                    ),
-                )
-                if result.status != "accepted":
-                    return
+                async with peers.pipeline(origin, member_id) as pipeline:
+                    until = loop.time() + HOLD_LOCK_S
+                    while fetch is not None and loop.time() < until:
+                        page = await fetch
+                        fetch = None
+                        following = page.start + len(page.entries)
+                        if page.entries and following < size:
+                            fetch = asyncio.create_task(
+                                self._client.entries(member_id, url, origin, following)
+                            )
+                        result = await _translate(
+                            member_id,
+                            pipeline.offer(page.checkpoint, page.start, page.entries, page.proof),
+                        )
+                        if result.status != "accepted":
+                            return
         finally:
             if fetch is not None:
                 fetch.cancel()

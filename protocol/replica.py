@@ -173,30 +173,37 @@ class LogReplica:
         checkpoint_raw: bytes,
         proof: Sequence[bytes],
         roster: Roster,
+        after: AppendPlan | None = None,
     ) -> AppendPlan:
         """Verify a page of entries [start, start+len) against a signed checkpoint.
 
         If the page ends below the checkpoint's size, `proof` is the consistency proof from the
         page's end to the checkpoint. Only remembers the (valid) checkpoint; the entries count
-        once the caller has stored the plan and called `commit`.
+        once the caller has stored the plan and called `commit`. `after` is a verified plan
+        not committed yet (still being stored) that this page continues; the two must then be
+        committed in order.
         """
+        held = self.size
+        tree = self._tree.copy()
+        if after is not None:
+            if after.origin != self.origin or after.start != self.size:
+                raise ProofError("the plan to continue does not continue this replica")
+            held = after.end
+            tree = CompactRange(after.end, after.peaks)
         opened = self.open(checkpoint_raw, roster).checkpoint
-        if opened.size <= self.size:
-            raise RollbackError(
-                f"checkpoint at {opened.size} is not ahead of our {self.size} entries"
-            )
+        if opened.size <= held:
+            raise RollbackError(f"checkpoint at {opened.size} is not ahead of our {held} entries")
         status, signed = self.accept_checkpoint(checkpoint_raw, roster)
         cp = signed.checkpoint
         if status is not CheckpointStatus.AHEAD:
-            raise RollbackError(f"checkpoint at {cp.size} is not ahead of our {self.size} entries")
-        if start != self.size:
-            raise ProofError(f"entries start at {start}, we hold {self.size}")
+            raise RollbackError(f"checkpoint at {cp.size} is not ahead of our {held} entries")
+        if start != held:
+            raise ProofError(f"entries start at {start}, we hold {held}")
         if not entries:
             raise ProofError("an empty page of entries")
         end = start + len(entries)
         if end > cp.size:
             raise ProofError(f"entries run to {end}, beyond the checkpoint's {cp.size}")
-        tree = self._tree.copy()
         nodes: list[tuple[NodeId, bytes]] = []
         passed: list[tuple[SignedCheckpoint, bytes]] = []
         for raw in entries:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from node.errors import StoreConflictError, StoreError
-from node.sqlite_worker import SqliteWorker
+from node.sqlite_worker import SqliteWorker, insert_rows
 from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
 from node.store.schema import (
     BATCH_ROWS,
@@ -174,9 +174,11 @@ class SqliteStore:
         size, packed, head = _log_row(conn, origin)
         end = check_batch(origin, size, start, entries, checkpoint, checkpoint_size)
         peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
-        conn.executemany(
+        insert_rows(
+            conn,
             "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key, target_log,"
-            " target_index, timestamp_ms, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " target_index, timestamp_ms, received_ms)",
+            10,
             [
                 (
                     origin,
@@ -193,8 +195,10 @@ class SqliteStore:
                 for e in entries
             ],
         )
-        conn.executemany(
-            "INSERT INTO nodes (origin, level, k, hash) VALUES (?, ?, ?, ?)",
+        insert_rows(
+            conn,
+            "INSERT INTO nodes (origin, level, k, hash)",
+            4,
             [(origin, level, k, bytes(value)) for (level, k), value in nodes],
         )
         if checkpoint is not None and checkpoint_size is not None:

@@ -154,3 +154,49 @@ def test_forked_checkpoint_seen_ahead_is_caught_when_entries_pass_it(setup) -> N
     assert replica.accept_checkpoint(fork, roster)[0] is CheckpointStatus.AHEAD
     with pytest.raises(EquivocationError):
         replica.verify_entries(0, raws, honest, [], roster)
+
+
+def test_a_page_verified_after_an_uncommitted_plan_commits_in_order(setup) -> None:
+    roster, origin, writer = setup
+    raws = entries(12)
+    plan = writer.plan(raws)
+    writer.commit(plan)
+    cp = writer.sign().raw
+    nodes = dict(plan.nodes)
+    replica = LogReplica(origin.origin)
+    first = replica.verify_entries(0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster)
+    second = replica.verify_entries(
+        4, raws[4:8], cp, merkle.consistency_proof(8, 12, nodes), roster, after=first
+    )
+    assert replica.size == 0  # neither counts before its commit
+    with pytest.raises(ProofError, match="does not continue"):
+        replica.commit(second)  # out of order
+    replica.commit(first)
+    replica.commit(second)
+    third = replica.verify_entries(8, raws[8:], cp, [], roster)
+    replica.commit(third)
+    assert replica.size == 12 and replica.root == writer.root
+    assert replica.checkpoint is not None and replica.checkpoint.raw == cp
+
+
+def test_a_page_must_start_where_the_uncommitted_plan_ends(setup) -> None:
+    roster, origin, writer = setup
+    raws = entries(12)
+    plan = writer.plan(raws)
+    writer.commit(plan)
+    cp = writer.sign().raw
+    nodes = dict(plan.nodes)
+    replica = LogReplica(origin.origin)
+    first = replica.verify_entries(0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster)
+    with pytest.raises(ProofError, match="start at 0, we hold 4"):
+        replica.verify_entries(
+            0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster, after=first
+        )
+    replica.commit(first)
+    with pytest.raises(ProofError, match="does not continue"):
+        replica.verify_entries(4, raws[4:8], cp, [], roster, after=first)  # already committed
+    with pytest.raises(ProofError):
+        replica.verify_entries(
+            4, entries(4, salt=99), cp, merkle.consistency_proof(8, 12, nodes), roster
+        )
+    assert replica.size == 4

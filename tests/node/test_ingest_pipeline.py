@@ -1,0 +1,123 @@
+"""PagePipeline: page k+1 verified while page k is stored, committed in order, on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.errors import StoreError
+from node.service import NodeService
+from node.store.base import EntryRow
+from protocol.checkpoint import Checkpoint, parse_signed_checkpoint
+from protocol.entries import Add
+from protocol.errors import ProofError
+from protocol.merkle import NodeId
+from tests.node.conftest import StoreFor
+from tests.node.services import consortium, now_ms, served
+
+PAGE = 4
+
+
+def body(raw: bytes) -> Checkpoint:
+    return parse_signed_checkpoint(raw).checkpoint
+
+
+async def pages_of(
+    origin: NodeService, count: int
+) -> tuple[bytes, list[list[bytes]], list[list[bytes]]]:
+    """`count` pages of PAGE entries under one checkpoint, with each page's proof."""
+    await origin.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(count * PAGE)])
+    signed = await origin.sign_pending()
+    assert signed is not None
+    size = count * PAGE
+    raws = await origin.store.entries(origin.origin, 0, size)
+    pages = [raws[i : i + PAGE] for i in range(0, size, PAGE)]
+    proofs = [
+        list(await origin.consistency(origin.origin, end, size)) if end < size else []
+        for end in range(PAGE, size + 1, PAGE)
+    ]
+    return signed.raw, pages, proofs
+
+
+async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_them(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 3)
+    async with served(reader, store_for(reader)) as node:
+        peers = node.service.peers
+        heard: list[tuple[int, int, int]] = []
+
+        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
+            stored = (await node.service.store.log_heads())[origin].size
+            heard.append((start, end, stored))
+
+        peers.subscribe(listener)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                result = await pipeline.offer(checkpoint, k * PAGE, page, proof)
+                assert result.status == "accepted" and result.size == (k + 1) * PAGE
+        assert [(s, e) for s, e, _ in heard] == [(0, 4), (4, 8), (8, 12)]
+        assert all(stored >= end for _, end, stored in heard)
+        replica = peers.replica(owner.origin)
+        head = (await node.service.store.log_heads())[owner.origin]
+        assert replica.size == head.size == 12
+        assert head.checkpoint is not None  # (cosigned by the reader: compare the body)
+        assert body(head.checkpoint) == body(checkpoint)
+
+
+async def test_a_store_failure_in_a_pipeline_leaves_the_replica_equal_to_the_store(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 3)
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        real_append = store.append
+        calls = 0
+
+        async def append_failing_the_second_page(
+            origin: str,
+            start: int,
+            entries: list[EntryRow],
+            nodes: list[tuple[NodeId, bytes]],
+            checkpoint: bytes | None,
+            checkpoint_size: int | None = None,
+        ) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise StoreError("disk full (simulated)")
+            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
+
+        monkeypatch.setattr(store, "append", append_failing_the_second_page)
+        with pytest.raises(StoreError, match="disk full"):
+            async with peers.pipeline(owner.origin, "member1") as pipeline:
+                for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                    await pipeline.offer(checkpoint, k * PAGE, page, proof)
+        assert peers.replica(owner.origin).size == 4
+        assert (await store.log_heads())[owner.origin].size == 4
+        result = await peers.ingest(owner.origin, checkpoint, 4, pages[1] + pages[2], [], None)
+        assert result.status == "accepted" and result.size == 12
+
+
+async def test_a_bad_page_in_a_pipeline_keeps_the_pages_before_it(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 3)
+    async with served(reader, store_for(reader)) as node:
+        peers = node.service.peers
+        with pytest.raises(ProofError):
+            async with peers.pipeline(owner.origin, "member1") as pipeline:
+                await pipeline.offer(checkpoint, 0, pages[0], proofs[0])
+                await pipeline.offer(checkpoint, 4, pages[2], proofs[1])  # wrong entries
+        assert peers.replica(owner.origin).size == 4
+        assert (await node.service.store.log_heads())[owner.origin].size == 4
