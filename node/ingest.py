@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
+from node.pipeline import IngestResult, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 
 #: Called after new entries of a log are durable: (origin, start, end, peer they came from).
 Listener = Callable[[str, int, int, str | None], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What happened to a pushed or pulled batch: accepted, known, gap, held."""
-
-    status: str
-    size: int
 
 
 class PeerLogs:
@@ -78,6 +70,10 @@ class PeerLogs:
         self._listeners.append(listener)
 
     @property
+    def rosters(self) -> RosterKeeper:
+        return self._rosters
+
+    @property
     def held(self) -> dict[str, Evidence]:
         return dict(self._held)
 
@@ -97,12 +93,16 @@ class PeerLogs:
             replica = self._replicas[origin] = LogReplica(origin)
         return replica
 
-    def _lock(self, origin: str) -> asyncio.Lock:
+    def lock(self, origin: str) -> asyncio.Lock:
+        """The lock every change to our view of `origin`'s log is made under."""
         return self._locks.setdefault(origin, asyncio.Lock())
+
+    def is_held(self, origin: str) -> bool:
+        return origin in self._held
 
     async def offer_checkpoint(self, origin: str, raw: bytes) -> CheckpointStatus | None:
         """Compare a signed checkpoint with our replica; None if the origin is held."""
-        async with self._lock(origin):
+        async with self.lock(origin):
             replica = self.replica(origin)
             if origin in self._held:
                 return None
@@ -113,7 +113,7 @@ class PeerLogs:
                 had = replica.checkpoint
                 status, signed = replica.accept_checkpoint(raw, self._rosters.roster, nodes)
             except EquivocationError as e:
-                await self._hold(e)
+                await self.hold(e)
                 return None
             # Entries stored without a checkpoint of their exact size (a crash between the two)
             # are covered again; a copy we already keep (with cosignatures) is not replaced.
@@ -141,45 +141,56 @@ class PeerLogs:
             return await pipeline.offer(checkpoint, start, entries, proof)
 
     def pipeline(self, origin: str, source: str | None) -> PagePipeline:
-        """A run of consecutive pages of `origin`, each verified while the previous one is
-        being stored; it holds the log's lock from entering to leaving."""
+        """A run of consecutive pages of `origin`, verified while earlier ones are stored;
+        it holds the log's lock from entering to leaving (node/pipeline.py)."""
         return PagePipeline(self, origin, source)
 
-    async def _check_only(self, replica: LogReplica, checkpoint: bytes) -> bool:
+    async def check_only(self, replica: LogReplica, checkpoint: bytes) -> bool:
+        """Offer `checkpoint` without entries; False if it proved equivocation (now held)."""
         size = parse_signed_checkpoint(checkpoint).checkpoint.size
         ids = replica.prefix_ids(size)
         nodes = await self._store.nodes(replica.origin, ids) if ids else None
         try:
             replica.accept_checkpoint(checkpoint, self._rosters.roster, nodes)
         except EquivocationError as e:
-            await self._hold(e)
+            await self.hold(e)
             return False
         return True
 
-    async def _notify(self, plan: AppendPlan, source: str | None) -> None:
+    async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:
+        """Tell every listener that entries [start, end) of `origin` are durable."""
         for listener in self._listeners:
-            await listener(plan.origin, plan.start, plan.end, source)
+            await listener(origin, start, end, source)
 
-    async def _store_plan(self, plan: AppendPlan) -> None:
+    async def store_plans(self, plans: Sequence[AppendPlan]) -> None:
+        """Store consecutive verified plans of one log in one transaction; the caller then
+        commits each, in order. Only the last may reach a checkpoint (the store keeps one)."""
+        first, last = plans[0], plans[-1]
         now = self._clock()
-        rows = [entry_row(e.index, e.raw, e.entry, now) for e in plan.entries]
-        for e in plan.entries:
+        entries = [e for plan in plans for e in plan.entries]
+        rows = [entry_row(e.index, e.raw, e.entry, now) for e in entries]
+        for e in entries:
             self.decoded.remember(e.raw, e.entry)
-        self.decoded.remember_range(plan.origin, plan.start, [e.raw for e in plan.entries])
-        bad = [e for e in plan.entries if e.entry is None]
+        self.decoded.remember_range(first.origin, first.start, [e.raw for e in entries])
+        bad = sum(1 for e in entries if e.entry is None)
         if bad:
-            log.warning("%s signed %d entries that do not decode", plan.origin, len(bad))
-        reached = plan.checkpoint
+            log.warning("%s signed %d entries that do not decode", first.origin, bad)
+        reached = last.checkpoint
         await self._store.append(
-            plan.origin,
-            plan.start,
+            first.origin,
+            first.start,
             rows,
-            plan.nodes,
+            [node for plan in plans for node in plan.nodes],
             reached.raw if reached else None,
             reached.checkpoint.size if reached else None,
         )
 
-    async def _hold(self, e: EquivocationError) -> None:
+    def commit(self, plan: AppendPlan) -> None:
+        """Adopt a plan the store made durable (the one path to our view of a log)."""
+        self._replicas[plan.origin].commit(plan)
+
+    async def hold(self, e: EquivocationError) -> None:
+        """Keep the evidence and hold back the origin's new entries."""
         evidence = Evidence(e.origin, e.first, e.second, e.detail, self._clock())
         log.error("equivocation by %s: %s; holding back its new entries", e.origin, e.detail)
         if e.origin not in self._held:
@@ -189,90 +200,3 @@ class PeerLogs:
     def served_checkpoint(self, origin: str) -> SignedCheckpoint | None:
         replica = self._replicas.get(origin)
         return replica.checkpoint if replica else None
-
-
-class PagePipeline:
-    """Consecutive pages of one log: page k+1 is verified while page k is being stored.
-
-    Page k's plan is committed to the replica only once its store finished, and page k+1 was
-    verified as continuing that plan, so the replica still changes in one place, in order.
-    Listeners of page k run while page k+1 is stored. Leaving waits for the last store (even
-    when cancelled: the entries may already be durable and the replica must then know it).
-    """
-
-    def __init__(self, logs: PeerLogs, origin: str, source: str | None) -> None:
-        self._logs = logs
-        self._origin = origin
-        self._source = source
-        self._lock = logs._lock(origin)
-        self._storing: tuple[AppendPlan, asyncio.Task[None]] | None = None
-
-    async def __aenter__(self) -> PagePipeline:
-        await self._lock.acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            plan = await self._finish_store()
-            if plan is not None:
-                await self._logs._notify(plan, self._source)
-        finally:
-            self._lock.release()
-
-    async def offer(
-        self, checkpoint: bytes, start: int, entries: Sequence[bytes], proof: Sequence[bytes]
-    ) -> IngestResult:
-        """Verify the next page and start storing it; see PeerLogs.ingest."""
-        logs = self._logs
-        replica = logs.replica(self._origin)
-        pending = self._storing[0] if self._storing else None
-        held = pending.end if pending else replica.size
-        if self._origin in logs._held:
-            return IngestResult("held", held)
-        end = start + len(entries)
-        if start > held or end <= held:
-            await self._finish_and_notify()
-            status = await logs._check_only(replica, checkpoint)
-            if not status:
-                return IngestResult("held", replica.size)
-            return IngestResult("gap" if start > held else "known", replica.size)
-        page = entries[held - start :]
-        try:
-            plan = replica.verify_entries(
-                held, page, checkpoint, proof, logs._rosters.roster, after=pending
-            )
-        except EquivocationError as e:
-            await self._finish_and_notify()
-            await logs._hold(e)
-            return IngestResult("held", replica.size)
-        except BaseException:
-            await self._finish_and_notify()
-            raise
-        previous = await self._finish_store()
-        self._storing = (plan, asyncio.create_task(logs._store_plan(plan)))
-        if previous is not None:
-            await logs._notify(previous, self._source)
-        return IngestResult("accepted", plan.end)
-
-    async def _finish_and_notify(self) -> None:
-        plan = await self._finish_store()
-        if plan is not None:
-            await self._logs._notify(plan, self._source)
-
-    async def _finish_store(self) -> AppendPlan | None:
-        """Wait for the page being stored and commit it; None if none was."""
-        if self._storing is None:
-            return None
-        plan, task = self._storing
-        self._storing = None
-        cancelled = False
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                cancelled = True  # finish committing what may be durable, then stop
-        task.result()  # a failed store raises here; nothing was committed
-        self._logs._replicas[self._origin].commit(plan)
-        if cancelled:
-            raise asyncio.CancelledError
-        return plan

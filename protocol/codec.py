@@ -61,21 +61,31 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEM
 
 
 def _check_types(value: object, depth: int = 0) -> None:
-    if depth > 16:
-        raise DecodeError("nesting too deep")
-    if isinstance(value, bool):
-        raise DecodeError("booleans are not part of the encoding")
-    if isinstance(value, int):
-        if not MIN_INT <= value <= MAX_INT:
-            raise DecodeError("integer out of range")
-        return
-    if value is None or isinstance(value, bytes | str):
-        return
-    if isinstance(value, list):
-        for item in value:
+    # Exact type() tests: this walk runs on every decoded record, and bool (a subclass of
+    # int) must not pass as an int.
+    kind = type(value)
+    if kind is list:
+        if depth >= 16:
+            raise DecodeError("nesting too deep")
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is bytes or item_kind is str or item is None:
+                continue
+            if item_kind is int:
+                if not MIN_INT <= item <= MAX_INT:
+                    raise DecodeError("integer out of range")
+                continue
             _check_types(item, depth + 1)
         return
-    raise DecodeError(f"type {type(value).__name__} is not part of the encoding")
+    if kind is int:
+        if not MIN_INT <= value <= MAX_INT:  # type: ignore[operator]
+            raise DecodeError("integer out of range")
+        return
+    if kind is bytes or kind is str or value is None:
+        return
+    if isinstance(value, bool):
+        raise DecodeError("booleans are not part of the encoding")
+    raise DecodeError(f"type {kind.__name__} is not part of the encoding")
 
 
 # Typed accessors used by record decoders: each raises DecodeError with the field's name.
@@ -110,7 +120,8 @@ def as_bytes(value: Value, name: str, max_len: int, exact: int | None = None) ->
 def as_str(value: Value, name: str, max_len: int) -> str:
     if not isinstance(value, str):
         raise DecodeError(f"{name}: expected a string")
-    if len(value.encode()) > max_len:
+    # UTF-8 takes 1 to 4 bytes a character: most strings are decided without encoding them.
+    if len(value) * 4 > max_len and (len(value) > max_len or len(value.encode()) > max_len):
         raise DecodeError(f"{name}: longer than {max_len} bytes")
     return value
 
@@ -127,4 +138,7 @@ def as_str_list(value: Value, name: str, max_items: int, max_len: int) -> tuple[
     items = as_list(value, name)
     if len(items) > max_items:
         raise DecodeError(f"{name}: more than {max_items} items")
-    return tuple(as_str(v, f"{name}[{i}]", max_len) for i, v in enumerate(items))
+    for i, item in enumerate(items):
+        if type(item) is not str or len(item) * 4 > max_len:
+            as_str(item, f"{name}[{i}]", max_len)  # the exact check, naming the item
+    return tuple(items)  # type: ignore[arg-type]  # every item is a str, checked above

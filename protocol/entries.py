@@ -35,6 +35,9 @@ DISPUTE_REASONS: tuple[str, ...] = (
 )
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: Label sets already found valid (a plain set, emptied when full: a cache, never a bound).
+_VALID_LABELS: set[tuple[str, ...]] = set()
+MAX_REMEMBERED_LABEL_SETS = 1024
 _INCIDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
@@ -59,10 +62,7 @@ class Add:
 
     def __post_init__(self) -> None:
         validate_value(self.signal_type, self.value)
-        if len(self.labels) > MAX_LABELS or any(not _LABEL.fullmatch(x) for x in self.labels):
-            raise ValidationError(f"labels are at most {MAX_LABELS} kebab-case words")
-        if list(self.labels) != sorted(set(self.labels)):
-            raise ValidationError("labels are sorted and unique")
+        _check_labels(self.labels)
         if self.incident is not None and not _INCIDENT.fullmatch(self.incident):
             raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
         if self.reference is not None and len(self.reference) > MAX_REFERENCE:
@@ -102,6 +102,18 @@ class Dispute:
 
 
 Entry: TypeAlias = Add | Retract | Dispute
+
+
+def _check_labels(labels: tuple[str, ...]) -> None:
+    if labels in _VALID_LABELS:
+        return  # a consortium uses few label sets: each is checked once, not once an entry
+    if len(labels) > MAX_LABELS or any(not _LABEL.fullmatch(x) for x in labels):
+        raise ValidationError(f"labels are at most {MAX_LABELS} kebab-case words")
+    if list(labels) != sorted(set(labels)):
+        raise ValidationError("labels are sorted and unique")
+    if len(_VALID_LABELS) >= MAX_REMEMBERED_LABEL_SETS:
+        _VALID_LABELS.clear()
+    _VALID_LABELS.add(labels)
 
 
 def _check_timestamp(ts: int) -> None:

@@ -180,13 +180,14 @@ class LogReplica:
         If the page ends below the checkpoint's size, `proof` is the consistency proof from the
         page's end to the checkpoint. Only remembers the (valid) checkpoint; the entries count
         once the caller has stored the plan and called `commit`. `after` is a verified plan
-        not committed yet (still being stored) that this page continues; the two must then be
+        not committed yet (still being stored) that this page continues; plans are then
         committed in order.
         """
         held = self.size
         tree = self._tree.copy()
         if after is not None:
-            if after.origin != self.origin or after.start != self.size:
+            # `after` may follow other uncommitted plans; `commit` enforces their order.
+            if after.origin != self.origin or after.start < self.size:
                 raise ProofError("the plan to continue does not continue this replica")
             held = after.end
             tree = CompactRange(after.end, after.peaks)

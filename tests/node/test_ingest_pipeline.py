@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,10 @@ async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_the
             for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
                 result = await pipeline.offer(checkpoint, k * PAGE, page, proof)
                 assert result.status == "accepted" and result.size == (k + 1) * PAGE
-        assert [(s, e) for s, e, _ in heard] == [(0, 4), (4, 8), (8, 12)]
+        # Pages stored together are heard of together: contiguous ranges, in order.
+        starts = [s for s, _, _ in heard]
+        ends = [e for _, e, _ in heard]
+        assert starts[0] == 0 and ends[-1] == 12 and starts[1:] == ends[:-1]
         assert all(stored >= end for _, end, stored in heard)
         replica = peers.replica(owner.origin)
         head = (await node.service.store.log_heads())[owner.origin]
@@ -121,3 +125,84 @@ async def test_a_bad_page_in_a_pipeline_keeps_the_pages_before_it(
                 await pipeline.offer(checkpoint, 4, pages[2], proofs[1])  # wrong entries
         assert peers.replica(owner.origin).size == 4
         assert (await node.service.store.log_heads())[owner.origin].size == 4
+
+
+async def test_pages_queued_behind_a_slow_store_are_stored_in_one_transaction(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 5)
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        real_append = store.append
+        batches: list[tuple[int, int]] = []
+        first_store_may_finish = asyncio.Event()
+
+        async def slow_first_append(
+            origin: str,
+            start: int,
+            entries: list[EntryRow],
+            nodes: list[tuple[NodeId, bytes]],
+            checkpoint: bytes | None,
+            checkpoint_size: int | None = None,
+        ) -> None:
+            if not batches:
+                await first_store_may_finish.wait()
+            batches.append((start, start + len(entries)))
+            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
+
+        monkeypatch.setattr(store, "append", slow_first_append)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                await pipeline.offer(checkpoint, k * PAGE, page, proof)
+                assert peers.replica(owner.origin).size == 0  # nothing durable yet
+            first_store_may_finish.set()
+        # The first page alone, then the four verified meanwhile in one transaction.
+        assert batches == [(0, 4), (4, 20)]
+        assert peers.replica(owner.origin).size == 20
+        head = (await store.log_heads())[owner.origin]
+        assert head.size == 20 and head.checkpoint is not None
+
+
+async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        first_cp, first_pages, first_proofs = await pages_of(source.service, 2)
+        await source.service.submit([Add(now_ms(), "md5", bytes([99 - i]) * 16) for i in range(8)])
+        second = await source.service.sign_pending()
+        assert second is not None
+        raws = await source.service.store.entries(owner.origin, 8, 16)
+        middle_proof = list(await source.service.consistency(owner.origin, 12, 16))
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        real_append = store.append
+        batches: list[tuple[int, int, int | None]] = []
+        first_store_may_finish = asyncio.Event()
+
+        async def slow_first_append(
+            origin: str,
+            start: int,
+            entries: list[EntryRow],
+            nodes: list[tuple[NodeId, bytes]],
+            checkpoint: bytes | None,
+            checkpoint_size: int | None = None,
+        ) -> None:
+            if not batches:
+                await first_store_may_finish.wait()
+            batches.append((start, start + len(entries), checkpoint_size))
+            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
+
+        monkeypatch.setattr(store, "append", slow_first_append)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            await pipeline.offer(first_cp, 0, first_pages[0], first_proofs[0])
+            await pipeline.offer(first_cp, 4, first_pages[1], first_proofs[1])  # reaches 8
+            await pipeline.offer(second.raw, 8, raws[:4], middle_proof)
+            await pipeline.offer(second.raw, 12, raws[4:], [])  # reaches 16
+            first_store_may_finish.set()
+        assert batches == [(0, 4, None), (4, 8, 8), (8, 16, 16)]
+        assert [size for size, _ in await store.checkpoints(owner.origin)] == [8, 16]
