@@ -8,13 +8,14 @@ batches by `run_checkpointer`), the PeerLogs, and the RosterKeeper.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
 from node.entry_cache import DecodedEntries
-from node.errors import ForbiddenError, PeerError, RequestError
+from node.errors import ForbiddenError, PeerError, RequestError, StoreError
 from node.ingest import PeerLogs
 from node.log_keys import CheckpointKeys
 from node.lookups import lookup_views, match_hits
@@ -36,6 +37,11 @@ from protocol.signals import value_text
 from protocol.signing import SigningKey
 from protocol.view import HashView
 from protocol.writer import LogWriter
+
+log = logging.getLogger(__name__)
+
+#: Seconds between tries to sign a checkpoint the store failed to save.
+SIGN_RETRY_S = 0.5
 
 #: Called after our own log gained a signed checkpoint: (origin, start, end, None).
 OwnListener = Callable[[str, int, int, str | None], Awaitable[None]]
@@ -198,7 +204,14 @@ class NodeService:
             if self._writer.size - signed < self.config.checkpoint_batch_entries:
                 await asyncio.sleep(delay)
             self._unsigned.clear()
-            await self.sign_pending()
+            try:
+                await self.sign_pending()
+            except StoreError as e:
+                # A full disk or a locked database must not stop the node: the entries stay
+                # durable and unsigned, and the next tick tries again.
+                log.error("checkpoint not signed yet: %s; retrying in %.1f s", e, SIGN_RETRY_S)
+                await asyncio.sleep(SIGN_RETRY_S)
+                self._unsigned.set()
 
     # Serving peers.
 
