@@ -16,13 +16,20 @@ from aiohttp import web
 
 from node.config import NodeConfig
 from node.consortium import build_consortium
-from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
+from node.events import (
+    AddPayloads,
+    EventRecorder,
+    events_on_shutdown,
+    events_routes,
+    member_lookup,
+)
 from node.keys import load_key
 from node.outbox import NewEvent, Outbox
 from node.server import errors_middleware
 from node.service import NodeService
 from node.store.sqlite import SqliteStore
 from protocol.entries import Add, EntryRef
+from protocol.signals import value_text
 
 
 def now_ms() -> int:
@@ -280,3 +287,20 @@ async def test_shutdown_ends_open_streams_promptly(outbox: Outbox) -> None:
         assert answered.status == 200
         assert (await answered.json())["events"] == []
         answered.close()
+
+
+@pytest.mark.parametrize(
+    ("member", "add"),
+    [
+        ("member1", Add(1, "pdq", bytes(range(32)), ("terrorist-attack", "violent"), "inc-1")),
+        (None, Add(2**53, "md5", bytes(16))),
+        ('m\u00e9mber "q"', Add(5, "url", 'https://example.org/\u00fcber?q="x"\\y', (), None)),
+    ],
+)
+def test_add_payloads_built_from_pieces_are_the_json_of_their_body(
+    member: str | None, add: Add
+) -> None:
+    payloads = AddPayloads("example.org/log\u00e9", member, 1_700_000_000_000)
+    text = payloads.payload(7, add)
+    assert text == json.dumps(payloads.add_body(7, add), ensure_ascii=False)
+    assert json.loads(text)["value"] == value_text(add.signal_type, add.value)
