@@ -29,6 +29,9 @@ from protocol.errors import DecodeError
 log = logging.getLogger(__name__)
 
 #: Seconds from an entry's origin timestamp to its storage here: 10 ms up to a minute.
+#: Entries a transaction: single pushes, pages (4000 by default), pages queued while the
+#: store was busy (node/pipeline.py, at most 48,000 queued).
+BATCH_BUCKETS = (1, 16, 256, 1024, 4096, 8192, 16384, 32768, 49152)
 ARRIVAL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: A catch-up of a long log observes the delays of its newest entries only; older ones
 #: would say how long we were away, not how fast the network is.
@@ -98,6 +101,13 @@ class NodeMetrics:
             buckets=ARRIVAL_BUCKETS,
             registry=self.registry,
         )
+        self._batches = Histogram(
+            "hashmesh_peer_batch_entries",
+            "Entries of a peer's log stored in one transaction (a push, a page, or the pages"
+            " verified while the store was busy)",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self._sync_rounds = Counter(
             "hashmesh_sync_rounds",
             "Anti-entropy rounds with a peer, by peer and result (ok or failed)",
@@ -158,6 +168,7 @@ class NodeMetrics:
         """For PeerLogs.subscribe and NodeService.on_own_checkpoint: count and time entries."""
         delays: list[float] = []
         if origin != self._service.origin:  # our own entries do not "arrive"
+            self._batches.observe(end - start)  # PeerLogs tells of each stored batch once
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
             try:

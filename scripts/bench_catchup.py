@@ -14,8 +14,13 @@ Steps, all in one run:
 3. The source node starts; a fresh joiner starts and pulls from it through a byte-counting
    TCP proxy (the roster names the proxy's port; the source listens elsewhere). The clock
    stops when the joiner's status shows all N entries under the source's checkpoint.
-Reported: entries a second end to end and as a share of (a) and a multiple of (b), bytes on
-the wire per entry against the encoded entry's size, resident memory of both nodes.
+4. The joiner stores the pages it verified while its store was busy in one transaction, so
+   its transactions are often larger than a page: their mean size is read from its /metrics
+   (hashmesh_peer_batch_entries), and (a) is measured again in transactions of that size
+   (in whole pages), the like-for-like baseline.
+Reported: entries a second end to end and as a share of (a) at both sizes (the aim is judged
+against the joiner's own transaction size) and as a multiple of (b), bytes on the wire per
+entry against the encoded entry's size, resident memory of both nodes.
 
     .venv/bin/python scripts/bench_catchup.py [--entries 1000000] [--signal pdq] [--json]
 """
@@ -144,11 +149,14 @@ async def save_checkpoint(path: Path, origin: str, size: int, raw: bytes) -> Non
         await store.close()
 
 
-def fresh_store_seconds(directory: Path, origin: str, pages: list[Page]) -> float:
-    """Seconds to append `pages` to a fresh store in `directory`, one transaction a page."""
+def fresh_store_seconds(
+    directory: Path, origin: str, pages: list[Page], per_batch: int = 1
+) -> float:
+    """Seconds to append `pages` to a fresh store in `directory`, `per_batch` pages a
+    transaction."""
     directory.mkdir()
     try:
-        return asyncio.run(store_pages(directory / "hashmesh.db", origin, pages, 1))
+        return asyncio.run(store_pages(directory / "hashmesh.db", origin, pages, per_batch))
     finally:
         shutil.rmtree(directory)
 
@@ -186,6 +194,19 @@ def verify_rate(seconds: float) -> float:
     message = random.Random(1).randbytes(100)
     signature, public = key.sign(message), key.public
     return rate_for(seconds, lambda: verify(public, message, signature))
+
+
+def stored_batches(joiner: NodeConfig) -> tuple[float, float]:
+    """(entries, transactions) the joiner stored peers' entries in, from its /metrics."""
+    text = OperatorClient.for_node(joiner).call("GET", "/metrics").decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("hashmesh_peer_batch_entries_sum", "hashmesh_peer_batch_entries_count"):
+            found[name] = float(value)
+    return found.get("hashmesh_peer_batch_entries_sum", 0.0), found.get(
+        "hashmesh_peer_batch_entries_count", 0.0
+    )
 
 
 def wait_caught_up(
@@ -240,7 +261,6 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     log("baseline (b): Ed25519 verifications a second; the protocol work alone")
     verify_per_s = verify_rate(args.verify_seconds)
     protocol_per_s = protocol_rate(pages, source.origin, checkpoint, setup.roster)
-    del pages
 
     log("catch-up: starting the source, the proxy and the joiner")
     source_node = NodeProcess(source)
@@ -266,6 +286,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             OperatorClient.for_node(c).call("GET", "/v1/status")["logs"][source.origin]["root"]
             for c in (source, joiner)
         ]
+        batch_sum, batch_count = stored_batches(joiner)
     except BaseException:
         for node in (joiner_node, source_node):
             sys.stderr.write(node.log()[-3000:])
@@ -277,8 +298,16 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     if roots[0] != roots[1]:
         raise AssertionError(f"the joiner's root {roots[1]} is not the source's {roots[0]}")
 
+    # (a) again in transactions of the joiner's mean size (in whole pages): catch-up stores the
+    # pages verified while the store was busy together, so that is the like-for-like figure.
+    mean_batch = batch_sum / batch_count if batch_count else float(page_size)
+    per_batch = max(1, round(mean_batch / page_size))
+    log(f"baseline (a) at the joiner's transactions: {per_batch * page_size}-row transactions")
+    joiner_batch_s = fresh_store_seconds(root / "baseline-joiner", source.origin, pages, per_batch)
+    del pages
     catchup_per_s = rate(n, total_s)
     baseline_per_s = rate(n, baseline_s)
+    like_per_s = rate(n, joiner_batch_s)
     return {
         "benchmark": "catchup",
         "entries": n,
@@ -292,6 +321,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "joiner_start_s": round(t_start[0], 3),
             "entries_per_s": round(catchup_per_s),
             "share_of_sqlite_baseline": round(catchup_per_s / baseline_per_s, 3),
+            "mean_entries_per_transaction": round(mean_batch),
+            "share_of_sqlite_at_joiner_transactions": round(catchup_per_s / like_per_s, 3),
             "multiple_of_verify_ceiling": round(catchup_per_s / verify_per_s, 2),
             "roots_equal": True,
         },
@@ -299,6 +330,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "seconds": round(baseline_s, 3),
             "entries_per_s": round(baseline_per_s),
             "rows_per_transaction": page_size,
+        },
+        "baseline_sqlite_joiner_batches": {
+            "seconds": round(joiner_batch_s, 3),
+            "entries_per_s": round(like_per_s),
+            "rows_per_transaction": per_batch * page_size,
         },
         "baseline_sqlite_1000_row_batches": None
         if small_s is None
@@ -329,7 +365,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "source_rss": source_rss,
         },
         "aims_met": {
-            "at_least_80pct_of_sqlite": catchup_per_s >= 0.8 * baseline_per_s,
+            "at_least_80pct_of_sqlite": catchup_per_s >= 0.8 * like_per_s,
+            "at_least_80pct_of_sqlite_at_page_transactions": catchup_per_s >= 0.8 * baseline_per_s,
             "at_least_5x_verify_ceiling": catchup_per_s >= 5 * verify_per_s,
         },
     }
@@ -348,7 +385,7 @@ def _small_baseline_lines(r: dict[str, Any]) -> list[str]:
 
 def lines_of(r: dict[str, Any]) -> list[str]:
     c, a, big = r["catchup"], r["baseline_sqlite_page_batches"], r["baseline_sqlite_big_batches"]
-    w, m = r["wire"], r["memory_kib"]
+    w, m, j = r["wire"], r["memory_kib"], r["baseline_sqlite_joiner_batches"]
     return [
         f"catch-up of {r['entries']:,} {r['signal_type']} entries, pages of {r['page_size']}",
         f"  end to end           {c['seconds']:10.2f} s  {c['entries_per_s']:>10,} entries/s"
@@ -356,6 +393,10 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         f"  (a) SQLite, page txns {a['seconds']:9.2f} s  {a['entries_per_s']:>10,} entries/s"
         f"  -> catch-up is {100 * c['share_of_sqlite_baseline']:.0f}% of it (aim >= 80%)",
         *_small_baseline_lines(r),
+        f"      SQLite, {j['rows_per_transaction']:,}-row txns {j['seconds']:.2f} s"
+        f"  {j['entries_per_s']:,} entries/s: the joiner's mean transaction was"
+        f" {c['mean_entries_per_transaction']:,} entries; catch-up is"
+        f" {100 * c['share_of_sqlite_at_joiner_transactions']:.0f}% of it",
         f"      SQLite, {big['rows_per_transaction']:,}-row txns {big['seconds']:.2f} s"
         f"  {big['entries_per_s']:,} entries/s",
         f"  (b) Ed25519 verify    {r['baseline_verify_per_entry']['verifications_per_s']:>21,} /s"

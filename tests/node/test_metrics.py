@@ -111,6 +111,11 @@ async def test_entries_lag_arrival_sync_and_lookups_are_counted(tmp_path: Path) 
     assert sample("hashmesh_arrival_delay_seconds_bucket", le="1.0") == 0
     assert sample("hashmesh_arrival_delay_seconds_bucket", le="2.5") == 3
     assert 6 <= sample("hashmesh_arrival_delay_seconds_sum") < 7.5
+    # The three arrived in one transaction; our own entry is not a peer's batch.
+    assert sample("hashmesh_peer_batch_entries_count") == 1
+    assert sample("hashmesh_peer_batch_entries_sum") == 3
+    assert sample("hashmesh_peer_batch_entries_bucket", le="1.0") == 0
+    assert sample("hashmesh_peer_batch_entries_bucket", le="16.0") == 1
     assert sample("hashmesh_sync_rounds_total", peer="member2", result="ok") == 1
     assert sample("hashmesh_sync_rounds_total", peer="member3", result="failed") == 1
     assert sample("hashmesh_sync_failures_total", peer="member3", reason="TimeoutError") == 1

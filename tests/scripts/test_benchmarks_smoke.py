@@ -52,7 +52,7 @@ def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
     assert positive(c["seconds"]) and positive(c["entries_per_s"])
     # Both figures are rounded (seconds to the ms, the rate to the entry): compare loosely.
     assert math.isclose(c["entries_per_s"], 9000 / c["seconds"], rel_tol=0.01)
-    keys = ("page_batches", "1000_row_batches", "big_batches")
+    keys = ("page_batches", "1000_row_batches", "big_batches", "joiner_batches")
     for key in keys:
         assert positive(r[f"baseline_sqlite_{key}"]["entries_per_s"]), key
     assert r["baseline_sqlite_page_batches"]["rows_per_transaction"] == r["page_size"]
@@ -70,7 +70,20 @@ def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
     m = r["memory_kib"]
     assert 10_000 < m["joiner_rss"] <= m["joiner_peak_rss"] < 4_000_000
     assert m["joiner_idle_rss"] > 10_000 and m["source_rss"] > 10_000
-    assert set(r["aims_met"]) == {"at_least_80pct_of_sqlite", "at_least_5x_verify_ceiling"}
+    # The joiner's transactions (from its metrics) hold one page to all of the log.
+    assert 1 <= c["mean_entries_per_transaction"] <= 9000
+    like = r["baseline_sqlite_joiner_batches"]
+    assert like["rows_per_transaction"] % r["page_size"] == 0
+    assert math.isclose(
+        c["share_of_sqlite_at_joiner_transactions"],
+        c["entries_per_s"] / like["entries_per_s"],
+        rel_tol=0.01,
+    )
+    assert set(r["aims_met"]) == {
+        "at_least_80pct_of_sqlite",
+        "at_least_80pct_of_sqlite_at_page_transactions",
+        "at_least_5x_verify_ceiling",
+    }
     assert r["machine"]["cpus"] >= 1
 
 
