@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from node.errors import StoreError
 from node.service import NodeService
-from node.store.base import EntryRow
+from node.store.base import EntryRow, Store
 from protocol.checkpoint import Checkpoint, parse_signed_checkpoint
 from protocol.entries import Add
 from protocol.errors import ProofError
@@ -18,6 +19,46 @@ from tests.node.conftest import StoreFor
 from tests.node.services import consortium, now_ms, served
 
 PAGE = 4
+
+
+Appended = list[tuple[int, int, int | None]]
+
+
+def intercept_appends(
+    store: Store, monkeypatch: pytest.MonkeyPatch, before: Callable[[int], Awaitable[None]]
+) -> Appended:
+    """Record each append as (start, end, checkpoint size) once it is made; `before(number)`
+    runs first and may wait or raise (then the append is not made)."""
+    real_append = store.append
+    made: Appended = []
+    calls = 0
+
+    async def append(
+        origin: str,
+        start: int,
+        entries: Sequence[EntryRow],
+        nodes: Sequence[tuple[NodeId, bytes]],
+        checkpoint: bytes | None,
+        checkpoint_size: int | None = None,
+    ) -> None:
+        nonlocal calls
+        calls += 1
+        await before(calls)
+        made.append((start, start + len(entries), checkpoint_size))
+        await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
+
+    monkeypatch.setattr(store, "append", append)
+    return made
+
+
+def first_waits_for(event: asyncio.Event) -> Callable[[int], Awaitable[None]]:
+    """For intercept_appends: the first append waits until `event` is set."""
+
+    async def before(number: int) -> None:
+        if number == 1:
+            await event.wait()
+
+    return before
 
 
 def body(raw: bytes) -> Checkpoint:
@@ -82,24 +123,12 @@ async def test_a_store_failure_in_a_pipeline_leaves_the_replica_equal_to_the_sto
         checkpoint, pages, proofs = await pages_of(source.service, 3)
     async with served(reader, store_for(reader)) as node:
         peers, store = node.service.peers, node.service.store
-        real_append = store.append
-        calls = 0
 
-        async def append_failing_the_second_page(
-            origin: str,
-            start: int,
-            entries: list[EntryRow],
-            nodes: list[tuple[NodeId, bytes]],
-            checkpoint: bytes | None,
-            checkpoint_size: int | None = None,
-        ) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 2:
+        async def fail_the_second(number: int) -> None:
+            if number == 2:
                 raise StoreError("disk full (simulated)")
-            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
 
-        monkeypatch.setattr(store, "append", append_failing_the_second_page)
+        intercept_appends(store, monkeypatch, fail_the_second)
         with pytest.raises(StoreError, match="disk full"):
             async with peers.pipeline(owner.origin, "member1") as pipeline:
                 for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
@@ -136,31 +165,15 @@ async def test_pages_queued_behind_a_slow_store_are_stored_in_one_transaction(
         checkpoint, pages, proofs = await pages_of(source.service, 5)
     async with served(reader, store_for(reader)) as node:
         peers, store = node.service.peers, node.service.store
-        real_append = store.append
-        batches: list[tuple[int, int]] = []
         first_store_may_finish = asyncio.Event()
-
-        async def slow_first_append(
-            origin: str,
-            start: int,
-            entries: list[EntryRow],
-            nodes: list[tuple[NodeId, bytes]],
-            checkpoint: bytes | None,
-            checkpoint_size: int | None = None,
-        ) -> None:
-            if not batches:
-                await first_store_may_finish.wait()
-            batches.append((start, start + len(entries)))
-            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
-
-        monkeypatch.setattr(store, "append", slow_first_append)
+        batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
         async with peers.pipeline(owner.origin, "member1") as pipeline:
             for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
                 await pipeline.offer(checkpoint, k * PAGE, page, proof)
                 assert peers.replica(owner.origin).size == 0  # nothing durable yet
             first_store_may_finish.set()
         # The first page alone, then the four verified meanwhile in one transaction.
-        assert batches == [(0, 4), (4, 20)]
+        assert batches == [(0, 4, None), (4, 20, 20)]
         assert peers.replica(owner.origin).size == 20
         head = (await store.log_heads())[owner.origin]
         assert head.size == 20 and head.checkpoint is not None
@@ -180,24 +193,8 @@ async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
         middle_proof = list(await source.service.consistency(owner.origin, 12, 16))
     async with served(reader, store_for(reader)) as node:
         peers, store = node.service.peers, node.service.store
-        real_append = store.append
-        batches: list[tuple[int, int, int | None]] = []
         first_store_may_finish = asyncio.Event()
-
-        async def slow_first_append(
-            origin: str,
-            start: int,
-            entries: list[EntryRow],
-            nodes: list[tuple[NodeId, bytes]],
-            checkpoint: bytes | None,
-            checkpoint_size: int | None = None,
-        ) -> None:
-            if not batches:
-                await first_store_may_finish.wait()
-            batches.append((start, start + len(entries), checkpoint_size))
-            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
-
-        monkeypatch.setattr(store, "append", slow_first_append)
+        batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
         async with peers.pipeline(owner.origin, "member1") as pipeline:
             await pipeline.offer(first_cp, 0, first_pages[0], first_proofs[0])
             await pipeline.offer(first_cp, 4, first_pages[1], first_proofs[1])  # reaches 8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from protocol import merkle
@@ -156,18 +158,23 @@ def test_forked_checkpoint_seen_ahead_is_caught_when_entries_pass_it(setup) -> N
         replica.verify_entries(0, raws, honest, [], roster)
 
 
-def test_a_page_verified_after_an_uncommitted_plan_commits_in_order(setup) -> None:
-    roster, origin, writer = setup
-    raws = entries(12)
+def signed_pages(
+    writer: LogWriter, n: int
+) -> tuple[list[bytes], bytes, Callable[[int], list[bytes]]]:
+    """n entries under one checkpoint, and the consistency proof from a page's end to it."""
+    raws = entries(n)
     plan = writer.plan(raws)
     writer.commit(plan)
-    cp = writer.sign().raw
     nodes = dict(plan.nodes)
+    return raws, writer.sign().raw, lambda end: merkle.consistency_proof(end, n, nodes)
+
+
+def test_a_page_verified_after_an_uncommitted_plan_commits_in_order(setup) -> None:
+    roster, origin, writer = setup
+    raws, cp, proof_to = signed_pages(writer, 12)
     replica = LogReplica(origin.origin)
-    first = replica.verify_entries(0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster)
-    second = replica.verify_entries(
-        4, raws[4:8], cp, merkle.consistency_proof(8, 12, nodes), roster, after=first
-    )
+    first = replica.verify_entries(0, raws[:4], cp, proof_to(4), roster)
+    second = replica.verify_entries(4, raws[4:8], cp, proof_to(8), roster, after=first)
     assert replica.size == 0  # neither counts before its commit
     with pytest.raises(ProofError, match="does not continue"):
         replica.commit(second)  # out of order
@@ -181,22 +188,14 @@ def test_a_page_verified_after_an_uncommitted_plan_commits_in_order(setup) -> No
 
 def test_a_page_must_start_where_the_uncommitted_plan_ends(setup) -> None:
     roster, origin, writer = setup
-    raws = entries(12)
-    plan = writer.plan(raws)
-    writer.commit(plan)
-    cp = writer.sign().raw
-    nodes = dict(plan.nodes)
+    raws, cp, proof_to = signed_pages(writer, 12)
     replica = LogReplica(origin.origin)
-    first = replica.verify_entries(0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster)
+    first = replica.verify_entries(0, raws[:4], cp, proof_to(4), roster)
     with pytest.raises(ProofError, match="start at 0, we hold 4"):
-        replica.verify_entries(
-            0, raws[:4], cp, merkle.consistency_proof(4, 12, nodes), roster, after=first
-        )
+        replica.verify_entries(0, raws[:4], cp, proof_to(4), roster, after=first)
     replica.commit(first)
     with pytest.raises(ProofError, match="does not continue"):
         replica.verify_entries(4, raws[4:8], cp, [], roster, after=first)  # already committed
     with pytest.raises(ProofError):
-        replica.verify_entries(
-            4, entries(4, salt=99), cp, merkle.consistency_proof(8, 12, nodes), roster
-        )
+        replica.verify_entries(4, entries(4, salt=99), cp, proof_to(8), roster)
     assert replica.size == 4
