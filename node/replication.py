@@ -229,7 +229,8 @@ class Replicator:
         The next page is fetched while the current one is verified, and verified while the
         previous one is stored (PagePipeline), so network, CPU and disk overlap; the prefetch
         is this call's own task, cancelled if it stops early. The log's lock is let go every
-        HOLD_LOCK_S, so a push of that log waits no longer than that.
+        HOLD_LOCK_S (or after the page fetch under way ends), so a push of that log waits
+        about that long at most.
         """
         peers = self._service.peers
         start = peers.replica(origin).size
