@@ -30,10 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,15 @@ from benchlib import (
     timed,
     work_dir,
 )
+from catchup_log import (
+    SIGNAL_BYTES,
+    Page,
+    fresh_store_seconds,
+    make_pages,
+    rechunk,
+    save_checkpoint,
+    store_pages,
+)
 
 from node import wire
 from node.config import NodeConfig
@@ -58,107 +66,15 @@ from node.keys import load_key
 from node.operator_client import OperatorClient
 from node.procs import NodeProcess
 from node.rows import entry_row
-from node.store.base import EntryRow
-from node.store.sqlite import SqliteStore
 from protocol import merkle
-from protocol.entries import Add, encode_entry
 from protocol.merkle import NodeId
 from protocol.replica import LogReplica
 from protocol.roster import SignedRoster
 from protocol.signing import SigningKey, verify
-from protocol.writer import LogWriter
 
-SIGNAL_BYTES = {"pdq": 32, "md5": 16, "sha256": 32}
 NODE_PAGE_SIZE: int = NodeConfig(member_id="", origin="").page_size
 #: Baseline (a) is also measured in transactions of the page size the first figures used.
 SMALL_TRANSACTION = 1000
-LABELS = ("terrorist-attack",)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of the source's log as the joiner stores it: rows and completed nodes."""
-
-    start: int
-    rows: tuple[EntryRow, ...]
-    nodes: tuple[tuple[NodeId, bytes], ...]
-
-
-def make_pages(
-    origin: str, key: SigningKey, n: int, page_size: int, signal: str, seed: int
-) -> tuple[list[Page], bytes, int]:
-    """The source's log in pages, its signed checkpoint of size n, and the entries' bytes."""
-    rng = random.Random(seed)
-    writer = LogWriter(origin, key)
-    now = time.time_ns() // 1_000_000
-    first_ms = now - n  # one entry a millisecond, ending now
-    pages: list[Page] = []
-    total = 0
-    for start in range(0, n, page_size):
-        adds = [
-            Add(first_ms + i, signal, rng.randbytes(SIGNAL_BYTES[signal]), LABELS)
-            for i in range(start, min(n, start + page_size))
-        ]
-        raws = [encode_entry(a) for a in adds]
-        total += sum(map(len, raws))
-        plan = writer.plan(raws)
-        writer.commit(plan)
-        rows = tuple(
-            entry_row(start + i, r, a, now) for i, (r, a) in enumerate(zip(raws, adds, strict=True))
-        )
-        pages.append(Page(start, rows, plan.nodes))
-    return pages, writer.sign().raw, total
-
-
-def rechunk(pages: list[Page], size: int) -> list[Page]:
-    """The same log in pages of `size` entries; each Merkle node goes with its last leaf."""
-    rows = [r for p in pages for r in p.rows]
-    chunks: dict[int, list[tuple[NodeId, bytes]]] = {}
-    for p in pages:
-        for (level, k), digest in p.nodes:
-            last_leaf = ((k + 1) << level) - 1
-            chunks.setdefault(last_leaf // size, []).append(((level, k), digest))
-    return [
-        Page(start, tuple(rows[start : start + size]), tuple(chunks.get(start // size, ())))
-        for start in range(0, len(rows), size)
-    ]
-
-
-async def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> float:
-    """Append the pages to a fresh SqliteStore, `per_batch` pages a transaction; seconds."""
-    store = SqliteStore(path)
-    await store.open()
-    try:
-        with timed() as t:
-            for i in range(0, len(pages), per_batch):
-                group = pages[i : i + per_batch]
-                rows = [r for p in group for r in p.rows]
-                nodes = [x for p in group for x in p.nodes]
-                await store.append(origin, group[0].start, rows, nodes, None)
-    finally:
-        await store.close()
-    return t[0]
-
-
-async def save_checkpoint(path: Path, origin: str, size: int, raw: bytes) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    try:
-        await store.save_checkpoint(origin, size, raw)
-    finally:
-        await store.close()
-
-
-def fresh_store_seconds(
-    directory: Path, origin: str, pages: list[Page], per_batch: int = 1
-) -> float:
-    """Seconds to append `pages` to a fresh store in `directory`, `per_batch` pages a
-    transaction."""
-    directory.mkdir()
-    try:
-        return asyncio.run(store_pages(directory / "hashmesh.db", origin, pages, per_batch))
-    finally:
-        shutil.rmtree(directory)
 
 
 def protocol_rate(pages: list[Page], origin: str, checkpoint: bytes, roster: bytes) -> float:
