@@ -105,15 +105,17 @@ Entry: TypeAlias = Add | Retract | Dispute
 
 
 def _check_labels(labels: tuple[str, ...]) -> None:
-    if labels in _VALID_LABELS:
+    cacheable = type(labels) is tuple  # the type says tuple; anything else is just checked
+    if cacheable and labels in _VALID_LABELS:
         return  # a consortium uses few label sets: each is checked once, not once an entry
     if len(labels) > MAX_LABELS or any(not _LABEL.fullmatch(x) for x in labels):
         raise ValidationError(f"labels are at most {MAX_LABELS} kebab-case words")
     if list(labels) != sorted(set(labels)):
         raise ValidationError("labels are sorted and unique")
-    if len(_VALID_LABELS) >= MAX_REMEMBERED_LABEL_SETS:
-        _VALID_LABELS.clear()
-    _VALID_LABELS.add(labels)
+    if cacheable:
+        if len(_VALID_LABELS) >= MAX_REMEMBERED_LABEL_SETS:
+            _VALID_LABELS.clear()
+        _VALID_LABELS.add(labels)
 
 
 def _check_timestamp(ts: int) -> None:

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import codec
-from protocol.entries import Add, Dispute, EntryRef, Retract, decode_entry, encode_entry
+from protocol.entries import (
+    MAX_REMEMBERED_LABEL_SETS,
+    Add,
+    Dispute,
+    EntryRef,
+    Retract,
+    decode_entry,
+    encode_entry,
+)
 from protocol.errors import DecodeError, ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq, encode_vpdq, parse_value, validate_value
 
@@ -67,6 +75,18 @@ def test_labels_must_be_sorted_unique_and_kebab_case() -> None:
         Add(0, "md5", bytes(16), ("a", "a"))
     with pytest.raises(ValidationError):
         Add(0, "md5", bytes(16), ("Not Kebab",))
+
+
+def test_remembered_valid_label_sets_never_let_an_invalid_set_through() -> None:
+    # Valid label sets are remembered so each is checked once; an invalid set must still be
+    # refused every time, also after many valid sets filled and emptied the memory.
+    good = ("terrorist-attack", "violent")
+    Add(0, "md5", bytes(16), good)
+    for i in range(MAX_REMEMBERED_LABEL_SETS + 5):
+        Add(0, "md5", bytes(16), (f"label-{i}",))
+        with pytest.raises(ValidationError):
+            Add(0, "md5", bytes(16), ("violent", "terrorist-attack"))  # unsorted
+    assert Add(0, "md5", bytes(16), good).labels == good
 
 
 def test_vpdq_frames_round_trip() -> None:
