@@ -22,10 +22,13 @@ from node.store.schema import (
     POSTGRES_TABLES,
     check_batch,
     check_checkpoint,
+    inner_nodes,
+    leaf_mapping,
     new_peaks,
     node_mapping,
     pack_peaks,
     sorted_found,
+    split_leaves,
     unpack_peaks,
 )
 from protocol.merkle import NodeId
@@ -206,14 +209,15 @@ class PostgresStore:
                 [e.timestamp_ms for e in entries],
                 [e.received_ms for e in entries],
             )
-        if nodes:
+        kept = inner_nodes(nodes)
+        if kept:
             await conn.execute(
                 "INSERT INTO nodes (origin, level, k, hash)"
                 " SELECT $1, * FROM unnest($2::integer[], $3::bigint[], $4::bytea[])",
                 origin,
-                [level for (level, _), _ in nodes],
-                [k for (_, k), _ in nodes],
-                [bytes(value) for _, value in nodes],
+                [level for (level, _), _ in kept],
+                [k for (_, k), _ in kept],
+                [bytes(value) for _, value in kept],
             )
         if checkpoint is not None and checkpoint_size is not None:
             await _save_checkpoint(conn, origin, checkpoint_size, bytes(checkpoint))
@@ -269,19 +273,27 @@ class PostgresStore:
         return [(bytes(row["raw"]), int(row["received_ms"])) for row in rows]
 
     async def nodes(self, origin: str, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
+        leaves, wanted = split_leaves(sorted(set(ids)))
+        found: dict[NodeId, bytes] = {}
         with _translated(f"reading Merkle nodes of {origin}"):
-            rows = await self.pool.fetch(
-                "SELECT n.level, n.k, n.hash FROM nodes n"
-                " JOIN unnest($2::integer[], $3::bigint[]) AS w (level, k) USING (level, k)"
-                " WHERE n.origin = $1",
-                origin,
-                [level for level, _ in wanted],
-                [k for _, k in wanted],
-            )
-        return dict(node_mapping([(row["level"], row["k"], row["hash"]) for row in rows]))
+            if leaves:
+                rows = await self.pool.fetch(
+                    "SELECT idx, raw FROM entries WHERE origin = $1 AND idx = ANY($2::bigint[])",
+                    origin,
+                    leaves,
+                )
+                found.update(leaf_mapping([(row["idx"], row["raw"]) for row in rows]))
+            if wanted:
+                rows = await self.pool.fetch(
+                    "SELECT n.level, n.k, n.hash FROM nodes n"
+                    " JOIN unnest($2::integer[], $3::bigint[]) AS w (level, k) USING (level, k)"
+                    " WHERE n.origin = $1",
+                    origin,
+                    [level for level, _ in wanted],
+                    [k for _, k in wanted],
+                )
+                found.update(node_mapping([(row["level"], row["k"], row["hash"]) for row in rows]))
+        return found
 
     # Finding entries.
 

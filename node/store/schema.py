@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from node.errors import StoreConflictError, StoreError
 from node.store.base import EntryRow, FoundEntry
-from protocol.merkle import HASH_SIZE, NodeId, peak_ids
+from protocol.merkle import HASH_SIZE, NodeId, leaf_hash, peak_ids
 
 SCHEMA_VERSION = 1
 BATCH_ROWS = 1000  # rows per iter_values page
@@ -95,6 +95,26 @@ def new_peaks(
 
 def node_mapping(rows: Sequence[tuple[int, int, bytes]]) -> Mapping[NodeId, bytes]:
     return {(level, k): bytes(value) for level, k, value in rows}
+
+
+# Level-0 Merkle nodes are the leaf hashes SHA-256(0x00 || entry): a store does not keep them
+# (a third of all its rows) but hashes the stored entry when one is asked for. Stores written
+# before this keep theirs in `nodes`; they are the same hashes, and are not read.
+
+
+def inner_nodes(nodes: Sequence[tuple[NodeId, bytes]]) -> list[tuple[NodeId, bytes]]:
+    """The nodes of a batch a store keeps: every one above level 0."""
+    return [node for node in nodes if node[0][0]]
+
+
+def split_leaves(ids: Sequence[NodeId]) -> tuple[list[int], list[NodeId]]:
+    """(entry indexes of the level-0 ids, the other ids)."""
+    return [k for level, k in ids if level == 0], [i for i in ids if i[0]]
+
+
+def leaf_mapping(rows: Sequence[tuple[int, bytes]]) -> dict[NodeId, bytes]:
+    """Level-0 nodes from stored (index, entry bytes) rows."""
+    return {(0, int(index)): leaf_hash(bytes(raw)) for index, raw in rows}
 
 
 def sorted_found(rows: Sequence[tuple[str, int, bytes, int]]) -> list[FoundEntry]:

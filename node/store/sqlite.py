@@ -21,10 +21,13 @@ from node.store.schema import (
     check_batch,
     check_checkpoint,
     chunks,
+    inner_nodes,
+    leaf_mapping,
     new_peaks,
     node_mapping,
     pack_peaks,
     sorted_found,
+    split_leaves,
     unpack_peaks,
 )
 from protocol.merkle import NodeId
@@ -199,7 +202,7 @@ class SqliteStore:
             conn,
             "INSERT INTO nodes (origin, level, k, hash)",
             4,
-            [(origin, level, k, bytes(value)) for (level, k), value in nodes],
+            [(origin, level, k, bytes(value)) for (level, k), value in inner_nodes(nodes)],
         )
         if checkpoint is not None and checkpoint_size is not None:
             _save_checkpoint(conn, origin, checkpoint_size, checkpoint)
@@ -255,8 +258,16 @@ class SqliteStore:
 
     @staticmethod
     def _nodes(conn: sqlite3.Connection, origin: str, ids: list[NodeId]) -> dict[NodeId, bytes]:
+        leaves, inner = split_leaves(ids)
         found: dict[NodeId, bytes] = {}
-        for part in chunks(ids, MAX_PAIRS):
+        for indexes in chunks(leaves):
+            rows = conn.execute(
+                "SELECT idx, raw FROM entries WHERE origin = ? AND idx IN"  # noqa: S608
+                f" ({', '.join(['?'] * len(indexes))})",  # placeholders only
+                [origin, *indexes],
+            ).fetchall()
+            found.update(leaf_mapping(rows))
+        for part in chunks(inner, MAX_PAIRS):
             rows = conn.execute(
                 nodes_query(len(part)), [x for node_id in part for x in (origin, *node_id)]
             ).fetchall()

@@ -100,7 +100,7 @@ async def test_batch_failing_midway_leaves_the_store_unchanged(store: Store) -> 
     await log.append(store, [b"e0", b"e1"])
     before = await snapshot(store)
     start, rows, nodes = log.batch([b"e2", b"e3"])
-    stale = (0, 0), log.all_nodes[(0, 0)]  # already stored: fails after the entries went in
+    stale = (1, 0), log.all_nodes[(1, 0)]  # already stored: fails after the entries went in
     with pytest.raises(StoreError):
         await store.append(A, start, rows, [*nodes, stale], None)
     with pytest.raises(StoreConflictError, match="beyond"):
@@ -309,3 +309,36 @@ async def test_merkle_nodes_are_looked_up_by_key_not_by_scanning_the_log(tmp_pat
     details = " ".join(str(row[-1]) for row in plan)
     assert "MULTI-INDEX OR" in details, details
     assert "PRIMARY KEY (origin=?)" not in details
+
+
+async def test_leaf_hashes_are_not_stored_but_answered_from_the_entries(tmp_path: Path) -> None:
+    # Level-0 nodes are SHA-256(0x00 || entry): a third of all rows, kept once in `entries`.
+    # A database written before keeps them in `nodes` too; those rows are never read.
+    path = tmp_path / "leaves.db"
+    store = SqliteStore(path)
+    await store.open()
+    log = Log(A)
+    raws = [b"e%d" % i for i in range(6)]
+    try:
+        await log.append(store, raws)
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        levels = conn.execute("SELECT DISTINCT level FROM nodes ORDER BY level").fetchall()
+        assert levels == [(1,), (2,)]
+        conn.execute("INSERT INTO nodes VALUES (?, 0, 2, ?)", (A, bytes(32)))  # a stale copy
+        conn.commit()
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        found = await store.nodes(A, [(0, 2), (0, 5), (1, 2), (0, 6)])
+    finally:
+        await store.close()
+    assert found == {
+        (0, 2): leaf_hash(raws[2]),
+        (0, 5): leaf_hash(raws[5]),
+        (1, 2): log.all_nodes[(1, 2)],
+    }
