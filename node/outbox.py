@@ -163,7 +163,6 @@ class Outbox:
                 insert_rows(
                     conn,
                     "INSERT INTO events (log, idx, kind, payload)",
-                    4,
                     [(log, e.index, e.kind, e.payload) for e in fresh],
                 )
                 if self.deliver:

@@ -127,17 +127,19 @@ class SqliteWorker:
 MAX_ROWS_PER_STATEMENT = 4096
 
 
-def insert_rows(
-    conn: sqlite3.Connection, insert: str, width: int, rows: Sequence[Sequence[object]]
-) -> int:
+def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[object]]) -> int:
     """Insert `rows` with a few multi-row statements; returns how many statements ran.
 
-    `insert` is "INSERT INTO t (c1, ..., cN)" with `width` columns, our own constant text.
+    `insert` is "INSERT INTO t (c1, ..., cN)", our own constant text, with a column for each
+    value of a row.
     Why not executemany: sqlite3 releases the GIL around each statement step and must take it
     back after, so executemany waits for the GIL once a row; while the event loop runs Python
     code that wait is a whole switch interval, and writing fell from ~500,000 to under 1,000
     rows a second. A multi-row statement waits once.
     """
+    if not rows:
+        return 0
+    width = len(rows[0])
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width
     chunk = 1 << (min(MAX_ROWS_PER_STATEMENT, limit).bit_length() - 1)
     statements = 0

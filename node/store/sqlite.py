@@ -181,7 +181,6 @@ class SqliteStore:
             conn,
             "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key, target_log,"
             " target_index, timestamp_ms, received_ms)",
-            10,
             [
                 (
                     origin,
@@ -201,7 +200,6 @@ class SqliteStore:
         insert_rows(
             conn,
             "INSERT INTO nodes (origin, level, k, hash)",
-            4,
             [(origin, level, k, bytes(value)) for (level, k), value in inner_nodes(nodes)],
         )
         if checkpoint is not None and checkpoint_size is not None:

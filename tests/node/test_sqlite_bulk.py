@@ -21,7 +21,7 @@ def test_a_batch_is_written_in_few_statements_not_one_a_row() -> None:
     conn, executed = table()
     count = 2 * MAX_ROWS_PER_STATEMENT + 905  # 905 = 512 + 256 + 128 + 8 + 1
     rows = [(k, bytes([k % 256]) * 3) for k in range(count)]
-    statements = insert_rows(conn, "INSERT INTO t (k, v)", 2, rows)
+    statements = insert_rows(conn, "INSERT INTO t (k, v)", rows)
     inserts = [s for s in executed if s.startswith("INSERT")]
     assert statements == len(inserts) == 2 + 5
     assert conn.execute("SELECT k, v FROM t ORDER BY k").fetchall() == rows
@@ -31,12 +31,12 @@ def test_statements_stay_within_the_connections_parameter_limit() -> None:
     conn, executed = table()
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # 50 rows of 2 -> chunks of 32
     rows = [(k, b"x") for k in range(100)]
-    statements = insert_rows(conn, "INSERT INTO t (k, v)", 2, rows)
+    statements = insert_rows(conn, "INSERT INTO t (k, v)", rows)
     assert statements == len([s for s in executed if s.startswith("INSERT")]) == 4  # 32*3 + 4
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (100,)
 
 
 def test_an_empty_batch_runs_no_statement() -> None:
     conn, executed = table()
-    assert insert_rows(conn, "INSERT INTO t (k, v)", 2, []) == 0
+    assert insert_rows(conn, "INSERT INTO t (k, v)", []) == 0
     assert not [s for s in executed if s.startswith("INSERT")]
