@@ -19,6 +19,10 @@ class StoreConflictError(StoreError):
     """A write does not continue the stored log (it would duplicate or skip entries)."""
 
 
+class StoreOutcomeUnknownError(StoreError):
+    """A write's outcome is unknown: the store's writer ended before answering."""
+
+
 class PeerError(NodeError):
     """A peer could not be reached or sent something we refuse; costs only that peer."""
 

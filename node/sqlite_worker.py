@@ -54,7 +54,7 @@ class SqliteWorker:
             raise StoreError(f"cannot open {self.what} {self.path}: {e}") from e
         self._conn = conn
         try:
-            self.guarded(_wal_and_full_sync)
+            self.guarded(configure)
             self.guarded(prepare)
         except BaseException:
             conn.close()
@@ -161,7 +161,9 @@ def _multi_row(insert: str, width: int, count: int) -> str:
     return f"{insert} VALUES " + ", ".join([row] * count)
 
 
-def _wal_and_full_sync(conn: sqlite3.Connection) -> None:
+def configure(conn: sqlite3.Connection) -> None:
+    """WAL, synchronous=FULL and foreign keys: every connection to our databases has them."""
+    conn.execute("PRAGMA foreign_keys = ON")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StoreError(f"SQLite refused WAL mode (journal mode is {mode})")

@@ -4,8 +4,10 @@ verified and stored, side by side with its baselines measured in the same run.
 
 Steps, all in one run:
 1. The source member's own log of N add entries is built directly on disk (LogWriter plans,
-   SqliteStore.append in big batches, a final checkpoint signed with its checkpoint key).
-2. Baseline (a): the same rows and Merkle nodes appended to a fresh store of the same schema,
+   the store's own write statements in big batches, a final checkpoint signed with its
+   checkpoint key).
+2. Baseline (a): the same rows and Merkle nodes appended to a fresh database of the same
+   schema with the store's own write statements on one sqlite3 connection in this process,
    one transaction per page of `page_size` entries (the node's default unless given) as the
    joiner stores them; also in 1000-row transactions, the page size of the first figures, and
    (from step 1) in big batches. Baseline (b): Ed25519 verifications a second, i.e. the ceiling
@@ -28,7 +30,6 @@ entry against the encoded entry's size, resident memory of both nodes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
 import time
@@ -164,8 +165,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     source.data_dir.mkdir(parents=True, exist_ok=True)
     big = max(1, args.fill_batch // page_size)
     log("filling the source's store (big batches)")
-    fill_s = asyncio.run(store_pages(source.data_dir / "hashmesh.db", source.origin, pages, big))
-    asyncio.run(save_checkpoint(source.data_dir / "hashmesh.db", source.origin, n, checkpoint))
+    fill_s = store_pages(source.data_dir / "hashmesh.db", source.origin, pages, big)
+    save_checkpoint(source.data_dir / "hashmesh.db", source.origin, n, checkpoint)
     log(f"baseline (a): {page_size}-row transactions (one a page) into a fresh store")
     baseline_s = fresh_store_seconds(root / "baseline", source.origin, pages)
     small_s = None

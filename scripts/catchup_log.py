@@ -1,14 +1,14 @@
 """The source's log for the catch-up benchmark: N adds in pages as the joiner stores them
 (rows and completed Merkle nodes), re-cut into other page sizes, and stored into fresh
-SqliteStores, one or several pages a transaction. Used by bench_catchup.py; no logic of the
-node's own lives here.
+databases of the store's schema, one or several pages a transaction. Used by
+bench_catchup.py; no logic of the node's own lives here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +16,9 @@ from pathlib import Path
 from benchlib import timed
 
 from node.rows import entry_row
+from node.sqlite_worker import configure
 from node.store.base import EntryRow
-from node.store.sqlite import SqliteStore
+from node.store.sqlite_writes import entry_tuple, prepare, run_write
 from protocol.entries import Add, encode_entry
 from protocol.merkle import NodeId
 from protocol.signing import SigningKey
@@ -76,29 +77,34 @@ def rechunk(pages: list[Page], size: int) -> list[Page]:
     ]
 
 
-async def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> float:
-    """Append the pages to a fresh SqliteStore, `per_batch` pages a transaction; seconds."""
-    store = SqliteStore(path)
-    await store.open()
+def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> float:
+    """Append the pages to a fresh database of the store's schema, `per_batch` pages a
+    transaction; seconds. The raw SQLite baseline: the store's own write statements
+    (node/store/sqlite_writes.py) on one sqlite3 connection in this process, without the
+    node's writer process, pickling or event loop. Rows are made into tuples before timing."""
+    groups = []
+    for i in range(0, len(pages), per_batch):
+        group = pages[i : i + per_batch]
+        rows = [entry_tuple(r) for p in group for r in p.rows]
+        groups.append((group[0].start, rows, [x for p in group for x in p.nodes]))
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
+        configure(conn)
+        prepare(conn)
         with timed() as t:
-            for i in range(0, len(pages), per_batch):
-                group = pages[i : i + per_batch]
-                rows = [r for p in group for r in p.rows]
-                nodes = [x for p in group for x in p.nodes]
-                await store.append(origin, group[0].start, rows, nodes, None)
+            for start, rows, nodes in groups:
+                run_write(conn, "append", (origin, start, rows, nodes, None, None))
     finally:
-        await store.close()
+        conn.close()
     return t[0]
 
 
-async def save_checkpoint(path: Path, origin: str, size: int, raw: bytes) -> None:
-    store = SqliteStore(path)
-    await store.open()
+def save_checkpoint(path: Path, origin: str, size: int, raw: bytes) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
-        await store.save_checkpoint(origin, size, raw)
+        run_write(conn, "save_head", (origin, size, raw))
     finally:
-        await store.close()
+        conn.close()
 
 
 def fresh_store_seconds(
@@ -108,6 +114,6 @@ def fresh_store_seconds(
     transaction."""
     directory.mkdir()
     try:
-        return asyncio.run(store_pages(directory / "hashmesh.db", origin, pages, per_batch))
+        return store_pages(directory / "hashmesh.db", origin, pages, per_batch)
     finally:
         shutil.rmtree(directory)

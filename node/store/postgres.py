@@ -20,8 +20,8 @@ from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
 from node.store.schema import (
     BATCH_ROWS,
     POSTGRES_TABLES,
-    check_batch,
     check_checkpoint,
+    check_rows,
     inner_nodes,
     leaf_mapping,
     new_peaks,
@@ -189,7 +189,9 @@ class PostgresStore:
         checkpoint_size: int | None,
     ) -> None:
         size, packed, head = await _lock_log(conn, origin)
-        end = check_batch(origin, size, start, entries, checkpoint, checkpoint_size)
+        end = check_rows(
+            origin, size, start, [e.index for e in entries], checkpoint, checkpoint_size
+        )
         peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
         if entries:
             # One statement per batch: the columns travel as arrays, unnest makes the rows.

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from node.errors import StoreConflictError, StoreError
-from node.store.base import EntryRow, FoundEntry
+from node.store.base import FoundEntry
 from protocol.merkle import HASH_SIZE, NodeId, leaf_hash, peak_ids
 
 SCHEMA_VERSION = 1
@@ -32,24 +32,25 @@ def unpack_peaks(blob: bytes) -> tuple[bytes, ...]:
     return tuple(bytes(blob[i : i + HASH_SIZE]) for i in range(0, len(blob), HASH_SIZE))
 
 
-def check_batch(
+def check_rows(
     origin: str,
     stored_size: int,
     start: int,
-    entries: Sequence[EntryRow],
+    indexes: Sequence[int],
     checkpoint: bytes | None,
     checkpoint_size: int | None,
 ) -> int:
-    """Check that a batch continues the stored log; returns the new size."""
+    """Check that a batch whose entries claim `indexes` continues the stored log; returns the
+    new size."""
     if stored_size != start:
         raise StoreConflictError(
             f"log {origin} holds {stored_size} entries; a batch starting at {start} "
             "would duplicate or skip entries"
         )
-    for offset, row in enumerate(entries):
-        if row.index != start + offset:
-            raise StoreError(f"entry {offset} of a batch at {start} claims index {row.index}")
-    end = start + len(entries)
+    for offset, index in enumerate(indexes):
+        if index != start + offset:
+            raise StoreError(f"entry {offset} of a batch at {start} claims index {index}")
+    end = start + len(indexes)
     if (checkpoint is None) != (checkpoint_size is None):
         raise StoreError("a checkpoint and its size come together")
     if checkpoint_size is not None and not 0 <= checkpoint_size <= end:

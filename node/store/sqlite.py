@@ -1,6 +1,8 @@
-"""The default store: one SQLite file, driven from one dedicated worker thread (SqliteWorker:
-WAL, synchronous=FULL, so a batch acknowledged by `append` survives a power cut). Every
-sqlite3 error leaves as StoreError.
+"""The default store: one SQLite file in WAL mode with synchronous=FULL, so a batch
+acknowledged by `append` survives a power cut. Reads run on a worker thread of the node
+(SqliteWorker); writes run in the store's writer process (node/sqlite_writer.py), which keeps
+the GIL-bound work of binding a batch's rows off the node's event loop. Every sqlite3 error
+leaves as StoreError.
 """
 
 from __future__ import annotations
@@ -10,22 +12,17 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from node.errors import StoreConflictError, StoreError
-from node.sqlite_worker import SqliteWorker, insert_rows
+from node.errors import StoreOutcomeUnknownError
+from node.sqlite_worker import SqliteWorker
+from node.sqlite_writer import WriterProcess
+from node.store import sqlite_writes
 from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
 from node.store.schema import (
     BATCH_ROWS,
     MAX_PAIRS,
-    SCHEMA_VERSION,
-    SQLITE_TABLES,
-    check_batch,
-    check_checkpoint,
     chunks,
-    inner_nodes,
     leaf_mapping,
-    new_peaks,
     node_mapping,
-    pack_peaks,
     sorted_found,
     split_leaves,
     unpack_peaks,
@@ -54,27 +51,6 @@ def _pairs(first: str, second: str, count: int) -> str:
     return "(" + " OR ".join([f"({first} = ? AND {second} = ?)"] * count) + ")"
 
 
-def _log_row(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes, bytes | None]:
-    """The log's (size, peaks, head checkpoint), creating an empty log if it is new."""
-    row = conn.execute(
-        "SELECT size, peaks, checkpoint FROM logs WHERE origin = ?", (origin,)
-    ).fetchone()
-    if row is None:
-        conn.execute("INSERT INTO logs (origin, size, peaks) VALUES (?, 0, x'')", (origin,))
-        return 0, b"", None
-    size, peaks, head = row
-    return int(size), bytes(peaks), head
-
-
-def _save_checkpoint(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:
-    # The newest checkpoint of a size replaces the older one: it may carry more cosignatures.
-    conn.execute(
-        "INSERT INTO checkpoints (origin, size, raw) VALUES (?, ?, ?)"
-        " ON CONFLICT (origin, size) DO UPDATE SET raw = excluded.raw",
-        (origin, size, bytes(raw)),
-    )
-
-
 class SqliteStore:
     """A Store in one SQLite file at `path` (created if missing).
 
@@ -92,45 +68,34 @@ class SqliteStore:
         self.busy_timeout_s = busy_timeout_s
         self.batch_rows = batch_rows
         self._db = SqliteWorker(self.path, "the SQLite store", busy_timeout_s)
+        self._writer = WriterProcess(self.path, "the SQLite store", busy_timeout_s)
         self._call = self._db.call
-        self._write = self._db.write
 
     # Lifecycle.
 
     async def open(self) -> None:
-        await self._db.open(self._prepare)
-
-    @staticmethod
-    def _prepare(conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN IMMEDIATE")
+        await self._db.open(sqlite_writes.prepare)
         try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"the database has schema {version}; this node knows 1")
-            for statement in SQLITE_TABLES:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
+            await self._writer.open()
         except BaseException:
-            conn.rollback()
+            await self._db.close()
             raise
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            await self._writer.close()
+        finally:
+            await self._db.close()
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid while it runs."""
+        return self._writer.pid
 
     # Rosters.
 
     async def save_roster(self, version: int, raw: bytes) -> None:
-        await self._write(self._save_roster, version, bytes(raw))
-
-    @staticmethod
-    def _save_roster(conn: sqlite3.Connection, version: int, raw: bytes) -> None:
-        row = conn.execute("SELECT raw FROM rosters WHERE version = ?", (version,)).fetchone()
-        if row is None:
-            conn.execute("INSERT INTO rosters (version, raw) VALUES (?, ?)", (version, raw))
-        elif bytes(row[0]) != raw:
-            raise StoreConflictError(f"a different roster of version {version} is stored")
+        await self._writer.write("save_roster", version, bytes(raw))
 
     async def rosters(self) -> list[bytes]:
         rows = await self._call(
@@ -160,69 +125,22 @@ class SqliteStore:
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
     ) -> None:
-        await self._write(
-            self._append, origin, start, list(entries), list(nodes), checkpoint, checkpoint_size
-        )
-
-    @staticmethod
-    def _append(
-        conn: sqlite3.Connection,
-        origin: str,
-        start: int,
-        entries: list[EntryRow],
-        nodes: list[tuple[NodeId, bytes]],
-        checkpoint: bytes | None,
-        checkpoint_size: int | None,
-    ) -> None:
-        size, packed, head = _log_row(conn, origin)
-        end = check_batch(origin, size, start, entries, checkpoint, checkpoint_size)
-        peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
-        insert_rows(
-            conn,
-            "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key, target_log,"
-            " target_index, timestamp_ms, received_ms)",
-            [
-                (
-                    origin,
-                    e.index,
-                    bytes(e.raw),
-                    e.kind,
-                    e.signal_type,
-                    None if e.value_key is None else bytes(e.value_key),
-                    e.target_log,
-                    e.target_index,
-                    e.timestamp_ms,
-                    e.received_ms,
-                )
-                for e in entries
-            ],
-        )
-        insert_rows(
-            conn,
-            "INSERT INTO nodes (origin, level, k, hash)",
-            [(origin, level, k, bytes(value)) for (level, k), value in inner_nodes(nodes)],
-        )
-        if checkpoint is not None and checkpoint_size is not None:
-            _save_checkpoint(conn, origin, checkpoint_size, checkpoint)
-            if checkpoint_size == end:
-                head = checkpoint
-        if end not in (size, checkpoint_size):
-            head = None  # the old head no longer covers the whole log
-        conn.execute(
-            "UPDATE logs SET size = ?, peaks = ?, checkpoint = ? WHERE origin = ?",
-            (end, pack_peaks(peaks), head, origin),
-        )
+        rows = [sqlite_writes.entry_tuple(e) for e in entries]
+        plain_nodes = [((level, k), bytes(value)) for (level, k), value in nodes]
+        raw = None if checkpoint is None else bytes(checkpoint)
+        try:
+            await self._writer.write(
+                "append", origin, start, rows, plain_nodes, raw, checkpoint_size
+            )
+        except StoreOutcomeUnknownError:
+            # The writer died answering. The log has one writer, and the batch continued it or
+            # was refused, so the stored size tells whether this batch is in.
+            size = await self._call(sqlite_writes.log_size, origin)
+            if size != start + len(rows) or not rows:
+                raise
 
     async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
-        await self._write(self._save_head, origin, size, bytes(raw))
-
-    @staticmethod
-    def _save_head(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:
-        stored, _, _ = _log_row(conn, origin)
-        check_checkpoint(origin, stored, size)
-        _save_checkpoint(conn, origin, size, raw)
-        if size == stored:
-            conn.execute("UPDATE logs SET checkpoint = ? WHERE origin = ?", (raw, origin))
+        await self._writer.write("save_head", origin, size, bytes(raw))
 
     async def checkpoints(self, origin: str) -> list[tuple[int, bytes]]:
         rows = await self._call(
@@ -331,18 +249,13 @@ class SqliteStore:
     # Evidence.
 
     async def save_evidence(self, evidence: Evidence) -> None:
-        await self._write(
-            lambda c: c.execute(
-                "INSERT INTO evidence (origin, first, second, detail, seen_ms)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    evidence.origin,
-                    bytes(evidence.first),
-                    bytes(evidence.second),
-                    evidence.detail,
-                    evidence.seen_ms,
-                ),
-            )
+        await self._writer.write(
+            "save_evidence",
+            evidence.origin,
+            bytes(evidence.first),
+            bytes(evidence.second),
+            evidence.detail,
+            evidence.seen_ms,
         )
 
     async def evidence(self) -> list[Evidence]:

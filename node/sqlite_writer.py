@@ -1,0 +1,224 @@
+"""The SQLite store's writer: a child process that owns the store's only write connection.
+
+Why a process: a node catching up is bound by the GIL. Binding a batch's values into SQLite
+statements is Python C-API work under the GIL, so a writer thread stalls the event loop's
+verifying and the event loop stalls the writer. In its own process the writer has its own
+interpreter, and the node only pickles plain tuples (about a third of a microsecond a row).
+
+The protocol, over the child's stdin and stdout: each message is an 8-byte big-endian length
+and a pickle. A request is (write name, arguments), naming one of node/store/sqlite_writes.py's
+WRITES; each runs in one IMMEDIATE transaction; the reply is ("ok", result), ("conflict",
+message) or ("error", message). Both ends are this node's own code on an anonymous pipe; no
+peer's bytes are ever unpickled, they travel inside as `bytes` values.
+
+Lifetime: the child ends when its stdin closes, which is at `close` or when the node dies by
+any means (even kill -9), after finishing the transaction it is in. It ignores SIGINT and
+SIGTERM so the node's own shutdown decides when writing stops. If the child dies, the next
+write starts a new one: a write whose request never reached it is sent again; a write it
+may have made is reported as StoreOutcomeUnknownError, for the store to settle by reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, cast
+
+from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
+from node.sqlite_worker import configure
+from node.store.sqlite_writes import run_write
+
+_LENGTH = struct.Struct("!Q")
+#: How long `close` waits for the child to finish its last transaction before killing it.
+CLOSE_WAIT_S = 30.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def _send(stream: IO[bytes], message: object) -> None:
+    frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(frame)))
+    stream.write(frame)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> object:
+    """The next message; EOFError if the stream ends, even partway through one."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the stream ended")
+    (length,) = _LENGTH.unpack(head)
+    frame = stream.read(length)
+    if len(frame) < length:
+        raise EOFError("the stream ended inside a message")
+    return pickle.loads(frame)  # noqa: S301  # our own child's or parent's message
+
+
+class WriterProcess:
+    """The parent's end: starts the child and sends it writes, one at a time."""
+
+    def __init__(self, path: Path, what: str, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.what = what
+        self.busy_timeout_s = busy_timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._start)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._stop)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def write(self, name: str, *args: object) -> object:
+        """Run the write `name` in the child, in one transaction; its result."""
+        if self._executor is None:
+            raise StoreError(f"{self.what} {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._request, name, args
+        )
+
+    # On the executor's thread.
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+            [sys.executable, "-m", "node.sqlite_writer", str(self.path), str(self.busy_timeout_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            self._check(_receive(proc.stdout))  # the child's word that it is connected
+        except (EOFError, StoreError) as e:
+            proc.stdin.close()
+            proc.wait()
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"the writer of {self.what} {self.path} ended while starting") from e
+        self._proc = proc
+        return proc
+
+    def _request(self, name: str, args: tuple[object, ...]) -> object:
+        proc = self._proc or self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            _send(proc.stdin, (name, args))
+        except OSError:
+            # The child was gone before it read the whole request, so it wrote nothing: once
+            # more, with a new child.
+            self._reap()
+            proc = self._start()
+            assert proc.stdin is not None
+            _send(proc.stdin, (name, args))
+        assert proc.stdout is not None
+        try:
+            reply = _receive(proc.stdout)
+        except (EOFError, OSError) as e:
+            code = self._reap()
+            raise StoreOutcomeUnknownError(
+                f"{self.what} {self.path}: the writer process ended (status {code}) during"
+                f" {name}; it may or may not have been stored"
+            ) from e
+        return self._check(reply)
+
+    @staticmethod
+    def _check(reply: object) -> object:
+        status, value = reply if isinstance(reply, tuple) and len(reply) == 2 else ("bad", reply)
+        if status == "ok":
+            return value
+        if status == "conflict":
+            raise StoreConflictError(str(value))
+        raise StoreError(str(value))
+
+    def _reap(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                # A broken pipe has nothing left to flush; closing it may still complain.
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            return proc.wait(timeout=CLOSE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def _stop(self) -> None:
+        code = self._reap()
+        if code not in (None, 0):
+            raise StoreError(f"the writer of {self.what} {self.path} ended with status {code}")
+
+
+# The child.
+
+
+def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[bytes]) -> None:
+    """Answer write requests until `requests` ends."""
+    what = f"the SQLite store {path}"
+    try:
+        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+        configure(conn)
+    except (sqlite3.Error, StoreError) as e:
+        _send(replies, ("error", f"{what}: {e}"))
+        return
+    try:
+        _send(replies, ("ok", None))
+        while True:
+            try:
+                request = _receive(requests)
+            except EOFError:
+                return
+            name, args = cast(tuple[str, tuple[object, ...]], request)
+            try:
+                _send(replies, ("ok", run_write(conn, name, args)))
+            except StoreConflictError as e:
+                _send(replies, ("conflict", str(e)))
+            except StoreError as e:
+                _send(replies, ("error", str(e)))
+            except sqlite3.Error as e:
+                _send(replies, ("error", f"{what}: {e}"))
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the replies
+    serve(sys.argv[1], float(sys.argv[2]), sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The SQLite store's writes, as plain functions of a sqlite3 connection.
+
+They run in the store's writer process (node/sqlite_writer.py), each inside one IMMEDIATE
+transaction (`run_write`), and take only plain values (str, int, bytes, tuples), which is all
+that crosses the process boundary. The catch-up benchmark runs `append` in-process as its
+baseline: the same statements on the same schema, without the node around them.
+
+An entry row is a tuple in EntryRow's field order: (index, raw, kind, signal_type, value_key,
+target_log, target_index, timestamp_ms, received_ms).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from node.errors import StoreConflictError, StoreError
+from node.sqlite_worker import insert_rows
+from node.store.base import EntryRow
+from node.store.schema import (
+    SCHEMA_VERSION,
+    SQLITE_TABLES,
+    check_checkpoint,
+    check_rows,
+    inner_nodes,
+    new_peaks,
+    pack_peaks,
+    unpack_peaks,
+)
+from protocol.merkle import NodeId
+
+EntryTuple = tuple[
+    int, bytes, int | None, str | None, bytes | None, str | None, int | None, int, int
+]
+
+
+def entry_tuple(e: EntryRow) -> EntryTuple:
+    """An EntryRow as the plain tuple the writer takes."""
+    value_key = None if e.value_key is None else bytes(e.value_key)
+    return (
+        e.index,
+        bytes(e.raw),
+        e.kind,
+        e.signal_type,
+        value_key,
+        e.target_log,
+        e.target_index,
+        e.timestamp_ms,
+        e.received_ms,
+    )
+
+
+def prepare(conn: sqlite3.Connection) -> None:
+    """Create the tables (once) and check the schema version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the database has schema {version}; this node knows 1")
+        for statement in SQLITE_TABLES:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def run_write(conn: sqlite3.Connection, name: str, args: Sequence[object]) -> object:
+    """Run the write called `name` in one IMMEDIATE transaction: all of it, or none of it."""
+    write = WRITES.get(name)
+    if write is None:
+        raise StoreError(f"the SQLite writer knows no write called {name!r}")
+    # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = write(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return result
+
+
+def log_size(conn: sqlite3.Connection, origin: str) -> int:
+    row = conn.execute("SELECT size FROM logs WHERE origin = ?", (origin,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _log_row(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes, bytes | None]:
+    """The log's (size, peaks, head checkpoint), creating an empty log if it is new."""
+    row = conn.execute(
+        "SELECT size, peaks, checkpoint FROM logs WHERE origin = ?", (origin,)
+    ).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO logs (origin, size, peaks) VALUES (?, 0, x'')", (origin,))
+        return 0, b"", None
+    size, peaks, head = row
+    return int(size), bytes(peaks), head
+
+
+def _save_checkpoint(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:
+    # The newest checkpoint of a size replaces the older one: it may carry more cosignatures.
+    conn.execute(
+        "INSERT INTO checkpoints (origin, size, raw) VALUES (?, ?, ?)"
+        " ON CONFLICT (origin, size) DO UPDATE SET raw = excluded.raw",
+        (origin, size, raw),
+    )
+
+
+def append(
+    conn: sqlite3.Connection,
+    origin: str,
+    start: int,
+    rows: Sequence[EntryTuple],
+    nodes: Sequence[tuple[NodeId, bytes]],
+    checkpoint: bytes | None,
+    checkpoint_size: int | None,
+) -> None:
+    """Store.append's write: entries [start, start+len(rows)), their inner Merkle nodes, and
+    the checkpoint if given; the log's size, peaks and head follow."""
+    size, packed, head = _log_row(conn, origin)
+    end = check_rows(origin, size, start, [row[0] for row in rows], checkpoint, checkpoint_size)
+    peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
+    insert_rows(
+        conn,
+        "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key, target_log,"
+        " target_index, timestamp_ms, received_ms)",
+        [(origin, *row) for row in rows],
+    )
+    insert_rows(
+        conn,
+        "INSERT INTO nodes (origin, level, k, hash)",
+        [(origin, level, k, value) for (level, k), value in inner_nodes(nodes)],
+    )
+    if checkpoint is not None and checkpoint_size is not None:
+        _save_checkpoint(conn, origin, checkpoint_size, checkpoint)
+        if checkpoint_size == end:
+            head = checkpoint
+    if end not in (size, checkpoint_size):
+        head = None  # the old head no longer covers the whole log
+    conn.execute(
+        "UPDATE logs SET size = ?, peaks = ?, checkpoint = ? WHERE origin = ?",
+        (end, pack_peaks(peaks), head, origin),
+    )
+
+
+def save_head(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:
+    """Store.save_checkpoint's write."""
+    stored, _, _ = _log_row(conn, origin)
+    check_checkpoint(origin, stored, size)
+    _save_checkpoint(conn, origin, size, raw)
+    if size == stored:
+        conn.execute("UPDATE logs SET checkpoint = ? WHERE origin = ?", (raw, origin))
+
+
+def save_roster(conn: sqlite3.Connection, version: int, raw: bytes) -> None:
+    """Store.save_roster's write: idempotent for the same bytes, a conflict for others."""
+    row = conn.execute("SELECT raw FROM rosters WHERE version = ?", (version,)).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO rosters (version, raw) VALUES (?, ?)", (version, raw))
+    elif bytes(row[0]) != raw:
+        raise StoreConflictError(f"a different roster of version {version} is stored")
+
+
+def save_evidence(
+    conn: sqlite3.Connection, origin: str, first: bytes, second: bytes, detail: str, seen_ms: int
+) -> None:
+    """Store.save_evidence's write."""
+    conn.execute(
+        "INSERT INTO evidence (origin, first, second, detail, seen_ms) VALUES (?, ?, ?, ?, ?)",
+        (origin, first, second, detail, seen_ms),
+    )
+
+
+#: The writes the writer process runs, by the name a request gives.
+WRITES: dict[str, Callable[..., object]] = {
+    "append": append,
+    "save_head": save_head,
+    "save_roster": save_roster,
+    "save_evidence": save_evidence,
+}

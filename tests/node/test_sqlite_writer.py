@@ -1,0 +1,147 @@
+"""The SQLite store's writer process: it is replaced when it dies, a write it may have made is
+settled by reading the log, and it never outlives the node."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from node.errors import StoreError, StoreOutcomeUnknownError
+from node.store.sqlite import SqliteStore
+from tests.node.test_store import A, Log
+
+
+def _wait_gone(pid: int, timeout_s: float = 10.0) -> bool:
+    """True once `pid` has exited (gone, or a zombie its parent has not reaped yet)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+async def test_a_killed_writer_is_replaced_and_the_next_write_lands(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        log = Log(A)
+        await log.append(store, [b"e0", b"e1"])
+        first = store.writer_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert _wait_gone(first)
+        await log.append(store, [b"e2"])
+        assert store.writer_pid not in (None, first)
+        assert await store.entries(A, 0, 5) == [b"e0", b"e1", b"e2"]
+        assert (await store.log_heads())[A].size == 3
+    finally:
+        await store.close()
+
+
+async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        log = Log(A)
+        await log.append(store, [b"e0"])
+        pid = store.writer_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # it reads the next request, or not, but writes nothing
+        task = asyncio.ensure_future(log.append(store, [b"e1"]))
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(StoreOutcomeUnknownError, match="may or may not"):
+            await task
+        assert (await store.log_heads())[A].size == 1
+        retry = Log(A)
+        retry.batch([b"e0"])  # the stored prefix
+        await retry.append(store, [b"e1"])
+        assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
+    finally:
+        await store.close()
+
+
+class _AnswerLost:
+    """A writer whose answer is lost after it wrote: the case the store settles by reading."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    async def write(self, name: str, *args: object) -> object:
+        await self.inner.write(name, *args)  # type: ignore[attr-defined]
+        raise StoreOutcomeUnknownError("the writer process ended during a write")
+
+
+async def test_an_append_whose_answer_was_lost_counts_as_stored_once_stored(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    real = store._writer  # the unit under test is the settling in append
+    try:
+        store._writer = _AnswerLost(real)  # type: ignore[assignment]
+        await Log(A).append(store, [b"e0", b"e1"])  # no error: the stored size says it landed
+        assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
+        with pytest.raises(StoreOutcomeUnknownError):  # other writes cannot be settled so
+            await store.save_roster(1, b"roster")
+    finally:
+        store._writer = real
+        await store.close()
+
+
+_HOLDER = """
+import asyncio, sys
+from node.store.sqlite import SqliteStore
+
+async def main():
+    store = SqliteStore(sys.argv[1])
+    await store.open()
+    print(store.writer_pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_the_writer_ends_when_its_node_is_killed(tmp_path: Path) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    holder = subprocess.Popen(  # our own interpreter
+        [sys.executable, "-c", _HOLDER, str(tmp_path / "w.db")],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None
+        with holder.stdout:
+            writer = int(holder.stdout.readline())
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        assert _wait_gone(writer), "the writer outlived the node"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+async def test_a_closed_store_has_no_writer_and_refuses_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    pid = store.writer_pid
+    assert pid is not None
+    await store.close()
+    assert store.writer_pid is None
+    assert _wait_gone(pid)
+    with pytest.raises(StoreError, match="not open"):
+        await store.save_roster(1, b"roster")
