@@ -7,6 +7,7 @@ strict decoder."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from node.store.base import Store
 from protocol.entries import Entry, decode_entry
@@ -45,6 +46,13 @@ class DecodedEntries:
         self._cache[raw] = entry
         if len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
+
+    def remember_many(self, decoded: Iterable[tuple[bytes, Entry | None]]) -> None:
+        """`remember` for many: one dict update, then the oldest beyond capacity go."""
+        cache = self._cache
+        cache.update(decoded)
+        for _ in range(len(cache) - self._capacity):
+            cache.popitem(last=False)
 
     def decode(self, raw: bytes) -> Entry:
         """The entry, as decode_entry gives it; DecodeError for bytes that do not decode."""

@@ -169,8 +169,7 @@ class PeerLogs:
         now = self._clock()
         entries = [e for plan in plans for e in plan.entries]
         rows = [entry_row(e.index, e.raw, e.entry, now) for e in entries]
-        for e in entries:
-            self.decoded.remember(e.raw, e.entry)
+        self.decoded.remember_many((e.raw, e.entry) for e in entries)
         self.decoded.remember_range(first.origin, first.start, [e.raw for e in entries])
         bad = sum(1 for e in entries if e.entry is None)
         if bad:

@@ -142,8 +142,7 @@ class NodeService:
                 for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
             ]
             await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
-            for raw, entry in zip(raws, entries, strict=True):
-                self.decoded.remember(raw, entry)
+            self.decoded.remember_many(zip(raws, entries, strict=True))
             self.decoded.remember_range(self.origin, plan.start, raws)
             self._writer.commit(plan)
         self._unsigned.set()

@@ -18,7 +18,7 @@ from benchlib import timed
 from node.rows import entry_row
 from node.sqlite_worker import configure
 from node.store.base import EntryRow
-from node.store.sqlite_writes import entry_tuple, prepare, run_write
+from node.store.sqlite_writes import prepare, run_write
 from protocol.entries import Add, encode_entry
 from protocol.merkle import NodeId
 from protocol.signing import SigningKey
@@ -85,7 +85,7 @@ def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> f
     groups = []
     for i in range(0, len(pages), per_batch):
         group = pages[i : i + per_batch]
-        rows = [entry_tuple(r) for p in group for r in p.rows]
+        rows = [tuple(r) for p in group for r in p.rows]
         groups.append((group[0].start, rows, [x for p in group for x in p.nodes]))
     conn = sqlite3.connect(path, isolation_level=None)
     try:

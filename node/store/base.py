@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from protocol.merkle import NodeId
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRow:
-    """One log entry as stored: its bytes plus the columns it is found by."""
+class EntryRow(NamedTuple):
+    """One log entry as stored: its bytes plus the columns it is found by.
 
-    index: int
+    A NamedTuple, not a frozen dataclass: it is just as immutable, and a row is the tuple
+    SQLite binds and the SQLite writer process receives. A catch-up makes one an entry, and
+    a frozen dataclass's __init__ costs three times as much.
+    """
+
+    idx: int  # its index in the log (named as its column: `index` is a tuple method)
     raw: bytes
     kind: int | None = None  # 0 add, 1 retract, 2 dispute; None if it did not decode
     signal_type: str | None = None  # adds only

@@ -5,8 +5,8 @@ transaction (`run_write`), and take only plain values (str, int, bytes, tuples),
 that crosses the process boundary. The catch-up benchmark runs `append` in-process as its
 baseline: the same statements on the same schema, without the node around them.
 
-An entry row is a tuple in EntryRow's field order: (index, raw, kind, signal_type, value_key,
-target_log, target_index, timestamp_ms, received_ms).
+An entry row is a plain tuple in EntryRow's field order: (index, raw, kind, signal_type,
+value_key, target_log, target_index, timestamp_ms, received_ms).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 
 from node.errors import StoreConflictError, StoreError
 from node.sqlite_worker import insert_rows
-from node.store.base import EntryRow
 from node.store.schema import (
     SCHEMA_VERSION,
     SQLITE_TABLES,
@@ -32,22 +31,6 @@ from protocol.merkle import NodeId
 EntryTuple = tuple[
     int, bytes, int | None, str | None, bytes | None, str | None, int | None, int, int
 ]
-
-
-def entry_tuple(e: EntryRow) -> EntryTuple:
-    """An EntryRow as the plain tuple the writer takes."""
-    value_key = None if e.value_key is None else bytes(e.value_key)
-    return (
-        e.index,
-        bytes(e.raw),
-        e.kind,
-        e.signal_type,
-        value_key,
-        e.target_log,
-        e.target_index,
-        e.timestamp_ms,
-        e.received_ms,
-    )
 
 
 def prepare(conn: sqlite3.Connection) -> None:

@@ -31,3 +31,13 @@ def test_recent_ranges_answer_only_what_they_hold() -> None:
     assert cache.recent("log", 99, 101) is None
     assert cache.recent("log", 105, 111) is None
     assert cache.recent("other", 100, 101) is None
+
+
+def test_remembering_many_keeps_the_newest_within_capacity() -> None:
+    cache = DecodedEntries(capacity=3)
+    adds = [Add(i, "md5", bytes([i]) * 16) for i in range(5)]
+    raws = [encode_entry(a) for a in adds]
+    cache.remember_many(zip(raws, adds, strict=True))
+    assert [cache.decode(r) is a for r, a in zip(raws[2:], adds[2:], strict=True)] == [True] * 3
+    # The two oldest were let go: they decode afresh, to equal but new objects.
+    assert cache.decode(raws[0]) == adds[0] and cache.decode(raws[0]) is not adds[0]

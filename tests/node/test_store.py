@@ -178,7 +178,7 @@ async def test_iter_values_pages_through_every_add(store: Store) -> None:
         log = Log(origin)
         start, _, nodes = log.batch([r.raw for r in rows])
         await store.append(origin, start, rows, nodes, None)
-        expected += [(origin, r.index, r.value_key or b"") for r in rows[:count]]
+        expected += [(origin, r.idx, r.value_key or b"") for r in rows[:count]]
     got = [value async for value in store.iter_values("sha256")]
     assert got == sorted(expected)
     assert [v async for v in store.iter_values("md5")] == []
