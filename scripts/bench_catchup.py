@@ -22,7 +22,8 @@ Steps, all in one run:
    (in whole pages), the like-for-like baseline.
 Reported: entries a second end to end and as a share of (a) at both sizes (the aim is judged
 against the joiner's own transaction size) and as a multiple of (b), bytes on the wire per
-entry against the encoded entry's size, resident memory of both nodes.
+entry against the encoded entry's size, resident memory of both nodes (and of the
+joiner's SQLite writer process).
 
     .venv/bin/python scripts/bench_catchup.py [--entries 1000000] [--signal pdq] [--json]
 """
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
     CountingProxy,
+    children_rss_kb,
     emit,
     log,
     machine,
@@ -196,6 +198,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         )
         total_s = t_start[0] + pulled_s
         joiner_rss = proc_status_kb(joiner_node.pid)
+        writer_rss = children_rss_kb(joiner_node.pid)
         joiner_hwm = proc_status_kb(joiner_node.pid, "VmHWM")
         source_rss = proc_status_kb(source_node.pid)
         up, down = proxy.counts.snapshot()
@@ -278,6 +281,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "memory_kib": {
             "joiner_idle_rss": idle_rss,
             "joiner_rss": joiner_rss,
+            "joiner_writer_rss": writer_rss,
             "joiner_peak_rss": max(joiner_hwm, peak_sampled),
             "source_rss": source_rss,
         },
@@ -323,7 +327,8 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         f" encoded entry {r['encoded_entry_bytes']} B (x{w['overhead_vs_encoded']})",
         f"  memory: joiner {m['joiner_rss'] / 1024:.0f} MiB resident holding the entries"
         f" (peak {m['joiner_peak_rss'] / 1024:.0f} MiB, idle {m['joiner_idle_rss'] / 1024:.0f}"
-        f" MiB); source {m['source_rss'] / 1024:.0f} MiB",
+        f" MiB), its SQLite writer process {m['joiner_writer_rss'] / 1024:.0f} MiB;"
+        f" source {m['source_rss'] / 1024:.0f} MiB",
     ]
 
 

@@ -86,6 +86,18 @@ def proc_status_kb(pid: int | str, name: str = "VmRSS") -> int:
     return 0
 
 
+def children_rss_kb(pid: int | str) -> int:
+    """Resident kB of a process's direct children together (a node's SQLite writer)."""
+    children: list[str] = []
+    # Each thread lists the children it started: the writer is started from a worker thread.
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue  # the thread ended meanwhile
+    return sum(proc_status_kb(child) for child in children)
+
+
 def proc_cpu_seconds(pid: int | str) -> float:
     """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
     try:

@@ -70,6 +70,7 @@ def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
     m = r["memory_kib"]
     assert 10_000 < m["joiner_rss"] <= m["joiner_peak_rss"] < 4_000_000
     assert m["joiner_idle_rss"] > 10_000 and m["source_rss"] > 10_000
+    assert 5_000 < m["joiner_writer_rss"] < 4_000_000  # the SQLite writer process was found
     # The joiner's transactions (from its metrics) hold one page to all of the log.
     assert 1 <= c["mean_entries_per_transaction"] <= 9000
     like = r["baseline_sqlite_joiner_batches"]
