@@ -5,11 +5,13 @@ statements is Python C-API work under the GIL, so a writer thread stalls the eve
 verifying and the event loop stalls the writer. In its own process the writer has its own
 interpreter, and the node only pickles plain tuples (about a third of a microsecond a row).
 
-The protocol, over the child's stdin and stdout: each message is an 8-byte big-endian length
-and a pickle. A request is (write name, arguments), naming one of node/store/sqlite_writes.py's
-WRITES; each runs in one IMMEDIATE transaction; the reply is ("ok", result), ("conflict",
-message) or ("error", message). Both ends are this node's own code on an anonymous pipe; no
-peer's bytes are ever unpickled, they travel inside as `bytes` values.
+This module is the node's end (WriterProcess) and the framing both ends use; the child is
+node/sqlite_writer_child.py. Over the child's stdin and stdout each message is an 8-byte
+big-endian length and a pickle. A request is (write name, arguments), naming one of
+node/store/sqlite_writes.py's WRITES; each runs in one IMMEDIATE transaction; the reply is
+("ok", result), ("conflict", message) or ("error", message). Both ends are this node's own
+code on an anonymous pipe; no peer's bytes are ever unpickled, they travel inside as `bytes`
+values.
 
 Lifetime: the child ends when its stdin closes, which is at `close` or when the node dies by
 any means (even kill -9), after finishing the transaction it is in. It ignores SIGINT and
@@ -24,18 +26,14 @@ import asyncio
 import contextlib
 import os
 import pickle
-import signal
-import sqlite3
 import struct
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
 from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
-from node.sqlite_worker import configure
-from node.store.sqlite_writes import run_write
 
 _LENGTH = struct.Struct("!Q")
 #: How long `close` waits for the child to finish its last transaction before killing it.
@@ -43,14 +41,14 @@ CLOSE_WAIT_S = 30.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-def _send(stream: IO[bytes], message: object) -> None:
+def send(stream: IO[bytes], message: object) -> None:
     frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(frame)))
     stream.write(frame)
     stream.flush()
 
 
-def _receive(stream: IO[bytes]) -> object:
+def receive(stream: IO[bytes]) -> object:
     """The next message; EOFError if the stream ends, even partway through one."""
     head = stream.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
@@ -109,17 +107,27 @@ class WriterProcess:
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
-        proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
-            [sys.executable, "-m", "node.sqlite_writer", str(self.path), str(self.busy_timeout_s)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        try:
+            proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "node.sqlite_writer_child",
+                    str(self.path),
+                    str(self.busy_timeout_s),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as e:  # no processes or memory left
+            raise StoreError(f"cannot start the writer of {self.what} {self.path}: {e}") from e
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            self._check(_receive(proc.stdout))  # the child's word that it is connected
-        except (EOFError, StoreError) as e:
+            self._check(receive(proc.stdout))  # the child's word that it is connected
+        except (EOFError, OSError, StoreError) as e:
             proc.stdin.close()
+            proc.stdout.close()
             proc.wait()
             if isinstance(e, StoreError):
                 raise
@@ -131,17 +139,24 @@ class WriterProcess:
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, (name, args))
+            send(proc.stdin, (name, args))
         except OSError:
             # The child was gone before it read the whole request, so it wrote nothing: once
             # more, with a new child.
             self._reap()
             proc = self._start()
             assert proc.stdin is not None
-            _send(proc.stdin, (name, args))
+            try:
+                send(proc.stdin, (name, args))
+            except OSError as e:
+                code = self._reap()
+                raise StoreError(
+                    f"{self.what} {self.path}: the writer process ended (status {code}) before"
+                    f" it read {name}; nothing was stored"
+                ) from e
         assert proc.stdout is not None
         try:
-            reply = _receive(proc.stdout)
+            reply = receive(proc.stdout)
         except (EOFError, OSError) as e:
             code = self._reap()
             raise StoreOutcomeUnknownError(
@@ -178,47 +193,3 @@ class WriterProcess:
         code = self._reap()
         if code not in (None, 0):
             raise StoreError(f"the writer of {self.what} {self.path} ended with status {code}")
-
-
-# The child.
-
-
-def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[bytes]) -> None:
-    """Answer write requests until `requests` ends."""
-    what = f"the SQLite store {path}"
-    try:
-        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
-        configure(conn)
-    except (sqlite3.Error, StoreError) as e:
-        _send(replies, ("error", f"{what}: {e}"))
-        return
-    try:
-        _send(replies, ("ok", None))
-        while True:
-            try:
-                request = _receive(requests)
-            except EOFError:
-                return
-            name, args = cast(tuple[str, tuple[object, ...]], request)
-            try:
-                _send(replies, ("ok", run_write(conn, name, args)))
-            except StoreConflictError as e:
-                _send(replies, ("conflict", str(e)))
-            except StoreError as e:
-                _send(replies, ("error", str(e)))
-            except sqlite3.Error as e:
-                _send(replies, ("error", f"{what}: {e}"))
-    finally:
-        conn.close()
-
-
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print must not corrupt the replies
-    serve(sys.argv[1], float(sys.argv[2]), sys.stdin.buffer, replies)
-
-
-if __name__ == "__main__":
-    main()

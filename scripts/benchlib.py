@@ -86,8 +86,8 @@ def proc_status_kb(pid: int | str, name: str = "VmRSS") -> int:
     return 0
 
 
-def children_rss_kb(pid: int | str) -> int:
-    """Resident kB of a process's direct children together (a node's SQLite writer)."""
+def child_pids(pid: int | str) -> list[str]:
+    """A process's direct children (a node's SQLite writer)."""
     children: list[str] = []
     # Each thread lists the children it started: the writer is started from a worker thread.
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -95,7 +95,17 @@ def children_rss_kb(pid: int | str) -> int:
             children += (task / "children").read_text().split()
         except OSError:
             continue  # the thread ended meanwhile
-    return sum(proc_status_kb(child) for child in children)
+    return children
+
+
+def children_rss_kb(pid: int | str) -> int:
+    """Resident kB of a process's direct children together."""
+    return sum(proc_status_kb(child) for child in child_pids(pid))
+
+
+def tree_cpu_seconds(pid: int | str) -> float:
+    """CPU seconds a process and its direct children have used so far."""
+    return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in child_pids(pid))
 
 
 def proc_cpu_seconds(pid: int | str) -> float:

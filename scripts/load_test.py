@@ -14,7 +14,8 @@ node process that exited, an ERROR line or traceback in a node's log, a hash tha
 every node before `--settle` seconds passed after the stream, and logs whose roots still differ
 between nodes once everything arrived. The run passes (exit status 0) only with none of these;
 otherwise it prints what went wrong and exits with 1. Also reported: the CPU the nodes used,
-in all and a submission, which says how much load the machine can carry.
+in all and a submission, which says how much load the machine can carry, and their resident
+memory (each node's figures include its SQLite writer process).
 
     .venv/bin/python scripts/load_test.py [--nodes 20] [--seconds 60] [--rate 10] [--json]
 """
@@ -36,13 +37,14 @@ from benchlib import (
     ArrivalPoller,
     Submissions,
     arrivals,
+    children_rss_kb,
     emit,
     log,
     machine,
     md5_hex,
-    proc_cpu_seconds,
     proc_status_kb,
     summary,
+    tree_cpu_seconds,
     work_dir,
 )
 
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         configs = tuple(n.config for n in group.nodes)
         # Warnings while the nodes came up (peers not listening yet) are not the load's.
         log_offsets = [len(n.log()) for n in group.nodes]
-        cpu_before = sum(proc_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None)
+        cpu_before = sum(tree_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None)
         clock = time.perf_counter()
         nodes = group.nodes
         pollers = [ArrivalPoller(c, state, args.poll_ms / 1000) for c in configs]
@@ -228,8 +230,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         log("waiting for equal roots of every log on every node")
         converge_s, held, differ = wait_converged(configs, errors, args.settle)
         busy_s = time.perf_counter() - clock
-        cpu_s = sum(proc_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None) - cpu_before
-        rss_mib = [proc_status_kb(n.pid) / 1024 for n in nodes if n.pid is not None]
+        cpu_s = sum(tree_cpu_seconds(n.pid) for n in group.nodes if n.pid is not None) - cpu_before
+        rss_mib = [
+            (proc_status_kb(n.pid) + children_rss_kb(n.pid)) / 1024
+            for n in nodes
+            if n.pid is not None
+        ]
         exited = [n.config.member_id for n in nodes if not n.running]
         # Read before the nodes stop, so that only the run counts, not the shutdown.
         warnings = log_errors(nodes, log_offsets, errors)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from node.errors import StoreError, StoreOutcomeUnknownError
+from node.sqlite_writer import WriterProcess
 from node.store.sqlite import SqliteStore
 from tests.node.test_store import A, Log
 
@@ -103,6 +104,7 @@ async def test_an_append_whose_answer_was_lost_counts_as_stored_once_stored(
 
 _HOLDER = """
 import asyncio, sys
+from node.sqlite_writer import WriterProcess
 from node.store.sqlite import SqliteStore
 
 async def main():
@@ -145,3 +147,26 @@ async def test_a_closed_store_has_no_writer_and_refuses_writes(tmp_path: Path) -
     assert _wait_gone(pid)
     with pytest.raises(StoreError, match="not open"):
         await store.save_roster(1, b"roster")
+
+
+async def test_a_writer_that_cannot_open_its_database_fails_to_start(tmp_path: Path) -> None:
+    writer = WriterProcess(tmp_path / "missing-dir" / "w.db", "the SQLite store")
+    with pytest.raises(StoreError, match="unable to open"):
+        await writer.open()
+    assert writer.pid is None
+    await writer.close()
+
+
+async def test_the_writer_runs_only_the_writes_it_knows(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    writer = WriterProcess(tmp_path / "w.db", "the SQLite store")
+    await writer.open()
+    try:
+        with pytest.raises(StoreError, match="knows no write called 'drop_everything'"):
+            await writer.write("drop_everything")
+        await writer.write("save_roster", 1, b"roster")  # and it goes on serving
+        assert await store.rosters() == [b"roster"]
+    finally:
+        await writer.close()
+        await store.close()
