@@ -170,3 +170,19 @@ async def test_the_writer_runs_only_the_writes_it_knows(tmp_path: Path) -> None:
     finally:
         await writer.close()
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "module", ["node.store.sqlite", "node.sqlite_writer", "node.sqlite_writer_child", "node.store"]
+)
+def test_each_writer_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    # Regression: node.store.sqlite imported first met a circular import through the writer.
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(  # our own interpreter
+        [sys.executable, "-c", f"import {module}"],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
