@@ -42,6 +42,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def send(stream: IO[bytes], message: object) -> None:
+    """Write one message (OSError, e.g. BrokenPipeError, if the other end is gone)."""
     frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(frame)))
     stream.write(frame)
