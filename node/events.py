@@ -127,21 +127,25 @@ class EventRecorder:
                 payloads = AddPayloads(origin, self._member_of(origin), self._clock())
                 events = []
                 for i, raw in enumerate(raws):
-                    event = await self._event(payloads, cursor + i, raw)
-                    if event is not None:
-                        events.append(event)
+                    try:
+                        entry = self._decode(raw)
+                    except DecodeError:
+                        continue  # kept in the log, but it carries nothing a platform can act on
+                    if isinstance(entry, Add):  # no await: catch-up makes one an entry
+                        events.append(
+                            NewEvent(cursor + i, "add", payloads.payload(cursor + i, entry))
+                        )
+                    else:
+                        events.append(await self._reference_event(payloads, cursor + i, entry))
                 stop = cursor + len(raws)
                 recorded += await self._outbox.record(origin, stop, events)
                 cursor = stop
             return recorded
 
-    async def _event(self, payloads: AddPayloads, index: int, raw: bytes) -> NewEvent | None:
-        try:
-            entry = self._decode(raw)
-        except DecodeError:
-            return None  # kept in the log, but it carries nothing a platform could act on
-        if isinstance(entry, Add):
-            return NewEvent(index, "add", payloads.payload(index, entry))
+    async def _reference_event(
+        self, payloads: AddPayloads, index: int, entry: Retract | Dispute
+    ) -> NewEvent:
+        """The event of a retract or dispute, with the hash of the add it is about."""
         body: dict[str, Any] = {
             "log": payloads.origin,
             "index": index,

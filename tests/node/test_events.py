@@ -28,8 +28,9 @@ from node.outbox import NewEvent, Outbox
 from node.server import errors_middleware
 from node.service import NodeService
 from node.store.sqlite import SqliteStore
-from protocol.entries import Add, EntryRef
+from protocol.entries import Add, EntryRef, Retract, encode_entry
 from protocol.signals import value_text
+from tests.node.test_store import Log
 
 
 def now_ms() -> int:
@@ -304,3 +305,30 @@ def test_add_payloads_built_from_pieces_are_the_json_of_their_body(
     text = payloads.payload(7, add)
     assert text == json.dumps(payloads.add_body(7, add), ensure_ascii=False)
     assert json.loads(text)["value"] == value_text(add.signal_type, add.value)
+
+
+async def test_entries_that_do_not_decode_make_no_event_and_the_rest_keep_order(
+    tmp_path: Path,
+) -> None:
+    log = "test.hashmesh/a"
+    raws = [
+        encode_entry(md5(1)),
+        b"\xc1 not an entry",
+        encode_entry(Retract(now_ms(), EntryRef(log, 0), "mistake")),
+        encode_entry(md5(2)),
+    ]
+    store = SqliteStore(tmp_path / "data.db")
+    outbox = Outbox(tmp_path / "outbox.db", deliver=False)
+    await store.open()
+    await outbox.open()
+    try:
+        await Log(log).append(store, raws)
+        await outbox.start_cursors({})
+        recorder = EventRecorder(outbox, store, lambda origin: "member1", now_ms)
+        assert await recorder.record_up_to(log, 4) == 3
+        events = await bodies(outbox)
+    finally:
+        await outbox.close()
+        await store.close()
+    assert [(e["index"], e["event"]) for e in events] == [(0, "add"), (2, "retract"), (3, "add")]
+    assert events[1]["value"] == events[0]["value"] and events[1]["reason"] == "mistake"
