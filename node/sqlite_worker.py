@@ -1,7 +1,7 @@
 """One SQLite database driven from one dedicated worker thread: the pattern the store and the
 webhook outbox share.
 
-Every statement runs on the worker's own single-thread executor, so the event loop never
+Every statement runs on the worker's own thread (node/own_thread.py), so the event loop never
 blocks on disk and the connection is only touched by the thread that opened it. The database
 is in WAL mode with synchronous=FULL. `write` runs a function in one IMMEDIATE transaction
 (all of it is stored, or none of it); every sqlite3 error leaves as StoreError naming `what`.
@@ -9,15 +9,14 @@ is in WAL mode with synchronous=FULL. `write` runs a function in one IMMEDIATE t
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from node.errors import StoreError
+from node.own_thread import OwnThread
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -28,24 +27,16 @@ class SqliteWorker:
         self.path = path
         self.what = what
         self.busy_timeout_s = busy_timeout_s
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = OwnThread("sqlite")
         self._conn: sqlite3.Connection | None = None
 
     @property
     def is_open(self) -> bool:
-        return self._executor is not None
+        return self._thread.is_open
 
     async def open(self, prepare: Callable[[sqlite3.Connection], None]) -> None:
         """Connect (WAL, synchronous=FULL), then run `prepare` (e.g. create the tables)."""
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect, prepare)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._thread.open(functools.partial(self._connect, prepare))
 
     def _connect(self, prepare: Callable[[sqlite3.Connection], None]) -> None:
         try:
@@ -62,13 +53,7 @@ class SqliteWorker:
             raise
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        finally:
-            executor.shutdown(wait=True)
+        await self._thread.close(self._disconnect)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -94,10 +79,9 @@ class SqliteWorker:
         **kwargs: _P.kwargs,
     ) -> _R:
         """Run `fn(conn, ...)` on the worker thread."""
-        if self._executor is None:
+        if not self._thread.is_open:
             raise StoreError(f"{self.what} {self.path} is not open")
-        job = functools.partial(self.guarded, lambda conn: fn(conn, *args, **kwargs))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        return await self._thread.run(self.guarded, lambda conn: fn(conn, *args, **kwargs))
 
     async def write(
         self,
@@ -106,20 +90,26 @@ class SqliteWorker:
         **kwargs: _P.kwargs,
     ) -> _R:
         """Run `fn` in one IMMEDIATE transaction: all of it is stored, or none of it."""
+        return await self.call(lambda conn: immediate(conn, fn, *args, **kwargs))
 
-        def transaction(conn: sqlite3.Connection) -> _R:
-            # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn, *args, **kwargs)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            return result
 
-        return await self.call(transaction)
+def immediate(
+    conn: sqlite3.Connection,
+    fn: Callable[Concatenate[sqlite3.Connection, _P], _R],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _R:
+    """`fn(conn, ...)` in one IMMEDIATE transaction: committed whole, or rolled back."""
+    # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args, **kwargs)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return result
 
 
 #: Rows of one multi-row INSERT at most; a batch's remainder goes in power-of-two chunks, so

@@ -22,18 +22,17 @@ may have made is reported as StoreOutcomeUnknownError, for the store to settle b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pickle
 import struct
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
+from node.own_thread import OwnThread
 
 _LENGTH = struct.Struct("!Q")
 #: How long `close` waits for the child to finish its last transaction before killing it.
@@ -68,7 +67,7 @@ class WriterProcess:
         self.path = path
         self.what = what
         self.busy_timeout_s = busy_timeout_s
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = OwnThread("sqlite-writer")
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,34 +75,18 @@ class WriterProcess:
         return self._proc.pid if self._proc is not None else None
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._start)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._thread.open(self._start)
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._stop)
-        finally:
-            executor.shutdown(wait=True)
+        await self._thread.close(self._stop)
 
     async def write(self, name: str, *args: object) -> object:
         """Run the write `name` in the child, in one transaction; its result."""
-        if self._executor is None:
+        if not self._thread.is_open:
             raise StoreError(f"{self.what} {self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._request, name, args
-        )
+        return await self._thread.run(self._request, name, args)
 
-    # On the executor's thread.
+    # On the writer's own thread.
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from node.errors import StoreConflictError, StoreError
-from node.sqlite_worker import insert_rows
+from node.sqlite_worker import immediate, insert_rows
 from node.store.schema import (
     SCHEMA_VERSION,
     SQLITE_TABLES,
@@ -54,16 +54,7 @@ def run_write(conn: sqlite3.Connection, name: str, args: Sequence[object]) -> ob
     write = WRITES.get(name)
     if write is None:
         raise StoreError(f"the SQLite writer knows no write called {name!r}")
-    # IMMEDIATE takes the write lock up front, so a busy database fails here, cleanly.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = write(conn, *args)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-    return result
+    return immediate(conn, write, *args)
 
 
 def log_size(conn: sqlite3.Connection, origin: str) -> int:
