@@ -62,6 +62,14 @@ class _Refs:
         self._log_ids.append(log_id)
         self._indices.append(index)
 
+    def extend(self, log: str, indexes: Sequence[int]) -> None:
+        """`append` for a run of one log's entries, in one step."""
+        log_id = self._logs.setdefault(log, len(self._names))
+        if log_id == len(self._names):
+            self._names.append(log)
+        self._log_ids.extend([log_id] * len(indexes))
+        self._indices.extend(indexes)
+
     def __getitem__(self, row: int) -> tuple[str, int]:
         return self._names[self._log_ids[row]], self._indices[row]
 
@@ -131,8 +139,7 @@ class MatchIndex:
             if any(len(value) != PDQ_BYTES for _, value in fresh):
                 raise RequestError("a pdq value is 32 bytes")
             kind.index.add_many([value for _, value in fresh])
-            for index, _ in fresh:
-                kind.refs.append(log, index)
+            kind.refs.extend(log, [index for index, _ in fresh])
             kind.newest[log] = fresh[-1][0]
 
     @staticmethod

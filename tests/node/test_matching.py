@@ -102,6 +102,12 @@ def test_a_run_added_at_once_matches_as_when_added_one_by_one() -> None:
         one_by_one.add("log", i, "pdq", v)
     at_once.add_many("log", [(i, "pdq", v) for i, v in enumerate(values)])
     at_once.add_many("log", [(3, "pdq", values[3])])  # a repeat is ignored
-    assert at_once.size("pdq") == one_by_one.size("pdq") == 40
-    for v in values[::7]:
+    others = [rng.randbytes(32) for _ in range(10)]  # a second log's run after the first's
+    for i, v in enumerate(others):
+        one_by_one.add("other", 100 + i, "pdq", v)
+    at_once.add_many("other", [(100 + i, "pdq", v) for i, v in enumerate(others)])
+    assert at_once.size("pdq") == one_by_one.size("pdq") == 50
+    for v in values[::7] + others[::3]:
         assert at_once.match_pdq(v) == one_by_one.match_pdq(v)
+    for i, v in enumerate(others):  # each finds itself, under its own log and index
+        assert ("other", 100 + i, 0) in [(h.log, h.index, h.distance) for h in at_once.match_pdq(v)]
