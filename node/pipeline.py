@@ -1,7 +1,8 @@
 """PagePipeline: consecutive pages of one peer log, verified while earlier pages are stored.
 
 Catch-up is three kinds of work: verifying pages (CPU, on the event loop), storing them (the
-store's worker thread, mostly outside the GIL) and telling listeners (match index, events).
+store's own worker: the SQLite writer process, or PostgreSQL's server) and telling listeners
+(match index, events).
 The pipeline runs them side by side. Each page is verified as continuing the plans still
 being stored (LogReplica.verify_entries(after=...)) and queued; whenever the store is idle it
 takes every queued plan as one transaction, so a slow disk gets fewer, larger commits instead

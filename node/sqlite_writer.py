@@ -106,17 +106,15 @@ class WriterProcess:
             )
         except OSError as e:  # no processes or memory left
             raise StoreError(f"cannot start the writer of {self.what} {self.path}: {e}") from e
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout is not None
+        self._proc = proc
         try:
             self._check(receive(proc.stdout))  # the child's word that it is connected
         except (EOFError, OSError, StoreError) as e:
-            proc.stdin.close()
-            proc.stdout.close()
-            proc.wait()
+            self._reap()
             if isinstance(e, StoreError):
                 raise
             raise StoreError(f"the writer of {self.what} {self.path} ended while starting") from e
-        self._proc = proc
         return proc
 
     def _request(self, name: str, args: tuple[object, ...]) -> object:
