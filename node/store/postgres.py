@@ -189,7 +189,8 @@ class PostgresStore:
         checkpoint_size: int | None,
     ) -> None:
         size, packed, head = await _lock_log(conn, origin)
-        end = check_rows(origin, size, start, [e.idx for e in entries], checkpoint, checkpoint_size)
+        indexes = [e.idx for e in entries]
+        end = check_rows(origin, size, start, indexes, checkpoint, checkpoint_size)
         peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
         if entries:
             # One statement per batch: the columns travel as arrays, unnest makes the rows.
@@ -199,7 +200,7 @@ class PostgresStore:
                 " SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::smallint[],"
                 " $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])",
                 origin,
-                [e.idx for e in entries],
+                indexes,
                 [bytes(e.raw) for e in entries],
                 [e.kind for e in entries],
                 [e.signal_type for e in entries],
