@@ -4,11 +4,12 @@ Catch-up is three kinds of work: verifying pages (CPU, on the event loop), stori
 store's own worker: the SQLite writer process, or PostgreSQL's server) and telling listeners
 (match index, events).
 The pipeline runs them side by side. Each page is verified as continuing the plans still
-being stored (LogReplica.verify_entries(after=...)) and queued; whenever the store is idle it
-takes every queued plan as one transaction, so a slow disk gets fewer, larger commits instead
-of falling behind. Each stored plan is then committed to the replica, in order: the replica
+being stored (LogReplica.verify_entries(after=...)) and queued. The pipeline's storer task
+takes every queued plan as one transaction as soon as the store is free, so the store never
+waits for the next page to be offered, and a slow disk gets fewer, larger commits instead of
+falling behind. Each stored plan is then committed to the replica, in order: the replica
 still changes in one place, and only for what is durable. Listeners hear of each stored
-batch, in order, as this pipeline's own task while the next batch is stored.
+batch, in order, as the pipeline's own task while the next batch is stored.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class IngestResult:
 class PagePipeline:
     """One run of pages of one log; holds the log's lock from entering to leaving.
 
-    Leaving waits for the last store even when cancelled: the entries may already be durable,
-    and the replica must then know it.
+    Leaving waits for the store under way even when cancelled: its entries may already be
+    durable, and the replica must then know it. Plans still queued are stored first, unless
+    leaving was itself cancelled.
     """
 
     def __init__(self, logs: PeerLogs, origin: str, source: str | None) -> None:
@@ -50,7 +52,9 @@ class PagePipeline:
         self._source = source
         self._lock = logs.lock(origin)
         self._queued: list[AppendPlan] = []
-        self._storing: tuple[list[AppendPlan], asyncio.Task[None]] | None = None
+        self._storing: list[AppendPlan] = []  # the batch in the store now
+        self._storer: asyncio.Task[None] | None = None
+        self._stored = asyncio.Event()  # set whenever the storer finishes a batch or stops
         self._notifying: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> PagePipeline:
@@ -70,12 +74,13 @@ class PagePipeline:
     def _last_plan(self) -> AppendPlan | None:
         if self._queued:
             return self._queued[-1]
-        return self._storing[0][-1] if self._storing else None
+        return self._storing[-1] if self._storing else None
 
     async def offer(
         self, checkpoint: bytes, start: int, entries: Sequence[bytes], proof: Sequence[bytes]
     ) -> IngestResult:
         """Verify the next page and queue it for the store; see PeerLogs.ingest."""
+        self._raise_if_store_failed()
         logs = self._logs
         replica = logs.replica(self._origin)
         after = self._last_plan()
@@ -100,30 +105,73 @@ class PagePipeline:
             await self._drain()
             raise
         self._queued.append(plan)
-        queued = sum(len(p.entries) for p in self._queued)
-        if self._storing is None or self._storing[1].done() or queued >= MAX_QUEUED_ENTRIES:
-            await self._store_queued()
+        if self._storer is None:
+            self._storer = asyncio.create_task(self._store_batches(self._take_batch()))
+        while self._storer is not None and not self._storer.done() and self._queue_full():
+            # Wait for the storer to take a batch (it takes all that is queued).
+            self._stored.clear()
+            await self._stored.wait()
+        self._raise_if_store_failed()
         return IngestResult("accepted", plan.end)
 
-    async def _store_queued(self) -> None:
-        """Finish the running store (waiting if need be), then store what is queued."""
-        stored = await self._finish_store()
-        if self._queued:
-            # A batch ends at a plan that reaches a checkpoint: the store keeps one a batch.
-            cut = next(
-                (i + 1 for i, p in enumerate(self._queued) if p.checkpoint is not None),
-                len(self._queued),
-            )
-            batch, self._queued = self._queued[:cut], self._queued[cut:]
-            self._storing = (batch, asyncio.create_task(self._logs.store_plans(batch)))
-        if stored:
-            await self._finish_notifying()
-            self._notifying = asyncio.create_task(self._notify(stored))
+    def _queue_full(self) -> bool:
+        return sum(len(p.entries) for p in self._queued) >= MAX_QUEUED_ENTRIES
+
+    def _take_batch(self) -> list[AppendPlan]:
+        """Every queued plan up to the first that reaches a checkpoint (the store keeps one
+        checkpoint a batch), now the batch in the store."""
+        cut = next(
+            (i + 1 for i, p in enumerate(self._queued) if p.checkpoint is not None),
+            len(self._queued),
+        )
+        self._storing, self._queued = self._queued[:cut], self._queued[cut:]
+        return self._storing
+
+    async def _store_batches(self, batch: list[AppendPlan]) -> None:
+        """The storer: store `batch`, then what was queued meanwhile, until nothing is."""
+        try:
+            while batch:
+                try:
+                    await self._logs.store_plans(batch)
+                except BaseException:
+                    self._queued.clear()  # verified as continuing what failed: drop them too
+                    raise
+                finally:
+                    self._storing = []
+                for plan in batch:
+                    self._logs.commit(plan)
+                self._stored.set()
+                await self._finish_notifying()
+                self._notifying = asyncio.create_task(self._notify(batch))
+                batch = self._take_batch()
+        finally:
+            self._stored.set()
+
+    def _raise_if_store_failed(self) -> None:
+        """Raise the storer's failure (once) if it stopped with one."""
+        storer = self._storer
+        if storer is not None and storer.done():
+            self._storer = None
+            storer.result()
 
     async def _drain(self) -> None:
-        """Store and commit everything queued, and let the listeners hear of it."""
-        while self._queued or self._storing:
-            await self._store_queued()
+        """Store and commit everything queued, and let the listeners hear of it.
+
+        Cancelled meanwhile, it finishes the batch in the store, drops the rest and re-raises.
+        """
+        storer = self._storer
+        if storer is not None:
+            cancelled = False
+            while not storer.done():
+                try:
+                    await asyncio.shield(storer)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    self._queued.clear()  # the storer stops after the batch in the store
+            self._storer = None
+            storer.result()  # a failed store raises here; nothing of it was committed
+            if cancelled:
+                raise asyncio.CancelledError
         await self._finish_notifying()
 
     async def _notify(self, plans: list[AppendPlan]) -> None:
@@ -134,26 +182,3 @@ class PagePipeline:
         task, self._notifying = self._notifying, None
         if task is not None:
             await task
-
-    async def _finish_store(self) -> list[AppendPlan]:
-        """Wait for the running store and commit its plans; [] if none was running."""
-        if self._storing is None:
-            return []
-        plans, task = self._storing
-        self._storing = None
-        cancelled = False
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                cancelled = True  # finish committing what may be durable, then stop
-        try:
-            task.result()  # a failed store raises here; nothing of it was committed
-        except BaseException:
-            self._queued.clear()  # verified as continuing what failed: drop them too
-            raise
-        for plan in plans:
-            self._logs.commit(plan)
-        if cancelled:
-            raise asyncio.CancelledError
-        return plans

@@ -203,3 +203,31 @@ async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
             first_store_may_finish.set()
         assert batches == [(0, 4, None), (4, 8, 8), (8, 16, 16)]
         assert [size for size, _ in await store.checkpoints(owner.origin)] == [8, 16]
+
+
+async def test_pages_queued_behind_a_busy_store_are_stored_without_waiting_for_another_page(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 3)
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        first_store_may_finish = asyncio.Event()
+        batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
+        all_heard_of = asyncio.Event()
+
+        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
+            if end == 12:
+                all_heard_of.set()
+
+        peers.subscribe(listener)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                await pipeline.offer(checkpoint, k * PAGE, page, proof)
+            first_store_may_finish.set()
+            # No further page and no leaving: the store takes the queued pages by itself.
+            await asyncio.wait_for(all_heard_of.wait(), 10)
+            assert batches == [(0, 4, None), (4, 12, 12)]
+            assert peers.replica(owner.origin).size == 12
