@@ -1,8 +1,8 @@
 """The SQLite store's writer process itself: `python -m node.sqlite_writer_child PATH TIMEOUT`.
 
-It owns the database's only write connection (WAL, synchronous=FULL) and answers the write
-requests node/sqlite_writer.py's WriterProcess sends (that module describes the protocol and
-the lifetime), one at a time, each in one transaction, until its stdin ends.
+It owns the database's only write connection (sqlite_writes.configure_writer) and answers
+the write requests node/sqlite_writer.py's WriterProcess sends (that module describes the
+protocol and the lifetime), one at a time, each in one transaction, until its stdin ends.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import sys
 from typing import IO, cast
 
 from node.errors import StoreConflictError, StoreError
-from node.sqlite_worker import configure
 from node.sqlite_writer import receive, send
-from node.store.sqlite_writes import run_write
+from node.store.sqlite_writes import configure_writer, run_write
 
 
 def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[bytes]) -> None:
@@ -24,7 +23,7 @@ def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[byt
     what = f"the SQLite store {path}"
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
-        configure(conn)
+        configure_writer(conn)
     except (sqlite3.Error, StoreError) as e:
         send(replies, ("error", f"{what}: {e}"))
         return

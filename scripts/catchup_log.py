@@ -16,9 +16,8 @@ from pathlib import Path
 from benchlib import timed
 
 from node.rows import entry_row
-from node.sqlite_worker import configure
 from node.store.base import EntryRow
-from node.store.sqlite_writes import prepare, run_write
+from node.store.sqlite_writes import configure_writer, prepare, run_write
 from protocol.entries import Add, encode_entry
 from protocol.merkle import NodeId
 from protocol.signing import SigningKey
@@ -89,7 +88,7 @@ def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> f
         groups.append((group[0].start, rows, [x for p in group for x in p.nodes]))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        configure(conn)
+        configure_writer(conn)
         prepare(conn)
         with timed() as t:
             for start, rows, nodes in groups:

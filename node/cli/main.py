@@ -20,6 +20,7 @@ from node.cli.common import (
     EXIT_VERIFY,
     UsageError,
 )
+from node.collector import tune_collector
 from node.config import NodeConfig, load_config
 from node.consortium import JOIN_REQUEST, init_member
 from node.errors import ConfigError, NodeError
@@ -54,13 +55,16 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     )
     # One line per sync job is noise; apscheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    asyncio.run(run_node(load_config(Path(args.directory))))
+    config = load_config(Path(args.directory))
+    tune_collector()
+    asyncio.run(run_node(config))
     return EXIT_OK
 
 
 def cmd_serve_matches(args: argparse.Namespace) -> int:
     configure_logging(json_lines=args.log_format == "json")
     config = load_config(Path(args.directory))
+    tune_collector()
     asyncio.run(serve_matches(config, open_store(config), args.host, args.port, args.refresh_s))
     return EXIT_OK
 
