@@ -70,6 +70,12 @@ class PeerLogs:
         self._listeners.append(listener)
 
     @property
+    def stores_in_flight(self) -> int:
+        """How many batches of one log a pipeline may have in the store at once: two if the
+        store makes appends in call order (the next is sent while the last is being made)."""
+        return 2 if self._store.ordered_appends else 1
+
+    @property
     def rosters(self) -> RosterKeeper:
         return self._rosters
 

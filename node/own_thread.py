@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 _P = ParamSpec("_P")
@@ -46,6 +46,12 @@ class OwnThread:
             await asyncio.get_running_loop().run_in_executor(executor, last)
         finally:
             executor.shutdown(wait=True)
+
+    def submit(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> Future[_R]:
+        """Queue `fn(...)` on the thread from any thread, after the calls queued before it."""
+        executor = self._executor
+        assert executor is not None, "OwnThread.submit before open"
+        return executor.submit(fn, *args, **kwargs)
 
     async def run(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """`fn(...)` on the thread, after the calls before it. The caller checks `is_open`."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,9 +53,10 @@ class PagePipeline:
         self._source = source
         self._lock = logs.lock(origin)
         self._queued: list[AppendPlan] = []
-        self._storing: list[AppendPlan] = []  # the batch in the store now
+        self._storing: list[AppendPlan] = []  # the plans in the store now, in order
         self._storer: asyncio.Task[None] | None = None
         self._stored = asyncio.Event()  # set whenever the storer finishes a batch or stops
+        self._offered = asyncio.Event()  # set whenever a page is queued
         self._notifying: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> PagePipeline:
@@ -105,6 +107,7 @@ class PagePipeline:
             await self._drain()
             raise
         self._queued.append(plan)
+        self._offered.set()
         if self._storer is None:
             self._storer = asyncio.create_task(self._store_batches(self._take_batch()))
         while self._storer is not None and not self._storer.done() and self._queue_full():
@@ -119,33 +122,70 @@ class PagePipeline:
 
     def _take_batch(self) -> list[AppendPlan]:
         """Every queued plan up to the first that reaches a checkpoint (the store keeps one
-        checkpoint a batch), now the batch in the store."""
+        checkpoint a batch), now in the store."""
         cut = next(
             (i + 1 for i, p in enumerate(self._queued) if p.checkpoint is not None),
             len(self._queued),
         )
-        self._storing, self._queued = self._queued[:cut], self._queued[cut:]
-        return self._storing
+        batch, self._queued = self._queued[:cut], self._queued[cut:]
+        self._storing += batch
+        return batch
 
     async def _store_batches(self, batch: list[AppendPlan]) -> None:
-        """The storer: store `batch`, then what was queued meanwhile, until nothing is."""
+        """The storer: store `batch`, then what is queued meanwhile, until nothing is.
+
+        With a store that makes appends in call order, the next batch is sent as soon as a
+        page is queued, while the last is still being made; they are committed in order.
+        """
+        in_flight: deque[tuple[list[AppendPlan], asyncio.Task[None]]] = deque()
         try:
-            while batch:
-                try:
-                    await self._logs.store_plans(batch)
-                except BaseException:
-                    self._queued.clear()  # verified as continuing what failed: drop them too
-                    raise
-                finally:
-                    self._storing = []
-                for plan in batch:
-                    self._logs.commit(plan)
-                self._stored.set()
-                await self._finish_notifying()
-                self._notifying = asyncio.create_task(self._notify(batch))
-                batch = self._take_batch()
+            while batch or in_flight:
+                if batch:
+                    in_flight.append((batch, asyncio.create_task(self._logs.store_plans(batch))))
+                oldest, store = in_flight[0]
+                if len(in_flight) < self._logs.stores_in_flight:
+                    await self._page_or_store(store)
+                    if self._queued and not store.done():
+                        batch = self._take_batch()
+                        continue
+                in_flight.popleft()
+                await self._commit_stored(oldest, store)
+                batch = self._take_batch() if self._queued else []
         finally:
+            # Only after a failure: the batches sent behind the failed one continue it, so the
+            # store refuses them too; they are waited for, never committed.
+            for _, store in in_flight:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(store)
+            self._storing = []
             self._stored.set()
+
+    async def _page_or_store(self, store: asyncio.Task[None]) -> None:
+        """Wait until a page is queued or `store` ends, whichever is first."""
+        if self._queued or store.done():
+            return
+        self._offered.clear()
+        offered = asyncio.create_task(self._offered.wait())
+        try:
+            await asyncio.wait((store, offered), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            offered.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await offered
+
+    async def _commit_stored(self, batch: list[AppendPlan], store: asyncio.Task[None]) -> None:
+        """Wait for `batch`'s store, commit its plans and let the listeners hear of it."""
+        try:
+            await asyncio.shield(store)
+        except BaseException:
+            self._queued.clear()  # verified as continuing what failed: drop them too
+            raise
+        del self._storing[: len(batch)]
+        for plan in batch:
+            self._logs.commit(plan)
+        self._stored.set()
+        await self._finish_notifying()
+        self._notifying = asyncio.create_task(self._notify(batch))
 
     def _raise_if_store_failed(self) -> None:
         """Raise the storer's failure (once) if it stopped with one."""

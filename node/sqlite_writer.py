@@ -11,23 +11,30 @@ big-endian length and a pickle. A request is (write name, arguments), naming one
 node/store/sqlite_writes.py's WRITES; each runs in one IMMEDIATE transaction; the reply is
 ("ok", result), ("conflict", message) or ("error", message). Both ends are this node's own
 code on an anonymous pipe; no peer's bytes are ever unpickled, they travel inside as `bytes`
-values.
+values. The child answers requests one at a time, in the order sent; the node may send the
+next before the answer to the last is in (pipelining), so the child never waits for the
+node to pickle a batch, and reads the answers in order on a thread of their own.
 
 Lifetime: the child ends when its stdin closes, which is at `close` or when the node dies by
 any means (even kill -9), after finishing the transaction it is in. It ignores SIGINT and
 SIGTERM so the node's own shutdown decides when writing stops. If the child dies, the next
 write starts a new one: a write whose request never reached it is sent again; a write it
-may have made is reported as StoreOutcomeUnknownError, for the store to settle by reading.
+may have made (every one sent and not answered) is reported as StoreOutcomeUnknownError,
+for the store to settle by reading. Every append checks that it continues the stored log,
+so a batch sent behind one that was lost is refused, never stored out of order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pickle
 import struct
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO
 
@@ -61,32 +68,52 @@ def receive(stream: IO[bytes]) -> object:
 
 
 class WriterProcess:
-    """The parent's end: starts the child and sends it writes, one at a time."""
+    """The parent's end: starts the child, sends it writes and reads its answers.
+
+    Writes are sent in call order from one thread and their answers read in the same order
+    on another, so a write may be sent while the one before it is still being made: the
+    child reads it as soon as it is free. `write` returns when its own answer is in.
+    """
 
     def __init__(self, path: Path, what: str, busy_timeout_s: float = 5.0) -> None:
         self.path = path
         self.what = what
         self.busy_timeout_s = busy_timeout_s
-        self._thread = OwnThread("sqlite-writer")
+        self._sending = OwnThread("sqlite-writer")
+        self._answers = OwnThread("sqlite-writer-answers")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._proc_lock = threading.RLock()  # the current child; both threads may reap it
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     async def open(self) -> None:
-        await self._thread.open(self._start)
+        await self._answers.open(lambda: None)
+        try:
+            await self._sending.open(self._current)
+        except BaseException:
+            await self._answers.close(lambda: None)
+            raise
 
     async def close(self) -> None:
-        await self._thread.close(self._stop)
+        # Every write sent is answered before the child is told to end.
+        await self._sending.close(lambda: None)
+        await self._answers.close(self._stop)
 
     async def write(self, name: str, *args: object) -> object:
         """Run the write `name` in the child, in one transaction; its result."""
-        if not self._thread.is_open:
+        if not self._sending.is_open:
             raise StoreError(f"{self.what} {self.path} is not open")
-        return await self._thread.run(self._request, name, args)
+        answer = await self._sending.run(self._send_request, name, args)
+        return await asyncio.wrap_future(answer)
 
-    # On the writer's own thread.
+    # On the sending thread.
+
+    def _current(self) -> subprocess.Popen[bytes]:
+        with self._proc_lock:
+            return self._proc or self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -111,36 +138,46 @@ class WriterProcess:
         try:
             self._check(receive(proc.stdout))  # the child's word that it is connected
         except (EOFError, OSError, StoreError) as e:
-            self._reap()
+            self._reap(proc)
             if isinstance(e, StoreError):
                 raise
             raise StoreError(f"the writer of {self.what} {self.path} ended while starting") from e
         return proc
 
-    def _request(self, name: str, args: tuple[object, ...]) -> object:
-        proc = self._proc or self._start()
-        assert proc.stdin is not None and proc.stdout is not None
+    def _send_request(self, name: str, args: tuple[object, ...]) -> Future[object]:
+        """Send one request; the future of its answer, queued for the answers' thread here,
+        on this thread, so answers are read in the order their requests were sent."""
+        proc = self._current()
         try:
-            send(proc.stdin, (name, args))
-        except OSError:
+            self._send_to(proc, name, args)
+        except (OSError, ValueError):
             # The child was gone before it read the whole request, so it wrote nothing: once
-            # more, with a new child.
-            self._reap()
-            proc = self._start()
-            assert proc.stdin is not None
+            # more, with a new child. (ValueError: the answers' thread already closed it.)
+            self._reap(proc)
+            proc = self._current()
             try:
-                send(proc.stdin, (name, args))
-            except OSError as e:
-                code = self._reap()
+                self._send_to(proc, name, args)
+            except (OSError, ValueError) as e:
+                code = self._reap(proc)
                 raise StoreError(
                     f"{self.what} {self.path}: the writer process ended (status {code}) before"
                     f" it read {name}; nothing was stored"
                 ) from e
+        return self._answers.submit(self._answer, proc, name)
+
+    @staticmethod
+    def _send_to(proc: subprocess.Popen[bytes], name: str, args: tuple[object, ...]) -> None:
+        assert proc.stdin is not None
+        send(proc.stdin, (name, args))
+
+    # On the answers' thread.
+
+    def _answer(self, proc: subprocess.Popen[bytes], name: str) -> object:
         assert proc.stdout is not None
         try:
             reply = receive(proc.stdout)
-        except (EOFError, OSError) as e:
-            code = self._reap()
+        except (EOFError, OSError, ValueError) as e:
+            code = self._reap(proc)
             raise StoreOutcomeUnknownError(
                 f"{self.what} {self.path}: the writer process ended (status {code}) during"
                 f" {name}; it may or may not have been stored"
@@ -156,14 +193,15 @@ class WriterProcess:
             raise StoreConflictError(str(value))
         raise StoreError(str(value))
 
-    def _reap(self) -> int | None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return None
+    def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
+        """Close our ends of `proc`'s pipes and wait for it; it is no longer the current child."""
+        with self._proc_lock:
+            if self._proc is proc:
+                self._proc = None
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 # A broken pipe has nothing left to flush; closing it may still complain.
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ValueError):
                     stream.close()
         try:
             return proc.wait(timeout=CLOSE_WAIT_S)
@@ -172,6 +210,7 @@ class WriterProcess:
             return proc.wait()
 
     def _stop(self) -> None:
-        code = self._reap()
+        proc = self._proc
+        code = None if proc is None else self._reap(proc)
         if code not in (None, 0):
             raise StoreError(f"the writer of {self.what} {self.path} ended with status {code}")

@@ -68,6 +68,12 @@ class Evidence:
 class Store(Protocol):
     """Async storage of logs, checkpoints, rosters and evidence."""
 
+    #: Appends called one after another are made in that order even when the first is not
+    #: durable yet (one writer, one queue), so a caller may start the next batch of a log
+    #: before the last one returns; a batch behind a failed one is then refused, since it
+    #: does not continue the stored log.
+    ordered_appends: bool
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
 

@@ -77,6 +77,8 @@ async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes)
 class PostgresStore:
     """A Store in the schema `schema` of the PostgreSQL database at `dsn` (created if missing)."""
 
+    ordered_appends = False  # each append takes a pooled connection: no order between them
+
     def __init__(
         self,
         dsn: str,

@@ -58,6 +58,8 @@ class SqliteStore:
     before failing with StoreError('database is locked'); `batch_rows` sizes iter_values pages.
     """
 
+    ordered_appends = True  # one writer process answers requests in the order sent
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -132,10 +134,11 @@ class SqliteStore:
                 "append", origin, start, rows, list(nodes), raw, checkpoint_size
             )
         except StoreOutcomeUnknownError:
-            # The writer died answering. The log has one writer, and the batch continued it or
-            # was refused, so the stored size tells whether this batch is in.
+            # The writer died answering. The log has one writer (its lock's holder), and the
+            # batch continued it or was refused, so the stored size tells whether this batch is
+            # in: at least its end (a batch sent behind it may have landed too), or not.
             size = await self._call(sqlite_writes.log_size, origin)
-            if size != start + len(rows) or not rows:
+            if size < start + len(rows) or not rows:
                 raise
 
     async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:

@@ -231,3 +231,53 @@ async def test_pages_queued_behind_a_busy_store_are_stored_without_waiting_for_a
             await asyncio.wait_for(all_heard_of.wait(), 10)
             assert batches == [(0, 4, None), (4, 12, 12)]
             assert peers.replica(owner.origin).size == 12
+
+
+async def test_a_store_that_appends_in_call_order_gets_the_next_batch_before_the_last_returns(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 3)
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        real_append = store.append
+        first_may_return = asyncio.Event()
+        calls: list[int] = []
+        in_store = most_in_store = 0
+
+        async def append(
+            origin: str,
+            start: int,
+            entries: Sequence[EntryRow],
+            nodes: Sequence[tuple[NodeId, bytes]],
+            checkpoint: bytes | None,
+            checkpoint_size: int | None = None,
+        ) -> None:
+            nonlocal in_store, most_in_store
+            calls.append(start)
+            in_store += 1
+            most_in_store = max(most_in_store, in_store)
+            try:  # made at once, in call order; the first one's return is held back
+                made = asyncio.ensure_future(
+                    real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
+                )
+                if len(calls) == 1:
+                    await first_may_return.wait()
+                await made
+            finally:
+                in_store -= 1
+
+        monkeypatch.setattr(store, "append", append)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            await pipeline.offer(checkpoint, 0, pages[0], proofs[0])
+            await pipeline.offer(checkpoint, 4, pages[1], proofs[1])
+            for _ in range(20):  # let the storer act on the second page if it may
+                await asyncio.sleep(0.01)
+            await pipeline.offer(checkpoint, 8, pages[2], proofs[2])
+            first_may_return.set()
+        assert most_in_store == peers.stores_in_flight == (2 if store.ordered_appends else 1)
+        assert calls == ([0, 4, 8] if store.ordered_appends else [0, 4])
+        assert peers.replica(owner.origin).size == 12
+        assert await store.entries(owner.origin, 0, 12) == [r for p in pages for r in p]

@@ -74,6 +74,92 @@ async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path)
         await store.close()
 
 
+async def test_appends_sent_behind_one_being_made_land_in_order(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        log = Log(A)
+        await log.append(store, [b"e0"])
+        pid = store.writer_pid
+        assert pid is not None
+        second, third = log.batch([b"e1"]), log.batch([b"e2", b"e3"])
+        os.kill(pid, signal.SIGSTOP)  # both are sent while the writer cannot answer
+        try:
+            tasks = [
+                asyncio.ensure_future(store.append(A, start, rows, nodes, None))
+                for start, rows, nodes in (second, third)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(t.done() for t in tasks)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await asyncio.gather(*tasks)
+        assert await store.entries(A, 0, 9) == [b"e0", b"e1", b"e2", b"e3"]
+        assert store.writer_pid == pid
+    finally:
+        await store.close()
+
+
+async def test_a_writer_killed_with_two_appends_sent_stores_neither(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        log = Log(A)
+        await log.append(store, [b"e0"])
+        pid = store.writer_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        tasks = [
+            asyncio.ensure_future(store.append(A, start, rows, nodes, None))
+            for start, rows, nodes in (log.batch([b"e1"]), log.batch([b"e2"]))
+        ]
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        for task in tasks:
+            with pytest.raises(StoreOutcomeUnknownError, match="may or may not"):
+                await task
+        assert (await store.log_heads())[A].size == 1
+        retry = Log(A)
+        retry.batch([b"e0"])
+        await retry.append(store, [b"e1"])
+        await retry.append(store, [b"e2"])
+        assert await store.entries(A, 0, 5) == [b"e0", b"e1", b"e2"]
+    finally:
+        await store.close()
+
+
+class _AnswerLostAfterTheNext:
+    """A writer that makes the next batch too before the first one's answer is lost: a
+    batch sent behind another landed, so the log is longer than the first batch's end."""
+
+    def __init__(self, inner: object, following: tuple[object, ...]) -> None:
+        self.inner = inner
+        self.following = following
+
+    async def write(self, name: str, *args: object) -> object:
+        await self.inner.write(name, *args)  # type: ignore[attr-defined]
+        await self.inner.write(name, *self.following)  # type: ignore[attr-defined]
+        raise StoreOutcomeUnknownError("the writer process ended during a write")
+
+
+async def test_an_append_whose_answer_was_lost_counts_as_stored_if_the_log_went_beyond_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    real = store._writer  # the unit under test is the settling in append
+    try:
+        log = Log(A)
+        first, (start, rows, nodes) = log.batch([b"e0"]), log.batch([b"e1"])
+        following = (A, start, [tuple(r) for r in rows], nodes, None, None)
+        store._writer = _AnswerLostAfterTheNext(real, following)  # type: ignore[assignment]
+        await store.append(A, first[0], first[1], first[2], None)  # settled: the log holds it
+        assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
+    finally:
+        store._writer = real
+        await store.close()
+
+
 class _AnswerLost:
     """A writer whose answer is lost after it wrote: the case the store settles by reading."""
 
