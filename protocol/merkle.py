@@ -347,6 +347,31 @@ class CompactRange:
         self._root = None
         return completed
 
+    def extend(self, entries: Sequence[bytes]) -> list[tuple[NodeId, bytes]]:
+        """Add the leaves of ENTRIES (their bytes, hashed here); return every subtree they
+        complete, in the order `append` of each leaf hash would. One call a page: the loop
+        keeps its state in locals, the hot path of catch-up."""
+        sha256, node_prefix, leaf_prefix = _sha256, _NODE_PREFIX, _LEAF_PREFIX
+        peaks = self._peaks
+        pop, push = peaks.pop, peaks.append
+        completed: list[tuple[NodeId, bytes]] = []
+        add = completed.append
+        index = self._size
+        for entry in entries:
+            node = sha256(leaf_prefix + entry).digest()
+            add(((0, index), node))
+            level, k = 0, index
+            while k & 1:  # a right child merges with the peak to its left, repeatedly upward
+                node = sha256(node_prefix + pop() + node).digest()
+                k >>= 1
+                level += 1
+                add(((level, k), node))
+            push(node)
+            index += 1
+        self._size = index
+        self._root = None
+        return completed
+
     def root(self) -> bytes:
         """RFC 9162 root of the current size (EMPTY_ROOT for 0)."""
         if self._root is None:

@@ -207,9 +207,12 @@ class LogReplica:
             raise ProofError(f"entries run to {end}, beyond the checkpoint's {cp.size}")
         nodes: list[tuple[NodeId, bytes]] = []
         passed: list[tuple[SignedCheckpoint, bytes]] = []
-        for raw in entries:
-            nodes.extend(tree.append(merkle.leaf_hash(raw)))
-            seen = self._ahead.get(tree.size)
+        # Checkpoints remembered at sizes inside this page are checked at those sizes.
+        done = start
+        for size in sorted({end, *(size for size in self._ahead if start < size < end)}):
+            nodes.extend(tree.extend(entries[done - start : size - start]))
+            done = size
+            seen = self._ahead.get(size)
             if seen is not None and seen.checkpoint != cp:
                 passed.append((seen, tree.root()))
         root = tree.root()

@@ -108,6 +108,15 @@ def inner_nodes(nodes: Sequence[tuple[NodeId, bytes]]) -> list[tuple[NodeId, byt
     return [node for node in nodes if node[0][0]]
 
 
+def nodes_for_append(
+    nodes: Sequence[tuple[NodeId, bytes]], end: int
+) -> list[tuple[NodeId, bytes]]:
+    """The nodes a store's append needs of a batch ending at `end`: those it keeps (above
+    level 0) and the last leaf, a peak of an odd size (`new_peaks`)."""
+    last_leaf = (0, end - 1)
+    return [node for node in nodes if node[0][0] or node[0] == last_leaf]
+
+
 def split_leaves(ids: Sequence[NodeId]) -> tuple[list[int], list[NodeId]]:
     """(entry indexes of the level-0 ids, the other ids)."""
     return [k for level, k in ids if level == 0], [i for i in ids if i[0]]

@@ -23,6 +23,7 @@ from node.store.schema import (
     chunks,
     leaf_mapping,
     node_mapping,
+    nodes_for_append,
     sorted_found,
     split_leaves,
     unpack_peaks,
@@ -130,9 +131,9 @@ class SqliteStore:
         rows = list(map(tuple, entries))  # plain tuples pickle at a third of the cost
         raw = None if checkpoint is None else bytes(checkpoint)
         try:
-            await self._writer.write(
-                "append", origin, start, rows, list(nodes), raw, checkpoint_size
-            )
+            # Leaves are not kept: only the one new_peaks may need is pickled.
+            needed = nodes_for_append(nodes, start + len(rows))
+            await self._writer.write("append", origin, start, rows, needed, raw, checkpoint_size)
         except StoreOutcomeUnknownError:
             # The writer died answering. The log has one writer (its lock's holder), and the
             # batch continued it or was refused, so the stored size tells whether this batch is

@@ -57,6 +57,22 @@ def test_compact_range_appends_exactly_the_reference_subtrees() -> None:
         )
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_compact_range_extended_by_pages_completes_what_appending_each_leaf_does(
+    chunk: int,
+) -> None:
+    entries = [i.to_bytes(4, "big") for i in range(MAX_EXHAUSTIVE)]  # REF's leaves' entries
+    for first in (0, 1, 5):  # from a restored size, too
+        tree = CompactRange(first, [NODES[i] for i in merkle.peak_ids(first)])
+        for start in range(first, MAX_EXHAUSTIVE, chunk):
+            page = entries[start : start + chunk]
+            expected = [node for i in range(start, start + len(page)) for node in completed_by(i)]
+            assert tree.extend(page) == expected
+            assert tree.size == start + len(page)
+            assert tree.root() == REF.root(tree.size)
+    assert CompactRange().extend([]) == []
+
+
 def test_compact_range_restored_from_peak_ids_continues_identically() -> None:
     for size in range(0, 130):
         restored = CompactRange(size, [NODES[i] for i in merkle.peak_ids(size)])
