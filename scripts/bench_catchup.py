@@ -46,10 +46,12 @@ from benchlib import (
     emit,
     log,
     machine,
+    proc_cpu_seconds,
     proc_status_kb,
     rate,
     rate_for,
     timed,
+    tree_cpu_seconds,
     work_dir,
 )
 from catchup_log import (
@@ -193,10 +195,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             joiner_node.start(timeout_s=120)
         assert joiner_node.pid is not None and source_node.pid is not None
         idle_rss = proc_status_kb(joiner_node.pid)
+        cpu_before = cpu_of(joiner_node.pid, source_node.pid)
         pulled_s, peak_sampled = wait_caught_up(
             joiner, source.origin, n, args.timeout, joiner_node.pid
         )
         total_s = t_start[0] + pulled_s
+        cpu_after = cpu_of(joiner_node.pid, source_node.pid)
+        cpu_used = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
         joiner_rss = proc_status_kb(joiner_node.pid)
         writer_rss = children_rss_kb(joiner_node.pid)
         joiner_hwm = proc_status_kb(joiner_node.pid, "VmHWM")
@@ -278,6 +283,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "overhead_vs_encoded": round(down / entry_bytes, 3),
             "connections": proxy.counts.connections,
         },
+        "cpu_us_per_entry_while_pulling": {
+            name: round(1e6 * seconds / n, 1)
+            for name, seconds in zip(("joiner", "joiner_writer", "source"), cpu_used, strict=True)
+        },
         "memory_kib": {
             "joiner_idle_rss": idle_rss,
             "joiner_rss": joiner_rss,
@@ -291,6 +300,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "at_least_5x_verify_ceiling": catchup_per_s >= 5 * verify_per_s,
         },
     }
+
+
+def cpu_of(joiner: int, source: int) -> list[float]:
+    """CPU seconds so far of the joiner's node process, its writer process and the source."""
+    node = proc_cpu_seconds(joiner)
+    return [node, tree_cpu_seconds(joiner) - node, proc_cpu_seconds(source)]
 
 
 def _small_baseline_lines(r: dict[str, Any]) -> list[str]:
@@ -307,6 +322,7 @@ def _small_baseline_lines(r: dict[str, Any]) -> list[str]:
 def lines_of(r: dict[str, Any]) -> list[str]:
     c, a, big = r["catchup"], r["baseline_sqlite_page_batches"], r["baseline_sqlite_big_batches"]
     w, m, j = r["wire"], r["memory_kib"], r["baseline_sqlite_joiner_batches"]
+    cpu = r["cpu_us_per_entry_while_pulling"]
     return [
         f"catch-up of {r['entries']:,} {r['signal_type']} entries, pages of {r['page_size']}",
         f"  end to end           {c['seconds']:10.2f} s  {c['entries_per_s']:>10,} entries/s"
@@ -325,6 +341,8 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         f"  protocol CPU alone    {r['protocol_cpu_only']['entries_per_s']:>21,} entries/s",
         f"  wire: {w['down_per_entry']} B/entry down, {w['total_per_entry']} B/entry both ways;"
         f" encoded entry {r['encoded_entry_bytes']} B (x{w['overhead_vs_encoded']})",
+        f"  CPU while pulling: joiner {cpu['joiner']} µs/entry, its writer"
+        f" {cpu['joiner_writer']} µs/entry, source {cpu['source']} µs/entry",
         f"  memory: joiner {m['joiner_rss'] / 1024:.0f} MiB resident holding the entries"
         f" (peak {m['joiner_peak_rss'] / 1024:.0f} MiB, idle {m['joiner_idle_rss'] / 1024:.0f}"
         f" MiB), its SQLite writer process {m['joiner_writer_rss'] / 1024:.0f} MiB;"
