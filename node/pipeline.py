@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 #: Entries queued (verified, waiting for the store) before `offer` waits for the store.
 MAX_QUEUED_ENTRIES = 48_000
+#: Entries queued before they are sent behind a batch still being made (stores that append
+#: in call order): enough for the store's next transaction to be a large one, sent before
+#: the store is free. Less is sent when the store is free.
+EARLY_BATCH_ENTRIES = 12_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,10 @@ class PagePipeline:
         return IngestResult("accepted", plan.end)
 
     def _queue_full(self) -> bool:
-        return sum(len(p.entries) for p in self._queued) >= MAX_QUEUED_ENTRIES
+        return self._queued_at_least(MAX_QUEUED_ENTRIES)
+
+    def _queued_at_least(self, entries: int) -> bool:
+        return sum(len(p.entries) for p in self._queued) >= entries
 
     def _take_batch(self) -> list[AppendPlan]:
         """Every queued plan up to the first that reaches a checkpoint (the store keeps one
@@ -134,8 +141,9 @@ class PagePipeline:
     async def _store_batches(self, batch: list[AppendPlan]) -> None:
         """The storer: store `batch`, then what is queued meanwhile, until nothing is.
 
-        With a store that makes appends in call order, the next batch is sent as soon as a
-        page is queued, while the last is still being made; they are committed in order.
+        With a store that makes appends in call order, the next batch is sent once
+        EARLY_BATCH_ENTRIES are queued, while the last is still being made; they are
+        committed in order.
         """
         in_flight: deque[tuple[list[AppendPlan], asyncio.Task[None]]] = deque()
         try:
@@ -144,8 +152,8 @@ class PagePipeline:
                     in_flight.append((batch, asyncio.create_task(self._logs.store_plans(batch))))
                 oldest, store = in_flight[0]
                 if len(in_flight) < self._logs.stores_in_flight:
-                    await self._page_or_store(store)
-                    if self._queued and not store.done():
+                    await self._pages_or_store(store)
+                    if self._queued_at_least(EARLY_BATCH_ENTRIES) and not store.done():
                         batch = self._take_batch()
                         continue
                 in_flight.popleft()
@@ -160,18 +168,17 @@ class PagePipeline:
             self._storing = []
             self._stored.set()
 
-    async def _page_or_store(self, store: asyncio.Task[None]) -> None:
-        """Wait until a page is queued or `store` ends, whichever is first."""
-        if self._queued or store.done():
-            return
-        self._offered.clear()
-        offered = asyncio.create_task(self._offered.wait())
-        try:
-            await asyncio.wait((store, offered), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            offered.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await offered
+    async def _pages_or_store(self, store: asyncio.Task[None]) -> None:
+        """Wait until EARLY_BATCH_ENTRIES are queued or `store` ends, whichever is first."""
+        while not self._queued_at_least(EARLY_BATCH_ENTRIES) and not store.done():
+            self._offered.clear()
+            offered = asyncio.create_task(self._offered.wait())
+            try:
+                await asyncio.wait((store, offered), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                offered.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await offered
 
     async def _commit_stored(self, batch: list[AppendPlan], store: asyncio.Task[None]) -> None:
         """Wait for `batch`'s store, commit its plans and let the listeners hear of it."""
