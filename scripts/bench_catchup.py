@@ -23,7 +23,8 @@ Steps, all in one run:
 Reported: entries a second end to end and as a share of (a) at both sizes (the aim is judged
 against the joiner's own transaction size) and as a multiple of (b), bytes on the wire per
 entry against the encoded entry's size, resident memory of both nodes (and of the
-joiner's SQLite writer process).
+joiner's SQLite writer process), and the CPU the joiner, its writer and the source used while
+pulling, in microseconds an entry.
 
     .venv/bin/python scripts/bench_catchup.py [--entries 1000000] [--signal pdq] [--json]
 """
