@@ -108,9 +108,7 @@ def inner_nodes(nodes: Sequence[tuple[NodeId, bytes]]) -> list[tuple[NodeId, byt
     return [node for node in nodes if node[0][0]]
 
 
-def nodes_for_append(
-    nodes: Sequence[tuple[NodeId, bytes]], end: int
-) -> list[tuple[NodeId, bytes]]:
+def nodes_for_append(nodes: Sequence[tuple[NodeId, bytes]], end: int) -> list[tuple[NodeId, bytes]]:
     """The nodes a store's append needs of a batch ending at `end`: those it keeps (above
     level 0) and the last leaf, a peak of an odd size (`new_peaks`)."""
     last_leaf = (0, end - 1)
