@@ -59,7 +59,7 @@ class PagePipeline:
         self._queued: list[AppendPlan] = []
         self._storing: list[AppendPlan] = []  # the plans in the store now, in order
         self._storer: asyncio.Task[None] | None = None
-        self._stored = asyncio.Event()  # set whenever the storer finishes a batch or stops
+        self._taken = asyncio.Event()  # set whenever the storer takes a batch or stops
         self._offered = asyncio.Event()  # set whenever a page is queued
         self._notifying: asyncio.Task[None] | None = None
 
@@ -116,8 +116,8 @@ class PagePipeline:
             self._storer = asyncio.create_task(self._store_batches(self._take_batch()))
         while self._storer is not None and not self._storer.done() and self._queue_full():
             # Wait for the storer to take a batch (it takes all that is queued).
-            self._stored.clear()
-            await self._stored.wait()
+            self._taken.clear()
+            await self._taken.wait()
         self._raise_if_store_failed()
         return IngestResult("accepted", plan.end)
 
@@ -136,6 +136,7 @@ class PagePipeline:
         )
         batch, self._queued = self._queued[:cut], self._queued[cut:]
         self._storing += batch
+        self._taken.set()
         return batch
 
     async def _store_batches(self, batch: list[AppendPlan]) -> None:
@@ -166,7 +167,7 @@ class PagePipeline:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(store)
             self._storing = []
-            self._stored.set()
+            self._taken.set()
 
     async def _pages_or_store(self, store: asyncio.Task[None]) -> None:
         """Wait until EARLY_BATCH_ENTRIES are queued or `store` ends, whichever is first."""
@@ -190,7 +191,6 @@ class PagePipeline:
         del self._storing[: len(batch)]
         for plan in batch:
             self._logs.commit(plan)
-        self._stored.set()
         await self._finish_notifying()
         self._notifying = asyncio.create_task(self._notify(batch))
 

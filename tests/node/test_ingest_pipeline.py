@@ -286,3 +286,29 @@ async def test_a_store_that_appends_in_call_order_gets_the_next_batch_before_the
         assert calls == [0, 4]  # the second batch early (in order) or once the first returned
         assert peers.replica(owner.origin).size == 12
         assert await store.entries(owner.origin, 0, 12) == [r for p in pages for r in p]
+
+
+async def test_an_offer_waits_while_the_queue_is_full_and_goes_on_once_the_store_takes_it(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = consortium(tmp_path)
+    owner, reader = setup.configs
+    async with served(owner, store_for(owner)) as source:
+        checkpoint, pages, proofs = await pages_of(source.service, 4)
+    async with served(reader, store_for(reader)) as node:
+        peers, store = node.service.peers, node.service.store
+        monkeypatch.setattr(pipeline_module, "MAX_QUEUED_ENTRIES", 2 * PAGE)
+        first_store_may_finish = asyncio.Event()
+        batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            await pipeline.offer(checkpoint, 0, pages[0], proofs[0])  # in the store
+            await pipeline.offer(checkpoint, 4, pages[1], proofs[1])  # queued
+            third = asyncio.ensure_future(pipeline.offer(checkpoint, 8, pages[2], proofs[2]))
+            await asyncio.sleep(0.2)
+            assert not third.done()  # two pages queued: the queue is full
+            first_store_may_finish.set()
+            assert (await asyncio.wait_for(third, 10)).status == "accepted"
+            await pipeline.offer(checkpoint, 12, pages[3], proofs[3])
+        assert batches[0] == (0, 4, None) and batches[-1][1:] == (16, 16)
+        assert peers.replica(owner.origin).size == 16
+        assert await store.entries(owner.origin, 0, 16) == [r for p in pages for r in p]
