@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 import node.pipeline as pipeline_module
+from node.config import NodeConfig
 from node.errors import StoreError
 from node.service import NodeService
 from node.store.base import EntryRow, Store
@@ -17,7 +19,7 @@ from protocol.entries import Add
 from protocol.errors import ProofError
 from protocol.merkle import NodeId
 from tests.node.conftest import StoreFor
-from tests.node.services import consortium, now_ms, served
+from tests.node.services import Served, consortium, now_ms, served
 
 PAGE = 4
 
@@ -83,14 +85,24 @@ async def pages_of(
     return signed.raw, pages, proofs
 
 
-async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_them(
-    tmp_path: Path, store_for: StoreFor
-) -> None:
+@contextlib.asynccontextmanager
+async def fed_reader(
+    tmp_path: Path, store_for: StoreFor, count: int
+) -> AsyncIterator[tuple[NodeConfig, Served, bytes, list[list[bytes]], list[list[bytes]]]]:
+    """A reader node, and `count` pages of the owner's log (the owner has stopped) to offer
+    it: (the owner's config, the reader, checkpoint, pages, proofs)."""
     setup = consortium(tmp_path)
     owner, reader = setup.configs
     async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 3)
+        checkpoint, pages, proofs = await pages_of(source.service, count)
     async with served(reader, store_for(reader)) as node:
+        yield owner, node, checkpoint, pages, proofs
+
+
+async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_them(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers = node.service.peers
         heard: list[tuple[int, int, int]] = []
 
@@ -118,11 +130,7 @@ async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_the
 async def test_a_store_failure_in_a_pipeline_leaves_the_replica_equal_to_the_store(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 3)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
 
         async def fail_the_second(number: int) -> None:
@@ -143,11 +151,7 @@ async def test_a_store_failure_in_a_pipeline_leaves_the_replica_equal_to_the_sto
 async def test_a_bad_page_in_a_pipeline_keeps_the_pages_before_it(
     tmp_path: Path, store_for: StoreFor
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 3)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers = node.service.peers
         with pytest.raises(ProofError):
             async with peers.pipeline(owner.origin, "member1") as pipeline:
@@ -160,11 +164,7 @@ async def test_a_bad_page_in_a_pipeline_keeps_the_pages_before_it(
 async def test_pages_queued_behind_a_slow_store_are_stored_in_one_transaction(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 5)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 5) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
         first_store_may_finish = asyncio.Event()
         batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
@@ -209,11 +209,7 @@ async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
 async def test_pages_queued_behind_a_busy_store_are_stored_without_waiting_for_another_page(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 3)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
         first_store_may_finish = asyncio.Event()
         batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
@@ -237,33 +233,20 @@ async def test_pages_queued_behind_a_busy_store_are_stored_without_waiting_for_a
 async def test_a_store_that_appends_in_call_order_gets_the_next_batch_before_the_last_returns(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 3)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
         real_append = store.append
         first_may_return = asyncio.Event()
         calls: list[int] = []
         in_store = most_in_store = 0
 
-        async def append(
-            origin: str,
-            start: int,
-            entries: Sequence[EntryRow],
-            nodes: Sequence[tuple[NodeId, bytes]],
-            checkpoint: bytes | None,
-            checkpoint_size: int | None = None,
-        ) -> None:
+        async def append(origin: str, start: int, *rest: object) -> None:
             nonlocal in_store, most_in_store
             calls.append(start)
             in_store += 1
             most_in_store = max(most_in_store, in_store)
             try:  # made at once, in call order; the first one's return is held back
-                made = asyncio.ensure_future(
-                    real_append(origin, start, entries, nodes, checkpoint, checkpoint_size)
-                )
+                made = asyncio.ensure_future(real_append(origin, start, *rest))  # type: ignore[arg-type]
                 if len(calls) == 1:
                     await first_may_return.wait()
                 await made
@@ -291,11 +274,7 @@ async def test_a_store_that_appends_in_call_order_gets_the_next_batch_before_the
 async def test_an_offer_waits_while_the_queue_is_full_and_goes_on_once_the_store_takes_it(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = consortium(tmp_path)
-    owner, reader = setup.configs
-    async with served(owner, store_for(owner)) as source:
-        checkpoint, pages, proofs = await pages_of(source.service, 4)
-    async with served(reader, store_for(reader)) as node:
+    async with fed_reader(tmp_path, store_for, 4) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
         monkeypatch.setattr(pipeline_module, "MAX_QUEUED_ENTRIES", 2 * PAGE)
         first_store_may_finish = asyncio.Event()

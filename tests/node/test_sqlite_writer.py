@@ -4,18 +4,22 @@ settled by reading the log, and it never outlives the node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from node.errors import StoreError, StoreOutcomeUnknownError
 from node.sqlite_writer import WriterProcess
+from node.store.base import EntryRow
 from node.store.sqlite import SqliteStore
+from protocol.merkle import NodeId
 from tests.node.test_store import A, Log
 
 
@@ -51,7 +55,9 @@ async def test_a_killed_writer_is_replaced_and_the_next_write_lands(tmp_path: Pa
         await store.close()
 
 
-async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def store_holding_e0(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Log, int]]:
+    """An open store whose log A holds b"e0": (the store, that Log, its writer's pid)."""
     store = SqliteStore(tmp_path / "w.db")
     await store.open()
     try:
@@ -59,8 +65,27 @@ async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path)
         await log.append(store, [b"e0"])
         pid = store.writer_pid
         assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # it reads the next request, or not, but writes nothing
-        task = asyncio.ensure_future(log.append(store, [b"e1"]))
+        yield store, log, pid
+    finally:
+        await store.close()
+
+
+def appends_to_a_stopped_writer(
+    store: SqliteStore,
+    pid: int,
+    batches: list[tuple[int, list[EntryRow], list[tuple[NodeId, bytes]]]],
+) -> list[asyncio.Future[None]]:
+    """Stop the writer (it reads the next request, or not, but writes nothing), then append."""
+    os.kill(pid, signal.SIGSTOP)
+    return [
+        asyncio.ensure_future(store.append(A, start, rows, nodes, None))
+        for start, rows, nodes in batches
+    ]
+
+
+async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path) -> None:
+    async with store_holding_e0(tmp_path) as (store, log, pid):
+        (task,) = appends_to_a_stopped_writer(store, pid, [log.batch([b"e1"])])
         await asyncio.sleep(0.3)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(StoreOutcomeUnknownError, match="may or may not"):
@@ -70,25 +95,13 @@ async def test_a_writer_killed_inside_an_append_loses_it_cleanly(tmp_path: Path)
         retry.batch([b"e0"])  # the stored prefix
         await retry.append(store, [b"e1"])
         assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
-    finally:
-        await store.close()
 
 
 async def test_appends_sent_behind_one_being_made_land_in_order(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "w.db")
-    await store.open()
-    try:
-        log = Log(A)
-        await log.append(store, [b"e0"])
-        pid = store.writer_pid
-        assert pid is not None
-        second, third = log.batch([b"e1"]), log.batch([b"e2", b"e3"])
-        os.kill(pid, signal.SIGSTOP)  # both are sent while the writer cannot answer
-        try:
-            tasks = [
-                asyncio.ensure_future(store.append(A, start, rows, nodes, None))
-                for start, rows, nodes in (second, third)
-            ]
+    async with store_holding_e0(tmp_path) as (store, log, pid):
+        batches = [log.batch([b"e1"]), log.batch([b"e2", b"e3"])]
+        try:  # both are sent while the writer cannot answer
+            tasks = appends_to_a_stopped_writer(store, pid, batches)
             await asyncio.sleep(0.3)
             assert not any(t.done() for t in tasks)
         finally:
@@ -96,23 +109,12 @@ async def test_appends_sent_behind_one_being_made_land_in_order(tmp_path: Path) 
         await asyncio.gather(*tasks)
         assert await store.entries(A, 0, 9) == [b"e0", b"e1", b"e2", b"e3"]
         assert store.writer_pid == pid
-    finally:
-        await store.close()
 
 
 async def test_a_writer_killed_with_two_appends_sent_stores_neither(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "w.db")
-    await store.open()
-    try:
-        log = Log(A)
-        await log.append(store, [b"e0"])
-        pid = store.writer_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
-        tasks = [
-            asyncio.ensure_future(store.append(A, start, rows, nodes, None))
-            for start, rows, nodes in (log.batch([b"e1"]), log.batch([b"e2"]))
-        ]
+    async with store_holding_e0(tmp_path) as (store, log, pid):
+        batches = [log.batch([b"e1"]), log.batch([b"e2"])]
+        tasks = appends_to_a_stopped_writer(store, pid, batches)
         await asyncio.sleep(0.3)
         os.kill(pid, signal.SIGKILL)
         for task in tasks:
@@ -124,68 +126,61 @@ async def test_a_writer_killed_with_two_appends_sent_stores_neither(tmp_path: Pa
         await retry.append(store, [b"e1"])
         await retry.append(store, [b"e2"])
         assert await store.entries(A, 0, 5) == [b"e0", b"e1", b"e2"]
-    finally:
-        await store.close()
 
 
-class _AnswerLostAfterTheNext:
-    """A writer that makes the next batch too before the first one's answer is lost: a
-    batch sent behind another landed, so the log is longer than the first batch's end."""
+class _AnswerLost:
+    """A writer whose answer is lost after it wrote: the case the store settles by reading.
 
-    def __init__(self, inner: object, following: tuple[object, ...]) -> None:
+    With `following` (a later batch's append arguments) it makes that batch too before the
+    answer is lost: a batch sent behind another landed, so the log is longer than the first.
+    """
+
+    def __init__(self, inner: object, following: tuple[object, ...] | None = None) -> None:
         self.inner = inner
         self.following = following
 
     async def write(self, name: str, *args: object) -> object:
         await self.inner.write(name, *args)  # type: ignore[attr-defined]
-        await self.inner.write(name, *self.following)  # type: ignore[attr-defined]
+        if self.following is not None:
+            await self.inner.write(name, *self.following)  # type: ignore[attr-defined]
         raise StoreOutcomeUnknownError("the writer process ended during a write")
+
+
+@contextlib.asynccontextmanager
+async def answers_lost(
+    tmp_path: Path, following: tuple[object, ...] | None = None
+) -> AsyncIterator[SqliteStore]:
+    """An open store whose writes all lose their answer (see _AnswerLost)."""
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    real = store._writer  # the unit under test is the settling in append
+    try:
+        store._writer = _AnswerLost(real, following)  # type: ignore[assignment]
+        yield store
+    finally:
+        store._writer = real
+        await store.close()
 
 
 async def test_an_append_whose_answer_was_lost_counts_as_stored_if_the_log_went_beyond_it(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "w.db")
-    await store.open()
-    real = store._writer  # the unit under test is the settling in append
-    try:
-        log = Log(A)
-        first, (start, rows, nodes) = log.batch([b"e0"]), log.batch([b"e1"])
-        following = (A, start, [tuple(r) for r in rows], nodes, None, None)
-        store._writer = _AnswerLostAfterTheNext(real, following)  # type: ignore[assignment]
+    log = Log(A)
+    first, (start, rows, nodes) = log.batch([b"e0"]), log.batch([b"e1"])
+    following = (A, start, [tuple(r) for r in rows], nodes, None, None)
+    async with answers_lost(tmp_path, following) as store:
         await store.append(A, first[0], first[1], first[2], None)  # settled: the log holds it
         assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
-    finally:
-        store._writer = real
-        await store.close()
-
-
-class _AnswerLost:
-    """A writer whose answer is lost after it wrote: the case the store settles by reading."""
-
-    def __init__(self, inner: object) -> None:
-        self.inner = inner
-
-    async def write(self, name: str, *args: object) -> object:
-        await self.inner.write(name, *args)  # type: ignore[attr-defined]
-        raise StoreOutcomeUnknownError("the writer process ended during a write")
 
 
 async def test_an_append_whose_answer_was_lost_counts_as_stored_once_stored(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "w.db")
-    await store.open()
-    real = store._writer  # the unit under test is the settling in append
-    try:
-        store._writer = _AnswerLost(real)  # type: ignore[assignment]
+    async with answers_lost(tmp_path) as store:
         await Log(A).append(store, [b"e0", b"e1"])  # no error: the stored size says it landed
         assert await store.entries(A, 0, 5) == [b"e0", b"e1"]
         with pytest.raises(StoreOutcomeUnknownError):  # other writes cannot be settled so
             await store.save_roster(1, b"roster")
-    finally:
-        store._writer = real
-        await store.close()
 
 
 _HOLDER = """
