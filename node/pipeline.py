@@ -71,10 +71,16 @@ class PagePipeline:
         try:
             await self._drain()
         finally:
-            if self._notifying is not None:  # only when cancelled: stop the listeners too
-                self._notifying.cancel()
+            # Left early (a failed store, a bad page): the listeners still hear of what was
+            # committed, or the match index would miss durable entries until a restart. Only a
+            # cancelled pipeline stops them too.
+            task, self._notifying = self._notifying, None
+            if task is not None:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self._notifying
+                    await task
             self._lock.release()
 
     def _last_plan(self) -> AppendPlan | None:
@@ -204,7 +210,7 @@ class PagePipeline:
     async def _drain(self) -> None:
         """Store and commit everything queued, and let the listeners hear of it.
 
-        Cancelled meanwhile, it finishes the batch in the store, drops the rest and re-raises.
+        Cancelled meanwhile, it finishes the batches in the store, drops the rest and re-raises.
         """
         storer = self._storer
         if storer is not None:

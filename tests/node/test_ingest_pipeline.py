@@ -291,3 +291,28 @@ async def test_an_offer_waits_while_the_queue_is_full_and_goes_on_once_the_store
         assert batches[0] == (0, 4, None) and batches[-1][1:] == (16, 16)
         assert peers.replica(owner.origin).size == 16
         assert await store.entries(owner.origin, 0, 16) == [r for p in pages for r in p]
+
+
+async def test_listeners_still_hear_of_a_stored_batch_when_a_later_store_fails(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fed_reader(tmp_path, store_for, 2) as (owner, node, checkpoint, pages, proofs):
+        peers, store = node.service.peers, node.service.store
+        heard: list[tuple[int, int]] = []
+
+        async def slow_listener(origin: str, start: int, end: int, via: str | None) -> None:
+            await asyncio.sleep(0.3)  # still hearing of the first batch when the second fails
+            heard.append((start, end))
+
+        async def fail_the_second(number: int) -> None:
+            if number == 2:
+                raise StoreError("disk full (simulated)")
+
+        peers.subscribe(slow_listener)
+        intercept_appends(store, monkeypatch, fail_the_second)
+        with pytest.raises(StoreError, match="disk full"):
+            async with peers.pipeline(owner.origin, "member1") as pipeline:
+                await pipeline.offer(checkpoint, 0, pages[0], proofs[0])
+                await pipeline.offer(checkpoint, 4, pages[1], proofs[1])
+        assert peers.replica(owner.origin).size == 4
+        assert heard == [(0, 4)]  # the durable batch was heard of, not cut short
