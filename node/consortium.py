@@ -122,23 +122,31 @@ def init_member(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free now, below the kernel's ephemeral range (32768 and up on Linux).
+    """A port free now, below the kernel's ephemeral range (32768 and up on Linux), and never
+    one this process was given before.
 
     Ports the OS hands out for port 0 come from the ephemeral range, where a running node's
-    outgoing connections may take one before the node meant to listen on it starts.
+    outgoing connections may take one before the node meant to listen on it starts. A port
+    is only bound when its node starts, so two picks before then must not return the same one.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    while True:
-        port = _PORTS.randrange(20_000, 32_000)
+    while len(_GIVEN_PORTS) < _PORT_HIGH - _PORT_LOW:
+        port = _PORTS.randrange(_PORT_LOW, _PORT_HIGH)
+        if port in _GIVEN_PORTS:
+            continue
         with socket.socket(family) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return port
+        _GIVEN_PORTS.add(port)
+        return port
+    raise ConfigError(f"every port from {_PORT_LOW} to {_PORT_HIGH} was given out already")
 
 
 _PORTS = random.Random()  # noqa: S311  # spreading ports, not a secret
+_PORT_LOW, _PORT_HIGH = 20_000, 32_000
+_GIVEN_PORTS: set[int] = set()  # every port free_port returned in this process
 
 
 @dataclass(frozen=True, slots=True)

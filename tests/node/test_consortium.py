@@ -28,3 +28,10 @@ def test_a_join_request_round_trips_and_a_malformed_one_is_refused(tmp_path: Pat
     assert request.member().origin == "acme.example/log"
     with pytest.raises(ConfigError, match="malformed join request"):
         JoinRequest.from_json('{"type": "hashmesh-join-request-v1"}')
+
+
+def test_free_port_never_gives_the_same_port_twice_in_a_process() -> None:
+    # Regression: two nodes of one test consortium were given the same port (a port is only
+    # bound when its node starts), and the second failed with "address already in use".
+    ports = [free_port() for _ in range(1000)]  # with repeats allowed, one is all but sure
+    assert len(set(ports)) == len(ports)
