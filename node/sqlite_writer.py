@@ -107,7 +107,9 @@ class WriterProcess:
         if not self._sending.is_open:
             raise StoreError(f"{self.what} {self.path} is not open")
         answer = await self._sending.run(self._send_request, name, args)
-        return await asyncio.wrap_future(answer)
+        # Sent: its answer must be read even if this call is cancelled, or the answers' thread
+        # would give it to the next write.
+        return await asyncio.shield(asyncio.wrap_future(answer))
 
     # On the sending thread.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from node.errors import StoreError, StoreOutcomeUnknownError
+from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
 from node.sqlite_writer import WriterProcess
 from node.store.base import EntryRow
 from node.store.sqlite import SqliteStore
@@ -109,6 +109,26 @@ async def test_appends_sent_behind_one_being_made_land_in_order(tmp_path: Path) 
         await asyncio.gather(*tasks)
         assert await store.entries(A, 0, 9) == [b"e0", b"e1", b"e2", b"e3"]
         assert store.writer_pid == pid
+
+
+async def test_a_write_cancelled_while_its_answer_is_due_leaves_the_next_write_its_own(
+    tmp_path: Path,
+) -> None:
+    async with store_holding_e0(tmp_path) as (store, log, pid):
+        first, second = log.batch([b"e1"]), log.batch([b"e2"])
+        try:
+            done, cancelled = appends_to_a_stopped_writer(store, pid, [first, second])
+            await asyncio.sleep(0.3)
+            cancelled.cancel()  # its answer is queued behind the first one's
+            start, rows, nodes = log.batch([b"e3"])
+            refused = asyncio.ensure_future(store.append(A, start + 5, rows, nodes, None))
+            await asyncio.sleep(0.3)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await done
+        with pytest.raises(StoreConflictError):  # its own answer, not the cancelled one's
+            await refused
+        assert await store.entries(A, 0, 9) == [b"e0", b"e1", b"e2"]  # sent, so made
 
 
 async def test_a_writer_killed_with_two_appends_sent_stores_neither(tmp_path: Path) -> None:
