@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from protocol import merkle
 from protocol.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from protocol.errors import ProofError
 from protocol.merkle import CompactRange, NodeId
@@ -50,9 +49,7 @@ class LogWriter:
 
     def plan(self, entries: Sequence[bytes]) -> WritePlan:
         tree = self._tree.copy()
-        nodes: list[tuple[NodeId, bytes]] = []
-        for raw in entries:
-            nodes.extend(tree.append(merkle.leaf_hash(raw)))
+        nodes = tree.extend(entries)
         return WritePlan(self.size, tuple(entries), tuple(nodes), tree.peaks)
 
     def commit(self, plan: WritePlan) -> None:
