@@ -1,9 +1,11 @@
 """Events for the platform: every new add, retract or dispute of any log, as JSON.
 
-`EventRecorder` turns stored log entries into events in the outbox (node/outbox.py). Its
-`listener` has the signature of PeerLogs.subscribe and NodeService.on_own_checkpoint; at start
-`catch_up` records whatever entries the store gained while the recorder was not listening
-(a crash between storing entries and recording them), so no entry is ever missed.
+`EventRecorder` records stored log entries as events in the outbox (node/outbox.py), a
+range of entries a row; `EntryEvents` builds each event's JSON from the store's entry when the
+event is read. The recorder's `listener` has the signature of PeerLogs.subscribe and
+NodeService.on_own_checkpoint; at start `catch_up` records whatever entries the store gained
+while the recorder was not listening (a crash between storing entries and recording them),
+so no entry is ever missed.
 
 `events_routes` is the operator-facing pull stream over the same event log:
 - GET /v1/events?after=<id>&wait=<s>&limit=<n>: long poll; events with an id above `after`,
@@ -14,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import json.encoder
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from node.errors import RequestError, StoreError
 from node.jsonview import ref_json
-from node.outbox import Event, NewEvent, Outbox
+from node.outbox import Event, EventRange, Outbox
 from node.service import NodeService
 from node.store.base import Store
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
@@ -38,9 +39,6 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 1000
 MAX_WAIT_S = 60.0
 KEEPALIVE_S = 15.0
-#: Entries recorded per outbox transaction when recording a long range (catch-up). As large
-#: as a peer page (4000 by default), so a page costs one outbox commit (an fsync), not four.
-PAGE = 4096
 KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute"}
 #: One encoder for every payload: json.dumps with options builds a new one each call.
 _JSON = json.JSONEncoder(ensure_ascii=False)
@@ -60,7 +58,11 @@ def member_lookup(service: NodeService) -> Callable[[str], str | None]:
 
 
 class EventRecorder:
-    """Records events of new log entries; one lock per log keeps each log's events in order."""
+    """Records new log entries as events: a range of entries a row (node/outbox.py).
+
+    Nothing of an entry is read to record it: its event is built when it is read
+    (`EntryEvents`), so a catch-up of a million entries costs the outbox a few hundred rows.
+    """
 
     def __init__(
         self,
@@ -68,16 +70,11 @@ class EventRecorder:
         store: Store,
         member_of: Callable[[str], str | None],
         clock: Callable[[], int],
-        decode: Callable[[bytes], Entry] = decode_entry,
-        recent: Callable[[str, int, int], list[bytes] | None] | None = None,
     ) -> None:
         self._outbox = outbox
         self._store = store
-        self._decode = decode
-        self._recent = recent
         self._member_of = member_of
         self._clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
 
     async def catch_up(self) -> int:
         """Record every stored entry not yet recorded; returns the number of new events.
@@ -109,43 +106,48 @@ class EventRecorder:
             log.error("events of %s up to %d not recorded yet: %s", origin, end, e)
 
     async def record_up_to(self, origin: str, end: int) -> int:
-        """Record the events of `origin`'s entries from its cursor up to `end`."""
-        async with self._locks.setdefault(origin, asyncio.Lock()):
-            cursors = await self._outbox.cursors()
-            cursor = (cursors or {}).get(origin, 0)
-            recorded = 0
-            while cursor < end:
-                stop = min(end, cursor + PAGE)
-                cached = self._recent(origin, cursor, stop) if self._recent else None
-                raws = (
-                    cached
-                    if cached is not None
-                    else await self._store.entries(origin, cursor, stop)
-                )
-                if not raws:
-                    break  # the store holds less than reported; catch-up finishes the rest
-                payloads = AddPayloads(origin, self._member_of(origin), self._clock())
-                events = []
-                for i, raw in enumerate(raws):
-                    try:
-                        entry = self._decode(raw)
-                    except DecodeError:
-                        continue  # kept in the log, but it carries nothing a platform can act on
-                    if isinstance(entry, Add):  # no await: catch-up makes one an entry
-                        events.append(
-                            NewEvent(cursor + i, "add", payloads.payload(cursor + i, entry))
-                        )
-                    else:
-                        events.append(await self._reference_event(payloads, cursor + i, entry))
-                stop = cursor + len(raws)
-                recorded += await self._outbox.record(origin, stop, events)
-                cursor = stop
-            return recorded
+        """Record `origin`'s entries from its cursor up to `end`; returns how many."""
+        return await self._outbox.record(origin, end, self._member_of(origin), self._clock())
 
-    async def _reference_event(
+
+class EntryEvents:
+    """The outbox's EventBuilder: the events of a recorded range, from the store's entries."""
+
+    def __init__(
+        self,
+        store: Store,
+        member_of: Callable[[str], str | None],
+        decode: Callable[[bytes], Entry] = decode_entry,
+        recent: Callable[[str, int, int], list[bytes] | None] | None = None,
+    ) -> None:
+        self._store = store
+        self._member_of = member_of
+        self._decode = decode
+        self._recent = recent
+
+    async def __call__(self, recorded: EventRange, start: int, stop: int) -> list[Event]:
+        origin = recorded.log
+        cached = self._recent(origin, start, stop) if self._recent else None
+        raws = cached if cached is not None else await self._store.entries(origin, start, stop)
+        payloads = AddPayloads(origin, recorded.member, recorded.received_ms)
+        events = []
+        for index, raw in enumerate(raws, start):
+            try:
+                entry = self._decode(raw)
+            except DecodeError:
+                continue  # kept in the log, but it carries nothing a platform can act on
+            event_id = recorded.id_of(index)
+            if isinstance(entry, Add):
+                events.append(Event(event_id, "add", payloads.payload(index, entry)))
+            else:
+                body = await self._reference_body(payloads, index, entry)
+                events.append(Event(event_id, KIND_NAMES[type(entry)], body))
+        return events
+
+    async def _reference_body(
         self, payloads: AddPayloads, index: int, entry: Retract | Dispute
-    ) -> NewEvent:
-        """The event of a retract or dispute, with the hash of the add it is about."""
+    ) -> str:
+        """The JSON of a retract or dispute, with the hash of the add it is about."""
         body: dict[str, Any] = {
             "log": payloads.origin,
             "index": index,
@@ -162,7 +164,7 @@ class EventRecorder:
         else:
             body["reason_code"] = entry.reason_code
             body["text"] = entry.text
-        return NewEvent(index, KIND_NAMES[type(entry)], _JSON.encode(body))
+        return _JSON.encode(body)
 
     async def _target(self, ref: EntryRef) -> Add | None:
         """The add a retract or dispute is about, so the platform knows which hash it means."""
@@ -170,7 +172,7 @@ class EventRecorder:
         if not raws:
             return None
         try:
-            entry: Entry = decode_entry(raws[0])
+            entry: Entry = self._decode(raws[0])
         except DecodeError:
             return None
         return entry if isinstance(entry, Add) else None

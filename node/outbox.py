@@ -1,12 +1,22 @@
 """The event log and the webhook outbox: one SQLite file (data/outbox.db) of their own.
 
-Three tables:
-- `events`: append-only, one row per new add, retract or dispute of any log, numbered by an
-  ever-increasing id (the cursor of the pull stream); only the newest `retain_events` are kept.
-- `deliveries`: the webhook queue, the ids not yet acknowledged by the platform's endpoint
-  (2xx). A row leaves only on acknowledgement, so delivery is at least once across restarts.
+The event log numbers every entry of every log that became an event with an ever-increasing
+id (the cursor of the pull stream and of webhooks). It is recorded as ranges, one row per
+recorded range of one log: ids `first_id ..` stand for that log's entries `start_idx ..
+end_idx - 1`, with the member and the time of recording. A catch-up of a million entries is a
+few hundred rows, not a million; an event's JSON is built when it is read, from the entry in
+the store, by the `EventBuilder` the outbox is given (node/events.py). An entry that does not
+decode holds its id but makes no event.
+
+Tables:
+- `event_ranges`: the ranges, oldest first; only those holding the newest `retain_events`
+  ids are kept, and those the webhook has not acknowledged.
 - `cursors`: per log, how many of its entries have become events; an entry is recorded once,
   whichever path (listener, catch-up at start) reports it.
+- `meta`: `started`, `next_id` (the id the next recorded entry gets), and `delivered` (ids up
+  to it are acknowledged by the webhook endpoint; only while a webhook is configured).
+Delivery is in id order, so the webhook queue is every id above `delivered`; acknowledging an
+event moves that cursor, and it survives restarts (at least once, in order).
 
 Like node/store/sqlite.py, every statement runs on one dedicated worker thread, in WAL mode
 with synchronous=FULL; sqlite3 errors leave as StoreError. Waiters (long polls, streams, the
@@ -19,29 +29,26 @@ import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from node.sqlite_worker import SqliteWorker, insert_rows
+from node.outbox_schema import create_tables
+from node.sqlite_worker import SqliteWorker
 
 _R = TypeVar("_R")
-
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " log TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,"
-    " UNIQUE (log, idx))",
-    "CREATE TABLE IF NOT EXISTS deliveries (event_id INTEGER PRIMARY KEY)",
-    "CREATE TABLE IF NOT EXISTS cursors (log TEXT PRIMARY KEY, size INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+#: Up to ? ranges holding ids above ? (given twice), oldest first.
+_RANGES_AFTER = (
+    "SELECT first_id, log, start_idx, end_idx, member, received_ms FROM event_ranges"
+    " WHERE first_id >= coalesce((SELECT max(first_id) FROM event_ranges WHERE first_id <= ?),"
+    " 0) AND first_id + end_idx - start_idx > ? + 1 ORDER BY first_id LIMIT ?"
 )
-_EVENT = "SELECT e.id, e.kind, e.payload FROM events e"
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One recorded event: its id (the cursor), kind and JSON payload (without the id)."""
+    """One event as read: its id (the cursor), kind and JSON payload (without the id)."""
 
     id: int
     kind: str
@@ -56,36 +63,50 @@ class Event:
         return json.dumps(self.body(), separators=(",", ":"), ensure_ascii=False)
 
 
-class NewEvent(NamedTuple):
-    """An event to record: which entry it comes from, its kind and JSON payload.
+@dataclass(frozen=True, slots=True)
+class EventRange:
+    """Entries [start, end) of `log`, recorded as events with ids from `first_id`."""
 
-    A NamedTuple (as immutable as a frozen dataclass, and cheaper to make): a catch-up makes
-    one an entry. `idx` is named as its column, since `index` is a tuple method.
-    """
+    first_id: int
+    log: str
+    start: int
+    end: int
+    member: str | None
+    received_ms: int
 
-    idx: int
-    kind: str
-    payload: str
+    @property
+    def last_id(self) -> int:
+        return self.first_id + self.end - self.start - 1
+
+    def id_of(self, index: int) -> int:
+        return self.first_id + index - self.start
 
 
-def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in _TABLES:
-        conn.execute(statement)
+#: Builds the events of entries [start, stop) of a range, in order (fewer if some entries do
+#: not decode or are not in the store).
+EventBuilder = Callable[[EventRange, int, int], Awaitable[list[Event]]]
 
 
 class Outbox:
     """The event log and webhook queue in one SQLite file at `path`.
 
-    `deliver` says whether recorded events also enter the webhook queue (a webhook URL is
-    configured); `retain_events` bounds the event log (undelivered events are always kept).
+    `deliver` says whether events are queued for the webhook (a webhook URL is configured):
+    the queue starts at the newest event when it is turned on and is dropped when it is
+    turned off. `retain_events` bounds the event log (undelivered events are always kept);
+    `build` turns recorded ranges into events when they are read.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], deliver: bool, retain_events: int = 100_000
+        self,
+        path: str | os.PathLike[str],
+        deliver: bool,
+        build: EventBuilder,
+        retain_events: int = 100_000,
     ) -> None:
         self.path = Path(path)
         self.deliver = deliver
         self.retain_events = retain_events
+        self._build = build
         self._db = SqliteWorker(self.path, "the outbox")
         self._changed = asyncio.Event()
         self._stopping = False
@@ -101,7 +122,7 @@ class Outbox:
             return
         await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         self._stopping = False
-        await self._db.open(_create_tables)
+        await self._db.open(lambda conn: create_tables(conn, self.deliver))
 
     async def close(self) -> None:
         self.stop_waiters()
@@ -149,8 +170,8 @@ class Outbox:
 
     # Recording.
 
-    async def record(self, log: str, end: int, events: Sequence[NewEvent]) -> int:
-        """Record the events of `log`'s entries below `end` not recorded yet; returns how many.
+    async def record(self, log: str, end: int, member: str | None, received_ms: int) -> int:
+        """Record `log`'s entries below `end` not recorded yet as events; returns how many.
 
         Entries below the stored cursor are skipped, so a range reported twice (by the
         listener and by catch-up) becomes events once. The cursor moves to `end`.
@@ -158,33 +179,32 @@ class Outbox:
 
         def write(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT size FROM cursors WHERE log = ?", (log,)).fetchone()
-            cursor = int(row[0]) if row else 0
-            fresh = [e for e in events if cursor <= e.idx < end]
-            if fresh:
-                # AUTOINCREMENT ids only grow, so the new events are exactly those above this.
-                (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-                insert_rows(
-                    conn,
-                    "INSERT INTO events (log, idx, kind, payload)",
-                    [(log, *e) for e in fresh],
-                )
-                if self.deliver:
-                    conn.execute(
-                        "INSERT INTO deliveries (event_id) SELECT id FROM events WHERE id > ?",
-                        (before,),
-                    )
+            start = int(row[0]) if row else 0
+            if start >= end:
+                return 0
+            first_id = _meta_int(conn, "next_id", 1)
+            conn.execute(
+                "INSERT INTO event_ranges (first_id, log, start_idx, end_idx, member,"
+                " received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                (first_id, log, start, end, member, received_ms),
+            )
+            _set_meta(conn, "next_id", first_id + end - start)
             conn.execute(
                 "INSERT INTO cursors (log, size) VALUES (?, ?)"
                 " ON CONFLICT (log) DO UPDATE SET size = max(size, excluded.size)",
                 (log, end),
             )
-            if fresh:
-                conn.execute(
-                    "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?"
-                    " AND id NOT IN (SELECT event_id FROM deliveries)",
-                    (self.retain_events,),
-                )
-            return len(fresh)
+            # Whole ranges go once their last id is older than the newest retain_events
+            # and acknowledged (or nothing is queued).
+            keep_from = first_id + end - start - self.retain_events
+            delivered = _meta_int(conn, "delivered", None)
+            if delivered is not None:
+                keep_from = min(keep_from, delivered + 1)
+            conn.execute(
+                "DELETE FROM event_ranges WHERE first_id + end_idx - start_idx <= ?",
+                (keep_from,),
+            )
+            return end - start
 
         count = await self._call(write, write=True)
         if count:
@@ -195,16 +215,36 @@ class Outbox:
 
     async def after(self, cursor: int, limit: int) -> list[Event]:
         """Events with an id above `cursor`, oldest first, at most `limit`."""
+        events, _ = await self._read(cursor, limit)
+        return events
+
+    async def _read(self, cursor: int, limit: int) -> tuple[list[Event], int]:
+        """Events above `cursor` (at most `limit`), and the last id looked at."""
+        events: list[Event] = []
+        seen = cursor
+        while len(events) < limit:
+            ranges = await self._ranges_after(seen, limit - len(events))
+            if not ranges:
+                break
+            for r in ranges:
+                index = max(r.start, r.start + seen + 1 - r.first_id)
+                while index < r.end and len(events) < limit:
+                    stop = min(r.end, index + limit - len(events))
+                    events += await self._build(r, index, stop)
+                    seen, index = r.id_of(stop - 1), stop
+                if len(events) >= limit:
+                    break
+        return events, seen
+
+    async def _ranges_after(self, cursor: int, limit: int) -> list[EventRange]:
+        """Up to `limit` ranges holding ids above `cursor`, oldest first."""
         rows = await self._call(
-            lambda c: c.execute(
-                f"{_EVENT} WHERE e.id > ? ORDER BY e.id LIMIT ?", (cursor, limit)
-            ).fetchall()
+            lambda c: c.execute(_RANGES_AFTER, (cursor, cursor, limit)).fetchall()
         )
-        return [Event(int(i), str(k), str(p)) for i, k, p in rows]
+        return [EventRange(int(f), str(g), int(s), int(e), m, int(t)) for f, g, s, e, m, t in rows]
 
     async def latest_id(self) -> int:
-        row = await self._call(lambda c: c.execute("SELECT max(id) FROM events").fetchone())
-        return int(row[0] or 0)
+        return await self._call(lambda c: _meta_int(c, "next_id", 1)) - 1
 
     async def wait_after(self, cursor: int, limit: int, timeout_s: float) -> list[Event]:
         """Events after `cursor`, waiting up to `timeout_s` for the first one (long poll)."""
@@ -229,12 +269,13 @@ class Outbox:
 
     async def pending(self, limit: int) -> list[Event]:
         """Events not yet acknowledged by the webhook endpoint, oldest first."""
-        rows = await self._call(
-            lambda c: c.execute(
-                f"{_EVENT} JOIN deliveries d ON d.event_id = e.id ORDER BY e.id LIMIT ?", (limit,)
-            ).fetchall()
-        )
-        return [Event(int(i), str(k), str(p)) for i, k, p in rows]
+        delivered = await self._call(lambda c: _meta_int(c, "delivered", None))
+        if delivered is None:
+            return []
+        events, seen = await self._read(delivered, limit)
+        if not events and seen > delivered:
+            await self.acknowledge(seen)  # only entries that make no event: nothing to send
+        return events
 
     async def wait_pending(self, limit: int, timeout_s: float) -> list[Event]:
         """Queued events, waiting up to `timeout_s` for one if the queue is empty."""
@@ -242,12 +283,34 @@ class Outbox:
         return await self._wait(lambda: self.pending(limit), timeout_s, stop_early=False)
 
     async def pending_count(self) -> int:
-        row = await self._call(lambda c: c.execute("SELECT count(*) FROM deliveries").fetchone())
-        return int(row[0])
+        """Ids not yet acknowledged (an entry that does not decode counts until passed)."""
 
-    async def acknowledge(self, event_ids: Sequence[int]) -> None:
-        """The endpoint took these events (2xx): they leave the queue for good."""
-        ids = [(i,) for i in event_ids]
-        await self._call(
-            lambda c: c.executemany("DELETE FROM deliveries WHERE event_id = ?", ids), write=True
-        )
+        def read(conn: sqlite3.Connection) -> int:
+            delivered = _meta_int(conn, "delivered", None)
+            return 0 if delivered is None else _meta_int(conn, "next_id", 1) - 1 - delivered
+
+        return await self._call(read)
+
+    async def acknowledge(self, event_id: int) -> None:
+        """The endpoint took every event up to `event_id` (2xx): they leave the queue."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'delivered'",
+                (event_id,),
+            )
+
+        await self._call(write, write=True)
+
+
+def _meta_int(conn: sqlite3.Connection, key: str, default: _R) -> int | _R:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else int(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: int) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, str(value)),
+    )

@@ -20,7 +20,13 @@ from aiohttp import web
 from node.config import NodeConfig, read_roster
 from node.dashboard import mount_dashboard
 from node.errors import ConfigError
-from node.events import EventRecorder, events_on_shutdown, events_routes, member_lookup
+from node.events import (
+    EntryEvents,
+    EventRecorder,
+    events_on_shutdown,
+    events_routes,
+    member_lookup,
+)
 from node.keys import NodeKeys, load_key, read_secret
 from node.logs import add_secret
 from node.metrics import NodeMetrics, metrics_routes
@@ -98,17 +104,15 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         metrics = NodeMetrics(service)
         service.peers.subscribe(metrics.listener)
         service.on_own_checkpoint(metrics.listener)
-        outbox = Outbox(config.data_dir / "outbox.db", deliver=bool(config.webhook_url))
+        member_of = member_lookup(service)
+        outbox = Outbox(
+            config.data_dir / "outbox.db",
+            deliver=bool(config.webhook_url),
+            build=EntryEvents(store, member_of, service.decoded.decode, service.decoded.recent),
+        )
         await outbox.open()
         stack.push_async_callback(outbox.close)
-        recorder = EventRecorder(
-            outbox,
-            store,
-            member_lookup(service),
-            service.clock,
-            service.decoded.decode,
-            service.decoded.recent,
-        )
+        recorder = EventRecorder(outbox, store, member_of, service.clock)
         service.peers.subscribe(recorder.listener)
         service.on_own_checkpoint(recorder.listener)
         await recorder.catch_up()

@@ -109,7 +109,7 @@ class WebhookSender:
         while True:
             try:
                 await self._post(session, body, headers)
-                await self._outbox.acknowledge([event.id])
+                await self._outbox.acknowledge(event.id)
             except (WebhookError, StoreError) as e:
                 self.failures += 1
                 self._report(False, _reason(e))

@@ -15,8 +15,8 @@ from yarl import URL
 
 from node.dashboard.session import COOKIE_NAME, Sessions
 from node.jsonview import parse_add
-from node.outbox import Outbox
 from tests.dashboard.support import Node, consortium, running, wait_for
+from tests.node.event_fakes import fake_outbox
 
 
 def md5(seed: str) -> str:
@@ -250,7 +250,7 @@ async def test_overview_shows_the_webhook_outbox(
     tmp_path: Path, browser: aiohttp.ClientSession
 ) -> None:
     members = consortium(tmp_path, 2)
-    outbox = Outbox(tmp_path / "outbox.db", deliver=True)
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=True)
     await outbox.open()
     try:
         async with running(members.configs[0], replicate=False, events=outbox) as node:

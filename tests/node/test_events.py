@@ -18,18 +18,20 @@ from node.config import NodeConfig
 from node.consortium import build_consortium
 from node.events import (
     AddPayloads,
+    EntryEvents,
     EventRecorder,
     events_on_shutdown,
     events_routes,
     member_lookup,
 )
 from node.keys import load_key
-from node.outbox import NewEvent, Outbox
+from node.outbox import Outbox
 from node.server import errors_middleware
 from node.service import NodeService
 from node.store.sqlite import SqliteStore
 from protocol.entries import Add, EntryRef, Retract, encode_entry
 from protocol.signals import value_text
+from tests.node.event_fakes import fake_outbox, record_adds
 from tests.node.test_store import Log
 
 
@@ -48,6 +50,11 @@ async def running(config: NodeConfig, db: str = "data.db") -> AsyncIterator[Node
         yield service
     finally:
         await store.close()
+
+
+def outbox_of(service: NodeService, path: Path, deliver: bool = False) -> Outbox:
+    """The node's outbox as the runner makes it: events built from `service`'s store."""
+    return Outbox(path, deliver, EntryEvents(service.store, member_lookup(service)))
 
 
 def recorder_for(service: NodeService, outbox: Outbox) -> EventRecorder:
@@ -76,10 +83,10 @@ async def bodies(outbox: Outbox) -> list[dict[str, Any]]:
 
 async def test_adds_retracts_and_disputes_of_every_log_become_events(tmp_path: Path) -> None:
     one, two = build_consortium(tmp_path, 2, now_ms()).configs
-    outbox = Outbox(tmp_path / "outbox.db", deliver=True)
-    await outbox.open()
-    try:
-        async with running(one) as node1, running(two) as node2:
+    async with running(one) as node1, running(two) as node2:
+        outbox = outbox_of(node1, tmp_path / "outbox.db", deliver=True)
+        await outbox.open()
+        try:
             recorder = recorder_for(node1, outbox)
             assert await recorder.catch_up() == 0
             await node1.submit([md5(1), md5(2)])
@@ -92,8 +99,8 @@ async def test_adds_retracts_and_disputes_of_every_log_become_events(tmp_path: P
             await node1.dispute(EntryRef(two.origin, 0), "wrong-label", "not an attack")
             await node1.sign_pending()
             events = await bodies(outbox)
-    finally:
-        await outbox.close()
+        finally:
+            await outbox.close()
     assert [(e["id"], e["event"], e["log"], e["index"]) for e in events] == [
         (1, "add", one.origin, 0),
         (2, "add", one.origin, 1),
@@ -122,7 +129,7 @@ async def test_entries_stored_while_not_listening_are_recorded_at_catch_up(
     async with running(one) as node:
         await node.submit([md5(1)])  # history before the outbox existed: never replayed
         await node.sign_pending()
-        outbox = Outbox(path, deliver=False)
+        outbox = outbox_of(node, path)
         await outbox.open()
         recorder = recorder_for(node, outbox)
         assert await recorder.catch_up() == 0
@@ -132,17 +139,17 @@ async def test_entries_stored_while_not_listening_are_recorded_at_catch_up(
     async with running(one) as node:  # a crash: stored, signed, but no listener ran
         await node.submit([md5(3), md5(4)])
         await node.sign_pending()
-    outbox = Outbox(path, deliver=False)
-    await outbox.open()
-    try:
-        async with running(one) as node:
+    async with running(one) as node:
+        outbox = outbox_of(node, path)
+        await outbox.open()
+        try:
             recorder = recorder_for(node, outbox)
             assert await recorder.catch_up() == 2
             assert await recorder.catch_up() == 0
             await recorder.listener(one.origin, 0, 4, None)  # reported again: no duplicate
             events = await bodies(outbox)
-    finally:
-        await outbox.close()
+        finally:
+            await outbox.close()
     assert [(e["id"], e["index"]) for e in events] == [(1, 1), (2, 2), (3, 3)]
 
 
@@ -150,10 +157,10 @@ async def test_a_failing_outbox_does_not_fail_signing_and_heals_with_the_next_en
     tmp_path: Path,
 ) -> None:
     (one,) = build_consortium(tmp_path, 1, now_ms()).configs
-    outbox = Outbox(tmp_path / "outbox.db", deliver=False)
-    await outbox.open()
-    try:
-        async with running(one) as node:
+    async with running(one) as node:
+        outbox = outbox_of(node, tmp_path / "outbox.db")
+        await outbox.open()
+        try:
             recorder = recorder_for(node, outbox)
             await recorder.catch_up()
             await outbox.close()  # the outbox's disk fails
@@ -163,17 +170,17 @@ async def test_a_failing_outbox_does_not_fail_signing_and_heals_with_the_next_en
             await node.submit([md5(2)])
             await node.sign_pending()
             events = await bodies(outbox)
-    finally:
-        await outbox.close()
+        finally:
+            await outbox.close()
     assert [(e["id"], e["index"]) for e in events] == [(1, 0), (2, 1)]
 
 
 async def test_retention_keeps_the_newest_events_and_the_undelivered(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "outbox.db", deliver=False, retain_events=3)
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False, retain_events=3)
     await outbox.open()
     try:
         for i in range(6):
-            await outbox.record("log-a", i + 1, [NewEvent(i, "add", "{}")])
+            await record_adds(outbox, "log-a", i + 1)
         assert [e.id for e in await outbox.after(0, 100)] == [4, 5, 6]
         assert await outbox.latest_id() == 6
     finally:
@@ -196,14 +203,14 @@ async def events_api(outbox: Outbox) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", deliver=False)
+    box = fake_outbox(tmp_path / "outbox.db", deliver=False)
     await box.open()
     yield box
     await box.close()
 
 
 async def add_event(outbox: Outbox, index: int) -> None:
-    await outbox.record("log-a", index + 1, [NewEvent(index, "add", json.dumps({"index": index}))])
+    await record_adds(outbox, "log-a", index + 1)
 
 
 async def test_long_poll_returns_new_events_as_they_are_recorded(outbox: Outbox) -> None:
@@ -265,7 +272,13 @@ async def test_the_stream_resumes_after_the_last_event_id(outbox: Outbox) -> Non
             assert r.headers["Content-Type"].startswith("text/event-stream")
             got = await asyncio.wait_for(read_sse(r, 2), 5)
             assert [(i, kind) for i, kind, _ in got] == [(2, "add"), (3, "add")]
-            assert got[0][2] == {"id": 2, "event": "add", "index": 1}
+            assert got[0][2] == {
+                "id": 2,
+                "event": "add",
+                "log": "log-a",
+                "index": 1,
+                "value": f"{1:032x}",
+            }
             await add_event(outbox, 3)
             live = await asyncio.wait_for(read_sse(r, 1), 5)
             assert live[0][0] == 4
@@ -318,17 +331,21 @@ async def test_entries_that_do_not_decode_make_no_event_and_the_rest_keep_order(
         encode_entry(md5(2)),
     ]
     store = SqliteStore(tmp_path / "data.db")
-    outbox = Outbox(tmp_path / "outbox.db", deliver=False)
+    outbox = Outbox(tmp_path / "outbox.db", False, EntryEvents(store, lambda origin: "member1"))
     await store.open()
     await outbox.open()
     try:
         await Log(log).append(store, raws)
         await outbox.start_cursors({})
         recorder = EventRecorder(outbox, store, lambda origin: "member1", now_ms)
-        assert await recorder.record_up_to(log, 4) == 3
+        assert await recorder.record_up_to(log, 4) == 4  # ids: the bad entry holds one
         events = await bodies(outbox)
     finally:
         await outbox.close()
         await store.close()
-    assert [(e["index"], e["event"]) for e in events] == [(0, "add"), (2, "retract"), (3, "add")]
+    assert [(e["id"], e["index"], e["event"]) for e in events] == [
+        (1, 0, "add"),
+        (3, 2, "retract"),
+        (4, 3, "add"),
+    ]
     assert events[1]["value"] == events[0]["value"] and events[1]["reason"] == "mistake"

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from node.errors import ConfigError
-from node.outbox import NewEvent, Outbox
+from node.outbox import Outbox
 from node.webhooks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -21,6 +21,7 @@ from node.webhooks import (
     sign_body,
     verify_signature,
 )
+from tests.node.event_fakes import fake_outbox, record_adds
 
 SECRET = b"a-shared-secret-of-some-length"
 
@@ -90,14 +91,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-async def record_adds(outbox: Outbox, log: str, start: int, end: int) -> None:
-    events = [
-        NewEvent(i, "add", json.dumps({"log": log, "index": i, "value": f"{i:032x}"}))
-        for i in range(start, end)
-    ]
-    await outbox.record(log, end, events)
-
-
 def sender(outbox: Outbox, receiver: Receiver, **kwargs: float) -> WebhookSender:
     settings = {"max_backoff_s": 0.05, "base_backoff_s": 0.01, "timeout_s": 2.0, **kwargs}
     return WebhookSender(outbox, receiver.url, SECRET, on_result=receiver.note, **settings)
@@ -107,15 +100,15 @@ async def test_failed_deliveries_are_retried_and_each_event_arrives_once_in_orde
     tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.fail_first = 3
-    outbox = Outbox(tmp_path / "outbox.db", deliver=True)
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=True)
     await outbox.open()
     try:
-        await record_adds(outbox, "log-a", 0, 5)
+        await record_adds(outbox, "log-a", 5)
         webhook = sender(outbox, receiver)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(webhook.run())
             await receiver.until(lambda: len(receiver.accepted) == 5)
-            await record_adds(outbox, "log-a", 5, 7)  # arriving while the sender idles
+            await record_adds(outbox, "log-a", 7)  # arriving while the sender idles
             await receiver.until(lambda: webhook.delivered == 7)
             task.cancel()
         assert receiver.unique_ids() == [1, 2, 3, 4, 5, 6, 7]
@@ -135,9 +128,9 @@ async def test_unacknowledged_events_are_delivered_after_a_restart(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     path = tmp_path / "outbox.db"
-    outbox = Outbox(path, deliver=True)
+    outbox = fake_outbox(path, deliver=True)
     await outbox.open()
-    await record_adds(outbox, "log-a", 0, 4)
+    await record_adds(outbox, "log-a", 4)
     receiver.fail_first = 10**9  # the platform is down
     async with asyncio.TaskGroup() as group:
         task = group.create_task(sender(outbox, receiver).run())
@@ -147,7 +140,7 @@ async def test_unacknowledged_events_are_delivered_after_a_restart(
     assert receiver.accepted == []
 
     receiver.fail_first = 0  # the platform is back; the node restarts with new objects
-    reopened = Outbox(path, deliver=True)
+    reopened = fake_outbox(path, deliver=True)
     await reopened.open()
     try:
         assert await reopened.pending_count() == 4
@@ -166,9 +159,9 @@ async def test_acknowledged_events_are_not_sent_again_after_a_restart(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     path = tmp_path / "outbox.db"
-    outbox = Outbox(path, deliver=True)
+    outbox = fake_outbox(path, deliver=True)
     await outbox.open()
-    await record_adds(outbox, "log-a", 0, 2)
+    await record_adds(outbox, "log-a", 2)
     webhook = sender(outbox, receiver)
     async with asyncio.TaskGroup() as group:
         task = group.create_task(webhook.run())
@@ -176,10 +169,10 @@ async def test_acknowledged_events_are_not_sent_again_after_a_restart(
         task.cancel()
     await outbox.close()
 
-    reopened = Outbox(path, deliver=True)
+    reopened = fake_outbox(path, deliver=True)
     await reopened.open()
     try:
-        await record_adds(reopened, "log-a", 2, 3)
+        await record_adds(reopened, "log-a", 3)
         webhook = sender(reopened, receiver)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(webhook.run())
@@ -195,10 +188,10 @@ async def test_a_stalled_endpoint_times_out_and_is_retried(
 ) -> None:
     receiver.stall_s = 0.5
     receiver.fail_first = 1  # the first (stalled) attempt would fail anyway
-    outbox = Outbox(tmp_path / "outbox.db", deliver=True)
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=True)
     await outbox.open()
     try:
-        await record_adds(outbox, "log-a", 0, 1)
+        await record_adds(outbox, "log-a", 1)
         webhook = sender(outbox, receiver, timeout_s=0.1)
         async with asyncio.TaskGroup() as group:
             task = group.create_task(webhook.run())
@@ -214,10 +207,10 @@ async def test_a_stalled_endpoint_times_out_and_is_retried(
 
 
 async def test_without_a_webhook_events_are_not_queued(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "outbox.db", deliver=False)
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False)
     await outbox.open()
     try:
-        await record_adds(outbox, "log-a", 0, 3)
+        await record_adds(outbox, "log-a", 3)
         assert await outbox.pending_count() == 0
         assert [e.id for e in await outbox.after(0, 10)] == [1, 2, 3]
     finally:
@@ -243,4 +236,4 @@ def test_webhook_secret_file_and_url_are_checked(tmp_path: Path) -> None:
     good.write_text("x" * 32 + "\n")
     assert load_webhook_secret(good) == b"x" * 32
     with pytest.raises(ConfigError):
-        WebhookSender(Outbox(tmp_path / "o.db", deliver=True), "ftp://example", SECRET)
+        WebhookSender(fake_outbox(tmp_path / "o.db", deliver=True), "ftp://example", SECRET)
