@@ -39,6 +39,9 @@ _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _VALID_LABELS: set[tuple[str, ...]] = set()
 MAX_REMEMBERED_LABEL_SETS = 1024
 _INCIDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+#: Incident ids already found valid (a cache like _VALID_LABELS: few incidents, many entries).
+_VALID_INCIDENTS: set[str] = set()
+MAX_REMEMBERED_INCIDENTS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +66,8 @@ class Add:
     def __post_init__(self) -> None:
         validate_value(self.signal_type, self.value)
         _check_labels(self.labels)
-        if self.incident is not None and not _INCIDENT.fullmatch(self.incident):
-            raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
+        if self.incident is not None and self.incident not in _VALID_INCIDENTS:
+            _check_incident(self.incident)
         if self.reference is not None and len(self.reference) > MAX_REFERENCE:
             raise ValidationError(f"a reference is at most {MAX_REFERENCE} bytes")
         _check_timestamp(self.timestamp_ms)
@@ -118,6 +121,15 @@ def _check_labels(labels: tuple[str, ...]) -> None:
         _VALID_LABELS.add(labels)
 
 
+def _check_incident(incident: str) -> None:
+    if not _INCIDENT.fullmatch(incident):
+        raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
+    if type(incident) is str:  # a subclass could compare equal to what it is not
+        if len(_VALID_INCIDENTS) >= MAX_REMEMBERED_INCIDENTS:
+            _VALID_INCIDENTS.clear()
+        _VALID_INCIDENTS.add(incident)
+
+
 def _check_timestamp(ts: int) -> None:
     if not 0 <= ts <= MAX_TIMESTAMP_MS:
         raise ValidationError("timestamp out of range")
@@ -154,6 +166,38 @@ def _ref(ref: EntryRef) -> list[codec.Value]:
 def decode_entry(raw: bytes) -> Entry:
     """Strictly decode an entry; any malformed or invalid input raises DecodeError."""
     value = codec.decode(raw, max_bytes=MAX_ENTRY_BYTES, max_items=MAX_LABELS + 8)
+    add = _plain_add(value)
+    return add if add is not None else _decode_items(value)
+
+
+def _plain_add(value: codec.Value) -> Add | None:
+    """The add `value` holds if every field has its exact type and the add is valid; else
+    None, and `_decode_items` finds what is wrong (a catch-up decodes millions of adds, and
+    the field by field path costs as much again as the decoding itself).
+
+    `value` passed codec.decode, so its items are int, bytes, str, None or lists of them;
+    Add's own checks cover every bound the field by field path checks.
+    """
+    if type(value) is not list or len(value) != 8 or value[0] != ENTRY_VERSION:
+        return None
+    _, kind, ts, signal_type, hashed, labels, incident, reference = value
+    if kind != KIND_ADD or type(labels) is not list or type(ts) is not int:
+        return None
+    for label in labels:
+        if type(label) is not str:
+            return None
+    if type(signal_type) is not str or (incident is not None and type(incident) is not str):
+        return None
+    if (reference is not None and type(reference) is not bytes) or type(hashed) is list:
+        return None
+    try:
+        return Add(ts, signal_type, hashed, tuple(labels), incident, reference)  # type: ignore[arg-type]
+    except ValidationError:
+        return None
+
+
+def _decode_items(value: codec.Value) -> Entry:
+    """Decode an entry field by field, naming the first field that is wrong."""
     items = codec.as_list(value, "entry")
     if len(items) < 3:
         raise DecodeError("entry: too short")

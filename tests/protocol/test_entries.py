@@ -10,11 +10,14 @@ from hypothesis import strategies as st
 
 from protocol import codec
 from protocol.entries import (
+    MAX_ENTRY_BYTES,
+    MAX_REMEMBERED_INCIDENTS,
     MAX_REMEMBERED_LABEL_SETS,
     Add,
     Dispute,
     EntryRef,
     Retract,
+    _decode_items,
     decode_entry,
     encode_entry,
 )
@@ -87,6 +90,47 @@ def test_remembered_valid_label_sets_never_let_an_invalid_set_through() -> None:
         with pytest.raises(ValidationError):
             Add(0, "md5", bytes(16), ("violent", "terrorist-attack"))  # unsorted
     assert Add(0, "md5", bytes(16), good).labels == good
+
+
+def test_remembered_valid_incidents_never_let_an_invalid_one_through() -> None:
+    Add(0, "md5", bytes(16), (), "christchurch-2019")
+    for i in range(MAX_REMEMBERED_INCIDENTS + 5):
+        Add(0, "md5", bytes(16), (), f"incident-{i}")
+        with pytest.raises(ValidationError):
+            Add(0, "md5", bytes(16), (), "-starts-with-a-dash")
+    assert Add(0, "md5", bytes(16), (), "christchurch-2019").incident == "christchurch-2019"
+
+
+_FIELD_CHOICES: list[list[codec.Value]] = [
+    [1, 2, 0],  # version
+    [0, 1, 3],  # kind
+    [0, 1_700_000_000_000, 2**53, 2**53 + 1, -1, "12", None],  # timestamp
+    ["md5", "pdq", "url", "vpdq", "x" * 40, b"md5", None],  # signal type
+    [bytes(16), bytes(32), bytes(15), "https://example.org/a", "not a url", None, [1]],
+    [[], ["terrorist-attack"], ["a", "b"], ["b", "a"], ["A"], [b"a"], [["a"]], ["a"] * 17],
+    [None, "inc-1", "-bad", "x" * 65, b"inc", ["inc"]],  # incident
+    [None, b"ref", bytes(257), "ref", 5],  # reference
+]
+
+
+@given(st.tuples(*(st.sampled_from(c) for c in _FIELD_CHOICES)), st.booleans())
+def test_the_fast_add_path_decodes_exactly_as_the_field_by_field_path(
+    fields: tuple[codec.Value, ...], short: bool
+) -> None:
+    # decode_entry tries a plain add first; what it accepts, and every error, must be what
+    # decoding field by field gives.
+    items = list(fields[:5] if short else fields)
+    raw = codec.encode(items)
+    value = codec.decode(raw, max_bytes=MAX_ENTRY_BYTES, max_items=24)
+    try:
+        expected: Any = _decode_items(value)
+    except DecodeError as e:
+        expected = str(e)
+    try:
+        got: Any = decode_entry(raw)
+    except DecodeError as e:
+        got = str(e)
+    assert got == expected
 
 
 def test_vpdq_frames_round_trip() -> None:
