@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node import wire
 from node.errors import NodeError, PeerError
@@ -32,6 +33,8 @@ T = TypeVar("T")
 
 #: Seconds a pull holds a log's lock before letting a waiting push of that log in.
 HOLD_LOCK_S = 1.0
+#: Pages of one log asked for ahead of the one being verified.
+PREFETCH_PAGES = 2
 
 
 @dataclass
@@ -226,32 +229,28 @@ class Replicator:
     async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
         """Page in `origin`'s entries from a peer until we hold `size` of them.
 
-        The next page is fetched while the current one is verified, and verified while the
-        previous one is stored (PagePipeline), so network, CPU and disk overlap; the prefetch
-        is this call's own task, cancelled if it stops early. The log's lock is let go every
-        HOLD_LOCK_S (or after the page fetch under way ends), so a push of that log waits
-        about that long at most.
+        The next PREFETCH_PAGES pages are fetched while the current one is verified, and
+        verified while the previous ones are stored (PagePipeline), so network, CPU and disk
+        overlap, and the peer's latency to serve a page is hidden even when it is longer than
+        our time to verify one. Pages after the next are asked for where the last page's
+        length says they start; a guess that missed (a peer serving shorter pages) is
+        cancelled and asked again. The fetches are this call's own tasks, cancelled if it
+        stops early. The log's lock is let go every HOLD_LOCK_S (or after the page fetch
+        under way ends), so a push of that log waits about that long at most.
         """
         peers = self._service.peers
         start = peers.replica(origin).size
         if start >= size:
             return
-        fetch: asyncio.Task[wire.EntriesPage] | None = asyncio.create_task(
-            self._client.entries(member_id, url, origin, start)
-        )
+        fetches = PageFetches(lambda at: self._client.entries(member_id, url, origin, at), size)
+        fetches.ask(start, self._config.page_size)
         loop = asyncio.get_running_loop()
         try:
-            while fetch is not None:
+            while fetches:
                 async with peers.pipeline(origin, member_id) as pipeline:
                     until = loop.time() + HOLD_LOCK_S
-                    while fetch is not None and loop.time() < until:
-                        page = await fetch
-                        fetch = None
-                        following = page.start + len(page.entries)
-                        if page.entries and following < size:
-                            fetch = asyncio.create_task(
-                                self._client.entries(member_id, url, origin, following)
-                            )
+                    while fetches and loop.time() < until:
+                        page = await fetches.next_page()
                         result = await _translate(
                             member_id,
                             pipeline.offer(page.checkpoint, page.start, page.entries, page.proof),
@@ -259,10 +258,7 @@ class Replicator:
                         if result.status != "accepted":
                             return
         finally:
-            if fetch is not None:
-                fetch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, NodeError):
-                    await fetch
+            await fetches.cancel()
 
     def _ok(self, state: PeerState) -> None:
         state.reachable = True
@@ -278,6 +274,54 @@ class Replicator:
     async def wait_round(self) -> None:
         async with self._synced:
             await self._synced.wait()
+
+
+#: A page fetch: the coroutine of PeerClient.entries.
+Fetch = Coroutine[Any, Any, wire.EntriesPage]
+
+
+class PageFetches:
+    """The page fetches of one pull, in order: at most PREFETCH_PAGES under way."""
+
+    def __init__(
+        self, fetch: Callable[[int], Coroutine[Any, Any, wire.EntriesPage]], size: int
+    ) -> None:
+        self._fetch = fetch
+        self._size = size
+        self._step = 0
+        self._under_way: deque[tuple[int, asyncio.Task[wire.EntriesPage]]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._under_way)
+
+    def ask(self, start: int, step: int) -> None:
+        """Ask for pages from `start` on, `step` entries apart, until enough are under way."""
+        self._step = step
+        at = self._under_way[-1][0] + step if self._under_way else start
+        while len(self._under_way) < PREFETCH_PAGES and at < self._size:
+            self._under_way.append((at, asyncio.create_task(self._fetch(at))))
+            at += step
+
+    async def next_page(self) -> wire.EntriesPage:
+        """The next page; the pages after it are asked for before it is returned."""
+        _, task = self._under_way.popleft()
+        page = await task
+        if not page.entries:
+            await self.cancel()  # the peer has nothing more: stop asking
+            return page
+        following = page.start + len(page.entries)
+        if self._under_way and self._under_way[0][0] != following:
+            await self.cancel()  # the peer's pages are shorter than guessed
+        self.ask(following, len(page.entries))
+        return page
+
+    async def cancel(self) -> None:
+        """Cancel every fetch under way and wait for them to end."""
+        while self._under_way:
+            _, task = self._under_way.pop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, NodeError):
+                await task
 
 
 def _size_of(raw: bytes) -> int:
