@@ -8,13 +8,12 @@ Equivocation is kept as evidence and holds back that origin's new entries.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
-from node.pipeline import IngestResult, PagePipeline
+from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
@@ -45,7 +44,7 @@ class PeerLogs:
         self._own = own_origin
         self._clock = clock
         self._replicas: dict[str, LogReplica] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, LogLock] = {}
         self._held: dict[str, Evidence] = {}
         self._listeners: list[Listener] = []
 
@@ -99,9 +98,12 @@ class PeerLogs:
             replica = self._replicas[origin] = LogReplica(origin)
         return replica
 
-    def lock(self, origin: str) -> asyncio.Lock:
+    def lock(self, origin: str) -> LogLock:
         """The lock every change to our view of `origin`'s log is made under."""
-        return self._locks.setdefault(origin, asyncio.Lock())
+        lock = self._locks.get(origin)
+        if lock is None:
+            lock = self._locks[origin] = LogLock()
+        return lock
 
     def is_held(self, origin: str) -> bool:
         return origin in self._held

@@ -35,6 +35,38 @@ MAX_QUEUED_ENTRIES = 48_000
 EARLY_BATCH_ENTRIES = 12_000
 
 
+class LogLock:
+    """The lock of one peer log: an asyncio.Lock that also says whether anyone waits for it,
+    so a long pull lets it go only when someone does (a push of that log, a sync round's
+    checkpoint), instead of draining its pipeline every so often for no one."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+
+    async def acquire(self) -> None:
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> LogLock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    @property
+    def wanted(self) -> bool:
+        """Whether another task waits to take the lock."""
+        return self._waiting > 0
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What happened to a pushed or pulled batch: accepted, known, gap, held."""
@@ -82,6 +114,11 @@ class PagePipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._lock.release()
+
+    @property
+    def lock_wanted(self) -> bool:
+        """Whether another task waits for this log's lock (see LogLock)."""
+        return self._lock.wanted
 
     def _last_plan(self) -> AppendPlan | None:
         if self._queued:

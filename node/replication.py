@@ -235,8 +235,11 @@ class Replicator:
         our time to verify one. Pages after the next are asked for where the last page's
         length says they start; a guess that missed (a peer serving shorter pages) is
         cancelled and asked again. The fetches are this call's own tasks, cancelled if it
-        stops early. The log's lock is let go every HOLD_LOCK_S (or after the page fetch
-        under way ends), so a push of that log waits about that long at most.
+        stops early. The log's lock is held until the pull ends, unless another task waits
+        for it: then it is let go (the pipeline drained) once HOLD_LOCK_S has passed since it
+        was taken, so a push of that log waits about that long at most. Letting it go every
+        HOLD_LOCK_S for no one drained the pipeline each time, and the joiner and its store
+        took turns instead of working side by side.
         """
         peers = self._service.peers
         start = peers.replica(origin).size
@@ -249,7 +252,7 @@ class Replicator:
             while fetches:
                 async with peers.pipeline(origin, member_id) as pipeline:
                     until = loop.time() + HOLD_LOCK_S
-                    while fetches and loop.time() < until:
+                    while fetches and (loop.time() < until or not pipeline.lock_wanted):
                         page = await fetches.next_page()
                         result = await _translate(
                             member_id,
