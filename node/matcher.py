@@ -56,7 +56,8 @@ class Matcher:
             if isinstance(entry, Add) and entry.signal_type in INDEXED_TYPES:
                 assert isinstance(entry.value, bytes)
                 rows.append((start + offset, entry.signal_type, entry.value))
-        self.index.add_many(origin, rows)
+        self.index.add_many(origin, rows, merge=False)
+        await self.index.merge_pdq_in_thread()
 
     async def stored_values(self, refs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Add]:
         out = {}

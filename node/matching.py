@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.errors import RequestError
-from node.pdq_index import PDQ_BYTES, PdqIndex
+from node.pdq_index import PDQ_BYTES, PdqIndex, build_tables
 from node.vpdq_match import REFERENCE_THRESHOLDS, VpdqIndex, VpdqThresholds
 from protocol.errors import ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq
@@ -116,9 +116,12 @@ class MatchIndex:
         else:
             self._add_to(kind, log, index, value)
 
-    def add_many(self, log: str, rows: Sequence[tuple[int, str, bytes]]) -> None:
+    def add_many(
+        self, log: str, rows: Sequence[tuple[int, str, bytes]], merge: bool = True
+    ) -> None:
         """Index a run of one log's add entries, (index, signal type, value) in index order;
-        the PDQ hashes of the run go into the index in one step."""
+        the PDQ hashes of the run go into the index in one step. With `merge` false the
+        caller merges the PDQ buffer (`merge_pdq_in_thread`)."""
         by_kind: dict[str, list[tuple[int, bytes]]] = {}
         for index, signal_type, value in rows:
             if signal_type in self._kinds:
@@ -138,9 +141,19 @@ class MatchIndex:
                 continue
             if any(len(value) != PDQ_BYTES for _, value in fresh):
                 raise RequestError("a pdq value is 32 bytes")
-            kind.index.add_many([value for _, value in fresh])
+            kind.index.add_many([value for _, value in fresh], merge)
             kind.refs.extend(log, [index for index, _ in fresh])
             kind.newest[log] = fresh[-1][0]
+
+    async def merge_pdq_in_thread(self) -> None:
+        """Merge the PDQ index's recent adds into its tables if due, the tables built in a
+        worker thread: numpy lets go of the GIL for most of it, so a catch-up's event loop
+        goes on verifying meanwhile. Searches stay exact throughout (the buffer is scanned
+        until the new tables are adopted)."""
+        index = self._kinds["pdq"].index
+        if isinstance(index, PdqIndex) and index.merge_due():
+            tables = await asyncio.to_thread(build_tables, *index.snapshot())
+            index.adopt(tables)
 
     @staticmethod
     def _add_to(kind: _Kind, log: str, index: int, value: bytes) -> None:

@@ -17,13 +17,16 @@ chunk value with an offset table of 65,537 entries, about 100 bytes a hash in al
 added after the last build go to a small buffer that is scanned by brute force and merged
 into the tables once it holds `merge_at` hashes or an eighth of the tables (so that growing
 to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches stay exact
-throughout. Rows are numbered in insertion order and never change.
+throughout. Rows are numbered in insertion order and never change. The tables can be built
+from a snapshot in a worker thread (`build_tables`) and adopted later, as the node does while
+catching up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -115,6 +118,32 @@ def scan(words: Words, queries: Words, radius: int, first_row: int = 0) -> list[
     return [np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64) for parts in found]
 
 
+class ChunkTables(NamedTuple):
+    """Per chunk, row numbers sorted by chunk value, and the offset table into them."""
+
+    sorted_rows: npt.NDArray[np.int32]
+    offsets: npt.NDArray[np.int64]
+    rows: int  # the tables cover rows 0..rows-1
+
+
+def build_tables(words: Words, n: int) -> ChunkTables:
+    """The chunk tables of the first `n` hashes of `words`. Only numpy work: it may run in a
+    worker thread (numpy lets go of the GIL for most of it)."""
+    if n >= 2**31:
+        raise RequestError("a PDQ index holds fewer than 2**31 hashes")
+    chunks = _chunks(words[:n])
+    sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
+    offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
+    for c in range(CHUNKS):
+        keys = chunks[:, c].astype(np.uint16)
+        # A stable sort of 16-bit keys is numpy's radix sort: linear time.
+        sorted_rows[c * n : (c + 1) * n] = np.argsort(keys, kind="stable")
+        offsets[c, 0] = c * n
+        np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
+        offsets[c, 1:] += c * n
+    return ChunkTables(sorted_rows, offsets.reshape(-1), n)
+
+
 class PdqIndex:
     """Exact range search over PDQ hashes; see the module docstring for the guarantee."""
 
@@ -154,8 +183,9 @@ class PdqIndex:
         """Store one hash; returns its row number."""
         return self.add_many([pdq])
 
-    def add_many(self, hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> int:
-        """Store hashes in order; returns the row number of the first."""
+    def add_many(self, hashes: Sequence[bytes] | npt.NDArray[np.uint8], merge: bool = True) -> int:
+        """Store hashes in order; returns the row number of the first. With `merge` false
+        the caller merges the buffer when `merge_due` says (see `snapshot`)."""
         words = hashes_to_words(hashes)
         first = self._size
         need = first + len(words)
@@ -168,32 +198,32 @@ class PdqIndex:
         # Merge when the buffer reaches merge_at or an eighth of the tables, whichever is more:
         # a rebuild costs O(size), so a fixed step would make growing to n cost O(n^2 / step);
         # the buffer a search scans stays small next to the tables.
-        if self._size - self._tabled >= max(self._merge_at, self._tabled // 8):
+        if merge and self.merge_due():
             self._rebuild_tables()
         return first
+
+    def merge_due(self) -> bool:
+        """Whether the buffer of recent adds is due to be merged into the chunk tables."""
+        return self._size - self._tabled >= max(self._merge_at, self._tabled // 8)
 
     def compact(self) -> None:
         """Merge the buffer of recent adds into the chunk tables now."""
         if self._tabled < self._size:
             self._rebuild_tables()
 
+    def snapshot(self) -> tuple[Words, int]:
+        """The hashes stored now and their count, for `build_tables` elsewhere (a worker
+        thread): rows below the count never change, and a grown index copies them to a new
+        array, so the snapshot stays valid while more are added."""
+        return self._words, self._size
+
+    def adopt(self, tables: ChunkTables) -> None:
+        """Use tables that `build_tables` made of a snapshot, unless newer ones are in use."""
+        if tables.rows > self._tabled:
+            self._sorted_rows, self._offsets, self._tabled = tables
+
     def _rebuild_tables(self) -> None:
-        n = self._size
-        if n >= 2**31:
-            raise RequestError("a PDQ index holds fewer than 2**31 hashes")
-        chunks = _chunks(self._words[:n])
-        sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
-        offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
-        for c in range(CHUNKS):
-            keys = chunks[:, c].astype(np.uint16)
-            # A stable sort of 16-bit keys is numpy's radix sort: linear time.
-            sorted_rows[c * n : (c + 1) * n] = np.argsort(keys, kind="stable")
-            offsets[c, 0] = c * n
-            np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
-            offsets[c, 1:] += c * n
-        self._sorted_rows = sorted_rows
-        self._offsets = offsets.reshape(-1)
-        self._tabled = n
+        self.adopt(build_tables(*self.snapshot()))
 
     def search(self, query: bytes, radius: int = 31) -> list[tuple[int, int]]:
         """(row, distance) of every stored hash within `radius` of `query`, nearest first."""

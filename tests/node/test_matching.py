@@ -10,6 +10,7 @@ import pytest
 
 from node.errors import RequestError
 from node.matching import MatchIndex, PdqHit
+from node.pdq_index import PdqIndex
 from node.vpdq_match import VpdqThresholds
 from protocol.signals import VpdqFrame, encode_vpdq
 
@@ -111,3 +112,20 @@ def test_a_run_added_at_once_matches_as_when_added_one_by_one() -> None:
         assert at_once.match_pdq(v) == one_by_one.match_pdq(v)
     for i, v in enumerate(others):  # each finds itself, under its own log and index
         assert ("other", 100 + i, 0) in [(h.log, h.index, h.distance) for h in at_once.match_pdq(v)]
+
+
+async def test_pdq_tables_merged_in_a_thread_match_as_when_merged_at_once() -> None:
+    rng = random.Random(9)
+    values = [rng.randbytes(32) for _ in range(20_000)]  # past the merge point (16,384)
+    at_once, in_thread = MatchIndex(), MatchIndex()
+    at_once.add_many("log", [(i, "pdq", v) for i, v in enumerate(values)])
+    in_thread.add_many("log", [(i, "pdq", v) for i, v in enumerate(values)], merge=False)
+    pdq = in_thread._kinds["pdq"].index
+    assert isinstance(pdq, PdqIndex) and pdq.merge_due()
+    queries = [_flip(values[i], [0, 100, 255]) for i in (0, 16_383, 19_999)]
+    before = [in_thread.match_pdq(q) for q in queries]  # unmerged: the buffer is scanned
+    await in_thread.merge_pdq_in_thread()
+    assert not pdq.merge_due()
+    assert [in_thread.match_pdq(q) for q in queries] == before
+    assert before == [at_once.match_pdq(q) for q in queries]
+    assert all(hit for hit in before)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RequestError
-from node.pdq_index import PdqIndex
+from node.pdq_index import PdqIndex, build_tables
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -142,3 +142,25 @@ def test_property_index_equals_brute_force(
         index.add(h)
     query = _flip(base[0], sorted(set(flips)))
     assert index.search(query, radius) == _brute(base, query, radius)
+
+
+def test_tables_built_from_a_snapshot_while_adds_go_on_search_exactly() -> None:
+    rng = random.Random(7)
+    stored = [rng.randbytes(32) for _ in range(3000)]
+    index = PdqIndex(merge_at=1000)
+    index.add_many(stored[:1500], merge=False)
+    assert index.merge_due()
+    snapshot = index.snapshot()
+    # While the tables are built elsewhere, more hashes arrive; the index grows its array.
+    index.add_many(stored[1500:], merge=False)
+    tables = build_tables(*snapshot)
+    index.adopt(tables)
+    assert tables.rows == 1500
+    queries = [_flip(stored[i], [1, 70, 200]) for i in (3, 1499, 1500, 2999)]
+    for query in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
+    index.compact()  # newer tables of all 3000 ...
+    index.adopt(tables)  # ... are not replaced by the older ones
+    assert not index.merge_due()
+    for query in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
