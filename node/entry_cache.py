@@ -13,7 +13,9 @@ from node.store.base import Store
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError
 
-DEFAULT_CAPACITY = 50_000
+#: At least one batch a catch-up stores (node/pipeline.py: up to MAX_QUEUED_ENTRIES and a
+#: page), so its listeners find every entry of it.
+DEFAULT_CAPACITY = 65_536
 RECENT_RANGES = 8
 
 

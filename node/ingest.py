@@ -165,6 +165,16 @@ class PeerLogs:
             return False
         return True
 
+    async def notify_stored(self, plans: Sequence[AppendPlan], source: str | None) -> None:
+        """Tell every listener of consecutive plans just stored and committed; their entries
+        and decodings are remembered first (DecodedEntries), so the listeners need neither
+        the store nor the decoder. Remembered here, not when stored: a catch-up stores the
+        next batches meanwhile, and would push this one out of the cache first."""
+        entries = [e for plan in plans for e in plan.entries]
+        self.decoded.remember_many((e.raw, e.entry) for e in entries)
+        self.decoded.remember_range(plans[0].origin, plans[0].start, [e.raw for e in entries])
+        await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
+
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:
         """Tell every listener that entries [start, end) of `origin` are durable."""
         for listener in self._listeners:
@@ -177,8 +187,6 @@ class PeerLogs:
         now = self._clock()
         entries = [e for plan in plans for e in plan.entries]
         rows = [entry_row(e.index, e.raw, e.entry, now) for e in entries]
-        self.decoded.remember_many((e.raw, e.entry) for e in entries)
-        self.decoded.remember_range(first.origin, first.start, [e.raw for e in entries])
         bad = sum(1 for e in entries if e.entry is None)
         if bad:
             log.warning("%s signed %d entries that do not decode", first.origin, bad)

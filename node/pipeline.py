@@ -265,7 +265,7 @@ class PagePipeline:
         await self._finish_notifying()
 
     async def _notify(self, plans: list[AppendPlan]) -> None:
-        await self._logs.notify(self._origin, plans[0].start, plans[-1].end, self._source)
+        await self._logs.notify_stored(plans, self._source)
 
     async def _finish_notifying(self) -> None:
         """Wait for the listeners of the previous batch (they hear of batches in order)."""

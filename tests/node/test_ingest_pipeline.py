@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 import node.pipeline as pipeline_module
+from node import entry_cache
 from node.config import NodeConfig
 from node.errors import StoreError
 from node.service import NodeService
 from node.store.base import EntryRow, Store
 from protocol.checkpoint import Checkpoint, parse_signed_checkpoint
-from protocol.entries import Add
+from protocol.entries import Add, Entry
 from protocol.errors import ProofError
 from protocol.merkle import NodeId
 from tests.node.conftest import StoreFor
@@ -336,3 +337,42 @@ async def test_a_log_lock_says_whether_another_task_waits_for_it() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await cancelled
         assert not lock.wanted  # a waiter that gave up no longer counts
+
+
+async def test_listeners_find_their_batch_decoded_though_later_batches_were_stored_meanwhile(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: decodings were remembered when a batch was stored, so in a catch-up the
+    # batches stored meanwhile pushed them out of the cache, and the match index decoded
+    # every entry again (a tenth of the joiner's time).
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
+        peers, store = node.service.peers, node.service.store
+        monkeypatch.setattr(peers.decoded, "_capacity", 2 * PAGE)  # one batch at most
+        decoded_again = 0
+        real_decode = entry_cache.decode_entry
+
+        def counting_decode(raw: bytes) -> Entry:
+            nonlocal decoded_again
+            decoded_again += 1
+            return real_decode(raw)
+
+        monkeypatch.setattr(entry_cache, "decode_entry", counting_decode)
+        first_store_may_finish = asyncio.Event()
+        intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
+        heard: list[tuple[int, int]] = []
+
+        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
+            await asyncio.sleep(0.05)  # the next batch is being stored meanwhile
+            raws = peers.decoded.recent(origin, start, end)
+            assert raws is not None and len(raws) == end - start
+            for raw in raws:
+                peers.decoded.decode(raw)
+            heard.append((start, end))
+
+        peers.subscribe(listener)
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                await pipeline.offer(checkpoint, k * PAGE, page, proof)
+            first_store_may_finish.set()
+        assert heard == [(0, 4), (4, 12)]
+        assert decoded_again == 0
