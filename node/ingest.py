@@ -186,7 +186,7 @@ class PeerLogs:
         first, last = plans[0], plans[-1]
         now = self._clock()
         entries = [e for plan in plans for e in plan.entries]
-        rows = [entry_row(e.index, e.raw, e.entry, now) for e in entries]
+        rows = [entry_row(e.idx, e.raw, e.entry, now) for e in entries]
         bad = sum(1 for e in entries if e.entry is None)
         if bad:
             log.warning("%s signed %d entries that do not decode", first.origin, bad)

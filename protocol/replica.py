@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_signed_checkpoint
@@ -38,11 +39,15 @@ class CheckpointStatus(Enum):
     AHEAD = "ahead"  # larger than what we hold: fetch the entries it covers
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedEntry:
-    """An entry's bytes exactly as received, with its decoding (or why it did not decode)."""
+class ReceivedEntry(NamedTuple):
+    """An entry's bytes exactly as received, with its decoding (or why it did not decode).
 
-    index: int
+    A NamedTuple, like the store's EntryRow, not a frozen dataclass: just as immutable, and a
+    catch-up makes one an entry, where a frozen dataclass's __init__ costs twice as much.
+    `idx` is its index in the log (`index` is a tuple method).
+    """
+
+    idx: int
     raw: bytes
     entry: Entry | None
     error: str | None = None

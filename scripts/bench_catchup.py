@@ -106,7 +106,7 @@ def protocol_rate(pages: list[Page], origin: str, checkpoint: bytes, roster: byt
             plan = replica.verify_entries(
                 page.start, page.entries, page.checkpoint, page.proof, members
             )
-            [entry_row(e.index, e.raw, e.entry, 0) for e in plan.entries]
+            [entry_row(e.idx, e.raw, e.entry, 0) for e in plan.entries]
             replica.commit(plan)
     return rate(n, t[0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -185,3 +186,11 @@ def test_arbitrary_bytes_decode_only_to_entries_or_decode_error(data: bytes) -> 
 def test_a_trailing_newline_does_not_slip_past_label_incident_or_url_checks(add: Any) -> None:
     with pytest.raises(ValidationError):
         add()
+
+
+def test_a_decoded_add_is_the_frozen_add_its_fields_make() -> None:
+    made = Add(1_700_000_000_000, "pdq", bytes(range(32)), ("violent",), "inc-1", b"ref")
+    decoded = decode_entry(encode_entry(made))
+    assert type(decoded) is Add and decoded == made and hash(decoded) == hash(made)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.value = b"changed"  # type: ignore[misc]
