@@ -31,6 +31,18 @@ def encode(value: Value) -> bytes:
 
 def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEMS) -> Value:
     """Decode exactly one canonical value from `data`, or raise DecodeError."""
+    value, data = unpack(data, max_bytes=max_bytes, max_items=max_items)
+    _check_types(value)
+    check_canonical(value, data)
+    return value  # type: ignore[return-value]  # _check_types passed
+
+
+def unpack(data: bytes, *, max_bytes: int, max_items: int) -> tuple[object, bytes]:
+    """The first step of `decode`: exactly one msgpack value within the bounds, and the input
+    as bytes. Neither its types nor its canonical form are checked yet: a caller either
+    finishes with `check_types` and `check_canonical` (what `decode` does), or checks the
+    exact type of every item itself, which a record decoder does anyway, and then calls
+    `check_canonical`."""
     if type(data) is not bytes:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError("input is not bytes")
@@ -55,11 +67,19 @@ def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEM
         raise DecodeError(f"malformed msgpack: {e}") from e
     except RecursionError as e:
         raise DecodeError("nesting too deep") from e
-    _check_types(value)
+    return value, data
+
+
+def check_canonical(value: object, data: bytes) -> None:
+    """`data` is the canonical encoding of `value`, which holds only the model's types."""
     # A packer made here, not msgpack.packb: packb's keyword plumbing costs as much again.
     if msgpack.Packer(use_bin_type=True).pack(value) != data:
         raise DecodeError("not the canonical encoding")
-    return value  # type: ignore[no-any-return]
+
+
+def check_types(value: object) -> None:
+    """`value` holds only the model's types (int in range, bytes, str, None, lists)."""
+    _check_types(value)
 
 
 def _check_types(value: object, depth: int = 0) -> None:

@@ -192,34 +192,44 @@ def _ref(ref: EntryRef) -> list[codec.Value]:
 
 def decode_entry(raw: bytes) -> Entry:
     """Strictly decode an entry; any malformed or invalid input raises DecodeError."""
-    value = codec.decode(raw, max_bytes=MAX_ENTRY_BYTES, max_items=MAX_LABELS + 8)
+    value, data = codec.unpack(raw, max_bytes=MAX_ENTRY_BYTES, max_items=MAX_LABELS + 8)
     add = _plain_add(value)
-    return add if add is not None else _decode_items(value)
+    if add is not None:
+        codec.check_canonical(value, data)
+        return add
+    codec.check_types(value)
+    codec.check_canonical(value, data)
+    return _decode_items(value)  # type: ignore[arg-type]  # check_types passed
 
 
-def _plain_add(value: codec.Value) -> Add | None:
-    """The add `value` holds if every field has its exact type and the add is valid; else
-    None, and `_decode_items` finds what is wrong (a catch-up decodes millions of adds, and
-    the field by field path costs as much again as the decoding itself).
-
-    `value` passed codec.decode, so its items are int, bytes, str, None or lists of them;
-    Add's own checks cover every bound the field by field path checks.
+def _plain_add(value: object) -> Add | None:
+    """The add `value` holds if every item has its exact type and the add is valid; else
+    None, and the full path (codec's checks, then `_decode_items`) finds what is wrong. A
+    catch-up decodes millions of adds: checking each item's exact type here makes codec's
+    walk over the types redundant, and Add's own checks cover every bound the field by
+    field path checks. Exact types also keep bools, which are ints, out.
     """
-    if type(value) is not list or len(value) != 8 or value[0] != ENTRY_VERSION:
+    if type(value) is not list or len(value) != 8:
         return None
-    _, kind, ts, signal_type, hashed, labels, incident, reference = value
-    if kind != KIND_ADD or type(labels) is not list or type(ts) is not int:
+    version, kind, ts, signal_type, hashed, labels, incident, reference = value
+    if type(version) is not int or version != ENTRY_VERSION:
+        return None
+    if type(kind) is not int or kind != KIND_ADD or type(ts) is not int:
+        return None
+    if type(labels) is not list:
         return None
     for label in labels:
         if type(label) is not str:
             return None
     if type(signal_type) is not str or (incident is not None and type(incident) is not str):
         return None
-    if (reference is not None and type(reference) is not bytes) or type(hashed) is list:
+    if reference is not None and type(reference) is not bytes:
+        return None
+    if type(hashed) is not bytes and type(hashed) is not str:
         return None
     label_set = tuple(labels)
     try:
-        _check_add(ts, signal_type, hashed, label_set, incident, reference)  # type: ignore[arg-type]
+        _check_add(ts, signal_type, hashed, label_set, incident, reference)
     except ValidationError:
         return None
     add: Add = object.__new__(Add)

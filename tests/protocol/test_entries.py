@@ -194,3 +194,13 @@ def test_a_decoded_add_is_the_frozen_add_its_fields_make() -> None:
     assert type(decoded) is Add and decoded == made and hash(decoded) == hash(made)
     with pytest.raises(dataclasses.FrozenInstanceError):
         decoded.value = b"changed"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("position", [1, 2, 3])  # version, kind, timestamp
+def test_a_boolean_where_an_add_has_an_integer_is_refused(position: int) -> None:
+    # True and False compare equal to 1 and 0: only exact types keep them out.
+    raw = bytearray(encode_entry(Add(0, "md5", bytes(16))))
+    assert raw[position] in (0x00, 0x01)  # fixints: version 1, kind 0, timestamp 0
+    raw[position] = 0xC3 if raw[position] == 0x01 else 0xC2
+    with pytest.raises(DecodeError, match="booleans are not part of the encoding"):
+        decode_entry(bytes(raw))
