@@ -33,10 +33,10 @@ def test_the_scheduled_pull_alone_delivers_even_after_the_origin_stops(tmp_path:
     with NodeGroup(setup.configs) as group:
         item = md5_item("pull")
         submit(setup.configs[0], [item])
-        # Without push nothing arrives at once.
-        time.sleep(0.3)
-        assert not any(found(c, item) for c in setup.configs[1:])
-        # Wait until exactly one peer has it, then take the origin offline.
+        # push=False: only the peers' scheduled pulls carry it. (This test once also checked
+        # that no peer had it 0.3 s after the submit; that raced a peer's scheduled pull
+        # whenever the nodes took long to start, and failed on a slow machine.)
+        # Wait until one peer has it, then take the origin offline.
         wait_until(lambda: any(found(c, item) for c in setup.configs[1:]), 2 * interval, "first")
         group[0].stop()
         stopped = time.monotonic()

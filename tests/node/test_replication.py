@@ -59,6 +59,20 @@ async def test_a_peer_known_to_hold_the_entries_gets_no_push(
             assert set(replicator.pending_pushes()) == {"member3"}
 
 
+async def test_with_push_off_nothing_is_pushed_or_relayed(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    setup = consortium(tmp_path, 3)
+    me, origin = setup.configs[0], setup.configs[1]
+    async with served(replace(me, push=False), store_for(me)) as node:
+        _, key = load_key(me.node_key_path)
+        async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
+            replicator = Replicator(node.service, client)
+            await replicator._on_new_entries(me.origin, 0, 5, None)  # our own
+            await replicator._on_new_entries(origin.origin, 0, 5, "member3")  # learned
+            assert replicator.pending_pushes() == {}
+
+
 async def pull_with_a_waiter(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch, waiter: bool
 ) -> tuple[int, int | None]:
