@@ -15,7 +15,7 @@ from protocol.errors import DecodeError
 
 #: At least one batch a catch-up stores (node/pipeline.py: up to MAX_QUEUED_ENTRIES and a
 #: page), so its listeners find every entry of it.
-DEFAULT_CAPACITY = 65_536
+DEFAULT_CAPACITY = 50_000
 RECENT_RANGES = 8
 
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: Seconds from an entry's origin timestamp to its storage here: 10 ms up to a minute.
 ARRIVAL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: Entries a transaction: single pushes, pages (4000 by default), pages queued while the
-#: store was busy (node/pipeline.py, at most 48,000 queued).
+#: store was busy (node/pipeline.py, at most 24,000 queued and a page).
 BATCH_BUCKETS = (1, 16, 256, 1024, 4096, 8192, 16384, 32768, 49152)
 #: A catch-up of a long log observes the delays of its newest entries only; older ones
 #: would say how long we were away, not how fast the network is.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from node.ingest import PeerLogs
 
 #: Entries queued (verified, waiting for the store) before `offer` waits for the store.
-MAX_QUEUED_ENTRIES = 48_000
+MAX_QUEUED_ENTRIES = 24_000
 #: Entries queued before they are sent behind a batch still being made (stores that append
 #: in call order): enough for the store's next transaction to be a large one, sent before
 #: the store is free. Less is sent when the store is free.
