@@ -38,6 +38,9 @@ from node.outbox_schema import create_tables
 from node.sqlite_worker import SqliteWorker
 
 _R = TypeVar("_R")
+#: Ranges whose every id is below ? (given twice). `first_id < ?` lets SQLite walk the primary
+#: key over the old ranges only, not scan every range at every recording.
+_RETIRE = "DELETE FROM event_ranges WHERE first_id < ? AND first_id + end_idx - start_idx <= ?"
 #: Up to ? ranges holding ids above ? (given twice), oldest first.
 _RANGES_AFTER = (
     "SELECT first_id, log, start_idx, end_idx, member, received_ms FROM event_ranges"
@@ -200,10 +203,7 @@ class Outbox:
             delivered = _meta_int(conn, "delivered", None)
             if delivered is not None:
                 keep_from = min(keep_from, delivered + 1)
-            conn.execute(
-                "DELETE FROM event_ranges WHERE first_id + end_idx - start_idx <= ?",
-                (keep_from,),
-            )
+            conn.execute(_RETIRE, (keep_from, keep_from))
             return end - start
 
         count = await self._call(write, write=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from node import outbox as outbox_module
 from node.events import EntryEvents
 from node.outbox import Outbox
+from node.outbox_schema import create_tables
 from node.store.sqlite import SqliteStore
 from protocol.entries import Add, encode_entry
 from tests.node.event_fakes import fake_outbox, record_adds
@@ -152,3 +154,25 @@ async def test_an_outbox_of_the_first_layout_keeps_its_events_ids_and_queue(
     with sqlite3.connect(path) as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert "events" not in tables and "deliveries" not in tables
+
+
+def test_retiring_old_ranges_walks_the_primary_key_not_every_range(tmp_path: Path) -> None:
+    # Regression: retention scanned every range at every recording; a node taking pushes
+    # one entry at a time keeps about retain_events ranges, so each recording read them all.
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        create_tables(conn, deliver=False)
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {outbox_module._RETIRE}", (1, 1)).fetchall()
+    assert [row[3] for row in plan] == ["SEARCH event_ranges USING INTEGER PRIMARY KEY (rowid<?)"]
+
+
+async def test_retention_keeps_a_range_that_still_holds_a_kept_id(tmp_path: Path) -> None:
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False, retain_events=5)
+    await outbox.open()
+    try:
+        await record_adds(outbox, "log-a", 4)  # ids 1..4
+        await record_adds(outbox, "log-a", 8)  # ids 5..8: keep 4..8, so 1..4 stay with 4
+        assert [e.id for e in await outbox.after(0, 100)] == list(range(1, 9))
+        await record_adds(outbox, "log-a", 9)  # id 9: keep 5..9, the first range goes
+        assert [e.id for e in await outbox.after(0, 100)] == list(range(5, 10))
+    finally:
+        await outbox.close()
