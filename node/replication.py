@@ -286,12 +286,9 @@ Fetch = Coroutine[Any, Any, wire.EntriesPage]
 class PageFetches:
     """The page fetches of one pull, in order: at most PREFETCH_PAGES under way."""
 
-    def __init__(
-        self, fetch: Callable[[int], Coroutine[Any, Any, wire.EntriesPage]], size: int
-    ) -> None:
+    def __init__(self, fetch: Callable[[int], Fetch], size: int) -> None:
         self._fetch = fetch
         self._size = size
-        self._step = 0
         self._under_way: deque[tuple[int, asyncio.Task[wire.EntriesPage]]] = deque()
 
     def __bool__(self) -> bool:
@@ -299,7 +296,6 @@ class PageFetches:
 
     def ask(self, start: int, step: int) -> None:
         """Ask for pages from `start` on, `step` entries apart, until enough are under way."""
-        self._step = step
         at = self._under_way[-1][0] + step if self._under_way else start
         while len(self._under_way) < PREFETCH_PAGES and at < self._size:
             self._under_way.append((at, asyncio.create_task(self._fetch(at))))

@@ -25,16 +25,16 @@ MIN_INT = -(1 << 63)
 
 def encode(value: Value) -> bytes:
     """Encode a value canonically; raises DecodeError on a type outside the model."""
-    _check_types(value)
+    check_types(value)
     return msgpack.Packer(use_bin_type=True).pack(value)
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_items: int = MAX_ITEMS) -> Value:
     """Decode exactly one canonical value from `data`, or raise DecodeError."""
     value, data = unpack(data, max_bytes=max_bytes, max_items=max_items)
-    _check_types(value)
+    check_types(value)
     check_canonical(value, data)
-    return value  # type: ignore[return-value]  # _check_types passed
+    return value  # type: ignore[return-value]  # check_types passed
 
 
 def unpack(data: bytes, *, max_bytes: int, max_items: int) -> tuple[object, bytes]:
@@ -77,12 +77,8 @@ def check_canonical(value: object, data: bytes) -> None:
         raise DecodeError("not the canonical encoding")
 
 
-def check_types(value: object) -> None:
+def check_types(value: object, depth: int = 0) -> None:
     """`value` holds only the model's types (int in range, bytes, str, None, lists)."""
-    _check_types(value)
-
-
-def _check_types(value: object, depth: int = 0) -> None:
     # Exact type() tests: this walk runs on every decoded record, and bool (a subclass of
     # int) must not pass as an int.
     kind = type(value)
@@ -97,7 +93,7 @@ def _check_types(value: object, depth: int = 0) -> None:
                 if not MIN_INT <= item <= MAX_INT:
                     raise DecodeError("integer out of range")
                 continue
-            _check_types(item, depth + 1)
+            check_types(item, depth + 1)
         return
     if kind is int:
         if not MIN_INT <= value <= MAX_INT:  # type: ignore[operator]

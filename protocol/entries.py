@@ -85,7 +85,8 @@ def _check_add(
     """Every rule an Add obeys: its __post_init__, and the decoder's fast path."""
     validate_value(signal_type, value)
     _check_labels(labels)
-    if incident is not None and incident not in _VALID_INCIDENTS:
+    # Only an exact str is looked up: a subclass could compare equal to what it is not.
+    if incident is not None and not (type(incident) is str and incident in _VALID_INCIDENTS):
         _check_incident(incident)
     if reference is not None and len(reference) > MAX_REFERENCE:
         raise ValidationError(f"a reference is at most {MAX_REFERENCE} bytes")
@@ -151,7 +152,7 @@ def _check_labels(labels: tuple[str, ...]) -> None:
 def _check_incident(incident: str) -> None:
     if not _INCIDENT.fullmatch(incident):
         raise ValidationError("an incident id is 1-64 of A-Z a-z 0-9 . _ : -")
-    if type(incident) is str:  # a subclass could compare equal to what it is not
+    if type(incident) is str:  # remembered only as an exact str, like label sets
         if len(_VALID_INCIDENTS) >= MAX_REMEMBERED_INCIDENTS:
             _VALID_INCIDENTS.clear()
         _VALID_INCIDENTS.add(incident)

@@ -204,3 +204,16 @@ def test_a_boolean_where_an_add_has_an_integer_is_refused(position: int) -> None
     raw[position] = 0xC3 if raw[position] == 0x01 else 0xC2
     with pytest.raises(DecodeError, match="booleans are not part of the encoding"):
         decode_entry(bytes(raw))
+
+
+def test_a_str_subclass_equal_to_a_remembered_incident_is_still_checked() -> None:
+    class Posing(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __hash__(self) -> int:
+            return hash("inc-remembered")
+
+    Add(0, "md5", bytes(16), (), "inc-remembered")
+    with pytest.raises(ValidationError):
+        Add(0, "md5", bytes(16), (), Posing("-not valid-"))
