@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.errors import RequestError
-from node.pdq_index import PDQ_BYTES, PdqIndex, build_tables
+from node.pdq_index import PDQ_BYTES, PdqIndex, extend_tables
 from node.vpdq_match import REFERENCE_THRESHOLDS, VpdqIndex, VpdqThresholds
 from protocol.errors import ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq
@@ -152,7 +152,7 @@ class MatchIndex:
         until the new tables are adopted)."""
         index = self._kinds["pdq"].index
         if isinstance(index, PdqIndex) and index.merge_due():
-            tables = await asyncio.to_thread(build_tables, *index.snapshot())
+            tables = await asyncio.to_thread(extend_tables, *index.snapshot())
             index.adopt(tables)
 
     @staticmethod

@@ -17,9 +17,9 @@ chunk value with an offset table of 65,537 entries, about 100 bytes a hash in al
 added after the last build go to a small buffer that is scanned by brute force and merged
 into the tables once it holds `merge_at` hashes or an eighth of the tables (so that growing
 to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches stay exact
-throughout. Rows are numbered in insertion order and never change. The tables can be built
-from a snapshot in a worker thread (`build_tables`) and adopted later, as the node does while
-catching up.
+throughout. Rows are numbered in insertion order and never change. A merge sorts only the
+buffer's rows and copies the old ones into place (`extend_tables`); it can run on a snapshot
+in a worker thread, its tables adopted later, as the node does while catching up.
 """
 
 from __future__ import annotations
@@ -126,11 +126,15 @@ class ChunkTables(NamedTuple):
     rows: int  # the tables cover rows 0..rows-1
 
 
+NO_TABLES = ChunkTables(
+    np.empty(0, dtype=np.int32), np.zeros(CHUNKS * (CHUNK_VALUES + 1), dtype=np.int64), 0
+)
+
+
 def build_tables(words: Words, n: int) -> ChunkTables:
     """The chunk tables of the first `n` hashes of `words`. Only numpy work: it may run in a
     worker thread (numpy lets go of the GIL for most of it)."""
-    if n >= 2**31:
-        raise RequestError("a PDQ index holds fewer than 2**31 hashes")
+    _check_rows(n)
     chunks = _chunks(words[:n])
     sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
     offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
@@ -144,6 +148,50 @@ def build_tables(words: Words, n: int) -> ChunkTables:
     return ChunkTables(sorted_rows, offsets.reshape(-1), n)
 
 
+def extend_tables(tables: ChunkTables, words: Words, n: int) -> ChunkTables:
+    """The chunk tables of the first `n` hashes of `words`, given `tables` of the first
+    `tables.rows` of them: equal to `build_tables(words, n)`, but only the new rows are
+    sorted, and the old ones are copied into place. A catch-up merges its buffer a few dozen
+    times on the way to a million hashes; sorting every row each time was most of the cost.
+    Like `build_tables`, it may run in a worker thread: `tables` is only read."""
+    old = tables.rows
+    if old == 0:
+        return build_tables(words, n)
+    _check_rows(n)
+    added = n - old
+    if added <= 0:
+        return tables
+    chunks = _chunks(words[old:n])
+    sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
+    offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
+    old_offsets = tables.offsets.reshape(CHUNKS, CHUNK_VALUES + 1)
+    new_rows = np.arange(old, n, dtype=np.int32)
+    ranks = np.arange(added, dtype=np.int64)
+    is_old = np.empty(n, dtype=bool)
+    for c in range(CHUNKS):
+        keys = chunks[:, c]
+        order = np.argsort(keys.astype(np.uint16), kind="stable")
+        old_starts = old_offsets[c] - c * old  # bucket starts within this chunk's old table
+        # Each bucket keeps its old rows, then its new ones (all larger), each in row order,
+        # as a stable sort of all n rows would: a new row's place is the end of its bucket's
+        # old rows plus the new rows sorted before it.
+        places = old_starts[1:][keys[order]] + ranks
+        merged = sorted_rows[c * n : (c + 1) * n]
+        merged[places] = new_rows[order]
+        is_old.fill(True)
+        is_old[places] = False
+        merged[is_old] = tables.sorted_rows[c * old : (c + 1) * old]
+        offsets[c, 0] = 0
+        np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
+        offsets[c] += old_starts + c * n  # each bucket moves by the new rows before it
+    return ChunkTables(sorted_rows, offsets.reshape(-1), n)
+
+
+def _check_rows(n: int) -> None:
+    if n >= 2**31:
+        raise RequestError("a PDQ index holds fewer than 2**31 hashes")
+
+
 class PdqIndex:
     """Exact range search over PDQ hashes; see the module docstring for the guarantee."""
 
@@ -153,9 +201,9 @@ class PdqIndex:
         self._merge_at = merge_at
         self._words: Words = np.empty((0, 4), dtype=np.uint64)
         self._size = 0  # rows stored (the first _size rows of _words)
-        self._tabled = 0  # rows covered by the chunk tables; the rest are scanned
-        self._sorted_rows: npt.NDArray[np.int32] = np.empty(0, dtype=np.int32)
-        self._offsets: npt.NDArray[np.int64] = np.zeros(CHUNKS * (CHUNK_VALUES + 1), np.int64)
+        # The chunk tables cover the first _tabled rows; the rest are scanned. Tables are
+        # replaced whole, never changed, so a worker thread may read them.
+        self._sorted_rows, self._offsets, self._tabled = NO_TABLES
 
     @classmethod
     def build(
@@ -211,19 +259,20 @@ class PdqIndex:
         if self._tabled < self._size:
             self._rebuild_tables()
 
-    def snapshot(self) -> tuple[Words, int]:
-        """The hashes stored now and their count, for `build_tables` elsewhere (a worker
-        thread): rows below the count never change, and a grown index copies them to a new
-        array, so the snapshot stays valid while more are added."""
-        return self._words, self._size
+    def snapshot(self) -> tuple[ChunkTables, Words, int]:
+        """The tables in use, the hashes stored now and their count, for `extend_tables`
+        elsewhere (a worker thread): tables are replaced, never changed; rows below the count
+        never change, and a grown index copies them to a new array. So the snapshot stays
+        valid while more are added."""
+        return ChunkTables(self._sorted_rows, self._offsets, self._tabled), self._words, self._size
 
     def adopt(self, tables: ChunkTables) -> None:
-        """Use tables that `build_tables` made of a snapshot, unless newer ones are in use."""
+        """Use tables made of a snapshot, unless newer ones are in use."""
         if tables.rows > self._tabled:
             self._sorted_rows, self._offsets, self._tabled = tables
 
     def _rebuild_tables(self) -> None:
-        self.adopt(build_tables(*self.snapshot()))
+        self.adopt(extend_tables(*self.snapshot()))
 
     def search(self, query: bytes, radius: int = 31) -> list[tuple[int, int]]:
         """(row, distance) of every stored hash within `radius` of `query`, nearest first."""

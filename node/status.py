@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from node.matching import INDEXED_TYPES
 from protocol.errors import RosterError
 
 if TYPE_CHECKING:
@@ -50,6 +51,12 @@ def node_status(service: NodeService) -> dict[str, Any]:
             "witness_quorum": roster.witness_quorum,
         },
         "logs": logs,
+        # Matching is exact for what is indexed; after a start the index loads in the
+        # background, and until `loaded` a node may miss older near-duplicates.
+        "match_index": {
+            "loaded": service.matcher.loaded,
+            "hashes": {t: service.matcher.index.size(t) for t in INDEXED_TYPES},
+        },
         "equivocations": [
             {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms} for e in held.values()
         ],

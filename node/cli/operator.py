@@ -210,6 +210,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 " witnessed" if cosigned >= quorum else ""
             )
         print(f"  {origin:40} {log['member'] or '?':12} size {log['size']}{extra}")
+    index = status.get("match_index")
+    if index is not None:
+        counts = ", ".join(f"{n} {t}" for t, n in index["hashes"].items())
+        print(f"match index: {counts}" + ("" if index["loaded"] else "  LOADING"))
     print("peers:")
     for member, peer in status.get("peers", {}).items():
         state = "reachable" if peer["reachable"] else f"UNREACHABLE ({peer['last_error']})"

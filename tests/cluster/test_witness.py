@@ -31,8 +31,10 @@ def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
             wait_until(lambda p=peer: cosigners_of_a(p) == [b.member_id, c.member_id], 30, "both")
         capsys.readouterr()
         assert main(["status", "--node", str(c.directory)]) == 0
-        line = next(x for x in capsys.readouterr().out.splitlines() if a.origin in x)
+        lines = capsys.readouterr().out.splitlines()
+        line = next(x for x in lines if a.origin in x)
         assert "cosigned 2/2 witnessed" in line
+        assert "match index: 0 pdq, 0 vpdq" in lines  # loaded (no LOADING), md5 not indexed
         bundle = tmp_path / "bundle.json"
         code = main(["audit", "proof", f"md5:{item['value']}", "--out", str(bundle),
                      "--node", str(c.directory)])  # fmt: skip

@@ -58,3 +58,24 @@ async def test_uploaded_files_are_matched_against_the_consortium(
     assert upload["found"]
     pdq_result = next(r for r in upload["results"] if r["query"]["signal_type"] == "pdq")
     assert pdq_result["matches"][0]["distance"] == 0
+
+
+async def test_status_says_whether_the_match_index_has_loaded_what_the_store_holds(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    setup = consortium(tmp_path)
+    config = setup.configs[0]
+    async with served(config, store_for(config)) as node:
+        await node.service.submit([Add(now_ms(), "pdq", bytes(range(32)))])
+        await node.service.sign_pending()
+    # Started again on the same store: the entry is stored, the index not yet loaded.
+    async with served(config, store_for(config)) as node:
+        headers = {"Authorization": f"Bearer {node.token}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async with session.get(f"{node.operator_url}/v1/status") as r:
+                before = (await r.json())["match_index"]
+            await node.service.matcher.load()
+            async with session.get(f"{node.operator_url}/v1/status") as r:
+                after = (await r.json())["match_index"]
+    assert before == {"loaded": False, "hashes": {"pdq": 0, "vpdq": 0}}
+    assert after == {"loaded": True, "hashes": {"pdq": 1, "vpdq": 0}}

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RequestError
-from node.pdq_index import PdqIndex, build_tables
+from node.pdq_index import NO_TABLES, PdqIndex, build_tables, extend_tables
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -153,7 +153,7 @@ def test_tables_built_from_a_snapshot_while_adds_go_on_search_exactly() -> None:
     snapshot = index.snapshot()
     # While the tables are built elsewhere, more hashes arrive; the index grows its array.
     index.add_many(stored[1500:], merge=False)
-    tables = build_tables(*snapshot)
+    tables = extend_tables(*snapshot)
     index.adopt(tables)
     assert tables.rows == 1500
     queries = [_flip(stored[i], [1, 70, 200]) for i in (3, 1499, 1500, 2999)]
@@ -164,3 +164,39 @@ def test_tables_built_from_a_snapshot_while_adds_go_on_search_exactly() -> None:
     assert not index.merge_due()
     for query in queries:
         assert index.search(query, 31) == _brute(stored, query, 31)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    old=st.integers(min_value=0, max_value=300),
+    added=st.integers(min_value=0, max_value=300),
+    distinct=st.integers(min_value=1, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_extending_tables_gives_the_tables_a_full_build_gives(
+    old: int, added: int, distinct: int, seed: int
+) -> None:
+    # Few distinct hashes put many rows in one bucket, where the order of rows matters.
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2**64, size=(distinct, 4), dtype=np.uint64)
+    words = pool[rng.integers(0, distinct, size=old + added)]
+    extended = extend_tables(build_tables(words, old), words, old + added)
+    built = build_tables(words, old + added)
+    assert extended.rows == built.rows == old + added
+    assert np.array_equal(extended.sorted_rows, built.sorted_rows)
+    assert np.array_equal(extended.offsets, built.offsets)
+
+
+def test_an_index_merged_many_times_searches_as_one_built_at_once() -> None:
+    rng = random.Random(11)
+    stored = [rng.randbytes(32) for _ in range(5000)]
+    stored += [_flip(stored[i], [i % 256]) for i in range(0, 5000, 7)]  # near duplicates
+    grown = PdqIndex(merge_at=300)
+    for start in range(0, len(stored), 250):
+        grown.add_many(stored[start : start + 250])
+    grown.compact()
+    built = PdqIndex.build(stored)
+    assert extend_tables(NO_TABLES, *grown.snapshot()[1:]).rows == len(stored)
+    for i in range(0, len(stored), 97):
+        query = _flip(stored[i], [3, 100])
+        assert grown.search(query, 31) == built.search(query, 31) == _brute(stored, query, 31)
