@@ -7,7 +7,7 @@ strict decoder."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from node.store.base import Store
 from protocol.entries import Entry, decode_entry
@@ -17,6 +17,15 @@ from protocol.errors import DecodeError
 #: page), so its listeners find every entry of it.
 DEFAULT_CAPACITY = 50_000
 RECENT_RANGES = 8
+
+
+class _Missing:
+    """Not in the cache (None is a remembered decoding: the bytes did not decode)."""
+
+    __slots__ = ()
+
+
+_MISSING = _Missing()
 
 
 class DecodedEntries:
@@ -55,6 +64,21 @@ class DecodedEntries:
         cache.update(decoded)
         for _ in range(len(cache) - self._capacity):
             cache.popitem(last=False)
+
+    def decode_all(self, raws: Sequence[bytes]) -> list[Entry | None]:
+        """`decode` of each raw, None for one that does not decode: one cache lookup each
+        when the cache holds them, as it does for the batch its listeners are told of."""
+        get = self._cache.get
+        found: list[Entry | _Missing | None] = [get(raw, _MISSING) for raw in raws]
+        if not found.count(_MISSING):
+            return found  # type: ignore[return-value]  # no _MISSING in it
+        return [self._decoded_or_none(raw) for raw in raws]
+
+    def _decoded_or_none(self, raw: bytes) -> Entry | None:
+        try:
+            return self.decode(raw)
+        except DecodeError:
+            return None
 
     def decode(self, raw: bytes) -> Entry:
         """The entry, as decode_entry gives it; DecodeError for bytes that do not decode."""

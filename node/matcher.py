@@ -13,7 +13,6 @@ from node.entry_cache import DecodedEntries
 from node.matching import INDEXED_TYPES, MatchIndex
 from node.store.base import Store
 from protocol.entries import Add, decode_entry
-from protocol.errors import DecodeError
 from protocol.view import HashView
 
 log = logging.getLogger(__name__)
@@ -47,16 +46,23 @@ class Matcher:
 
     async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
         """Index the adds of a newly stored range of a log."""
-        rows: list[tuple[int, str, bytes]] = []
-        for offset, raw in enumerate(await self._decoded.read(self._store, origin, start, end)):
-            try:
-                entry = self._decoded.decode(raw)
-            except DecodeError:
+        raws = await self._decoded.read(self._store, origin, start, end)
+        pdq_indexes: list[int] = []
+        pdq_values: list[bytes] = []
+        others: list[tuple[int, str, bytes]] = []
+        for index, entry in enumerate(self._decoded.decode_all(raws), start):
+            if type(entry) is not Add:
                 continue
-            if isinstance(entry, Add) and entry.signal_type in INDEXED_TYPES:
+            assert entry is not None  # for mypy: type() narrows only with isinstance
+            if entry.signal_type == "pdq":
+                assert isinstance(entry.value, bytes)  # validate_value: pdq values are bytes
+                pdq_indexes.append(index)
+                pdq_values.append(entry.value)
+            elif entry.signal_type in INDEXED_TYPES:
                 assert isinstance(entry.value, bytes)
-                rows.append((start + offset, entry.signal_type, entry.value))
-        self.index.add_many(origin, rows, merge=False)
+                others.append((index, entry.signal_type, entry.value))
+        self.index.add_pdq_run(origin, pdq_indexes, pdq_values, merge=False)
+        self.index.add_many(origin, others)
         await self.index.merge_pdq_in_thread()
 
     async def stored_values(self, refs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Add]:

@@ -13,6 +13,8 @@ An entry is indexed once: logs are append-only and adds of a log arrive in index
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from array import array
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -127,23 +129,35 @@ class MatchIndex:
             if signal_type in self._kinds:
                 by_kind.setdefault(signal_type, []).append((index, value))
         for signal_type, items in by_kind.items():
+            if signal_type == "pdq":
+                self.add_pdq_run(log, [i for i, _ in items], [v for _, v in items], merge)
+                continue
             kind = self._kinds[signal_type]
             if kind.loading:
                 kind.pending.extend((log, index, value) for index, value in items)
                 continue
-            if not isinstance(kind.index, PdqIndex):
-                for index, value in items:
-                    self._add_to(kind, log, index, value)
-                continue
-            newest = kind.newest.get(log, -1)
-            fresh = [(index, value) for index, value in items if index > newest]
-            if not fresh:
-                continue
-            if any(len(value) != PDQ_BYTES for _, value in fresh):
-                raise RequestError("a pdq value is 32 bytes")
-            kind.index.add_many([value for _, value in fresh], merge)
-            kind.refs.extend(log, [index for index, _ in fresh])
-            kind.newest[log] = fresh[-1][0]
+            for index, value in items:
+                self._add_to(kind, log, index, value)
+
+    def add_pdq_run(
+        self, log: str, indexes: Sequence[int], values: Sequence[bytes], merge: bool = True
+    ) -> None:
+        """`add_many` for a run of one log's PDQ adds, as columns: their indexes (ascending)
+        and values."""
+        kind = self._kinds["pdq"]
+        if kind.loading:
+            kind.pending.extend(zip(itertools.repeat(log), indexes, values, strict=False))
+            return
+        # Repeats of what is indexed are ignored; with indexes ascending they are a prefix.
+        fresh = bisect.bisect_right(indexes, kind.newest.get(log, -1))
+        if fresh == len(indexes):
+            return
+        if fresh:
+            indexes, values = indexes[fresh:], values[fresh:]
+        assert isinstance(kind.index, PdqIndex)
+        kind.index.add_many(values, merge)  # refuses a value of another size, adding none
+        kind.refs.extend(log, indexes)
+        kind.newest[log] = indexes[-1]
 
     async def merge_pdq_in_thread(self) -> None:
         """Merge the PDQ index's recent adds into its tables if due, the tables built in a

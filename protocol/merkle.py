@@ -347,10 +347,15 @@ class CompactRange:
         self._root = None
         return completed
 
-    def extend(self, entries: Sequence[bytes]) -> list[tuple[NodeId, bytes]]:
+    def extend(
+        self, entries: Sequence[bytes], leaves: bool = True
+    ) -> list[tuple[NodeId, bytes]]:
         """Add the leaves of ENTRIES (their bytes, hashed here); return every subtree they
-        complete, in the order `append` of each leaf hash would. One call a page: the loop
-        keeps its state in locals, the hot path of catch-up."""
+        complete, in the order `append` of each leaf hash would. With `leaves` false, the
+        level-0 nodes (the leaf hashes) are left out but for the last one, a peak when the
+        size is odd: a store keeps only that one, and hashes its stored entries for the
+        others. One call a page: the loop keeps its state in locals, the hot path of
+        catch-up."""
         sha256, node_prefix, leaf_prefix = _sha256, _NODE_PREFIX, _LEAF_PREFIX
         peaks = self._peaks
         pop, push = peaks.pop, peaks.append
@@ -359,15 +364,20 @@ class CompactRange:
         index = self._size
         for entry in entries:
             node = sha256(leaf_prefix + entry).digest()
-            add(((0, index), node))
-            level, k = 0, index
-            while k & 1:  # a right child merges with the peak to its left, repeatedly upward
-                node = sha256(node_prefix + pop() + node).digest()
-                k >>= 1
-                level += 1
-                add(((level, k), node))
+            if leaves:
+                add(((0, index), node))
+            k = index
+            if k & 1:  # a right child merges with the peak to its left, repeatedly upward
+                level = 0
+                while k & 1:
+                    node = sha256(node_prefix + pop() + node).digest()
+                    k >>= 1
+                    level += 1
+                    add(((level, k), node))
             push(node)
             index += 1
+        if entries and not leaves:
+            add(((0, index - 1), sha256(leaf_prefix + entries[-1]).digest()))
         self._size = index
         self._root = None
         return completed

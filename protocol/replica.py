@@ -60,6 +60,8 @@ class AppendPlan:
     origin: str
     start: int
     entries: tuple[ReceivedEntry, ...]
+    #: The Merkle nodes the entries complete above level 0, and the last entry's leaf hash
+    #: (a peak when the size is odd): what a store keeps; it hashes entries for other leaves.
     nodes: tuple[tuple[NodeId, bytes], ...]
     peaks: tuple[bytes, ...]
     target: SignedCheckpoint
@@ -215,7 +217,7 @@ class LogReplica:
         # Checkpoints remembered at sizes inside this page are checked at those sizes.
         done = start
         for size in sorted({end, *(size for size in self._ahead if start < size < end)}):
-            nodes.extend(tree.extend(entries[done - start : size - start]))
+            nodes.extend(tree.extend(entries[done - start : size - start], leaves=False))
             done = size
             seen = self._ahead.get(size)
             if seen is not None and seen.checkpoint != cp:

@@ -41,3 +41,15 @@ def test_remembering_many_keeps_the_newest_within_capacity() -> None:
     assert [cache.decode(r) is a for r, a in zip(raws[2:], adds[2:], strict=True)] == [True] * 3
     # The two oldest were let go: they decode afresh, to equal but new objects.
     assert cache.decode(raws[0]) == adds[0] and cache.decode(raws[0]) is not adds[0]
+
+
+def test_decoding_all_gives_remembered_decodings_and_decodes_the_rest() -> None:
+    cache = DecodedEntries()
+    adds = [Add(i, "md5", bytes([i]) * 16) for i in range(3)]
+    raws = [encode_entry(a) for a in adds]
+    cache.remember_many(zip(raws[:2], adds[:2], strict=True))
+    assert cache.decode_all(raws[:2]) == adds[:2]  # all remembered: the same objects
+    assert all(e is a for e, a in zip(cache.decode_all(raws[:2]), adds, strict=False))
+    mixed = cache.decode_all([raws[0], b"\xc1", raws[2]])  # a miss, and bytes that are bad
+    assert mixed == [adds[0], None, adds[2]] and mixed[0] is adds[0]
+    assert cache.decode_all([raws[2]])[0] is mixed[2]  # the miss is remembered now

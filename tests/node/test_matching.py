@@ -114,6 +114,22 @@ def test_a_run_added_at_once_matches_as_when_added_one_by_one() -> None:
         assert ("other", 100 + i, 0) in [(h.log, h.index, h.distance) for h in at_once.match_pdq(v)]
 
 
+def test_a_pdq_run_indexes_only_what_is_new_and_nothing_of_a_bad_run() -> None:
+    rng = random.Random(6)
+    values = [rng.randbytes(32) for _ in range(30)]
+    index = MatchIndex()
+    index.add_pdq_run("log", range(10), values[:10])
+    index.add_pdq_run("log", range(5, 30), values[5:30])  # 5..9 are repeats: skipped
+    assert index.size("pdq") == 30
+    assert index.match_pdq(values[7])[0] == PdqHit("log", 7, 0)
+    assert index.match_pdq(values[29])[0] == PdqHit("log", 29, 0)
+    with pytest.raises(RequestError):
+        index.add_pdq_run("log", [30, 31], [rng.randbytes(32), b"short"])
+    assert index.size("pdq") == 30  # neither value of the refused run went in
+    index.add_pdq_run("log", [30], [values[0]])  # and the log goes on where it was
+    assert {(h.index, h.distance) for h in index.match_pdq(values[0])} == {(0, 0), (30, 0)}
+
+
 async def test_pdq_tables_merged_in_a_thread_match_as_when_merged_at_once() -> None:
     rng = random.Random(9)
     values = [rng.randbytes(32) for _ in range(20_000)]  # past the merge point (16,384)

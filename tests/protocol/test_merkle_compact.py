@@ -73,6 +73,21 @@ def test_compact_range_extended_by_pages_completes_what_appending_each_leaf_does
     assert CompactRange().extend([]) == []
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_compact_range_extended_without_leaves_keeps_only_the_last_leaf(chunk: int) -> None:
+    entries = [i.to_bytes(4, "big") for i in range(MAX_EXHAUSTIVE)]
+    for first in (0, 1, 5):
+        tree = CompactRange(first, [NODES[i] for i in merkle.peak_ids(first)])
+        for start in range(first, MAX_EXHAUSTIVE, chunk):
+            page = entries[start : start + chunk]
+            end = start + len(page)
+            every = [node for i in range(start, end) for node in completed_by(i)]
+            inner = [node for node in every if node[0][0] > 0]
+            assert tree.extend(page, leaves=False) == [*inner, ((0, end - 1), REF.leaf(end - 1))]
+            assert tree.root() == REF.root(end)
+    assert CompactRange().extend([], leaves=False) == []
+
+
 def test_compact_range_restored_from_peak_ids_continues_identically() -> None:
     for size in range(0, 130):
         restored = CompactRange(size, [NODES[i] for i in merkle.peak_ids(size)])
