@@ -347,9 +347,7 @@ class CompactRange:
         self._root = None
         return completed
 
-    def extend(
-        self, entries: Sequence[bytes], leaves: bool = True
-    ) -> list[tuple[NodeId, bytes]]:
+    def extend(self, entries: Sequence[bytes], leaves: bool = True) -> list[tuple[NodeId, bytes]]:
         """Add the leaves of ENTRIES (their bytes, hashed here); return every subtree they
         complete, in the order `append` of each leaf hash would. With `leaves` false, the
         level-0 nodes (the leaf hashes) are left out but for the last one, a peak when the

@@ -128,10 +128,10 @@ class SqliteStore:
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
     ) -> None:
-        rows = list(map(tuple, entries))  # plain tuples pickle at a third of the cost
+        rows = list(map(tuple, entries))  # the writer's messages hold plain tuples only
         raw = None if checkpoint is None else bytes(checkpoint)
         try:
-            # Leaves are not kept: only the one new_peaks may need is pickled.
+            # Leaves are not kept: only the one new_peaks may need is sent.
             needed = nodes_for_append(nodes, start + len(rows))
             await self._writer.write("append", origin, start, rows, needed, raw, checkpoint_size)
         except StoreOutcomeUnknownError:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
-from node.sqlite_writer import WriterProcess
+from node.sqlite_writer import WriterProcess, receive
 from node.store.base import EntryRow
 from node.store.sqlite import SqliteStore
 from protocol.merkle import NodeId
@@ -205,7 +207,7 @@ async def test_an_append_whose_answer_was_lost_counts_as_stored_once_stored(
 
 _HOLDER = """
 import asyncio, sys
-from node.sqlite_writer import WriterProcess
+from node.sqlite_writer import WriterProcess, receive
 from node.store.sqlite import SqliteStore
 
 async def main():
@@ -287,3 +289,30 @@ def test_each_writer_module_imports_first_in_a_fresh_interpreter(module: str) ->
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_a_write_of_more_than_plain_values_is_refused_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    writer = WriterProcess(tmp_path / "w.db", "the SQLite store")
+    await writer.open()
+    try:
+        pid = writer.pid
+        row = EntryRow(0, b"e0", None, None, None, None, None, 0, 0)  # a tuple subclass
+        with pytest.raises(StoreError, match="unmarshallable"):
+            await writer.write("append", A, 0, [row], [], None, None)
+        await writer.write("save_roster", 1, b"roster")  # the same child, nothing lost
+        assert writer.pid == pid
+        assert await store.rosters() == [b"roster"]
+        assert await store.entries(A, 0, 1) == []
+    finally:
+        await writer.close()
+        await store.close()
+
+
+def test_a_message_that_is_not_what_send_wrote_is_refused_as_malformed() -> None:
+    stream = io.BytesIO(struct.pack("!Q", 3) + b"\xff\x00\x01")
+    with pytest.raises(ValueError, match="malformed"):
+        receive(stream)
