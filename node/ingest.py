@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
@@ -22,6 +23,9 @@ from protocol.errors import EquivocationError, RosterError
 from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
+
+# A stored batch's entries' bytes and decodings, for the cache its listeners share.
+_RAW, _ENTRY = attrgetter("raw"), attrgetter("entry")
 
 #: Called after new entries of a log are durable: (origin, start, end, peer they came from).
 Listener = Callable[[str, int, int, str | None], Awaitable[None]]
@@ -171,8 +175,9 @@ class PeerLogs:
         the store nor the decoder. Remembered here, not when stored: a catch-up stores the
         next batches meanwhile, and would push this one out of the cache first."""
         entries = [e for plan in plans for e in plan.entries]
-        self.decoded.remember_many((e.raw, e.entry) for e in entries)
-        self.decoded.remember_range(plans[0].origin, plans[0].start, [e.raw for e in entries])
+        raws = list(map(_RAW, entries))
+        self.decoded.remember_many(zip(raws, map(_ENTRY, entries), strict=True))
+        self.decoded.remember_range(plans[0].origin, plans[0].start, raws)
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:

@@ -8,35 +8,25 @@ from protocol.errors import DecodeError
 from protocol.signals import value_key
 from protocol.view import LocatedEntry
 
+#: EntryRow's own __new__ is generated Python that calls tuple.__new__ with its fields; a
+#: catch-up makes a row an entry, and calling tuple.__new__ directly (every field given) saves
+#: that frame, a third of making a row.
+_new_tuple = tuple.__new__
+
 
 def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> EntryRow:
     """The store row of an entry; an entry that did not decode is kept but never found."""
     if isinstance(entry, Add):
-        return EntryRow(
-            index,
-            raw,
-            0,
-            entry.signal_type,
-            value_key(entry.value),
-            None,
-            None,
-            entry.timestamp_ms,
-            received_ms,
+        key = value_key(entry.value)
+        ts = entry.timestamp_ms
+        return _new_tuple(
+            EntryRow, (index, raw, 0, entry.signal_type, key, None, None, ts, received_ms)
         )
     if isinstance(entry, Retract | Dispute):
         kind = 1 if isinstance(entry, Retract) else 2
-        return EntryRow(
-            index,
-            raw,
-            kind,
-            None,
-            None,
-            entry.target.log,
-            entry.target.index,
-            entry.timestamp_ms,
-            received_ms,
-        )
-    return EntryRow(index, raw, None, None, None, None, None, 0, received_ms)
+        log, target, ts = entry.target.log, entry.target.index, entry.timestamp_ms
+        return _new_tuple(EntryRow, (index, raw, kind, None, None, log, target, ts, received_ms))
+    return _new_tuple(EntryRow, (index, raw, None, None, None, None, None, 0, received_ms))
 
 
 def located(found: FoundEntry) -> LocatedEntry | None:

@@ -16,7 +16,7 @@ from protocol.errors import (
     RollbackError,
     SignatureError,
 )
-from protocol.replica import CheckpointStatus, LogReplica
+from protocol.replica import CheckpointStatus, LogReplica, ReceivedEntry
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
 from tests.support import make_members, make_roster
@@ -62,6 +62,22 @@ def test_pages_with_consistency_proofs_are_accepted_in_order(setup) -> None:
         Add(8, "md5", (8).to_bytes(16, "big")),
         Add(9, "md5", (9).to_bytes(16, "big")),
     ]
+    assert result.entries == (  # received entries with every field, made directly as tuples
+        ReceivedEntry(8, raws[8], Add(8, "md5", (8).to_bytes(16, "big")), None),
+        ReceivedEntry(9, raws[9], Add(9, "md5", (9).to_bytes(16, "big")), None),
+    )
+    assert all(type(e) is ReceivedEntry for e in result.entries)
+
+
+def test_an_entry_its_origin_signed_that_does_not_decode_is_received_with_why(setup) -> None:
+    roster, origin, writer = setup
+    raws = [*entries(2), b"\xc1"]
+    cp = grow(writer, raws)
+    plan = LogReplica(origin.origin).verify_entries(0, raws, cp, [], roster)
+    bad = plan.entries[2]
+    assert (bad.idx, bad.raw, bad.entry) == (2, b"\xc1", None)
+    assert bad.error is not None and "msgpack" in bad.error
+    assert plan.entries[0].error is None
 
 
 def test_entries_that_do_not_hash_to_the_checkpoint_are_refused(setup) -> None:
