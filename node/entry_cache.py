@@ -1,95 +1,87 @@
-"""Entries decoded once: a bounded cache of recently stored entries' decodings, keyed by their
-exact bytes, and of the last few stored ranges, so the listeners of one stored batch (match
-index, events, metrics) neither read it back from the store nor decode it again. Entries are
-immutable, so sharing the decoded objects is safe; a miss falls back to the store and to the
-strict decoder."""
+"""Entries decoded once: the last few stored ranges of entries with their decodings, so the
+listeners of one stored batch (match index, events, metrics) neither read it back from the
+store nor decode it again. A batch is remembered when its listeners are told of it (after
+it is stored, and after the batches before it were told of), so it is the newest range while
+they run. Entries are immutable, so sharing the decoded objects is safe; a miss falls back to
+the store and to the strict decoder."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from node.store.base import Store
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError
 
-#: At least one batch a catch-up stores (node/pipeline.py: up to MAX_QUEUED_ENTRIES and a
-#: page), so its listeners find every entry of it.
+#: Entries the remembered ranges hold at most (the newest range is always kept whole): a few
+#: batches of a catch-up (node/pipeline.py: up to MAX_QUEUED_ENTRIES and a page each).
 DEFAULT_CAPACITY = 50_000
 RECENT_RANGES = 8
 
 
-class _Missing:
-    """Not in the cache (None is a remembered decoding: the bytes did not decode)."""
-
-    __slots__ = ()
-
-
-_MISSING = _Missing()
+class _Range(NamedTuple):
+    raws: Sequence[bytes]
+    entries: Sequence[Entry | None]  # None: the bytes did not decode
 
 
 class DecodedEntries:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._capacity = capacity
-        self._cache: OrderedDict[bytes, Entry | None] = OrderedDict()
-        self._ranges: OrderedDict[tuple[str, int], list[bytes]] = OrderedDict()
+        self._held = 0  # entries in _ranges
+        self._ranges: OrderedDict[tuple[str, int], _Range] = OrderedDict()
 
-    def remember_range(self, origin: str, start: int, raws: list[bytes]) -> None:
-        """Entries [start, start+len) of a log, just stored."""
-        self._ranges[(origin, start)] = raws
-        while len(self._ranges) > RECENT_RANGES:
-            self._ranges.popitem(last=False)
+    def remember_range(
+        self, origin: str, start: int, raws: Sequence[bytes], entries: Sequence[Entry | None]
+    ) -> None:
+        """Entries [start, start+len) of a log, just stored, and their decodings."""
+        if len(raws) != len(entries):
+            raise ValueError("a range's entries and decodings differ in number")
+        old = self._ranges.pop((origin, start), None)
+        self._held += len(raws) - (len(old.raws) if old else 0)
+        self._ranges[(origin, start)] = _Range(raws, entries)
+        while len(self._ranges) > 1 and (
+            len(self._ranges) > RECENT_RANGES or self._held > self._capacity
+        ):
+            _, dropped = self._ranges.popitem(last=False)
+            self._held -= len(dropped.raws)
+
+    def _find(self, origin: str, start: int, end: int) -> tuple[_Range, int] | None:
+        """The newest remembered range holding all of [start, end), and its first index."""
+        for (log, first), held in reversed(self._ranges.items()):
+            if log == origin and first <= start and end <= first + len(held.raws):
+                return held, first
+        return None
 
     def recent(self, origin: str, start: int, end: int) -> list[bytes] | None:
         """Entries [start, end) if one remembered range holds them all."""
-        for (log, first), raws in reversed(self._ranges.items()):
-            if log == origin and first <= start and end <= first + len(raws):
-                return raws[start - first : end - first]
-        return None
+        found = self._find(origin, start, end)
+        if found is None:
+            return None
+        held, first = found
+        return list(held.raws[start - first : end - first])
 
     async def read(self, store: Store, origin: str, start: int, end: int) -> list[bytes]:
         """Entries [start, end) of a log: from the recent ranges, else from the store."""
         found = self.recent(origin, start, end)
         return found if found is not None else await store.entries(origin, start, end)
 
-    def remember(self, raw: bytes, entry: Entry | None) -> None:
-        """Keep a decoding made elsewhere (None: the bytes did not decode)."""
-        self._cache[raw] = entry
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+    async def read_decoded(
+        self, store: Store, origin: str, start: int, end: int
+    ) -> list[Entry | None]:
+        """The decodings of entries [start, end) of a log (None for bytes that do not
+        decode): from the recent ranges, else read from the store and decoded."""
+        found = self._find(origin, start, end)
+        if found is not None:
+            held, first = found
+            return list(held.entries[start - first : end - first])
+        return [decoded_or_none(raw) for raw in await store.entries(origin, start, end)]
 
-    def remember_many(self, decoded: Iterable[tuple[bytes, Entry | None]]) -> None:
-        """`remember` for many: one dict update, then the oldest beyond capacity go."""
-        cache = self._cache
-        cache.update(decoded)
-        for _ in range(len(cache) - self._capacity):
-            cache.popitem(last=False)
 
-    def decode_all(self, raws: Sequence[bytes]) -> list[Entry | None]:
-        """`decode` of each raw, None for one that does not decode: one cache lookup each
-        when the cache holds them, as it does for the batch its listeners are told of."""
-        get = self._cache.get
-        found: list[Entry | _Missing | None] = [get(raw, _MISSING) for raw in raws]
-        if not found.count(_MISSING):
-            return found  # type: ignore[return-value]  # no _MISSING in it
-        return [self._decoded_or_none(raw) for raw in raws]
-
-    def _decoded_or_none(self, raw: bytes) -> Entry | None:
-        try:
-            return self.decode(raw)
-        except DecodeError:
-            return None
-
-    def decode(self, raw: bytes) -> Entry:
-        """The entry, as decode_entry gives it; DecodeError for bytes that do not decode."""
-        if raw in self._cache:
-            entry = self._cache[raw]
-        else:
-            try:
-                entry = decode_entry(raw)
-            except DecodeError:
-                entry = None
-            self.remember(raw, entry)
-        if entry is None:
-            raise DecodeError("entry does not decode")
-        return entry
+def decoded_or_none(raw: bytes) -> Entry | None:
+    """`decode_entry`, with None for bytes that do not decode."""
+    try:
+        return decode_entry(raw)
+    except DecodeError:
+        return None

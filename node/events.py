@@ -25,13 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
+from node.entry_cache import DecodedEntries, decoded_or_none
 from node.errors import RequestError, StoreError
 from node.jsonview import ref_json
 from node.outbox import Event, EventRange, Outbox
 from node.service import NodeService
 from node.store.base import Store
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
-from protocol.errors import DecodeError, RosterError
+from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.errors import RosterError
 from protocol.signals import value_text
 
 log = logging.getLogger(__name__)
@@ -117,24 +118,19 @@ class EntryEvents:
         self,
         store: Store,
         member_of: Callable[[str], str | None],
-        decode: Callable[[bytes], Entry] = decode_entry,
-        recent: Callable[[str, int, int], list[bytes] | None] | None = None,
+        decoded: DecodedEntries | None = None,
     ) -> None:
         self._store = store
         self._member_of = member_of
-        self._decode = decode
-        self._recent = recent
+        self._decoded = decoded or DecodedEntries()
 
     async def __call__(self, recorded: EventRange, start: int, stop: int) -> list[Event]:
         origin = recorded.log
-        cached = self._recent(origin, start, stop) if self._recent else None
-        raws = cached if cached is not None else await self._store.entries(origin, start, stop)
+        decoded = await self._decoded.read_decoded(self._store, origin, start, stop)
         payloads = AddPayloads(origin, recorded.member, recorded.received_ms)
         events = []
-        for index, raw in enumerate(raws, start):
-            try:
-                entry = self._decode(raw)
-            except DecodeError:
+        for index, entry in enumerate(decoded, start):
+            if entry is None:
                 continue  # kept in the log, but it carries nothing a platform can act on
             event_id = recorded.id_of(index)
             if isinstance(entry, Add):
@@ -171,10 +167,7 @@ class EntryEvents:
         raws = await self._store.entries(ref.log, ref.index, ref.index + 1)
         if not raws:
             return None
-        try:
-            entry: Entry = self._decode(raws[0])
-        except DecodeError:
-            return None
+        entry = decoded_or_none(raws[0])
         return entry if isinstance(entry, Add) else None
 
 

@@ -175,9 +175,8 @@ class PeerLogs:
         the store nor the decoder. Remembered here, not when stored: a catch-up stores the
         next batches meanwhile, and would push this one out of the cache first."""
         entries = [e for plan in plans for e in plan.entries]
-        raws = list(map(_RAW, entries))
-        self.decoded.remember_many(zip(raws, map(_ENTRY, entries), strict=True))
-        self.decoded.remember_range(plans[0].origin, plans[0].start, raws)
+        raws, decodings = list(map(_RAW, entries)), list(map(_ENTRY, entries))
+        self.decoded.remember_range(plans[0].origin, plans[0].start, raws, decodings)
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:

@@ -46,11 +46,11 @@ class Matcher:
 
     async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
         """Index the adds of a newly stored range of a log."""
-        raws = await self._decoded.read(self._store, origin, start, end)
+        decoded = await self._decoded.read_decoded(self._store, origin, start, end)
         pdq_indexes: list[int] = []
         pdq_values: list[bytes] = []
         others: list[tuple[int, str, bytes]] = []
-        for index, entry in enumerate(self._decoded.decode_all(raws), start):
+        for index, entry in enumerate(decoded, start):
             if type(entry) is not Add:
                 continue
             assert entry is not None  # for mypy: type() narrows only with isinstance

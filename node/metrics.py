@@ -24,7 +24,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from node.errors import StoreError
 from node.service import NodeService
-from protocol.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +170,14 @@ class NodeMetrics:
             self._batches.observe(end - start)  # PeerLogs tells of each stored batch once
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
+            decoded = self._service.decoded
             try:
-                raws = await self._service.decoded.read(self._service.store, origin, first, end)
+                entries = await decoded.read_decoded(self._service.store, origin, first, end)
             except StoreError as e:  # metrics must never fail the ingest that called us
                 log.warning("arrival delays of %s not observed: %s", origin, e)
-                raws = []
-            for raw in raws:
-                try:
-                    entry = self._service.decoded.decode(raw)
-                except DecodeError:
-                    continue  # stored but never decoded; PeerLogs has warned about it
-                delays.append((now_ms - entry.timestamp_ms) / 1000)
+                entries = []
+            # An entry stored but never decoded is None; PeerLogs has warned about it.
+            delays += [(now_ms - e.timestamp_ms) / 1000 for e in entries if e is not None]
         self.entries_stored(origin, end - start, delays)
 
     def exposition(self) -> bytes:

@@ -1,31 +1,28 @@
-"""The cache of decoded entries and recent ranges that the listeners of a stored batch share."""
+"""The recent ranges of stored entries, with their decodings, that a batch's listeners share."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from node.entry_cache import DecodedEntries
-from protocol.entries import Add, encode_entry
-from protocol.errors import DecodeError
+from node.store.sqlite import SqliteStore
+from protocol.entries import Add, Entry, encode_entry
+from tests.node.test_store import A, Log
 
 
-def test_a_remembered_decoding_is_returned_and_bad_bytes_stay_bad() -> None:
-    cache = DecodedEntries(capacity=2)
-    add = Add(1, "md5", bytes(16))
-    raw = encode_entry(add)
-    cache.remember(raw, add)
-    assert cache.decode(raw) is add
-    with pytest.raises(DecodeError):
-        cache.decode(b"\xc1")
-    with pytest.raises(DecodeError):
-        cache.decode(b"\xc1")  # remembered as not decoding
-    assert cache.decode(encode_entry(Add(2, "md5", bytes(16)))) == Add(2, "md5", bytes(16))
+def _adds(first: int, n: int) -> tuple[list[bytes], list[Entry | None]]:
+    adds: list[Entry | None] = [
+        Add(i, "md5", bytes([i % 256]) * 16) for i in range(first, first + n)
+    ]
+    return [encode_entry(a) for a in adds if a is not None], adds
 
 
 def test_recent_ranges_answer_only_what_they_hold() -> None:
     cache = DecodedEntries()
-    raws = [bytes([i]) for i in range(10)]
-    cache.remember_range("log", 100, raws)
+    raws, adds = _adds(0, 10)
+    cache.remember_range("log", 100, raws, adds)
     assert cache.recent("log", 102, 105) == raws[2:5]
     assert cache.recent("log", 100, 110) == raws
     assert cache.recent("log", 99, 101) is None
@@ -33,23 +30,44 @@ def test_recent_ranges_answer_only_what_they_hold() -> None:
     assert cache.recent("other", 100, 101) is None
 
 
-def test_remembering_many_keeps_the_newest_within_capacity() -> None:
-    cache = DecodedEntries(capacity=3)
-    adds = [Add(i, "md5", bytes([i]) * 16) for i in range(5)]
-    raws = [encode_entry(a) for a in adds]
-    cache.remember_many(zip(raws, adds, strict=True))
-    assert [cache.decode(r) is a for r, a in zip(raws[2:], adds[2:], strict=True)] == [True] * 3
-    # The two oldest were let go: they decode afresh, to equal but new objects.
-    assert cache.decode(raws[0]) == adds[0] and cache.decode(raws[0]) is not adds[0]
-
-
-def test_decoding_all_gives_remembered_decodings_and_decodes_the_rest() -> None:
+async def test_a_remembered_range_gives_its_own_decodings_without_the_store() -> None:
     cache = DecodedEntries()
-    adds = [Add(i, "md5", bytes([i]) * 16) for i in range(3)]
-    raws = [encode_entry(a) for a in adds]
-    cache.remember_many(zip(raws[:2], adds[:2], strict=True))
-    assert cache.decode_all(raws[:2]) == adds[:2]  # all remembered: the same objects
-    assert all(e is a for e, a in zip(cache.decode_all(raws[:2]), adds, strict=False))
-    mixed = cache.decode_all([raws[0], b"\xc1", raws[2]])  # a miss, and bytes that are bad
-    assert mixed == [adds[0], None, adds[2]] and mixed[0] is adds[0]
-    assert cache.decode_all([raws[2]])[0] is mixed[2]  # the miss is remembered now
+    raws, adds = _adds(0, 4)
+    decodings: list[Entry | None] = [*adds[:3], None]  # the last did not decode
+    cache.remember_range("log", 10, raws, decodings)
+    found = await cache.read_decoded(None, "log", 11, 14)  # type: ignore[arg-type]  # unused
+    assert found == decodings[1:] and found[0] is adds[1]
+
+
+async def test_a_range_not_remembered_is_read_from_the_store_and_decoded(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        raws, adds = _adds(0, 3)
+        await Log(A).append(store, [*raws, b"\xc1"])  # the origin signed bytes that are bad
+        cache = DecodedEntries()
+        cache.remember_range("another log", 0, raws, adds)
+        assert await cache.read_decoded(store, A, 1, 4) == [adds[1], adds[2], None]
+        assert await cache.read(store, A, 0, 2) == raws[:2]
+    finally:
+        await store.close()
+
+
+def test_ranges_beyond_the_capacity_go_oldest_first_but_the_newest_stays_whole() -> None:
+    cache = DecodedEntries(capacity=5)
+    for k in range(3):
+        raws, adds = _adds(3 * k, 3)
+        cache.remember_range("log", 3 * k, raws, adds)
+    assert cache.recent("log", 0, 3) is None  # 9 entries held would exceed 5
+    assert cache.recent("log", 3, 6) is None
+    assert cache.recent("log", 6, 9) is not None
+    raws, adds = _adds(100, 8)  # larger than the capacity on its own: kept, and alone
+    cache.remember_range("log", 9, raws, adds)
+    assert cache.recent("log", 9, 17) == raws
+    assert cache.recent("log", 6, 9) is None
+
+
+def test_a_range_and_its_decodings_must_match_in_number() -> None:
+    raws, adds = _adds(0, 3)
+    with pytest.raises(ValueError, match="differ in number"):
+        DecodedEntries().remember_range("log", 0, raws, adds[:2])

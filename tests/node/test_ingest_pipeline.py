@@ -365,8 +365,8 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
             await asyncio.sleep(0.05)  # the next batch is being stored meanwhile
             raws = peers.decoded.recent(origin, start, end)
             assert raws is not None and len(raws) == end - start
-            for raw in raws:
-                peers.decoded.decode(raw)
+            decoded = await peers.decoded.read_decoded(store, origin, start, end)
+            assert all(isinstance(e, Add) for e in decoded) and len(decoded) == end - start
             heard.append((start, end))
 
         peers.subscribe(listener)
