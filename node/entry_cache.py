@@ -54,19 +54,6 @@ class DecodedEntries:
                 return held, first
         return None
 
-    def recent(self, origin: str, start: int, end: int) -> list[bytes] | None:
-        """Entries [start, end) if one remembered range holds them all."""
-        found = self._find(origin, start, end)
-        if found is None:
-            return None
-        held, first = found
-        return list(held.raws[start - first : end - first])
-
-    async def read(self, store: Store, origin: str, start: int, end: int) -> list[bytes]:
-        """Entries [start, end) of a log: from the recent ranges, else from the store."""
-        found = self.recent(origin, start, end)
-        return found if found is not None else await store.entries(origin, start, end)
-
     async def read_decoded(
         self, store: Store, origin: str, start: int, end: int
     ) -> list[Entry | None]:

@@ -51,9 +51,8 @@ class Matcher:
         pdq_values: list[bytes] = []
         others: list[tuple[int, str, bytes]] = []
         for index, entry in enumerate(decoded, start):
-            if type(entry) is not Add:
+            if not isinstance(entry, Add):
                 continue
-            assert entry is not None  # for mypy: type() narrows only with isinstance
             if entry.signal_type == "pdq":
                 assert isinstance(entry.value, bytes)  # validate_value: pdq values are bytes
                 pdq_indexes.append(index)

@@ -19,15 +19,23 @@ def _adds(first: int, n: int) -> tuple[list[bytes], list[Entry | None]]:
     return [encode_entry(a) for a in adds if a is not None], adds
 
 
-def test_recent_ranges_answer_only_what_they_hold() -> None:
+class _NoStore:
+    """A store that is never to be read: what a remembered range answers needs none."""
+
+    async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
+        raise LookupError(f"read {origin} [{start}, {end}) from the store")
+
+
+async def test_recent_ranges_answer_only_what_they_hold() -> None:
     cache = DecodedEntries()
     raws, adds = _adds(0, 10)
     cache.remember_range("log", 100, raws, adds)
-    assert cache.recent("log", 102, 105) == raws[2:5]
-    assert cache.recent("log", 100, 110) == raws
-    assert cache.recent("log", 99, 101) is None
-    assert cache.recent("log", 105, 111) is None
-    assert cache.recent("other", 100, 101) is None
+    store = _NoStore()
+    assert await cache.read_decoded(store, "log", 102, 105) == adds[2:5]  # type: ignore[arg-type]
+    assert await cache.read_decoded(store, "log", 100, 110) == adds  # type: ignore[arg-type]
+    for origin, start, end in (("log", 99, 101), ("log", 105, 111), ("other", 100, 101)):
+        with pytest.raises(LookupError):
+            await cache.read_decoded(store, origin, start, end)  # type: ignore[arg-type]
 
 
 async def test_a_remembered_range_gives_its_own_decodings_without_the_store() -> None:
@@ -48,23 +56,28 @@ async def test_a_range_not_remembered_is_read_from_the_store_and_decoded(tmp_pat
         cache = DecodedEntries()
         cache.remember_range("another log", 0, raws, adds)
         assert await cache.read_decoded(store, A, 1, 4) == [adds[1], adds[2], None]
-        assert await cache.read(store, A, 0, 2) == raws[:2]
     finally:
         await store.close()
 
 
-def test_ranges_beyond_the_capacity_go_oldest_first_but_the_newest_stays_whole() -> None:
+async def test_ranges_beyond_the_capacity_go_oldest_first_but_the_newest_stays_whole() -> None:
     cache = DecodedEntries(capacity=5)
+    store = _NoStore()
+
+    async def held(start: int, end: int) -> bool:
+        try:
+            await cache.read_decoded(store, "log", start, end)  # type: ignore[arg-type]
+        except LookupError:
+            return False
+        return True
+
     for k in range(3):
         raws, adds = _adds(3 * k, 3)
         cache.remember_range("log", 3 * k, raws, adds)
-    assert cache.recent("log", 0, 3) is None  # 9 entries held would exceed 5
-    assert cache.recent("log", 3, 6) is None
-    assert cache.recent("log", 6, 9) is not None
+    assert [await held(0, 3), await held(3, 6), await held(6, 9)] == [False, False, True]
     raws, adds = _adds(100, 8)  # larger than the capacity on its own: kept, and alone
     cache.remember_range("log", 9, raws, adds)
-    assert cache.recent("log", 9, 17) == raws
-    assert cache.recent("log", 6, 9) is None
+    assert [await held(9, 17), await held(6, 9)] == [True, False]
 
 
 def test_a_range_and_its_decodings_must_match_in_number() -> None:
