@@ -80,7 +80,7 @@ def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> f
     """Append the pages to a fresh database of the store's schema, `per_batch` pages a
     transaction; seconds. The raw SQLite baseline: the store's own write statements
     (node/store/sqlite_writes.py) on one sqlite3 connection in this process, without the
-    node's writer process, pickling or event loop. Rows are made into tuples before timing."""
+    node's writer process, marshalling or event loop. Rows are made into tuples before timing."""
     groups = []
     for i in range(0, len(pages), per_batch):
         group = pages[i : i + per_batch]
