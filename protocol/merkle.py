@@ -360,10 +360,11 @@ class CompactRange:
         completed: list[tuple[NodeId, bytes]] = []
         add = completed.append
         index = self._size
+        leaf = b""
         for entry in entries:
-            node = sha256(leaf_prefix + entry).digest()
+            node = leaf = sha256(leaf_prefix + entry).digest()
             if leaves:
-                add(((0, index), node))
+                add(((0, index), leaf))
             k = index
             if k & 1:  # a right child merges with the peak to its left, repeatedly upward
                 level = 0
@@ -375,7 +376,7 @@ class CompactRange:
             push(node)
             index += 1
         if entries and not leaves:
-            add(((0, index - 1), sha256(leaf_prefix + entries[-1]).digest()))
+            add(((0, index - 1), leaf))
         self._size = index
         self._root = None
         return completed
