@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from node.store.base import Store
 from protocol.entries import Entry, decode_entry
@@ -21,48 +20,33 @@ DEFAULT_CAPACITY = 50_000
 RECENT_RANGES = 8
 
 
-class _Range(NamedTuple):
-    raws: Sequence[bytes]
-    entries: Sequence[Entry | None]  # None: the bytes did not decode
-
-
 class DecodedEntries:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._capacity = capacity
         self._held = 0  # entries in _ranges
-        self._ranges: OrderedDict[tuple[str, int], _Range] = OrderedDict()
+        # (log, first index) -> decodings of that log's entries from there (None: the bytes
+        # did not decode)
+        self._ranges: OrderedDict[tuple[str, int], Sequence[Entry | None]] = OrderedDict()
 
-    def remember_range(
-        self, origin: str, start: int, raws: Sequence[bytes], entries: Sequence[Entry | None]
-    ) -> None:
-        """Entries [start, start+len) of a log, just stored, and their decodings."""
-        if len(raws) != len(entries):
-            raise ValueError("a range's entries and decodings differ in number")
+    def remember_range(self, origin: str, start: int, entries: Sequence[Entry | None]) -> None:
+        """The decodings of entries [start, start+len) of a log, just stored."""
         old = self._ranges.pop((origin, start), None)
-        self._held += len(raws) - (len(old.raws) if old else 0)
-        self._ranges[(origin, start)] = _Range(raws, entries)
+        self._held += len(entries) - (len(old) if old is not None else 0)
+        self._ranges[(origin, start)] = entries
         while len(self._ranges) > 1 and (
             len(self._ranges) > RECENT_RANGES or self._held > self._capacity
         ):
             _, dropped = self._ranges.popitem(last=False)
-            self._held -= len(dropped.raws)
-
-    def _find(self, origin: str, start: int, end: int) -> tuple[_Range, int] | None:
-        """The newest remembered range holding all of [start, end), and its first index."""
-        for (log, first), held in reversed(self._ranges.items()):
-            if log == origin and first <= start and end <= first + len(held.raws):
-                return held, first
-        return None
+            self._held -= len(dropped)
 
     async def read_decoded(
         self, store: Store, origin: str, start: int, end: int
     ) -> list[Entry | None]:
         """The decodings of entries [start, end) of a log (None for bytes that do not
         decode): from the recent ranges, else read from the store and decoded."""
-        found = self._find(origin, start, end)
-        if found is not None:
-            held, first = found
-            return list(held.entries[start - first : end - first])
+        for (log, first), held in reversed(self._ranges.items()):  # the newest first
+            if log == origin and first <= start and end <= first + len(held):
+                return list(held[start - first : end - first])
         return [decoded_or_none(raw) for raw in await store.entries(origin, start, end)]
 
 

@@ -24,8 +24,8 @@ from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
 
-# A stored batch's entries' bytes and decodings, for the cache its listeners share.
-_RAW, _ENTRY = attrgetter("raw"), attrgetter("entry")
+# A stored batch's entries' decodings, for the cache its listeners share.
+_ENTRY = attrgetter("entry")
 
 #: Called after new entries of a log are durable: (origin, start, end, peer they came from).
 Listener = Callable[[str, int, int, str | None], Awaitable[None]]
@@ -175,8 +175,8 @@ class PeerLogs:
         the store nor the decoder. Remembered here, not when stored: a catch-up stores the
         next batches meanwhile, and would push this one out of the cache first."""
         entries = [e for plan in plans for e in plan.entries]
-        raws, decodings = list(map(_RAW, entries)), list(map(_ENTRY, entries))
-        self.decoded.remember_range(plans[0].origin, plans[0].start, raws, decodings)
+        decodings = list(map(_ENTRY, entries))
+        self.decoded.remember_range(plans[0].origin, plans[0].start, decodings)
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:

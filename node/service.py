@@ -142,7 +142,7 @@ class NodeService:
                 for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
             ]
             await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
-            self.decoded.remember_range(self.origin, plan.start, raws, entries)
+            self.decoded.remember_range(self.origin, plan.start, entries)
             self._writer.commit(plan)
         self._unsigned.set()
         return [EntryRef(self.origin, plan.start + i) for i in range(len(raws))]

@@ -28,8 +28,8 @@ class _NoStore:
 
 async def test_recent_ranges_answer_only_what_they_hold() -> None:
     cache = DecodedEntries()
-    raws, adds = _adds(0, 10)
-    cache.remember_range("log", 100, raws, adds)
+    _, adds = _adds(0, 10)
+    cache.remember_range("log", 100, adds)
     store = _NoStore()
     assert await cache.read_decoded(store, "log", 102, 105) == adds[2:5]  # type: ignore[arg-type]
     assert await cache.read_decoded(store, "log", 100, 110) == adds  # type: ignore[arg-type]
@@ -40,9 +40,9 @@ async def test_recent_ranges_answer_only_what_they_hold() -> None:
 
 async def test_a_remembered_range_gives_its_own_decodings_without_the_store() -> None:
     cache = DecodedEntries()
-    raws, adds = _adds(0, 4)
+    _, adds = _adds(0, 4)
     decodings: list[Entry | None] = [*adds[:3], None]  # the last did not decode
-    cache.remember_range("log", 10, raws, decodings)
+    cache.remember_range("log", 10, decodings)
     found = await cache.read_decoded(None, "log", 11, 14)  # type: ignore[arg-type]  # unused
     assert found == decodings[1:] and found[0] is adds[1]
 
@@ -54,7 +54,7 @@ async def test_a_range_not_remembered_is_read_from_the_store_and_decoded(tmp_pat
         raws, adds = _adds(0, 3)
         await Log(A).append(store, [*raws, b"\xc1"])  # the origin signed bytes that are bad
         cache = DecodedEntries()
-        cache.remember_range("another log", 0, raws, adds)
+        cache.remember_range("another log", 0, adds)
         assert await cache.read_decoded(store, A, 1, 4) == [adds[1], adds[2], None]
     finally:
         await store.close()
@@ -72,15 +72,9 @@ async def test_ranges_beyond_the_capacity_go_oldest_first_but_the_newest_stays_w
         return True
 
     for k in range(3):
-        raws, adds = _adds(3 * k, 3)
-        cache.remember_range("log", 3 * k, raws, adds)
+        _, adds = _adds(3 * k, 3)
+        cache.remember_range("log", 3 * k, adds)
     assert [await held(0, 3), await held(3, 6), await held(6, 9)] == [False, False, True]
-    raws, adds = _adds(100, 8)  # larger than the capacity on its own: kept, and alone
-    cache.remember_range("log", 9, raws, adds)
+    _, adds = _adds(100, 8)  # larger than the capacity on its own: kept, and alone
+    cache.remember_range("log", 9, adds)
     assert [await held(9, 17), await held(6, 9)] == [True, False]
-
-
-def test_a_range_and_its_decodings_must_match_in_number() -> None:
-    raws, adds = _adds(0, 3)
-    with pytest.raises(ValueError, match="differ in number"):
-        DecodedEntries().remember_range("log", 0, raws, adds[:2])
