@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.cli.admin_files import (
     cmd_current,
@@ -28,17 +29,11 @@ from node.cli.common import (
     add_json_arg,
     add_node_arg,
 )
-from node.consortium import DAY_MS, JoinRequest
 from node.errors import ConfigError
 from protocol.errors import ProtocolError
-from protocol.roster import (
-    DEFAULT_TAXONOMY,
-    AdminKey,
-    CheckpointKey,
-    Member,
-    Roster,
-    SignedRoster,
-)
+
+if TYPE_CHECKING:
+    from protocol.roster import AdminKey, Member, Roster
 
 
 def register(sub: Subcommands) -> None:
@@ -144,6 +139,8 @@ def _now() -> int:
 
 
 def _admin_key(path: str) -> AdminKey:
+    from protocol.roster import AdminKey
+
     text = Path(path).read_text().strip()
     name, _, b64 = text.partition(" ")
     try:
@@ -153,6 +150,8 @@ def _admin_key(path: str) -> AdminKey:
 
 
 def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
+    from protocol.roster import SignedRoster
+
     out = args.out or Path(f"roster-v{roster.version}.draft")
     out.write_bytes(SignedRoster(roster.encode(), ()).encode())
     print(f"wrote draft roster version {roster.version} to {out}; now each admin runs")
@@ -161,6 +160,8 @@ def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
 
 
 def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
+    from node.consortium import DAY_MS
+
     now = _now()
     draft = replace(
         current,
@@ -176,6 +177,9 @@ def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from node.consortium import DAY_MS, JoinRequest
+    from protocol.roster import DEFAULT_TAXONOMY, Roster
+
     taxonomy = DEFAULT_TAXONOMY
     if args.taxonomy_file:
         taxonomy = tuple(x.strip() for x in args.taxonomy_file.read_text().split() if x.strip())
@@ -208,6 +212,8 @@ def _member_change(
 
 
 def cmd_add_member(args: argparse.Namespace) -> int:
+    from node.consortium import JoinRequest
+
     current = read_signed(args.roster).roster
     member = JoinRequest.from_json(args.join.read_text()).member()
     return _next(args, current, members=(*current.members, member))
@@ -222,6 +228,8 @@ def cmd_remove_member(args: argparse.Namespace) -> int:
 
 def cmd_replace(args: argparse.Namespace) -> int:
     """The member starts a new log (after an equivocation, say): new origin and keys."""
+    from node.consortium import JoinRequest
+
     current = read_signed(args.roster).roster
     joined = JoinRequest.from_json(args.join.read_text()).member()
     if joined.member_id != args.member:
@@ -233,6 +241,8 @@ def cmd_replace(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from protocol.roster import CheckpointKey
+
     current = read_signed(args.roster).roster
     new_key = base64.b64decode(args.new_key, validate=True)
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.cli.common import EXIT_OK, client, print_json
 from node.errors import ConfigError
-from node.keys import load_key, write_secret
-from protocol.note import signer_key_text
-from protocol.roster import SignedRoster
-from protocol.signing import SigningKey
+
+if TYPE_CHECKING:
+    from protocol.roster import SignedRoster
 
 
 def read_signed(path: Path) -> SignedRoster:
+    from protocol.roster import SignedRoster
+
     try:
         return SignedRoster.decode(path.read_bytes())
     except OSError as e:
@@ -23,6 +25,10 @@ def read_signed(path: Path) -> SignedRoster:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from node.keys import write_secret
+    from protocol.note import signer_key_text
+    from protocol.signing import SigningKey
+
     key = SigningKey.generate()
     write_secret(args.out, signer_key_text(args.name, key))
     pub = args.out.with_suffix(".pub")
@@ -32,6 +38,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from node.keys import load_key
+
     signed = read_signed(args.draft)
     name, key = load_key(args.key)
     roster = signed.roster
@@ -110,6 +118,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_current(args: argparse.Namespace) -> int:
+    from protocol.roster import SignedRoster
+
     raw = client(args).call("GET", "/v1/roster")
     args.out.write_bytes(raw)
     print(f"wrote roster version {SignedRoster.decode(raw).roster.version} to {args.out}")

@@ -6,10 +6,9 @@ no network. The checks themselves live in protocol.audit and protocol.bundle.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cli.common import (
     EXIT_NOT_FOUND,
@@ -24,16 +23,13 @@ from node.cli.common import (
     print_json,
 )
 from node.errors import ConfigError
-from node.report import Observed, build_report, observe, render_html
-from node.runner import open_store, wall_clock_ms
-from node.store.base import Store
-from protocol.audit import LogAudit, check_evidence
-from protocol.bundle import ProvenanceBundle, verify_bundle
 from protocol.entries import Add, Dispute, Retract
 from protocol.errors import ProtocolError
-from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
 from protocol.signals import value_text
-from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
+
+if TYPE_CHECKING:
+    from node.report import Observed
+    from node.store.base import Store
 
 PAGE = 10_000
 
@@ -69,6 +65,10 @@ def register(sub: Subcommands) -> None:
 
 
 async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
+    from node.runner import wall_clock_ms
+    from protocol.audit import LogAudit, check_evidence
+    from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
+
     problems: list[str] = []
     roster = verify_genesis(SignedRoster.decode(genesis))
     for raw in await store.rosters():
@@ -129,6 +129,8 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
 
 
 async def _run_verify(args: argparse.Namespace) -> dict[str, Any]:
+    from node.runner import open_store
+
     config = node_config(argparse.Namespace(node=str(args.directory)))
     genesis_path = args.genesis or config.roster_path
     try:
@@ -144,6 +146,8 @@ async def _run_verify(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
     report = asyncio.run(_run_verify(args))
     if args.json:
         print_json(report)
@@ -162,6 +166,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
+    from protocol.bundle import ProvenanceBundle
+    from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
+
     item = parse_hash_arg(args.hash)
     api = client(args)
     result = api.call("POST", "/v1/lookup", {"hashes": [item]})["results"][0]
@@ -198,6 +205,8 @@ def _entry_json(entry: object) -> dict[str, Any]:
 
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
+    from protocol.bundle import verify_bundle
+
     pinned = args.genesis.read_bytes() if args.genesis else None
     try:
         p = verify_bundle(args.bundle.read_bytes(), pinned)
@@ -235,6 +244,10 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 
 async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
+    from node.report import observe
+    from node.runner import open_store
+    from protocol.roster import SignedRoster
+
     config = node_config(argparse.Namespace(node=str(directory)))
     store = open_store(config)
     await store.open()
@@ -248,6 +261,11 @@ async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.report import build_report, render_html
+    from node.runner import wall_clock_ms
+
     until_ms = wall_clock_ms()
     since_ms = until_ms - int(args.days * 86_400_000)
     observed = [asyncio.run(_observe(d, since_ms, until_ms)) for d in args.directories]

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from node.config import NodeConfig, load_config
 from node.errors import ConfigError
-from node.operator_client import OperatorClient
 from protocol.errors import ValidationError
 from protocol.signals import SIGNAL_TYPES, parse_value
 
 if TYPE_CHECKING:
+    from node.config import NodeConfig
+    from node.operator_client import OperatorClient
+
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     Subcommands = argparse._SubParsersAction
@@ -53,10 +54,14 @@ def add_json_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
+    from node.config import load_config
+
     return load_config(Path(args.node))
 
 
 def client(args: argparse.Namespace) -> OperatorClient:
+    from node.operator_client import OperatorClient
+
     return OperatorClient.for_node(node_config(args))
 
 
@@ -79,10 +84,11 @@ def parse_hash_arg(text: str) -> dict[str, str]:
     return {"signal_type": signal_type, "value": value}
 
 
-def progress(done: int, total: int, what: str) -> None:
-    """A one-line progress report on stderr (rewritten in place on a terminal)."""
-    percent = 100 * done // max(total, 1)
-    line = f"{done}/{total} {what} ({percent}%)"
+def progress(done: int, total: int, what: str, command: str = "") -> None:
+    """A one-line progress report on stderr (rewritten in place on a terminal), optionally
+    headed by the command's name (`import: 10/26 hashes (38%)`)."""
+    percent = 100 * done // total if total else 100
+    line = f"{command}{': ' if command else ''}{done}/{total} {what} ({percent}%)"
     if sys.stderr.isatty():
         print(f"\r{line}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
     elif done == total or done % max(1, total // 20) == 0:

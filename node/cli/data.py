@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from node.cli.common import (
     EXIT_OK,
@@ -29,6 +29,7 @@ from node.cli.common import (
     client,
     node_config,
     print_json,
+    progress,
 )
 from node.errors import ConfigError, NodeError, RequestError
 from node.exchange import (
@@ -43,11 +44,11 @@ from node.exchange import (
     write_jsonl,
     write_te_csv,
 )
-from node.operator_client import NodeUnreachableError, OperatorClient
-from node.stix_export import write_stix
 from protocol.errors import ProtocolError
-from protocol.roster import SignedRoster
 from protocol.signals import SIGNAL_TYPES
+
+if TYPE_CHECKING:
+    from node.operator_client import OperatorClient
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "te-csv", "jsonl", "stix")
 DEFAULT_BATCH = 500
@@ -104,6 +105,9 @@ def _read_text(path: Path) -> str:
 
 def _taxonomy(args: argparse.Namespace) -> tuple[str, ...]:
     """The labels the roster allows: the node's current roster, or the pinned one offline."""
+    from node.operator_client import NodeUnreachableError
+    from protocol.roster import SignedRoster
+
     try:
         raw = client(args).call("GET", "/v1/roster")
     except NodeUnreachableError:
@@ -120,16 +124,6 @@ def _taxonomy(args: argparse.Namespace) -> tuple[str, ...]:
         return SignedRoster.decode(bytes(raw)).roster.taxonomy
     except (ProtocolError, TypeError) as e:
         raise NodeError(f"the node's roster does not decode: {e}") from e
-
-
-def _progress(done: int, total: int) -> None:
-    percent = 100 * done // total if total else 100
-    line = f"import: {done}/{total} hashes ({percent}%)"
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + line + ("\n" if done == total else ""))
-    else:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 def _report(parsed: ParsedImport, fmt: str, dry_run: bool) -> dict[str, Any]:
@@ -185,7 +179,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"{e}; {len(refs)} of {len(rows)} hashes were submitted before line "
                 f"{batch[0].line}; run the same command again to add the rest"
             ) from e
-        _progress(start + len(batch), len(rows))
+        progress(start + len(batch), len(rows), "hashes", "import")
     report["submitted"] = len(refs)
     report["already_held"] = already
     if refs:
@@ -302,6 +296,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         elif args.format == "jsonl":
             count = write_jsonl(views, out)
         else:
+            from node.stix_export import write_stix
+
             count = write_stix(views, out, consortium)
     summary = {"format": args.format, "count": count, "left_out": left_out, "out": str(args.out)}
     if args.json:

@@ -10,14 +10,13 @@ import secrets
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cli.common import EXIT_NODE, EXIT_OK, Subcommands, add_json_arg, print_json
-from node.consortium import build_consortium
-from node.operator_client import OperatorClient
-from node.procs import NodeGroup
+
+if TYPE_CHECKING:
+    from node.operator_client import OperatorClient
 
 
 def register(sub: Subcommands) -> None:
@@ -41,6 +40,12 @@ def _wait_for(client: OperatorClient, item: dict[str, str], start: float, timeou
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from node.consortium import build_consortium
+    from node.operator_client import OperatorClient
+    from node.procs import NodeGroup
+
     args.nodes = max(args.nodes, 2)
     root = Path(tempfile.mkdtemp(prefix="hashmesh-demo-"))
     say = (lambda *_: None) if args.json else print

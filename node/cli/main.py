@@ -5,8 +5,6 @@ chosen command and turns errors into one clear line and a meaningful exit code.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -20,17 +18,17 @@ from node.cli.common import (
     EXIT_VERIFY,
     UsageError,
 )
-from node.collector import tune_collector
-from node.config import NodeConfig, load_config
-from node.consortium import JOIN_REQUEST, init_member
 from node.errors import ConfigError, NodeError
-from node.logs import configure_logging
-from node.match_server import serve_matches
-from node.runner import open_store, run_node
 from protocol.errors import ProtocolError
+
+# Each command imports what it runs when it runs (the node's runner, aiohttp, the dashboard,
+# numpy), so that `hashmesh --help` and the operator commands start quickly.
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from node.config import NodeConfig
+    from node.consortium import JOIN_REQUEST, init_member
+
     config = NodeConfig(
         member_id=args.member_id,
         origin=args.origin or f"{args.member_id}.hashmesh",
@@ -49,6 +47,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_node_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from node.collector import tune_collector
+    from node.config import load_config
+    from node.logs import configure_logging
+    from node.runner import run_node
+
     configure_logging(
         json_lines=args.log_format == "json",
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -62,6 +68,14 @@ def cmd_node_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_matches(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.collector import tune_collector
+    from node.config import load_config
+    from node.logs import configure_logging
+    from node.match_server import serve_matches
+    from node.runner import open_store
+
     configure_logging(json_lines=args.log_format == "json")
     config = load_config(Path(args.directory))
     tune_collector()

@@ -27,7 +27,6 @@ from node.cli.common import (
     progress,
 )
 from node.errors import HashingError
-from node.hashing import LOW_QUALITY, hash_file
 from protocol.entries import DISPUTE_REASONS
 from protocol.signals import value_text
 
@@ -90,6 +89,8 @@ def register(sub: Subcommands) -> None:
 
 
 def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
+    from node.hashing import LOW_QUALITY, hash_file
+
     items: list[dict[str, Any]] = []
     for name in files:
         for signal_type, value, quality in hash_file(Path(name)):
@@ -263,6 +264,8 @@ def _files_under(paths: list[Path]) -> list[Path]:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
+    from node.hashing import LOW_QUALITY, hash_file
+
     out: list[dict[str, Any]] = []
     files = _files_under(args.files)
     failed = 0
