@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from node.errors import ConfigError
 
 CONFIG_NAME = "hashmesh.toml"
@@ -115,26 +117,16 @@ class NodeConfig:
         return out
 
     def to_toml(self) -> str:
-        lines = ["# hashmesh node configuration; see docs/operator.md for every setting"]
-        for f in dataclasses.fields(self):
-            if f.name == "directory":
-                continue
-            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
-        return "\n".join(lines) + "\n"
+        settings = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "directory"
+        }
+        header = "# hashmesh node configuration; see docs/operator.md for every setting\n"
+        return header + tomli_w.dumps(settings)
 
     def save(self) -> Path:
         path = self.directory / CONFIG_NAME
         path.write_text(self.to_toml())
         return path
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
 
 
 def load_config(path: str | Path) -> NodeConfig:
