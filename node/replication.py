@@ -67,8 +67,8 @@ class Replicator:
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
-        service.on_own_checkpoint(self._on_new_entries)
-        service.peers.subscribe(self._on_new_entries)
+        service.on_own_checkpoint(self._on_new_entries, "relay")
+        service.peers.subscribe(self._on_new_entries, "relay")
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
