@@ -128,6 +128,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         )
         replicator = Replicator(service, client)
         replicator.on_round = metrics.sync_round
+        metrics.watch_pushers(replicator.pusher_tasks)
         service.request_sync = replicator.request_sync
         parts = Parts(service, replicator, metrics, outbox, secret)
         await _serve(config, parts, keys, stop)
