@@ -5,7 +5,8 @@ range of entries that became durable (a peer's stored batch, our own signed chec
 `Listeners.notify` calls each in turn; one that raises costs only itself: the others still
 hear of the range, and the caller (a pipeline, the checkpointer) carries on.
 
-A listener that fails on a range owes it. The range is delivered to it again: merged in
+A listener that fails on a range owes it (so does one a cancellation cut short, or never
+reached: the entries are durable all the same). The range is delivered to it again: merged in
 front of that log's next range (so it still hears of each log's entries in order, which the
 match index relies on: it skips indexes at or below the highest it holds), and by
 `run_retries` with a growing delay, until it succeeds. Listeners are idempotent over a range
@@ -105,10 +106,18 @@ class Listeners:
         """Tell every subscriber that entries [start, end) of `origin` are durable, with
         whatever each still owes of that log in front. Never raises a listener's error."""
         own = origin == self._own
-        async with self._lock(origin):
-            for sub in list(self._subscribers.values()):
-                if sub.own if own else sub.peers:
-                    await self._deliver(sub, origin, start, end, source)
+        pending = [s for s in self._subscribers.values() if (s.own if own else s.peers)]
+        try:
+            async with self._lock(origin):
+                while pending:
+                    await self._deliver(pending[0], origin, start, end, source)
+                    del pending[0]
+        except asyncio.CancelledError:
+            # Cancelled (a pipeline cut short, the node stopping): the entries are durable all
+            # the same, so whoever has not heard of them yet owes them.
+            for sub in pending:
+                self._owe(sub.name, origin, start, end, source)
+            raise
 
     async def run_retries(self) -> None:
         """Re-deliver owed ranges until cancelled: after RETRY_S, doubling while they fail."""
@@ -179,13 +188,22 @@ class Listeners:
             try:
                 await sub.callback(origin, start, stop, source)
             except Exception as e:  # a listener's failure is its own (see above)
-                self._owed[(sub.name, origin)] = _Owed(start, end, source)
-                self._owing.set()
+                self._owe(sub.name, origin, start, end, source)
                 self._failed(sub.name, origin, start, stop, e)
                 return
+            except BaseException:
+                self._owe(sub.name, origin, start, end, source)
+                raise
             start = stop
         if owed is not None:
             log.info("listener %s caught up on %s up to entry %d", sub.name, origin, end)
+
+    def _owe(self, name: str, origin: str, start: int, end: int, source: str | None) -> None:
+        had = self._owed.get((name, origin))
+        if had is not None:
+            start, end = min(start, had.start), max(end, had.end)
+        self._owed[(name, origin)] = _Owed(start, end, source)
+        self._owing.set()
 
     def _failed(self, name: str, origin: str, start: int, end: int, e: Exception) -> None:
         error = f"{type(e).__name__}: {e}"[:MAX_ERROR_CHARS]
