@@ -100,3 +100,25 @@ async def test_a_failed_delivery_is_retried_by_itself_and_its_traceback_logged_o
         # Alerted for a while after the failure, without anything waiting.
         (alert,) = [a for a in service.alerts() if "listener flaky" in a]
         assert "failed 3 times" in alert and "ConnectionError" in alert and "wait" not in alert
+
+
+async def test_a_re_delivery_passes_the_owed_entries_in_bounded_chunks_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listeners_module, "REDELIVERY_CHUNK", 2)
+    owner = consortium(tmp_path).configs[0]
+    async with served(owner) as node:
+        service = node.service
+        calls: list[tuple[int, int]] = []
+
+        async def fails_first(origin: str, start: int, end: int, via: str | None) -> None:
+            calls.append((start, end))
+            if len(calls) == 1:
+                raise RuntimeError("first delivery fails (simulated)")
+
+        service.on_own_checkpoint(fails_first, "fails_first")
+        await service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(5)])
+        await service.sign_pending()  # one range of 5: a new range is never cut
+        await service.listeners.retry_owed()
+        assert calls == [(0, 5), (0, 2), (2, 4), (4, 5)]
+        assert service.listeners.owed_entries()["fails_first"] == 0
