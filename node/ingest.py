@@ -9,11 +9,12 @@ Equivocation is kept as evidence and holds back that origin's new entries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
+from node.listeners import Listener, Listeners
 from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 # A stored batch's entries' decodings, for the cache its listeners share.
 _ENTRY = attrgetter("entry")
 
-#: Called after new entries of a log are durable: (origin, start, end, peer they came from).
-Listener = Callable[[str, int, int, str | None], Awaitable[None]]
-
 
 class PeerLogs:
     """Replicas of every other member's log; one lock per log."""
@@ -41,8 +39,10 @@ class PeerLogs:
         own_origin: str,
         clock: Callable[[], int],
         decoded: DecodedEntries | None = None,
+        listeners: Listeners | None = None,
     ) -> None:
         self.decoded = decoded or DecodedEntries()
+        self.listeners = listeners or Listeners(own_origin, clock)
         self._store = store
         self._rosters = rosters
         self._own = own_origin
@@ -50,7 +50,6 @@ class PeerLogs:
         self._replicas: dict[str, LogReplica] = {}
         self._locks: dict[str, LogLock] = {}
         self._held: dict[str, Evidence] = {}
-        self._listeners: list[Listener] = []
 
     async def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
         for origin, head in heads.items():
@@ -69,8 +68,10 @@ class PeerLogs:
         for ev in evidence:
             self._held.setdefault(ev.origin, ev)
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, name: str | None = None) -> None:
+        """Hear of every stored batch of a peer's log (node/listeners.py: a listener that
+        fails costs only itself, and hears of the batch again)."""
+        self.listeners.add(listener, own=False, name=name)
 
     @property
     def stores_in_flight(self) -> int:
@@ -180,9 +181,9 @@ class PeerLogs:
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:
-        """Tell every listener that entries [start, end) of `origin` are durable."""
-        for listener in self._listeners:
-            await listener(origin, start, end, source)
+        """Tell every listener that entries [start, end) of `origin` are durable; a listener's
+        failure is its own (Listeners.notify), never the caller's."""
+        await self.listeners.notify(origin, start, end, source)
 
     async def store_plans(self, plans: Sequence[AppendPlan]) -> None:
         """Store consecutive verified plans of one log in one transaction; the caller then

@@ -10,7 +10,7 @@ never go stale.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import web
 from prometheus_client import (
@@ -20,7 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from node.errors import StoreError
 from node.service import NodeService
@@ -47,6 +47,8 @@ class _LogCollector:
 
     def __init__(self, service: NodeService) -> None:
         self._service = service
+        #: How many pusher tasks run (Replicator.pusher_tasks), once replication is wired up.
+        self.pusher_tasks: Callable[[], int] | None = None
 
     def collect(self) -> Iterable[Metric]:
         status = self._service.status()
@@ -79,7 +81,34 @@ class _LogCollector:
         expiry.add_metric([str(roster["version"])], left_s)
         alerts = GaugeMetricFamily("hashmesh_alerts", "Alerts an operator must look at now")
         alerts.add_metric([], float(len(status["alerts"])))
-        return [size, lag, held, expiry, alerts]
+        return [size, lag, held, expiry, alerts, *self._listener_metrics(), *self._pushers()]
+
+    def _listener_metrics(self) -> list[Metric]:
+        listeners = self._service.listeners
+        failures = CounterMetricFamily(
+            "hashmesh_listener_failures",
+            "Ranges of entries a listener (match_index, events, relay, ...) failed to handle",
+            labels=["listener"],
+        )
+        owed = GaugeMetricFamily(
+            "hashmesh_listener_owed_entries",
+            "Entries a listener failed on and will hear of again (retried)",
+            labels=["listener"],
+        )
+        for name, count in sorted(listeners.failures().items()):
+            failures.add_metric([name], float(count))
+        for name, entries in sorted(listeners.owed_entries().items()):
+            owed.add_metric([name], float(entries))
+        return [failures, owed]
+
+    def _pushers(self) -> list[Metric]:
+        if self.pusher_tasks is None:
+            return []
+        tasks = GaugeMetricFamily(
+            "hashmesh_pusher_tasks", "Pusher tasks running: one per peer of the roster"
+        )
+        tasks.add_metric([], float(self.pusher_tasks()))
+        return [tasks]
 
 
 class NodeMetrics:
@@ -135,7 +164,12 @@ class NodeMetrics:
             ["result"],
             registry=self.registry,
         )
-        self.registry.register(_LogCollector(service))
+        self._collector = _LogCollector(service)
+        self.registry.register(self._collector)
+
+    def watch_pushers(self, pusher_tasks: Callable[[], int]) -> None:
+        """Report `pusher_tasks()` as hashmesh_pusher_tasks."""
+        self._collector.pusher_tasks = pusher_tasks
 
     # Hooks.
 

@@ -104,8 +104,9 @@ class PagePipeline:
             await self._drain()
         finally:
             # Left early (a failed store, a bad page): the listeners still hear of what was
-            # committed, or the match index would miss durable entries until a restart. Only a
-            # cancelled pipeline stops them too.
+            # committed, or the match index would miss durable entries until a restart. A
+            # cancelled pipeline stops them too; those cut short hear of it again later
+            # (node/listeners.py).
             task, self._notifying = self._notifying, None
             if task is not None:
                 current = asyncio.current_task()

@@ -35,6 +35,8 @@ T = TypeVar("T")
 HOLD_LOCK_S = 1.0
 #: Pages of one log asked for ahead of the one being verified.
 PREFETCH_PAGES = 2
+#: Seconds between checks that each peer of the roster, and only those, has a pusher.
+PUSHERS_CHECK_S = 1.0
 
 
 @dataclass
@@ -64,11 +66,12 @@ class Replicator:
         self._sync_requested = asyncio.Event()
         self._synced = asyncio.Condition()
         self.rounds = 0
+        self._pushers_running = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
-        service.on_own_checkpoint(self._on_new_entries)
-        service.peers.subscribe(self._on_new_entries)
+        service.on_own_checkpoint(self._on_new_entries, "relay")
+        service.peers.subscribe(self._on_new_entries, "relay")
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
@@ -111,13 +114,32 @@ class Replicator:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
             if self._config.push:
-                running: dict[str, asyncio.Task[None]] = {}
-                while True:
-                    self._refresh_peers()
-                    for member_id, state in self._peers.items():
-                        if member_id not in running or running[member_id].done():
-                            running[member_id] = group.create_task(self._pusher(state))
-                    await asyncio.sleep(1.0)
+                await self._run_pushers(group)
+
+    async def _run_pushers(self, group: asyncio.TaskGroup) -> None:
+        """Keep one pusher per peer, for that peer's current PeerState.
+
+        A member removed from the roster loses its state (`_refresh_peers`); its pusher, which
+        waits on that state's event, is cancelled and awaited. Added back, it has a new state
+        and gets a new pusher.
+        """
+        running: dict[str, tuple[PeerState, asyncio.Task[None]]] = {}
+        while True:
+            self._refresh_peers()
+            for member_id, (state, task) in list(running.items()):
+                if self._peers.get(member_id) is not state or task.done():
+                    del running[member_id]
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            for member_id, state in self._peers.items():
+                if member_id not in running:
+                    running[member_id] = (state, group.create_task(self._pusher(state)))
+            await asyncio.sleep(PUSHERS_CHECK_S)
+
+    def pusher_tasks(self) -> int:
+        """How many pusher tasks are running (one per peer, when pushing)."""
+        return self._pushers_running
 
     # Push and relay.
 
@@ -148,16 +170,20 @@ class Replicator:
             state.wake.set()
 
     async def _pusher(self, state: PeerState) -> None:
-        while True:
-            await state.wake.wait()
-            state.wake.clear()
-            while state.dirty:
-                origin, start = state.dirty.popitem()
-                try:
-                    await self._push_log(state, origin, start)
-                except NodeError as e:
-                    self._failed(state, e)
-                    # The peer will get it from the schedule, from us or from another peer.
+        self._pushers_running += 1
+        try:
+            while True:
+                await state.wake.wait()
+                state.wake.clear()
+                while state.dirty:
+                    origin, start = state.dirty.popitem()
+                    try:
+                        await self._push_log(state, origin, start)
+                    except NodeError as e:
+                        self._failed(state, e)
+                        # The peer will get it from the schedule, from us or from another peer.
+        finally:
+            self._pushers_running -= 1
 
     async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
         signed = self._service.signed_checkpoint(origin)

@@ -102,8 +102,8 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         )
         await service.start(pinned)
         metrics = NodeMetrics(service)
-        service.peers.subscribe(metrics.listener)
-        service.on_own_checkpoint(metrics.listener)
+        service.peers.subscribe(metrics.listener, "metrics")
+        service.on_own_checkpoint(metrics.listener, "metrics")
         member_of = member_lookup(service)
         outbox = Outbox(
             config.data_dir / "outbox.db",
@@ -113,8 +113,8 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         await outbox.open()
         stack.push_async_callback(outbox.close)
         recorder = EventRecorder(outbox, store, member_of, service.clock)
-        service.peers.subscribe(recorder.listener)
-        service.on_own_checkpoint(recorder.listener)
+        service.peers.subscribe(recorder.listener, "events")
+        service.on_own_checkpoint(recorder.listener, "events")
         await recorder.catch_up()
         client = await stack.enter_async_context(
             PeerClient(
@@ -128,6 +128,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         )
         replicator = Replicator(service, client)
         replicator.on_round = metrics.sync_round
+        metrics.watch_pushers(replicator.pusher_tasks)
         service.request_sync = replicator.request_sync
         parts = Parts(service, replicator, metrics, outbox, secret)
         await _serve(config, parts, keys, stop)
@@ -161,6 +162,7 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(service.run_checkpointer()),
+                group.create_task(service.listeners.run_retries()),
                 group.create_task(replicator.run()),
             ]
             if config.webhook_url:

@@ -17,6 +17,7 @@ from node.config import NodeConfig
 from node.entry_cache import DecodedEntries
 from node.errors import ForbiddenError, PeerError, RequestError, StoreError
 from node.ingest import PeerLogs
+from node.listeners import Listeners
 from node.log_keys import CheckpointKeys
 from node.lookups import lookup_views, match_hits
 from node.matcher import Matcher, MatchHit
@@ -64,13 +65,18 @@ class NodeService:
         self.clock = clock
         self.rosters = RosterKeeper(store, clock)
         self.decoded = DecodedEntries()
-        self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.decoded)
+        self.listeners = Listeners(config.origin, clock)
+        self.peers = PeerLogs(
+            store, self.rosters, config.origin, clock, self.decoded, self.listeners
+        )
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
         self._signed: SignedCheckpoint | None = None
         self._append_lock = asyncio.Lock()
         self._unsigned = asyncio.Event()
-        self._own_listeners: list[OwnListener] = []
+        #: (error, when) of the checkpointer's last failure other than the store's, until it
+        #: signs again.
+        self.sign_failure: tuple[str, int] | None = None
         self.witness = Witness(
             config.member_id,
             config.origin,
@@ -79,11 +85,11 @@ class NodeService:
             lambda: self.rosters.roster,
             clock,
         )
-        self.peers.subscribe(self._cosign_reached)
+        self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
         self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.decoded)
-        self.peers.subscribe(self.matcher.on_entries)
-        self.on_own_checkpoint(self.matcher.on_entries)
+        self.peers.subscribe(self.matcher.on_entries, "match_index")
+        self.on_own_checkpoint(self.matcher.on_entries, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
 
@@ -103,8 +109,9 @@ class NodeService:
                 self._unsigned.set()  # entries acknowledged before a crash still need a signature
         await self.peers.load(heads, await self.store.evidence())
 
-    def on_own_checkpoint(self, listener: OwnListener) -> None:
-        self._own_listeners.append(listener)
+    def on_own_checkpoint(self, listener: OwnListener, name: str | None = None) -> None:
+        """Hear of every signed checkpoint of our own log (see node/listeners.py)."""
+        self.listeners.add(listener, own=True, name=name)
 
     @property
     def origin(self) -> str:
@@ -189,8 +196,8 @@ class NodeService:
             signed = self._writer.sign(key=key)
             await self.store.save_checkpoint(self.origin, signed.checkpoint.size, signed.raw)
             self._signed = signed
-        for listener in self._own_listeners:
-            await listener(self.origin, signed_size, signed.checkpoint.size, None)
+        # The position is signed whatever a listener does: one that fails hears of it again.
+        await self.listeners.notify(self.origin, signed_size, signed.checkpoint.size, None)
         return signed
 
     async def run_checkpointer(self) -> None:
@@ -210,6 +217,20 @@ class NodeService:
                 log.error("checkpoint not signed yet: %s; retrying in %.1f s", e, SIGN_RETRY_S)
                 await asyncio.sleep(SIGN_RETRY_S)
                 self._unsigned.set()
+            except Exception as e:
+                # Nor may anything else (a bug): ending this task would end the node's task group.
+                self._sign_failed(e)
+                await asyncio.sleep(SIGN_RETRY_S)
+                self._unsigned.set()
+            else:
+                self.sign_failure = None
+
+    def _sign_failed(self, e: Exception) -> None:
+        """Log a failure to sign (its traceback once while it repeats) and keep it for alerts."""
+        error = f"{type(e).__name__}: {e}"
+        if self.sign_failure is None or self.sign_failure[0] != error:
+            log.error("checkpoint not signed yet (%s); retrying", error, exc_info=e)
+        self.sign_failure = (error, self.clock())
 
     # Serving peers.
 

@@ -66,7 +66,7 @@ def node_status(service: NodeService) -> dict[str, Any]:
 
 
 def node_alerts(service: NodeService) -> list[str]:
-    """What an operator must look at: equivocation, an expiring roster."""
+    """What an operator must look at: equivocation, an expiring roster, failing listeners."""
     out = [f"equivocation by {e.origin}: {e.detail}" for e in service.peers.held.values()]
     roster = service.rosters.roster
     left_ms = roster.expires_ms - service.clock()
@@ -86,6 +86,12 @@ def node_alerts(service: NodeService) -> list[str]:
             f"{unsigned} acknowledged entries wait for a checkpoint: the roster names no "
             "installed key for them (key rotation under way, or our key declared compromised)"
         )
+    if service.sign_failure is not None:
+        out.append(
+            f"checkpoints are not being signed ({service.sign_failure[0]}); acknowledged "
+            "entries wait, and the node retries"
+        )
+    out += service.listeners.alerts()
     return out
 
 

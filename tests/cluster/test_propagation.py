@@ -7,9 +7,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from node.config import NodeConfig
+from node.consortium import JOIN_REQUEST
 from node.procs import NodeGroup, NodeProcess
 from tests.cluster.conftest import MakeConsortium
-from tests.cluster.support import consortium, found, md5_item, roots, submit, wait_until
+from tests.cluster.support import (
+    api,
+    consortium,
+    found,
+    md5_item,
+    roots,
+    status,
+    submit,
+    wait_until,
+)
+from tests.cluster.test_governance import cli, draft, sign
 
 
 def test_push_makes_a_hash_matchable_on_all_five_nodes_within_a_second(
@@ -77,3 +92,46 @@ def test_a_restarted_node_serves_what_it_held(make_consortium: MakeConsortium) -
         assert roots(setup.configs[0])[setup.configs[0].origin][0] == 5
     finally:
         node.stop()
+
+
+def pusher_tasks(config: NodeConfig) -> float:
+    """The node's hashmesh_pusher_tasks gauge, from GET /metrics."""
+    text = api(config).call("GET", "/metrics").decode()
+    families = text_string_to_metric_families(text)
+    (value,) = [s.value for f in families for s in f.samples if s.name == "hashmesh_pusher_tasks"]
+    return float(value)
+
+
+def test_a_member_removed_and_added_back_gets_pushes_again_from_one_pusher(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: a removed member's pusher waited on its deleted state's event and was never
+    # replaced; added back, the member got no push again (only the scheduled pull), and one
+    # blocked task leaked per removal. The pull interval is far longer than the test: only a
+    # push can deliver.
+    setup = consortium(tmp_path, 2, sync_interval_s=3600.0)
+    origin, peer = setup.configs
+    (admin,) = setup.admin_key_paths
+    with NodeGroup(setup.configs):
+        before = md5_item("before the removal")
+        submit(origin, [before])
+        wait_until(lambda: found(peer, before), 20, "push before the removal")
+
+        removed = draft(capsys, origin.directory, tmp_path / "v2.roster", "remove-member",
+                        "--member", peer.member_id)  # fmt: skip
+        sign(capsys, removed, admin)
+        publish = ("admin", "publish", str(removed), "--node", str(origin.directory))
+        assert cli(capsys, *publish)[0] == 0
+        wait_until(lambda: not status(origin)["peers"], 20, "the member removed")
+        wait_until(lambda: pusher_tasks(origin) == 0, 20, "the removed member's pusher ended")
+
+        back = draft(capsys, origin.directory, tmp_path / "v3.roster", "add-member",
+                     "--join", str(peer.directory / JOIN_REQUEST))  # fmt: skip
+        sign(capsys, back, admin)
+        publish = ("admin", "publish", str(back), "--node", str(origin.directory))
+        assert cli(capsys, *publish)[0] == 0
+        wait_until(lambda: pusher_tasks(origin) == 1, 20, "a pusher for the member added back")
+        after = md5_item("after the member came back")
+        submit(origin, [after])
+        wait_until(lambda: found(peer, after), 20, "push after the member came back")
+        assert pusher_tasks(origin) == 1

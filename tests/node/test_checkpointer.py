@@ -48,3 +48,40 @@ async def test_a_checkpoint_the_store_failed_to_save_is_signed_later_and_the_nod
         assert failures == 2
         head = (await service.store.log_heads())[service.origin]
         assert head.size == 1 and head.checkpoint is not None
+
+
+async def test_a_checkpointer_failure_other_than_the_stores_is_alerted_retried_and_the_node_runs_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the checkpointer caught StoreError only; anything else ended its task, and
+    # with it the node's task group.
+    monkeypatch.setattr("node.service.SIGN_RETRY_S", 0.05)
+    owner = consortium(tmp_path).configs[0]
+    async with served(owner) as node:
+        service = node.service
+        real_save = service.store.save_checkpoint
+        failures = 0
+
+        async def fails_three_times(origin: str, size: int, raw: bytes) -> None:
+            nonlocal failures
+            if failures < 3:
+                failures += 1
+                raise RuntimeError("driver bug (simulated): not a StoreError")
+            await real_save(origin, size, raw)
+
+        monkeypatch.setattr(service.store, "save_checkpoint", fails_three_times)
+        checkpointer = asyncio.create_task(service.run_checkpointer())
+        alerted = False
+        try:
+            await service.submit([Add(now_ms(), "md5", bytes(16))])
+            async with asyncio.timeout(10):
+                while service.signed_checkpoint(service.origin) is None:
+                    assert not checkpointer.done(), "the checkpointer stopped"
+                    alerted |= any("not being signed" in a for a in service.alerts())
+                    await asyncio.sleep(0.01)
+        finally:
+            checkpointer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await checkpointer
+        assert failures == 3 and alerted
+        assert not any("not being signed" in a for a in service.alerts())

@@ -374,3 +374,81 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
             first_store_may_finish.set()
         assert heard == [(0, 4), (4, 12)]
         assert decoded_again == 0
+
+
+async def test_a_listener_failing_on_a_batch_fails_neither_the_pipeline_nor_the_next_batch(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: a listener's error surfaced inside the next batch's commit, failing the
+    # pipeline, and that next batch's notification was lost.
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
+        peers, store = node.service.peers, node.service.store
+        first_store_may_finish = asyncio.Event()
+        intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
+        calls = 0
+        handled: list[tuple[int, int]] = []
+        heard: list[tuple[int, int]] = []
+
+        async def fails_first(origin: str, start: int, end: int, via: str | None) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("listener bug (simulated)")
+            handled.append((start, end))
+
+        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
+            heard.append((start, end))
+
+        peers.subscribe(fails_first, "fails_first")
+        peers.subscribe(listener, "listener")
+        async with peers.pipeline(owner.origin, "member1") as pipeline:
+            for k, (page, proof) in enumerate(zip(pages, proofs, strict=True)):
+                await pipeline.offer(checkpoint, k * PAGE, page, proof)
+            first_store_may_finish.set()
+        assert peers.replica(owner.origin).size == 12
+        assert heard == [(0, 4), (4, 12)]  # batches stored while the first was being made
+        assert handled == [(0, 12)]  # the failed batch again, in front of the next
+        assert peers.listeners.failures()["fails_first"] == 1
+        assert not any(peers.listeners.owed_entries().values())
+
+
+async def test_listeners_cut_short_by_a_cancelled_pipeline_hear_of_its_stored_batch_again(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    # Regression: cancelling a pipeline (a pull cut short) cancelled the listeners of a batch
+    # already committed; the match index then missed those entries until a restart.
+    async with fed_reader(tmp_path, store_for, 1) as (owner, node, checkpoint, pages, proofs):
+        peers = node.service.peers
+        hearing = asyncio.Event()
+        calls = 0
+        heard: list[tuple[str, int, int]] = []
+
+        async def slow_first(origin: str, start: int, end: int, via: str | None) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                hearing.set()
+                await asyncio.sleep(30)  # cancelled meanwhile
+            heard.append(("slow_first", start, end))
+
+        async def after_it(origin: str, start: int, end: int, via: str | None) -> None:
+            heard.append(("after_it", start, end))
+
+        peers.subscribe(slow_first, "slow_first")
+        peers.subscribe(after_it, "after_it")
+
+        async def pull() -> None:
+            async with peers.pipeline(owner.origin, "member1") as pipeline:
+                await pipeline.offer(checkpoint, 0, pages[0], proofs[0])
+
+        task = asyncio.create_task(pull())
+        await asyncio.wait_for(hearing.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert peers.replica(owner.origin).size == PAGE and heard == []
+        owed = peers.listeners.owed_entries()
+        assert owed["slow_first"] == owed["after_it"] == PAGE and owed["match_index"] == 0
+        await peers.listeners.retry_owed()
+        assert sorted(heard) == [("after_it", 0, PAGE), ("slow_first", 0, PAGE)]
+        assert not any(peers.listeners.failures().values())  # a cancellation is no failure

@@ -134,6 +134,29 @@ async def test_two_nodes_in_one_process_count_separately(tmp_path: Path) -> None
         assert (await scrape(second))[("hashmesh_lookup_hashes_total", ())] == 0
 
 
+async def test_listener_failures_are_counted_by_listener_with_the_entries_they_owe(
+    tmp_path: Path,
+) -> None:
+    (one,) = build_consortium(tmp_path, 1, now_ms()).configs
+    async with running(one) as node:
+        metrics = NodeMetrics(node)
+        metrics.watch_pushers(lambda: 2)
+
+        async def broken(origin: str, start: int, end: int, via: str | None) -> None:
+            raise RuntimeError("broken listener (simulated)")
+
+        node.on_own_checkpoint(broken, "broken")
+        await node.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(3)])
+        await node.sign_pending()
+        samples = await scrape(metrics)
+    assert samples[("hashmesh_listener_failures_total", (("listener", "broken"),))] == 1
+    assert samples[("hashmesh_listener_owed_entries", (("listener", "broken"),))] == 3
+    assert samples[("hashmesh_listener_failures_total", (("listener", "match_index"),))] == 0
+    assert samples[("hashmesh_listener_owed_entries", (("listener", "match_index"),))] == 0
+    assert samples[("hashmesh_alerts", ())] == 1
+    assert samples[("hashmesh_pusher_tasks", ())] == 2
+
+
 @pytest.fixture
 def restore_root_logger() -> object:
     root = logging.getLogger()
