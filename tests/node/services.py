@@ -11,9 +11,10 @@ from pathlib import Path
 from aiohttp import web
 
 from node.config import NodeConfig, read_roster
+from node.connection_guard import GuardedSite
 from node.consortium import Consortium, build_consortium
 from node.keys import load_key
-from node.server import operator_app, peer_app
+from node.server import operator_app, peer_runner
 from node.service import NodeService
 from node.store.base import Store
 from node.store.sqlite import SqliteStore
@@ -42,12 +43,17 @@ async def served(config: NodeConfig, store: Store | None = None) -> AsyncIterato
     service = NodeService(config, store, key, now_ms)
     await service.start(read_roster(config))
     token = config.token_path.read_text().strip()
-    runners = [web.AppRunner(peer_app(service)), web.AppRunner(operator_app(service, token))]
+    peer, guard = peer_runner(service)
+    runners = [peer, web.AppRunner(operator_app(service, token))]
     urls = []
     try:
         for runner in runners:
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = (
+                GuardedSite(runner, "127.0.0.1", 0, guard)
+                if runner is peer
+                else web.TCPSite(runner, "127.0.0.1", 0)
+            )
             await site.start()
             port = runner.addresses[0][1]
             urls.append(f"http://127.0.0.1:{port}")
