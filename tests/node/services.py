@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from node.auth import RequestVerifier
 from node.config import NodeConfig, read_roster
 from node.connection_guard import GuardedSite
 from node.consortium import Consortium, build_consortium
@@ -34,16 +35,19 @@ class Served:
 
 
 @asynccontextmanager
-async def served(config: NodeConfig, store: Store | None = None) -> AsyncIterator[Served]:
+async def served(
+    config: NodeConfig, store: Store | None = None, verifier: RequestVerifier | None = None
+) -> AsyncIterator[Served]:
     """A NodeService with both APIs listening on free loopback ports (no replication), on
-    `store` (unopened; default a SQLite file in the member's directory)."""
+    `store` (unopened; default a SQLite file in the member's directory); the peer API checks
+    requests with `verifier` (default: the node's own)."""
     _, key = load_key(config.checkpoint_key_path)
     store = store or SqliteStore(config.directory / "data.db")
     await store.open()
     service = NodeService(config, store, key, now_ms)
     await service.start(read_roster(config))
     token = config.token_path.read_text().strip()
-    peer, guard = peer_runner(service)
+    peer, guard = peer_runner(service, verifier)
     runners = [peer, web.AppRunner(operator_app(service, token))]
     urls = []
     try:
