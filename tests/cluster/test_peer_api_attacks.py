@@ -260,3 +260,21 @@ def test_connections_beyond_the_per_address_limit_are_refused_503_and_others_adm
             return _answer(conn, 5).startswith(b"HTTP/1.1 200")
 
     wait_until(admitted_again, 10, "a connection from that address admitted once the others closed")
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_header_deadline(nodes: Any) -> None:
+    victim, honest, _ = nodes
+    with _connect(victim, "127.0.0.8") as conn:
+        conn.sendall(_signed_get(victim, honest, "/v1/checkpoints"))
+        answer = _answer(conn, 8)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" not in answer
+        length = int(answer.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        conn.settimeout(8)
+        while len(body) < length:
+            body += conn.recv(65536)
+        started = time.monotonic()
+        rest = _until_closed(conn, HEAD_TIMEOUT_S + 8)
+        waited = time.monotonic() - started
+    assert rest == b""  # closed quietly: no request had begun
+    assert HEAD_TIMEOUT_S - 0.5 <= waited < HEAD_TIMEOUT_S + 6
