@@ -1,14 +1,19 @@
 """Authentication of peer requests (signed with the member's node key) and operator tokens.
 
-A peer request carries four headers: the sending member's id, a timestamp (ms), a random
-nonce and an Ed25519 signature by the member's node key (as named in the roster) over
+A peer request carries five headers: the sending member's id, a timestamp (ms), a random
+nonce, the hex SHA-256 of the body and an Ed25519 signature by the member's node key (as named
+in the roster) over
 
     hashmesh-request-v1 \\n member \\n recipient \\n METHOD \\n path?query \\n timestamp \\n
     nonce \\n hex(SHA-256(body))
 
-Binding the recipient stops a request meant for one node being replayed to another; the
-timestamp window and the nonce cache stop replays to the same node. Anything else is an
-AuthError (HTTP 401).
+The digest travels in a header so that the request is authenticated from its headers alone,
+before any of its body is read (`verify_head`); the body read afterwards must then hash to
+the signed digest (`verify_body`). Binding the recipient stops a request meant for one node
+being replayed to another; the timestamp window and the nonce cache stop replays to the same
+node. Anything else is an AuthError (HTTP 401). A nonce cache full of nonces still inside
+their window refuses new requests (BusyError, HTTP 503) rather than forget one and let its
+request be replayed.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from node.errors import AuthError
+from node.errors import AuthError, BusyError
 from protocol.signing import SigningKey, verify
 
 HEADER_MEMBER = "X-Hashmesh-Member"
 HEADER_TIMESTAMP = "X-Hashmesh-Timestamp"
 HEADER_NONCE = "X-Hashmesh-Nonce"
 HEADER_SIGNATURE = "X-Hashmesh-Signature"
+HEADER_DIGEST = "X-Hashmesh-Content-SHA256"
 MAX_SKEW_MS = 60_000
 NONCE_BYTES = 16
 MAX_NONCES = 200_000
@@ -36,7 +43,14 @@ MAX_NONCES = 200_000
 def request_message(
     member: str, recipient: str, method: str, path_qs: str, body: bytes, now_ms: int, nonce: str
 ) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
+    return _message(
+        member, recipient, method, path_qs, hashlib.sha256(body).hexdigest(), now_ms, nonce
+    )
+
+
+def _message(
+    member: str, recipient: str, method: str, path_qs: str, digest: str, now_ms: int, nonce: str
+) -> bytes:
     fields = ["hashmesh-request-v1", member, recipient, method.upper(), path_qs]
     fields += [str(now_ms), nonce, digest]
     return "\n".join(fields).encode()
@@ -59,12 +73,17 @@ def sign_request(
         HEADER_MEMBER: member,
         HEADER_TIMESTAMP: str(now_ms),
         HEADER_NONCE: nonce_text,
+        HEADER_DIGEST: hashlib.sha256(body).hexdigest(),
         HEADER_SIGNATURE: base64.b64encode(key.sign(message)).decode(),
     }
 
 
 class NonceCache:
-    """Nonces seen within the timestamp window, per member; bounded in size."""
+    """Nonces seen within the timestamp window, per member; bounded in size.
+
+    Only nonces older than the window are forgotten: forgetting a younger one would let its
+    request be replayed, so a full cache refuses new nonces (BusyError) until some expire.
+    """
 
     def __init__(self, window_ms: int = 2 * MAX_SKEW_MS, capacity: int = MAX_NONCES) -> None:
         self._window_ms = window_ms
@@ -77,35 +96,48 @@ class NonceCache:
     def check_and_add(self, member: str, nonce: str, now_ms: int) -> None:
         while self._seen:
             key, seen_ms = next(iter(self._seen.items()))
-            if seen_ms > now_ms - self._window_ms and len(self._seen) < self._capacity:
+            if seen_ms > now_ms - self._window_ms:
                 break
             del self._seen[key]
         if (member, nonce) in self._seen:
             raise AuthError("replayed request (nonce seen before)")
+        if len(self._seen) >= self._capacity:
+            raise BusyError("replay cache full, retry")
         self._seen[(member, nonce)] = now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    """A request whose headers are authenticated: its member and the body digest it signed."""
+
+    member: str
+    body_digest: str
 
 
 class RequestVerifier:
     """Checks signed peer requests addressed to `recipient` (our member id)."""
 
-    def __init__(self, recipient: str, max_skew_ms: int = MAX_SKEW_MS) -> None:
+    def __init__(
+        self, recipient: str, max_skew_ms: int = MAX_SKEW_MS, max_nonces: int = MAX_NONCES
+    ) -> None:
         self._recipient = recipient
         self._max_skew_ms = max_skew_ms
-        self._nonces = NonceCache(2 * max_skew_ms)
+        self._nonces = NonceCache(2 * max_skew_ms, max_nonces)
 
-    def verify(
+    def verify_head(
         self,
         headers: Mapping[str, str],
         method: str,
         path_qs: str,
-        body: bytes,
         now_ms: int,
         node_key: Callable[[str], bytes | None],
-    ) -> str:
-        """The authenticated member id, or AuthError."""
+    ) -> SignedHead:
+        """Authenticate a request from its headers alone (the body is not needed, and should
+        not have been read yet); AuthError, or BusyError if the nonce cache is full."""
         member = headers.get(HEADER_MEMBER)
         stamp = headers.get(HEADER_TIMESTAMP, "")
         nonce = headers.get(HEADER_NONCE, "")
+        digest = headers.get(HEADER_DIGEST, "")
         signature = headers.get(HEADER_SIGNATURE, "")
         if not member:
             raise AuthError("unauthenticated request: no member header")
@@ -116,17 +148,29 @@ class RequestVerifier:
             raise AuthError("bad timestamp header")
         if abs(int(stamp) - now_ms) > self._max_skew_ms:
             raise AuthError("request timestamp outside the allowed clock skew")
-        if len(nonce) != 2 * NONCE_BYTES or not all(c in "0123456789abcdef" for c in nonce):
+        if not _is_hex(nonce, NONCE_BYTES):
             raise AuthError("bad nonce header")
+        if not _is_hex(digest, 32):
+            raise AuthError(f"bad or missing body digest header ({HEADER_DIGEST})")
         try:
             sig = base64.b64decode(signature, validate=True)
         except (binascii.Error, ValueError) as e:
             raise AuthError("bad signature header") from e
-        message = request_message(member, self._recipient, method, path_qs, body, int(stamp), nonce)
+        message = _message(member, self._recipient, method, path_qs, digest, int(stamp), nonce)
         if not verify(public, message, sig):
             raise AuthError(f"bad request signature from {member!r}")
+        # Taken now, before the body is read: a replayed request costs no body read either.
         self._nonces.check_and_add(member, nonce, now_ms)
-        return member
+        return SignedHead(member, digest)
+
+    def verify_body(self, head: SignedHead, body: bytes) -> None:
+        """AuthError unless `body` is the one the request's signature covers."""
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), head.body_digest):
+            raise AuthError(f"the body from {head.member!r} does not match its signed digest")
+
+
+def _is_hex(text: str, size: int) -> bool:
+    return len(text) == 2 * size and all(c in "0123456789abcdef" for c in text)
 
 
 def new_token() -> str:

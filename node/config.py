@@ -58,6 +58,20 @@ class NodeConfig:
         default=1 << 30, metadata={"doc": "largest file the operator API hashes (POST /v1/hash)"}
     )
     peer_timeout_s: float = field(default=10.0, metadata={"doc": "timeout of one peer request"})
+    peer_header_timeout_s: float = field(
+        default=20.0,
+        metadata={
+            "doc": "peer API: seconds a connection has to send a request's headers, from its"
+            " opening or its previous request's end (also the longest idle keep-alive)"
+        },
+    )
+    peer_max_connections: int = field(
+        default=1024, metadata={"doc": "peer API: most open connections; more are refused (503)"}
+    )
+    peer_max_connections_per_address: int = field(
+        default=64,
+        metadata={"doc": "peer API: most open connections from one address; more are refused"},
+    )
     act_below_disputes: int = field(
         default=1,
         metadata={"doc": "match policy: act on a hash disputed by fewer than this many members"},

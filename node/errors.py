@@ -45,3 +45,11 @@ class SlowRequestError(RequestError):
 
 class ForbiddenError(NodeError):
     """An authenticated member asked for something its role does not allow (an auditor writing)."""
+
+
+class TooLargeError(RequestError):
+    """A request body is larger than its route accepts (HTTP 413)."""
+
+
+class BusyError(NodeError):
+    """The node cannot take the request now without weakening a check; retry later (HTTP 503)."""

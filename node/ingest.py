@@ -92,23 +92,28 @@ class PeerLogs:
 
     def replica(self, origin: str) -> LogReplica:
         """Our replica of `origin`'s log; PeerError if no member of the roster has that log."""
-        if origin == self._own:
-            raise PeerError("that is our own log")
-        try:
-            self._rosters.roster.member_by_origin(origin)
-        except RosterError as e:
-            raise PeerError(f"no member has the log {origin!r}") from e
+        self._check_member_log(origin)
         replica = self._replicas.get(origin)
         if replica is None:
             replica = self._replicas[origin] = LogReplica(origin)
         return replica
 
     def lock(self, origin: str) -> LogLock:
-        """The lock every change to our view of `origin`'s log is made under."""
+        """The lock every change to our view of `origin`'s log is made under; PeerError if no
+        member of the roster has that log (a lock per name a peer sends would be unbounded)."""
         lock = self._locks.get(origin)
         if lock is None:
+            self._check_member_log(origin)
             lock = self._locks[origin] = LogLock()
         return lock
+
+    def _check_member_log(self, origin: str) -> None:
+        if origin == self._own:
+            raise PeerError("that is our own log")
+        try:
+            self._rosters.roster.member_by_origin(origin)
+        except RosterError as e:
+            raise PeerError(f"no member has the log {origin!r}") from e
 
     def is_held(self, origin: str) -> bool:
         return origin in self._held

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.config import NodeConfig, read_roster
+from node.connection_guard import GuardedSite
 from node.dashboard import mount_dashboard
 from node.errors import ConfigError
 from node.events import (
@@ -34,7 +35,7 @@ from node.outbox import Outbox
 from node.peer_client import PeerClient
 from node.replication import Replicator
 from node.scheduler import SyncSchedule
-from node.server import operator_app, peer_app
+from node.server import operator_app, peer_runner
 from node.service import NodeService
 from node.store import open_store as store_at
 from node.store.base import Store
@@ -145,7 +146,7 @@ class Parts:
 
 async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio.Event) -> None:
     service, replicator = parts.service, parts.replicator
-    peer_runner = web.AppRunner(peer_app(service), access_log=None)
+    peer, guard = peer_runner(service)
     operator = operator_app(
         service, keys.token, replicator.peer_status, on_lookup=parts.metrics.lookups
     )
@@ -154,10 +155,10 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
     mount_dashboard(operator, service, keys.token, replicator.peer_status, events=parts.outbox)
     operator_runner = web.AppRunner(operator, access_log=None)
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
-    await peer_runner.setup()
+    await peer.setup()
     await operator_runner.setup()
     try:
-        await web.TCPSite(peer_runner, config.peer_host, config.peer_port).start()
+        await GuardedSite(peer, config.peer_host, config.peer_port, guard).start()
         await web.TCPSite(operator_runner, config.operator_host, config.operator_port).start()
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -192,5 +193,5 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
     finally:
         schedule.stop()
         await operator_runner.cleanup()
-        await peer_runner.cleanup()
+        await peer.cleanup()
         print(f"hashmesh node stopped member={config.member_id}", file=sys.stderr, flush=True)

@@ -1,5 +1,10 @@
 """The node's HTTP surface (aiohttp): the peer API (msgpack, signed requests) and the
 operator API (JSON, bearer token). Handlers are thin: parse, call NodeService, encode.
+
+A peer request is authenticated from its headers before any of its body is read; the body is
+then read within its route's limit and time, and must be the one the headers signed. A refusal
+sent before the body was read closes the connection (after a short linger, so that the client
+can read it) instead of reading the rest.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from aiohttp import web
 
 from node import wire
 from node.auth import RequestVerifier, check_bearer
+from node.config import NodeConfig
+from node.connection_guard import ConnectionGuard, ConnectionLimits
 from node.errors import (
     AuthError,
+    BusyError,
     ForbiddenError,
     NodeError,
     PeerError,
     RequestError,
     SlowRequestError,
     StoreError,
+    TooLargeError,
 )
 from node.export_api import export_routes
 from node.hash_api import hash_routes
@@ -37,7 +46,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MSGPACK = "application/msgpack"
 PEER_KEY = web.RequestKey("peer", str)
+BODY_KEY = web.RequestKey("body", bytes)
 MAX_LOOKUP = 10_000
+#: How long a refused request's unread body is still taken (and dropped) before the
+#: connection is closed: closing at once could reset it before the client reads the refusal.
+LINGER_S = 2.0
 
 
 def _status_of(e: Exception) -> int:
@@ -45,6 +58,10 @@ def _status_of(e: Exception) -> int:
         return 401
     if isinstance(e, SlowRequestError):
         return 408
+    if isinstance(e, TooLargeError):
+        return 413
+    if isinstance(e, BusyError):
+        return 503
     if isinstance(e, ForbiddenError):
         return 403
     if isinstance(e, StoreError):
@@ -62,7 +79,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except (NodeError, ProtocolError) as e:
         status = _status_of(e)
         log.info("%s %s refused (%d): %s", request.method, request.path, status, e)
-        return web.json_response({"error": type(e).__name__, "detail": str(e)}, status=status)
+        response = web.json_response({"error": type(e).__name__, "detail": str(e)}, status=status)
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        if not request.content.is_eof():
+            response.force_close()  # refused before its body was read: do not read the rest
+        return response
 
 
 def _int(request: web.Request, name: str, default: int | None = None) -> int:
@@ -80,11 +102,58 @@ def _msgpack(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=MSGPACK)
 
 
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The request's body: TooLargeError beyond `limit` bytes (a declared length is checked
+    before anything is read, a chunked body as it streams), SlowRequestError after
+    `timeout_s` (a peer that trickles its body would hold a connection and memory for ever)."""
+    where = f"{request.method} {request.path}"
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise TooLargeError(f"{where} takes a body of at most {limit} bytes, not {declared}")
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_any():
+                total += len(chunk)
+                if total > limit:
+                    raise TooLargeError(f"{where} takes a body of at most {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as e:
+        raise SlowRequestError(f"request body not received within {timeout_s} s") from e
+    return b"".join(chunks)
+
+
 # The peer API.
 
 
-def peer_app(service: NodeService) -> web.Application:
-    verifier = RequestVerifier(service.config.member_id)
+def peer_limits(config: NodeConfig) -> ConnectionLimits:
+    return ConnectionLimits(
+        config.peer_max_connections_per_address,
+        config.peer_max_connections,
+        config.peer_header_timeout_s,
+    )
+
+
+def peer_runner(
+    service: NodeService, verifier: RequestVerifier | None = None
+) -> tuple[web.AppRunner, ConnectionGuard]:
+    """The peer API's runner and the guard its site must use (connection_guard.GuardedSite)."""
+    guard = ConnectionGuard(peer_limits(service.config))
+    app = peer_app(service, guard, verifier)
+    timeout = service.config.peer_header_timeout_s
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=timeout, lingering_time=LINGER_S)
+    return runner, guard
+
+
+def peer_app(
+    service: NodeService,
+    guard: ConnectionGuard | None = None,
+    verifier: RequestVerifier | None = None,
+) -> web.Application:
+    verifier = verifier or RequestVerifier(service.config.member_id)
+    max_body = service.config.max_body_bytes
+    body_limits = {("POST", "/v1/push"): max_body, ("POST", "/v1/roster"): max_body}
 
     def node_key(member_id: str) -> bytes | None:
         try:
@@ -94,18 +163,14 @@ def peer_app(service: NodeService) -> web.Application:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            # A peer that trickles its body would hold a connection and memory for ever.
-            async with asyncio.timeout(service.config.peer_timeout_s):
-                body = await request.read()
-        except TimeoutError as e:
-            raise SlowRequestError(
-                f"request body not received within {service.config.peer_timeout_s} s"
-            ) from e
-        member = verifier.verify(
-            request.headers, request.method, request.raw_path, body, service.clock(), node_key
+        head = verifier.verify_head(
+            request.headers, request.method, request.raw_path, service.clock(), node_key
         )
-        request[PEER_KEY] = member
+        limit = body_limits.get((request.method, request.path), 0)
+        body = await _read_body(request, limit, service.config.peer_timeout_s)
+        verifier.verify_body(head, body)
+        request[PEER_KEY] = head.member
+        request[BODY_KEY] = body
         return await handler(request)
 
     async def rosters(request: web.Request) -> web.Response:
@@ -113,7 +178,7 @@ def peer_app(service: NodeService) -> web.Application:
 
     async def offer_roster(request: web.Request) -> web.Response:
         require_writer(request)
-        accepted = await service.rosters.offer(await request.read())
+        accepted = await service.rosters.offer(request[BODY_KEY])
         return _msgpack(
             wire.encode_push_result(
                 wire.PushResult("accepted" if accepted else "known", service.rosters.roster.version)
@@ -143,9 +208,7 @@ def peer_app(service: NodeService) -> web.Application:
 
     async def push(request: web.Request) -> web.Response:
         require_writer(request)
-        body = wire.decode_push(
-            await request.read(), service.config.max_body_bytes, service.config.page_size
-        )
+        body = wire.decode_push(request[BODY_KEY], max_body, service.config.page_size)
         result = await service.peers.ingest(
             body.origin, body.checkpoint, body.start, body.entries, (), request[PEER_KEY]
         )
@@ -153,8 +216,9 @@ def peer_app(service: NodeService) -> web.Application:
             service.request_sync()  # we are behind on this log: pull it now, not at the next tick
         return _msgpack(wire.encode_push_result(wire.PushResult(result.status, result.size)))
 
+    first = [guard.middleware()] if guard is not None else []
     app = web.Application(
-        middlewares=[errors_middleware, authenticate], client_max_size=service.config.max_body_bytes
+        middlewares=[*first, errors_middleware, authenticate], client_max_size=max_body
     )
     app.add_routes(
         [

@@ -4,12 +4,16 @@ Every page but the login form needs a session cookie (see session.py); every POS
 form's CSRF token. Pages only read the node through NodeService and the replicator's peer
 status, the same sources as the operator API. The one action, "sync now", asks for an
 anti-entropy round. A small script (static/feed.js) refreshes the live feed from feed.json.
+Every value a template shows passes `visible` (the environment's finalize), so control, bidi
+and other invisible format characters in peer-supplied text show as ⟨U+202E⟩ instead of
+reordering or hiding what is around them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -68,7 +72,9 @@ class Dashboard:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            finalize=visible,
         )
+        self.templates.filters["visible"] = visible
         self.templates.filters["when"] = when
         self.templates.filters["duration"] = duration
         #: The dashboard's own routes, named; `request.app` may be the server it is mounted on.
@@ -316,6 +322,24 @@ def mount_dashboard(
     operator.middlewares.insert(0, dashboard_own_auth)
     operator.add_subapp(prefix, dashboard)
     return dashboard
+
+
+# C0 and C1 controls, the bidi embeddings, overrides, isolates and marks, zero-width and other
+# invisible format characters, line and paragraph separators, and the Unicode tag characters;
+# feed.js shows the same set the same way.
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def visible(value: object) -> object:
+    """Text with every invisible or reordering character shown as ⟨U+XXXX⟩; other values as
+    they are (markup we made stays markup)."""
+    if not isinstance(value, str) or not _INVISIBLE.search(value):
+        return value
+    # type(value): markup (a str subclass) stays markup; the escapes hold nothing to escape.
+    return type(value)(_INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", value))
 
 
 def when(ms: int | None) -> str:

@@ -203,6 +203,24 @@ async def test_submitted_text_is_escaped_everywhere(
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+async def test_bidi_and_control_characters_in_submitted_text_show_as_visible_escapes(
+    node: Node, browser: aiohttp.ClientSession
+) -> None:
+    # Regression: a right-to-left override made "...\u202eexe.gpj" read as "...jpg.exe".
+    url = "https://example.com/holiday\u202eexe.gpj"
+    [ref] = await submit(node, [{"signal_type": "url", "value": url}])
+    await node.service.retract(int(str(ref["index"])), "mis\u200bsubmitted\tby\u2066 us")
+    await node.service.sign_pending()
+    await log_in(browser, node)
+    for path, params in [("search", {"signal_type": "url", "value": url}), ("feed", {})]:
+        async with browser.get(node.ui + path, params=params) as r:
+            page = await r.text()
+        assert "https://example.com/holiday⟨U+202E⟩exe.gpj" in page
+        assert "\u202e" not in page and "\u200b" not in page and "\u2066" not in page
+        if path == "search":  # the retraction's free-text reason
+            assert "mis⟨U+200B⟩submitted⟨U+0009⟩by⟨U+2066⟩ us" in page
+
+
 async def test_feed_and_incidents_show_new_entries(
     node: Node, browser: aiohttp.ClientSession
 ) -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from node.auth import RequestVerifier
 from node.config import NodeConfig, read_roster
+from node.connection_guard import GuardedSite
 from node.consortium import Consortium, build_consortium
 from node.keys import load_key
-from node.server import operator_app, peer_app
+from node.server import operator_app, peer_runner
 from node.service import NodeService
 from node.store.base import Store
 from node.store.sqlite import SqliteStore
@@ -33,21 +35,29 @@ class Served:
 
 
 @asynccontextmanager
-async def served(config: NodeConfig, store: Store | None = None) -> AsyncIterator[Served]:
+async def served(
+    config: NodeConfig, store: Store | None = None, verifier: RequestVerifier | None = None
+) -> AsyncIterator[Served]:
     """A NodeService with both APIs listening on free loopback ports (no replication), on
-    `store` (unopened; default a SQLite file in the member's directory)."""
+    `store` (unopened; default a SQLite file in the member's directory); the peer API checks
+    requests with `verifier` (default: the node's own)."""
     _, key = load_key(config.checkpoint_key_path)
     store = store or SqliteStore(config.directory / "data.db")
     await store.open()
     service = NodeService(config, store, key, now_ms)
     await service.start(read_roster(config))
     token = config.token_path.read_text().strip()
-    runners = [web.AppRunner(peer_app(service)), web.AppRunner(operator_app(service, token))]
+    peer, guard = peer_runner(service, verifier)
+    runners = [peer, web.AppRunner(operator_app(service, token))]
     urls = []
     try:
         for runner in runners:
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = (
+                GuardedSite(runner, "127.0.0.1", 0, guard)
+                if runner is peer
+                else web.TCPSite(runner, "127.0.0.1", 0)
+            )
             await site.start()
             port = runner.addresses[0][1]
             urls.append(f"http://127.0.0.1:{port}")

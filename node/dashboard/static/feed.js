@@ -1,5 +1,6 @@
 // Refreshes the live feed table from feed.json every 2 seconds. Text goes in through
-// textContent only, so nothing a member submitted can become markup.
+// textContent only, so nothing a member submitted can become markup, and through visible(),
+// so control, bidi and invisible format characters show as <U+202E> (as the templates do).
 "use strict";
 (function () {
   const state = document.getElementById("feed-state");
@@ -8,6 +9,15 @@
   const url = state.dataset.url;
   const searchUrl = state.dataset.search;
 
+  // The set of node/dashboard/app.py's _INVISIBLE.
+  const invisible =
+    /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]|\udb40[\udc00-\udc7f]/g;
+  function visible(text) {
+    return String(text).replace(invisible, function (c) {
+      const code = c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      return "\u27e8U+" + code + "\u27e9";
+    });
+  }
   function when(ms) {
     if (!ms) return "never";
     return new Date(ms).toISOString().slice(0, 19).replace("T", " ") + " UTC";
@@ -23,7 +33,7 @@
   function cell(row, text, className) {
     const td = document.createElement("td");
     if (className) td.className = className;
-    td.textContent = text;
+    td.textContent = visible(text);
     row.appendChild(td);
     return td;
   }
@@ -38,10 +48,10 @@
       if (item.value) {
         const a = document.createElement("a");
         a.href = searchUrl + "?" + new URLSearchParams({ signal_type: item.signal_type, value: item.value });
-        a.textContent = item.signal_type + ":" + item.value;
+        a.textContent = visible(item.signal_type + ":" + item.value);
         hash.appendChild(a);
       } else {
-        hash.textContent = item.note;
+        hash.textContent = visible(item.note);
       }
       cell(tr, item.labels.join(", "));
       cell(tr, item.incident || "");
