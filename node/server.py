@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from node import wire
+from node.audit_api import AUDIT_PREFIX, audit_app, is_public
 from node.auth import RequestVerifier, check_bearer
 from node.errors import (
     AuthError,
@@ -94,6 +95,8 @@ def peer_app(service: NodeService) -> web.Application:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_public(request):
+            return await handler(request)  # signed data for outside auditors (node/audit_api.py)
         try:
             # A peer that trickles its body would hold a connection and memory for ever.
             async with asyncio.timeout(service.config.peer_timeout_s):
@@ -166,6 +169,7 @@ def peer_app(service: NodeService) -> web.Application:
             web.post("/v1/push", push),
         ]
     )
+    app.add_subapp(AUDIT_PREFIX, audit_app(service))
     return app
 
 
@@ -223,7 +227,8 @@ def operator_app(
     async def proof(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
         index = _int(request, "index")
-        signed, path = await service.inclusion(origin, index)
+        size = _int(request, "size") if "size" in request.query else None
+        signed, path = await service.inclusion(origin, index, size)
         entry = await service.store.entries(origin, index, index + 1)
         text = format_tlog_proof(index, path, signed.raw)
         return web.json_response(

@@ -31,10 +31,11 @@ from node.witness import Witness
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import RosterError, ValidationError
+from protocol.errors import ProtocolError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.signals import value_text
 from protocol.signing import SigningKey
+from protocol.trust import open_trusted
 from protocol.view import HashView
 from protocol.writer import LogWriter
 
@@ -262,13 +263,46 @@ class NodeService:
         ids = merkle.consistency_proof_ids(old, new)
         return merkle.consistency_proof(old, new, await self.store.nodes(origin, ids))
 
-    async def inclusion(self, origin: str, index: int) -> tuple[SignedCheckpoint, list[bytes]]:
-        signed = self.signed_checkpoint(origin)
-        if signed is None or not 0 <= index < signed.checkpoint.size:
+    async def inclusion(
+        self, origin: str, index: int, size: int | None = None
+    ) -> tuple[SignedCheckpoint, list[bytes]]:
+        """A proof of entry `index` against the newest checkpoint the roster trusts (or the
+        stored one of `size`): after a key is declared compromised at S, the newest checkpoint
+        may vouch for nothing, and entries below S are proven with one of size <= S."""
+        signed = await self.proof_checkpoint(origin, index, size)
+        n = signed.checkpoint.size
+        ids = merkle.inclusion_proof_ids(index, n)
+        return signed, merkle.inclusion_proof(index, n, await self.store.nodes(origin, ids))
+
+    async def proof_checkpoint(
+        self, origin: str, index: int, size: int | None = None
+    ) -> SignedCheckpoint:
+        served = self.signed_checkpoint(origin)
+        if served is None or not 0 <= index < served.checkpoint.size:
             raise RequestError(f"entry {index} of {origin} is not under a checkpoint here")
-        size = signed.checkpoint.size
-        ids = merkle.inclusion_proof_ids(index, size)
-        return signed, merkle.inclusion_proof(index, size, await self.store.nodes(origin, ids))
+        candidates = [served.raw]
+        if size is not None or not self._trusted(origin, served.raw):
+            history = reversed(await self.store.checkpoints(origin))
+            candidates = [raw for n, raw in history if n > index and size in (None, n)]
+            if size == served.checkpoint.size:
+                candidates.insert(0, served.raw)  # with the cosignatures collected since
+        for raw in candidates:
+            if self._trusted(origin, raw):
+                return parse_signed_checkpoint(raw)
+        raise RequestError(
+            f"no checkpoint held of {origin} that the roster trusts covers entry {index}"
+            + ("" if size is None else f" at size {size}")
+        )
+
+    def _trusted(self, origin: str, raw: bytes) -> bool:
+        roster = self.rosters.roster
+        if origin not in roster.origins():
+            return True  # a removed member's log: judged by the last roster that listed it
+        try:
+            open_trusted(raw, roster, origin)
+        except ProtocolError:
+            return False
+        return True
 
     # Lookups.
 

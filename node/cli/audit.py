@@ -70,6 +70,7 @@ def register(sub: Subcommands) -> None:
 
 async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     problems: list[str] = []
+    notices: list[str] = []
     roster = verify_genesis(SignedRoster.decode(genesis))
     for raw in await store.rosters():
         candidate = SignedRoster.decode(raw)
@@ -94,12 +95,15 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
             audit.feed(await store.entries(origin, start, min(head.size, start + PAGE)))
         report = audit.finish()
         problems.extend(f"{origin}: {p}" for p in report.problems)
+        notices.extend(f"{origin}: {n}" for n in report.notices)
         logs[origin] = {
             "size": report.size,
             "root": report.root.hex(),
             "checkpoints_checked": report.checkpoints_checked,
             "witnessed_checkpoints": report.witnessed,
             "undecodable_entries": report.undecodable,
+            "untrusted_checkpoints": list(report.untrusted_checkpoints),
+            "unvouched_entries": report.unvouched_entries,
             "ok": report.ok,
         }
     evidence: list[dict[str, Any]] = []
@@ -124,6 +128,7 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
         "logs": logs,
         "equivocation_evidence": evidence,
         "problems": problems,
+        "notices": notices,
         "ok": not problems,
     }
 
@@ -155,6 +160,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  {origin:40} size {log['size']:8}  {checked} checkpoints checked  {mark}")
         for e in report["equivocation_evidence"]:
             print(f"EQUIVOCATION: {e.get('proves') or e.get('invalid')}")
+        for n in report["notices"]:
+            print(f"NOTICE: {n}")
         for p in report["problems"]:
             print(f"PROBLEM: {p}")
         print("audit passed" if report["ok"] else "audit FAILED")
