@@ -21,7 +21,7 @@ from node.log_keys import CheckpointKeys
 from node.lookups import lookup_views, match_hits
 from node.matcher import Matcher, MatchHit
 from node.matching import DEFAULT_PDQ_THRESHOLD
-from node.policy import MatchPolicy, policy_from
+from node.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.status import node_alerts, node_status
@@ -35,7 +35,7 @@ from protocol.errors import ProtocolError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.signals import value_text
 from protocol.signing import SigningKey
-from protocol.trust import open_trusted
+from protocol.trust import compromise_of, open_trusted
 from protocol.view import HashView
 from protocol.writer import LogWriter
 
@@ -308,12 +308,24 @@ class NodeService:
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
         """The consortium's view of each hash, in the order asked."""
-        return await lookup_views(self.store, signal_type, values)
+        return await lookup_views(self.store, signal_type, values, self.entry_standing())
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
         threshold = self.rosters.roster.pdq_threshold
-        return await match_hits(self.store, self.matcher, threshold, signal_type, value)
+        standing = self.entry_standing()
+        return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
+
+    def entry_standing(self) -> EntryStanding:
+        """Which held entries the roster no longer vouches for (node/policy.py)."""
+        roster = self.rosters.roster
+        vouched = {}
+        # Only logs past a compromise need their checkpoint judged (a signature check each).
+        for member in roster.members:
+            signed = self.signed_checkpoint(member.origin) if compromise_of(member) else None
+            if signed is not None and self._trusted(member.origin, signed.raw):
+                vouched[member.origin] = signed.checkpoint.size
+        return entry_standing(roster, vouched)
 
     def member_of(self, origin: str) -> str | None:
         try:

@@ -72,6 +72,8 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     problems: list[str] = []
     notices: list[str] = []
     roster = verify_genesis(SignedRoster.decode(genesis))
+    # A removed member's log is judged by the last roster that listed it.
+    listed_by = dict.fromkeys(roster.origins(), roster)
     for raw in await store.rosters():
         candidate = SignedRoster.decode(raw)
         if candidate.roster.version > roster.version:
@@ -80,17 +82,19 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
             except ProtocolError as bad:
                 problems.append(f"roster version {candidate.roster.version}: {bad}")
                 break
+            listed_by.update(dict.fromkeys(roster.origins(), roster))
     try:
         check_fresh(roster, wall_clock_ms())
     except ProtocolError as stale:
         problems.append(str(stale))
     logs = {}
     for origin, head in sorted((await store.log_heads()).items()):
-        if origin not in roster.origins():
-            logs[origin] = {"size": head.size, "ok": True, "note": "not in the current roster"}
+        judged_by = listed_by.get(origin)
+        if judged_by is None:
+            logs[origin] = {"size": head.size, "ok": True, "note": "in no roster of the chain"}
             continue
         checkpoints = [raw for _, raw in await store.checkpoints(origin)]
-        audit = LogAudit(origin, roster, checkpoints)
+        audit = LogAudit(origin, judged_by, checkpoints)
         for start in range(0, head.size, PAGE):
             audit.feed(await store.entries(origin, start, min(head.size, start + PAGE)))
         report = audit.finish()
@@ -106,6 +110,8 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
             "unvouched_entries": report.unvouched_entries,
             "ok": report.ok,
         }
+        if judged_by is not roster:
+            logs[origin]["note"] = f"member removed: judged by roster version {judged_by.version}"
     evidence: list[dict[str, Any]] = []
     for held in await store.evidence():
         try:

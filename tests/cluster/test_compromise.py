@@ -20,7 +20,7 @@ from protocol import merkle
 from protocol.roster import SignedRoster, verify_chain
 from protocol.tlogproof import parse_tlog_proof
 from protocol.trust import open_trusted
-from tests.cluster.support import consortium, md5_item, roots, status, submit, wait_until
+from tests.cluster.support import api, consortium, md5_item, roots, status, submit, wait_until
 from tests.cluster.test_governance import cli, draft, sign
 
 
@@ -75,6 +75,12 @@ def test_a_compromised_key_keeps_earlier_entries_provable_and_the_log_auditable_
         code, text = cli(capsys, "audit", "proof", hash3, "--out", str(tmp_path / "entry3.json"),
                          "--node", str(a.directory))  # fmt: skip
         assert code != 0 and "trusts" in text
+        # ... and everything this node shows of it says so.
+        assert standing_everywhere(a, items[3]) == {"past-compromised-key"}
+        assert standing_everywhere(a, items[1]) == {None}
+        assert decision(a, items[3]) == "review" and decision(a, items[1]) == "act"
+        assert status(a)["logs"][b.origin]["flagged_entries"] == 2
+        assert any(f"2 entries of {b.origin} are flagged" in x for x in status(a)["alerts"])
 
         code, out = cli(capsys, "keys", "rotate", "--node", str(b.directory), "--json")
         assert code == 0, out
@@ -86,12 +92,45 @@ def test_a_compromised_key_keeps_earlier_entries_provable_and_the_log_auditable_
         wait_until(lambda: signed_size(a, b.origin) == 5, 30, "b signs with its new key")
         code, text = proof_verifies(capsys, a, items[3], tmp_path / "entry3-rekeyed.json")
         assert code == 0, text
+        assert standing_everywhere(a, items[3]) == {None} and decision(a, items[3]) == "act"
+
+        # A removed member's entries are flagged too, not shown as up to date.
+        v4 = draft(capsys, a.directory, tmp_path / "v4.roster", "remove-member",
+                   "--member", b.member_id)  # fmt: skip
+        publish(capsys, v4, admin, a)
+        assert standing_everywhere(a, items[0]) == {"member-removed"}
+        assert decision(a, items[0]) == "review"
+        assert status(a)["logs"][b.origin]["standing"] == "member-removed"
     for node in (a, b):
         code, text = cli(capsys, "audit", "verify", str(node.directory), "--json")
         assert code == 0, text
         report = json.loads(text)
         assert report["logs"][b.origin]["untrusted_checkpoints"] == [4]
         assert any("compromised" in n for n in report["notices"])
+
+
+def lookup(node: NodeConfig, item: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = api(node).call("POST", "/v1/lookup", {"hashes": [item]})
+    return dict(result["results"][0])
+
+
+def decision(node: NodeConfig, item: dict[str, str]) -> str:
+    return str(lookup(node, item)["decision"]["action"])
+
+
+def standing_everywhere(node: NodeConfig, item: dict[str, str]) -> set[str | None]:
+    """The item's flag as lookup, match, export and the event stream each give it."""
+    seen: set[str | None] = set()
+    seen.update(s["standing"] for s in lookup(node, item)["submissions"])
+    matched = api(node).call("POST", "/v1/match", {"hashes": [item]})["results"][0]
+    seen.update(s["standing"] for m in matched["matches"] for s in m["submissions"])
+    lines = api(node).call("GET", "/v1/export").decode().splitlines()
+    for view in (json.loads(line) for line in lines):
+        if view.get("value") == item["value"]:
+            seen.update(s["standing"] for s in view["submissions"])
+    events = api(node).call("GET", "/v1/events?after=0&limit=1000")["events"]
+    seen.update(e["standing"] for e in events if e.get("value") == item["value"])
+    return seen
 
 
 def get(node: NodeConfig, path: str) -> tuple[int, bytes]:
