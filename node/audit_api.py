@@ -16,6 +16,7 @@ from aiohttp import web
 
 from node.errors import RequestError
 from node.service import NodeService
+from protocol.roster import MAX_SIZE
 from protocol.tlogproof import format_tlog_proof
 
 AUDIT_PREFIX = "/v1/audit/"
@@ -67,7 +68,8 @@ def audit_app(service: NodeService) -> web.Application:
     async def checkpoints(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
         after = _int(request, "after", 0)
-        sizes = [n for n, _ in await service.store.checkpoints(origin) if n > after]
+        rows = await service.store.checkpoint_range(origin, after + 1, MAX_SIZE, MAX_SIZES + 1)
+        sizes = [n for n, _ in rows]
         more = len(sizes) > MAX_SIZES
         return web.json_response({"log": origin, "sizes": sizes[:MAX_SIZES], "more": more})
 
@@ -79,9 +81,8 @@ def audit_app(service: NodeService) -> web.Application:
             raise RequestError(f"no checkpoint of {origin!r} here")
         if size is None or size == served.checkpoint.size:
             return web.Response(body=served.raw, content_type="text/plain")
-        for n, raw in await service.store.checkpoints(origin):
-            if n == size:
-                return web.Response(body=raw, content_type="text/plain")
+        for _, raw in await service.store.checkpoint_range(origin, size, size, 1):
+            return web.Response(body=raw, content_type="text/plain")
         raise RequestError(f"no checkpoint of {origin!r} at size {size} is stored here")
 
     async def proof(request: web.Request) -> web.Response:

@@ -280,15 +280,25 @@ class NodeService:
         served = self.signed_checkpoint(origin)
         if served is None or not 0 <= index < served.checkpoint.size:
             raise RequestError(f"entry {index} of {origin} is not under a checkpoint here")
-        candidates = [served.raw]
-        if size is not None or not self._trusted(origin, served.raw):
-            history = reversed(await self.store.checkpoints(origin))
-            candidates = [raw for n, raw in history if n > index and size in (None, n)]
-            if size == served.checkpoint.size:
-                candidates.insert(0, served.raw)  # with the cosignatures collected since
-        for raw in candidates:
-            if self._trusted(origin, raw):
-                return parse_signed_checkpoint(raw)
+        top = served.checkpoint.size
+        if size in (None, top) and self._trusted(origin, served.raw):
+            return served  # with the cosignatures collected since it was stored
+        # Else the newest stored checkpoint in the range of some key of the log's member,
+        # newest key first: a few rows a key, however long the history.
+        try:
+            keys = self.rosters.roster.member_by_origin(origin).checkpoint_keys
+            ranges = [(k.first_size, top if k.last_size is None else k.last_size) for k in keys]
+        except RosterError:
+            ranges = [(0, top)]  # a removed member's log: any stored checkpoint
+        for first, last in reversed(ranges):
+            low, high = max(first, index + 1), min(last, top)
+            if size is not None:
+                low, high = max(low, size), min(high, size)
+            if low > high:
+                continue
+            for _, raw in await self.store.checkpoint_range(origin, low, high, 4, True):
+                if self._trusted(origin, raw):
+                    return parse_signed_checkpoint(raw)
         raise RequestError(
             f"no checkpoint held of {origin} that the roster trusts covers entry {index}"
             + ("" if size is None else f" at size {size}")
