@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,16 @@ from node.report import Observed, build_report, observe, render_html
 from node.runner import open_store, wall_clock_ms
 from node.store.base import Store
 from protocol.audit import LogAudit, check_evidence
-from protocol.bundle import ProvenanceBundle, verify_bundle
+from protocol.bundle import MAX_BUNDLE_BYTES, ProvenanceBundle, verify_bundle
 from protocol.entries import Add, Dispute, Retract
 from protocol.errors import ProtocolError
-from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
+from protocol.roster import (
+    SignedRoster,
+    check_fresh,
+    verify_chain,
+    verify_genesis,
+    verify_update,
+)
 from protocol.signals import value_text
 from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
 
@@ -189,9 +198,42 @@ def cmd_proof(args: argparse.Namespace) -> int:
     )
     chain = api.call("GET", "/v1/roster/chain")
     rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
+    if SignedRoster.decode(rosters[0]).roster.version > 1:
+        rosters = _earlier_rosters(rosters) + rosters
     args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
     return EXIT_OK
+
+
+def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The versions before a node's pinned roster (a member that joined later starts from the
+    roster naming it), from another member's public auditor route, so that an auditor who
+    pins only the genesis can check the bundle. Empty if no member gives a chain that leads
+    to it; the auditor's check decides in any case, so nothing fetched is trusted here."""
+    pinned = SignedRoster.decode(chain[0])
+    current = SignedRoster.decode(chain[-1]).roster
+    for member in current.members:
+        if not member.endpoints:
+            continue
+        url = member.endpoints[0].rstrip("/") + "/v1/audit/rosters"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # roster URL
+                body = json.loads(response.read(MAX_BUNDLE_BYTES))
+            fetched = [base64.b64decode(r, validate=True) for r in body["rosters"]]
+            earlier = [
+                r for r in fetched if SignedRoster.decode(r).roster.version < pinned.roster.version
+            ]
+            if SignedRoster.decode(earlier[0]).roster.version != 1:
+                continue  # that node too started from a later version
+            verify_update(verify_chain(earlier[0], earlier[1:]), pinned)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, ProtocolError):
+            continue  # this member's node is unreachable or gives no usable chain: try another
+        return tuple(earlier)
+    print(
+        f"WARNING: no member served the rosters before version {pinned.roster.version}; "
+        "an auditor pinning the genesis cannot check this bundle"
+    )
+    return ()
 
 
 def _entry_json(entry: object) -> dict[str, Any]:
