@@ -29,6 +29,9 @@ HASHMESH_IDENTITY = f"identity--{uuid.uuid5(NAMESPACE, 'hashmesh')}"
 #: The `created` of the objects that are not hashes (identities, the extension definition):
 #: fixed, so each is byte-identical in every export, as STIX asks of an unchanged object.
 FIXED_CREATED = "2026-01-01T00:00:00.000Z"
+#: The extension definition's `modified`: later than FIXED_CREATED since version 1.1 added
+#: x_hashmesh_flags (STIX asks a changed object for a new `modified`).
+EXTENSION_MODIFIED = "2026-12-01T00:00:00.000Z"
 CUSTOM_PROPERTIES = (
     "x_hashmesh_signal_type",
     "x_hashmesh_members",
@@ -91,7 +94,7 @@ def extension_definition() -> dict[str, Any]:
         "id": EXTENSION_ID,
         "created_by_ref": HASHMESH_IDENTITY,
         "created": FIXED_CREATED,
-        "modified": FIXED_CREATED,
+        "modified": EXTENSION_MODIFIED,
         "name": "hashmesh provenance",
         "description": "Which consortium members shared a hash, under which incidents, and how "
         "many disputes it drew.",
