@@ -28,6 +28,7 @@ from aiohttp import web
 from node.entry_cache import DecodedEntries, decoded_or_none
 from node.errors import RequestError, StoreError
 from node.jsonview import ref_json
+from node.lookups import Standing
 from node.outbox import Event, EventRange, Outbox
 from node.service import NodeService
 from node.store.base import Store
@@ -119,15 +120,19 @@ class EntryEvents:
         store: Store,
         member_of: Callable[[str], str | None],
         decoded: DecodedEntries | None = None,
+        standing: Callable[[], Standing] | None = None,
     ) -> None:
         self._store = store
         self._member_of = member_of
         self._decoded = decoded or DecodedEntries()
+        # Judged when an event is read, under the roster then in force (node/policy.py).
+        self._standing = standing
 
     async def __call__(self, recorded: EventRange, start: int, stop: int) -> list[Event]:
         origin = recorded.log
         decoded = await self._decoded.read_decoded(self._store, origin, start, stop)
-        payloads = AddPayloads(origin, recorded.member, recorded.received_ms)
+        standing = self._standing() if self._standing else None
+        payloads = AddPayloads(origin, recorded.member, recorded.received_ms, standing)
         events = []
         for index, entry in enumerate(decoded, start):
             if entry is None:
@@ -152,6 +157,7 @@ class EntryEvents:
             "received_ms": payloads.received_ms,
             "target": ref_json(entry.target),
             "target_member": self._member_of(entry.target.log),
+            "standing": payloads.standing_of(index),
         }
         target = await self._target(entry.target)
         body.update(_hash_fields(target) if target else _hash_fields(None))
@@ -178,10 +184,13 @@ class AddPayloads:
     an entry, and encoding each body as a dict was a quarter of its CPU time.
     """
 
-    def __init__(self, origin: str, member: str | None, received_ms: int) -> None:
+    def __init__(
+        self, origin: str, member: str | None, received_ms: int, standing: Standing | None = None
+    ) -> None:
         self.origin = origin
         self.member = member
         self.received_ms = received_ms
+        self._standing = standing
         self._head = '{"log": ' + _json_str(origin) + ', "index": '
         self._member = ', "member": ' + _JSON.encode(member) + ', "timestamp_ms": '
         self._received = f', "received_ms": {received_ms}, "signal_type": '
@@ -192,8 +201,12 @@ class AddPayloads:
         return (
             f"{self._head}{index}{self._member}{add.timestamp_ms}{self._received}"
             f'{_json_str(add.signal_type)}, "value": {value}, "labels": {_labels(add.labels)},'
-            f' "incident": {incident}}}'
+            f' "incident": {incident}, "standing": {_JSON.encode(self.standing_of(index))}}}'
         )
+
+    def standing_of(self, index: int) -> str | None:
+        """The entry's flag (node/policy.py), None when the roster vouches for it."""
+        return self._standing(EntryRef(self.origin, index)) if self._standing else None
 
     def add_body(self, index: int, add: Add) -> dict[str, Any]:
         """The payload as a dict (the reference form `payload` must encode to)."""
@@ -205,6 +218,7 @@ class AddPayloads:
             "received_ms": self.received_ms,
         }
         body.update(_hash_fields(add))
+        body["standing"] = self.standing_of(index)
         return body
 
 

@@ -374,6 +374,7 @@ def jsonl_record(view: dict[str, Any]) -> dict[str, Any]:
         "value": view["value"],
         "active": view["active"],
         "labels": list(view["labels"]),
+        "flags": list(view.get("flags", [])),
         "incident": _first_incident(view),
         "submissions": [
             {
@@ -386,6 +387,8 @@ def jsonl_record(view: dict[str, Any]) -> dict[str, Any]:
                 "retracted": s["retraction"] is not None,
                 "retraction": s["retraction"],
                 "disputes": s["disputes"],
+                # A node older than the flags gives none (node/policy.py).
+                "standing": s.get("standing"),
             }
             for s in view["submissions"]
         ],

@@ -37,6 +37,7 @@ def _view_body(view: HashView, member_of: Callable[[str], str | None]) -> dict[s
         "found": bool(view.submissions),
         "active": view.active,
         "labels": list(view.labels),
+        "flags": list(view.flags),
         "submissions": [
             {
                 "member": member_of(s.ref.log),
@@ -46,6 +47,7 @@ def _view_body(view: HashView, member_of: Callable[[str], str | None]) -> dict[s
                 "labels": list(s.add.labels),
                 "incident": s.add.incident,
                 "active": s.active,
+                "standing": s.standing,
                 "retraction": None
                 if s.retraction is None
                 else {

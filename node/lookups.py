@@ -4,7 +4,7 @@ Shared by the node and by read-only match servers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from node.matcher import Matcher, MatchHit
 from node.rows import located
@@ -13,11 +13,17 @@ from protocol.entries import Add, Dispute, EntryRef, Retract
 from protocol.signals import value_key
 from protocol.view import HashView, LocatedEntry, fold
 
+Standing = Callable[[EntryRef], str | None]
+
 
 async def lookup_views(
-    store: Store, signal_type: str, values: Sequence[bytes | str]
+    store: Store,
+    signal_type: str,
+    values: Sequence[bytes | str],
+    standing: Standing | None = None,
 ) -> list[HashView]:
-    """The consortium's view of each hash, in the order asked."""
+    """The consortium's view of each hash, in the order asked; `standing` (node/policy.py)
+    flags the adds the roster no longer vouches for."""
     keys = [value_key(v) for v in values]
     found = [x for f in await store.find_adds(signal_type, keys) if (x := located(f))]
     refs = [(x.ref.log, x.ref.index) for x in found]
@@ -35,12 +41,17 @@ async def lookup_views(
     for value in values:
         adds = adds_by_value.get(value, [])
         related = [r for a in adds for r in related_by_target.get(a.ref, [])]
-        views.append(fold(signal_type, value, adds, related))
+        views.append(fold(signal_type, value, adds, related, standing))
     return views
 
 
 async def match_hits(
-    store: Store, matcher: Matcher, pdq_threshold: int, signal_type: str, value: bytes | str
+    store: Store,
+    matcher: Matcher,
+    pdq_threshold: int,
+    signal_type: str,
+    value: bytes | str,
+    standing: Standing | None = None,
 ) -> list[MatchHit]:
     """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
     if signal_type == "pdq" and isinstance(value, bytes):
@@ -51,7 +62,7 @@ async def match_hits(
             stored = adds.get((h.log, h.index))
             if stored is not None and stored.value not in nearest:
                 nearest[stored.value] = h.distance
-        views = await lookup_views(store, "pdq", list(nearest))
+        views = await lookup_views(store, "pdq", list(nearest), standing)
         return [MatchHit(v, distance=nearest[v.value]) for v in views]
     if signal_type == "vpdq" and isinstance(value, bytes):
         video_hits = matcher.index.match_vpdq(value)
@@ -61,10 +72,10 @@ async def match_hits(
             stored = adds.get((v.log, v.index))
             if stored is not None and stored.value not in shares:
                 shares[stored.value] = (v.query_percent, v.target_percent)
-        views = await lookup_views(store, "vpdq", list(shares))
+        views = await lookup_views(store, "vpdq", list(shares), standing)
         return [
             MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
             for v in views
         ]
-    views = await lookup_views(store, signal_type, [value])
+    views = await lookup_views(store, signal_type, [value], standing)
     return [MatchHit(v) for v in views if v.submissions]

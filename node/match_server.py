@@ -25,7 +25,7 @@ from node.lookups import lookup_views, match_hits
 from node.match_api import match_routes
 from node.matcher import Matcher, MatchHit
 from node.matching import DEFAULT_PDQ_THRESHOLD
-from node.policy import MatchPolicy, policy_from
+from node.policy import MatchPolicy, entry_standing, policy_from
 from node.server import Handler, errors_middleware
 from node.store.base import Store
 from protocol.errors import ProtocolError, RosterError
@@ -77,11 +77,12 @@ class MatchReplica:
         self.matcher.index.pdq_threshold = self.roster.pdq_threshold
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
-        return await lookup_views(self.store, signal_type, values)
+        return await lookup_views(self.store, signal_type, values, entry_standing(self.roster))
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         threshold = self.roster.pdq_threshold
-        return await match_hits(self.store, self.matcher, threshold, signal_type, value)
+        standing = entry_standing(self.roster)
+        return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
 
     def match_policy(self) -> MatchPolicy:
         return policy_from(self.config.act_below_disputes, self.config.trusted_members, self.roster)

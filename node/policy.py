@@ -4,22 +4,68 @@ The consortium's view of a hash says who added it, who retracted or disputed it;
 decides for itself what to do with that. Decisions:
 
   act     block or remove, as the platform's own rules for a confirmed hit say
-  review  send to a human: the hash is contested, or only untrusted members added it
+  review  send to a human: the hash is contested, only untrusted members added it, or every
+          add of it is flagged (below)
   ignore  every submission was retracted by its origin
 
-A submission counts towards `act` when it is not retracted, its origin is trusted (all members
-are, unless `trusted_members` names some) and fewer than `act_below_disputes` distinct other
-members dispute it.
+A submission counts towards `act` when it is not retracted, not flagged, its origin is trusted
+(all members are, unless `trusted_members` names some) and fewer than `act_below_disputes`
+distinct other members dispute it.
+
+A held entry is *flagged* (`EntryStanding`) when the roster in force no longer vouches for it:
+its log's member was removed (`member-removed`), or it lies at or past the size S where the
+member's key was declared compromised and no checkpoint this node holds signed by a valid key
+covers it (`past-compromised-key`). Flags are decided here, once, for every endpoint.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from protocol.entries import EntryRef
 from protocol.roster import Roster
+from protocol.trust import compromise_of
 from protocol.view import HashView
 
 ACT, REVIEW, IGNORE = "act", "review", "ignore"
+MEMBER_REMOVED, PAST_COMPROMISED_KEY = "member-removed", "past-compromised-key"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryStanding:
+    """Which held entries the roster in force no longer vouches for; call it with a ref."""
+
+    origins: frozenset[str] = frozenset()
+    #: origin -> the first index flagged as past a compromised key.
+    flagged_from: Mapping[str, int] = field(default_factory=dict)
+    #: With no roster to judge by (tests, tools), nothing is flagged.
+    judged: bool = False
+
+    def __call__(self, ref: EntryRef) -> str | None:
+        if not self.judged:
+            return None
+        if ref.log not in self.origins:
+            return MEMBER_REMOVED
+        start = self.flagged_from.get(ref.log)
+        return PAST_COMPROMISED_KEY if start is not None and ref.index >= start else None
+
+
+def entry_standing(roster: Roster, vouched: Mapping[str, int] | None = None) -> EntryStanding:
+    """The standing of entries under `roster`. `vouched` gives, per log, the size of the newest
+    checkpoint held that the roster trusts; without it, a successor key counts as vouching for
+    the log past the compromise (a match server, which does not judge checkpoints)."""
+    flagged_from: dict[str, int] = {}
+    for member in roster.members:
+        compromise = compromise_of(member)
+        if compromise is None or not member.writes:
+            continue
+        if vouched is not None:
+            held = vouched.get(member.origin, 0)
+            flagged_from[member.origin] = max(compromise.last_trusted, held)
+        elif not compromise.successor:
+            flagged_from[member.origin] = compromise.last_trusted
+    return EntryStanding(frozenset(roster.origins()), flagged_from, judged=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +99,11 @@ def decide(view: HashView, policy: MatchPolicy) -> Decision | None:
     ]
     if not trusted:
         return Decision(REVIEW, "added only by members this node does not trust")
+    standing = [s for s in trusted if s.standing is None]
+    if not standing:
+        flags = ", ".join(sorted({s.standing for s in trusted if s.standing}))
+        return Decision(REVIEW, f"every add of it is flagged: {flags}")
+    trusted = standing
     for s in trusted:
         disputers = {d.ref.log for d in s.disputes if d.ref.log != s.ref.log}
         if len(disputers) < policy.act_below_disputes:

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from node import wire
+from node.audit_api import AUDIT_PREFIX, audit_app, is_public
 from node.auth import RequestVerifier, check_bearer
 from node.config import NodeConfig
 from node.connection_guard import ConnectionGuard, ConnectionLimits
@@ -163,6 +164,8 @@ def peer_app(
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_public(request):
+            return await handler(request)  # signed data for outside auditors (node/audit_api.py)
         head = verifier.verify_head(
             request.headers, request.method, request.raw_path, service.clock(), node_key
         )
@@ -230,6 +233,7 @@ def peer_app(
             web.post("/v1/push", push),
         ]
     )
+    app.add_subapp(AUDIT_PREFIX, audit_app(service))
     return app
 
 
@@ -287,7 +291,8 @@ def operator_app(
     async def proof(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
         index = _int(request, "index")
-        signed, path = await service.inclusion(origin, index)
+        size = _int(request, "size") if "size" in request.query else None
+        signed, path = await service.inclusion(origin, index, size)
         entry = await service.store.entries(origin, index, index + 1)
         text = format_tlog_proof(index, path, signed.raw)
         return web.json_response(

@@ -22,7 +22,7 @@ from node.log_keys import CheckpointKeys
 from node.lookups import lookup_views, match_hits
 from node.matcher import Matcher, MatchHit
 from node.matching import DEFAULT_PDQ_THRESHOLD
-from node.policy import MatchPolicy, policy_from
+from node.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.status import node_alerts, node_status
@@ -32,10 +32,11 @@ from node.witness import Witness
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import RosterError, ValidationError
+from protocol.errors import ProtocolError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.signals import value_text
 from protocol.signing import SigningKey
+from protocol.trust import compromise_of, open_trusted
 from protocol.view import HashView
 from protocol.writer import LogWriter
 
@@ -283,24 +284,79 @@ class NodeService:
         ids = merkle.consistency_proof_ids(old, new)
         return merkle.consistency_proof(old, new, await self.store.nodes(origin, ids))
 
-    async def inclusion(self, origin: str, index: int) -> tuple[SignedCheckpoint, list[bytes]]:
-        signed = self.signed_checkpoint(origin)
-        if signed is None or not 0 <= index < signed.checkpoint.size:
+    async def inclusion(
+        self, origin: str, index: int, size: int | None = None
+    ) -> tuple[SignedCheckpoint, list[bytes]]:
+        """A proof of entry `index` against the newest checkpoint the roster trusts (or the
+        stored one of `size`): after a key is declared compromised at S, the newest checkpoint
+        may vouch for nothing, and entries below S are proven with one of size <= S."""
+        signed = await self.proof_checkpoint(origin, index, size)
+        n = signed.checkpoint.size
+        ids = merkle.inclusion_proof_ids(index, n)
+        return signed, merkle.inclusion_proof(index, n, await self.store.nodes(origin, ids))
+
+    async def proof_checkpoint(
+        self, origin: str, index: int, size: int | None = None
+    ) -> SignedCheckpoint:
+        served = self.signed_checkpoint(origin)
+        if served is None or not 0 <= index < served.checkpoint.size:
             raise RequestError(f"entry {index} of {origin} is not under a checkpoint here")
-        size = signed.checkpoint.size
-        ids = merkle.inclusion_proof_ids(index, size)
-        return signed, merkle.inclusion_proof(index, size, await self.store.nodes(origin, ids))
+        top = served.checkpoint.size
+        if size in (None, top) and self._trusted(origin, served.raw):
+            return served  # with the cosignatures collected since it was stored
+        # Else the newest stored checkpoint in the range of some key of the log's member,
+        # newest key first: a few rows a key, however long the history.
+        try:
+            keys = self.rosters.roster.member_by_origin(origin).checkpoint_keys
+            ranges = [(k.first_size, top if k.last_size is None else k.last_size) for k in keys]
+        except RosterError:
+            ranges = [(0, top)]  # a removed member's log: any stored checkpoint
+        for first, last in reversed(ranges):
+            low, high = max(first, index + 1), min(last, top)
+            if size is not None:
+                low, high = max(low, size), min(high, size)
+            if low > high:
+                continue
+            for _, raw in await self.store.checkpoint_range(origin, low, high, 4, True):
+                if self._trusted(origin, raw):
+                    return parse_signed_checkpoint(raw)
+        raise RequestError(
+            f"no checkpoint held of {origin} that the roster trusts covers entry {index}"
+            + ("" if size is None else f" at size {size}")
+        )
+
+    def _trusted(self, origin: str, raw: bytes) -> bool:
+        roster = self.rosters.roster
+        if origin not in roster.origins():
+            return True  # a removed member's log: judged by the last roster that listed it
+        try:
+            open_trusted(raw, roster, origin)
+        except ProtocolError:
+            return False
+        return True
 
     # Lookups.
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
         """The consortium's view of each hash, in the order asked."""
-        return await lookup_views(self.store, signal_type, values)
+        return await lookup_views(self.store, signal_type, values, self.entry_standing())
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
         threshold = self.rosters.roster.pdq_threshold
-        return await match_hits(self.store, self.matcher, threshold, signal_type, value)
+        standing = self.entry_standing()
+        return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
+
+    def entry_standing(self) -> EntryStanding:
+        """Which held entries the roster no longer vouches for (node/policy.py)."""
+        roster = self.rosters.roster
+        vouched = {}
+        # Only logs past a compromise need their checkpoint judged (a signature check each).
+        for member in roster.members:
+            signed = self.signed_checkpoint(member.origin) if compromise_of(member) else None
+            if signed is not None and self._trusted(member.origin, signed.raw):
+                vouched[member.origin] = signed.checkpoint.size
+        return entry_standing(roster, vouched)
 
     def member_of(self, origin: str) -> str | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from node.matching import INDEXED_TYPES
+from node.policy import MEMBER_REMOVED, PAST_COMPROMISED_KEY
 from protocol.errors import RosterError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def node_status(service: NodeService) -> dict[str, Any]:
         "own": True,
         "held": False,
     }
+    flagged = flagged_logs(service)
     for origin, replica in sorted(service.peers.replicas().items()):
         latest = replica.latest_seen
         try:
@@ -41,6 +43,9 @@ def node_status(service: NodeService) -> dict[str, Any]:
             "own": False,
             "held": origin in held,
         }
+    for origin, (flag, count) in flagged.items():
+        if origin in logs:
+            logs[origin].update(standing=flag, flagged_entries=count)
     return {
         "member_id": service.config.member_id,
         "origin": service.origin,
@@ -92,6 +97,36 @@ def node_alerts(service: NodeService) -> list[str]:
             "entries wait, and the node retries"
         )
     out += service.listeners.alerts()
+    for origin, (flag, count) in flagged_logs(service).items():
+        if flag == MEMBER_REMOVED:
+            out.append(
+                f"{count} entries of {origin} are flagged: its member was removed from the "
+                "roster; matches on them are sent to review"
+            )
+        else:
+            out.append(
+                f"{count} entries of {origin} are flagged: they lie past where its key was "
+                "declared compromised and no valid key has signed over them; matches on them "
+                "are sent to review"
+            )
+    return out
+
+
+def flagged_logs(service: NodeService) -> dict[str, tuple[str, int]]:
+    """origin -> (flag, how many of its held entries carry it), for logs with flagged entries."""
+    standing = service.entry_standing()
+    sizes = {origin: r.size for origin, r in service.peers.replicas().items()}
+    sizes[service.origin] = service.own_size
+    out = {}
+    for origin, size in sorted(sizes.items()):
+        if origin not in standing.origins:
+            flag, start = MEMBER_REMOVED, 0
+        elif origin in standing.flagged_from:
+            flag, start = PAST_COMPROMISED_KEY, standing.flagged_from[origin]
+        else:
+            continue
+        if size > start:
+            out[origin] = (flag, size - start)
     return out
 
 

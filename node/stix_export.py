@@ -11,7 +11,8 @@ stream. Choices (see docs/operator.md (section "Importing and exporting hash lis
 - our provenance rides in top-level `x_hashmesh_*` properties declared by an
   extension-definition object (STIX 2.1's toplevel-property-extension);
 - every member is an `identity` (organization), the first submitter is `created_by_ref`;
-  a hash every submitter withdrew (only with --include-withdrawn) is `revoked`.
+  a hash every submitter withdrew (only with --include-withdrawn) is `revoked`; one whose
+  live adds the roster no longer vouches for carries `x_hashmesh_flags` (node/policy.py).
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ HASHMESH_IDENTITY = f"identity--{uuid.uuid5(NAMESPACE, 'hashmesh')}"
 #: The `created` of the objects that are not hashes (identities, the extension definition):
 #: fixed, so each is byte-identical in every export, as STIX asks of an unchanged object.
 FIXED_CREATED = "2026-01-01T00:00:00.000Z"
+#: The extension definition's `modified`: later than FIXED_CREATED since version 1.1 added
+#: x_hashmesh_flags (STIX asks a changed object for a new `modified`).
+EXTENSION_MODIFIED = "2026-12-01T00:00:00.000Z"
 CUSTOM_PROPERTIES = (
     "x_hashmesh_signal_type",
     "x_hashmesh_members",
     "x_hashmesh_incidents",
     "x_hashmesh_disputes",
+    "x_hashmesh_flags",
 )
 #: STIX object path of each signal type's value.
 PATTERN_PATHS: dict[str, str] = {
@@ -89,14 +94,15 @@ def extension_definition() -> dict[str, Any]:
         "id": EXTENSION_ID,
         "created_by_ref": HASHMESH_IDENTITY,
         "created": FIXED_CREATED,
-        "modified": FIXED_CREATED,
+        "modified": EXTENSION_MODIFIED,
         "name": "hashmesh provenance",
         "description": "Which consortium members shared a hash, under which incidents, and how "
         "many disputes it drew.",
         "schema": "x_hashmesh_signal_type: string (pdq, vpdq, md5, sha256, video_md5, url); "
         "x_hashmesh_members: list of member ids; x_hashmesh_incidents: list of incident ids; "
-        "x_hashmesh_disputes: integer",
-        "version": "1.0",
+        "x_hashmesh_disputes: integer; x_hashmesh_flags: list of flags of entries the roster "
+        "no longer vouches for (past-compromised-key, member-removed)",
+        "version": "1.1",
         "extension_types": ["toplevel-property-extension"],
         "extension_properties": list(CUSTOM_PROPERTIES),
     }
@@ -146,6 +152,8 @@ def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
         body["x_hashmesh_incidents"] = incidents
     if view["labels"]:
         body["labels"] = list(view["labels"])
+    if view.get("flags"):  # a node older than the flags gives none
+        body["x_hashmesh_flags"] = list(view["flags"])
     if not view["active"]:
         body["revoked"] = True
     return body

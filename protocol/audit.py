@@ -1,6 +1,10 @@
 """Offline checks an auditor runs over a copy of logs: every stored checkpoint against the
 entries (signature by the key the roster names for its size, root recomputed from the
 entries), compromised keys, evidence of equivocation. Pure: the caller feeds the bytes.
+
+Checkpoints signed only by a compromised key beyond its end, and entries that no trusted
+checkpoint vouches for past a compromise, are reported in `notices`: the auditor learns of
+them, but they do not fail the log (protocol.trust has the rule).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from protocol.entries import decode_entry
 from protocol.errors import DecodeError, ProtocolError
 from protocol.merkle import CompactRange
 from protocol.roster import Roster
+from protocol.trust import UntrustedCheckpointError, compromise_of, open_trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,10 @@ class LogReport:
     witnessed: int
     undecodable: int
     problems: tuple[str, ...]
+    notices: tuple[str, ...] = ()
+    untrusted_checkpoints: tuple[int, ...] = ()
+    #: Entries past a compromise that no trusted checkpoint held here vouches for.
+    unvouched_entries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -45,12 +54,14 @@ class LogAudit:
         self._roster = roster
         self._tree = CompactRange(0, ())
         self._problems: list[str] = []
+        self._notices: list[str] = []
+        self._untrusted: list[int] = []
+        self._trusted_size = 0
         self._pending: list[SignedCheckpoint] = []
         self._checked = 0
         self._witnessed = 0
         self._undecodable = 0
-        member = roster.member_by_origin(origin)
-        self._limit = member.valid_size_limit()
+        self._compromise = compromise_of(roster.member_by_origin(origin))
         for raw in checkpoints:
             try:
                 parsed = parse_signed_checkpoint(raw)
@@ -77,7 +88,11 @@ class LogAudit:
     def _check(self, signed: SignedCheckpoint) -> None:
         cp = signed.checkpoint
         try:
-            opened = open_checkpoint(signed.raw, self._roster.checkpoint_key(self.origin, cp.size))
+            opened = open_trusted(signed.raw, self._roster, self.origin)
+        except UntrustedCheckpointError as e:
+            self._untrusted.append(cp.size)
+            self._notices.append(f"{e}: it vouches for nothing")
+            return
         except ProtocolError as e:
             self._problems.append(f"checkpoint at {cp.size}: {e}")
             return
@@ -85,6 +100,7 @@ class LogAudit:
             self._problems.append(f"checkpoint at {cp.size}: root does not match the entries")
             return
         self._checked += 1
+        self._trusted_size = max(self._trusted_size, cp.size)
         quorum = self._roster.witness_quorum
         cosigners = valid_cosigners(
             cp.body(), opened.note.signatures, witnesses_of(self._roster, self.origin)
@@ -97,10 +113,14 @@ class LogAudit:
             self._problems.append(
                 f"checkpoint at {left.checkpoint.size} is beyond the {self._tree.size} entries held"
             )
-        if self._limit is not None and self._tree.size > self._limit:
-            self._problems.append(
-                f"{self._tree.size - self._limit} entries beyond size {self._limit}, "
-                "where the log's key was declared compromised"
+        unvouched = 0
+        if self._compromise is not None:
+            vouched = max(self._trusted_size, self._compromise.last_trusted)
+            unvouched = max(0, self._tree.size - vouched)
+        if unvouched:
+            self._notices.append(
+                f"{unvouched} entries beyond size {self._tree.size - unvouched}, past where the "
+                "log's key was declared compromised, are vouched for by no trusted checkpoint"
             )
         return LogReport(
             self.origin,
@@ -110,6 +130,9 @@ class LogAudit:
             self._witnessed,
             self._undecodable,
             tuple(self._problems),
+            tuple(self._notices),
+            tuple(self._untrusted),
+            unvouched,
         )
 
 

@@ -20,6 +20,7 @@ from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.roster import Roster, SignedRoster, verify_genesis, verify_update
 from protocol.tlogproof import TlogProof, parse_tlog_proof
+from protocol.trust import open_trusted
 
 BUNDLE_TYPE = "hashmesh-provenance-v1"
 MAX_BUNDLE_BYTES = 8 << 20
@@ -86,14 +87,13 @@ def verify_bundle(raw: bytes, pinned_genesis: bytes | None = None) -> Provenance
     proof: TlogProof = parse_tlog_proof(bundle.tlog_proof)
     if proof.extra is None:
         raise DecodeError("the proof does not carry the entry (no extra line)")
-    parsed = parse_signed_checkpoint(proof.checkpoint_raw).checkpoint
-    origin, size = parsed.origin, parsed.size
+    origin = parse_signed_checkpoint(proof.checkpoint_raw).checkpoint.origin
     roster = _latest_with(rosters, origin)
     member = roster.member_by_origin(origin)
-    signed = proof.verify(proof.extra, roster.checkpoint_key(origin, size))
-    limit = member.valid_size_limit()
-    if limit is not None and proof.index >= limit:
-        raise RosterError(f"entry {proof.index} lies beyond a compromised key's last size {limit}")
+    # Only a trusted checkpoint proves anything: one signed by a key declared compromised
+    # counts only up to the size where that key was last trusted (protocol.trust).
+    trusted = open_trusted(proof.checkpoint_raw, roster, origin)
+    signed = proof.verify(proof.extra, roster.checkpoint_key(origin, trusted.checkpoint.size))
     entry = decode_entry(proof.extra)
     witnesses = {m.member_id: m.node_key for m in roster.members if m.origin != origin}
     cosigners = valid_cosigners(signed.checkpoint.body(), signed.note.signatures, witnesses)

@@ -8,7 +8,7 @@ itself).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract
@@ -47,6 +47,8 @@ class Submission:
     received_ms: int
     retraction: Retraction | None
     disputes: tuple[DisputeNote, ...]
+    #: Why the roster in force no longer vouches for this add, if it does not (node/policy.py).
+    standing: str | None = None
 
     @property
     def active(self) -> bool:
@@ -65,6 +67,11 @@ class HashView:
         return any(s.active for s in self.submissions)
 
     @property
+    def flags(self) -> tuple[str, ...]:
+        """The flags of its active submissions (see Submission.standing)."""
+        return tuple(sorted({s.standing for s in self.submissions if s.active and s.standing}))
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return tuple(sorted({x for s in self.submissions if s.active for x in s.add.labels}))
 
@@ -74,8 +81,10 @@ def fold(
     value: bytes | str,
     adds: Sequence[LocatedEntry],
     references: Sequence[LocatedEntry],
+    standing: Callable[[EntryRef], str | None] | None = None,
 ) -> HashView:
-    """Fold the adds of one hash with every retraction and dispute that targets them."""
+    """Fold the adds of one hash with every retraction and dispute that targets them;
+    `standing` flags adds the roster no longer vouches for."""
     retractions: dict[EntryRef, Retraction] = {}
     disputes: dict[EntryRef, list[DisputeNote]] = {}
     for located in references:
@@ -103,6 +112,7 @@ def fold(
                 tuple(
                     sorted(disputes.get(located.ref, ()), key=lambda d: (d.ref.log, d.ref.index))
                 ),
+                standing(located.ref) if standing else None,
             )
         )
     submissions.sort(key=lambda s: (s.add.timestamp_ms, s.ref.log, s.ref.index))

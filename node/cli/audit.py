@@ -6,7 +6,9 @@ no network. The checks themselves live in protocol.audit and protocol.bundle.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +72,10 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
 
     problems: list[str] = []
+    notices: list[str] = []
     roster = verify_genesis(SignedRoster.decode(genesis))
+    # A removed member's log is judged by the last roster that listed it.
+    listed_by = dict.fromkeys(roster.origins(), roster)
     for raw in await store.rosters():
         candidate = SignedRoster.decode(raw)
         if candidate.roster.version > roster.version:
@@ -79,29 +84,36 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
             except ProtocolError as bad:
                 problems.append(f"roster version {candidate.roster.version}: {bad}")
                 break
+            listed_by.update(dict.fromkeys(roster.origins(), roster))
     try:
         check_fresh(roster, wall_clock_ms())
     except ProtocolError as stale:
         problems.append(str(stale))
     logs = {}
     for origin, head in sorted((await store.log_heads()).items()):
-        if origin not in roster.origins():
-            logs[origin] = {"size": head.size, "ok": True, "note": "not in the current roster"}
+        judged_by = listed_by.get(origin)
+        if judged_by is None:
+            logs[origin] = {"size": head.size, "ok": True, "note": "in no roster of the chain"}
             continue
         checkpoints = [raw for _, raw in await store.checkpoints(origin)]
-        audit = LogAudit(origin, roster, checkpoints)
+        audit = LogAudit(origin, judged_by, checkpoints)
         for start in range(0, head.size, PAGE):
             audit.feed(await store.entries(origin, start, min(head.size, start + PAGE)))
         report = audit.finish()
         problems.extend(f"{origin}: {p}" for p in report.problems)
+        notices.extend(f"{origin}: {n}" for n in report.notices)
         logs[origin] = {
             "size": report.size,
             "root": report.root.hex(),
             "checkpoints_checked": report.checkpoints_checked,
             "witnessed_checkpoints": report.witnessed,
             "undecodable_entries": report.undecodable,
+            "untrusted_checkpoints": list(report.untrusted_checkpoints),
+            "unvouched_entries": report.unvouched_entries,
             "ok": report.ok,
         }
+        if judged_by is not roster:
+            logs[origin]["note"] = f"member removed: judged by roster version {judged_by.version}"
     evidence: list[dict[str, Any]] = []
     for held in await store.evidence():
         try:
@@ -124,6 +136,7 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
         "logs": logs,
         "equivocation_evidence": evidence,
         "problems": problems,
+        "notices": notices,
         "ok": not problems,
     }
 
@@ -159,6 +172,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  {origin:40} size {log['size']:8}  {checked} checkpoints checked  {mark}")
         for e in report["equivocation_evidence"]:
             print(f"EQUIVOCATION: {e.get('proves') or e.get('invalid')}")
+        for n in report["notices"]:
+            print(f"NOTICE: {n}")
         for p in report["problems"]:
             print(f"PROBLEM: {p}")
         print("audit passed" if report["ok"] else "audit FAILED")
@@ -167,6 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_proof(args: argparse.Namespace) -> int:
     from protocol.bundle import ProvenanceBundle
+    from protocol.roster import SignedRoster
     from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
 
     item = parse_hash_arg(args.hash)
@@ -183,9 +199,47 @@ def cmd_proof(args: argparse.Namespace) -> int:
     )
     chain = api.call("GET", "/v1/roster/chain")
     rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
+    if SignedRoster.decode(rosters[0]).roster.version > 1:
+        rosters = _earlier_rosters(rosters) + rosters
     args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
     return EXIT_OK
+
+
+def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The versions before a node's pinned roster (a member that joined later starts from the
+    roster naming it), from another member's public auditor route, so that an auditor who
+    pins only the genesis can check the bundle. Empty if no member gives a chain that leads
+    to it; the auditor's check decides in any case, so nothing fetched is trusted here."""
+    import urllib.request
+
+    from protocol.bundle import MAX_BUNDLE_BYTES
+    from protocol.roster import SignedRoster, verify_chain, verify_update
+
+    pinned = SignedRoster.decode(chain[0])
+    current = SignedRoster.decode(chain[-1]).roster
+    for member in current.members:
+        if not member.endpoints:
+            continue
+        url = member.endpoints[0].rstrip("/") + "/v1/audit/rosters"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # roster URL
+                body = json.loads(response.read(MAX_BUNDLE_BYTES))
+            fetched = [base64.b64decode(r, validate=True) for r in body["rosters"]]
+            earlier = [
+                r for r in fetched if SignedRoster.decode(r).roster.version < pinned.roster.version
+            ]
+            if SignedRoster.decode(earlier[0]).roster.version != 1:
+                continue  # that node too started from a later version
+            verify_update(verify_chain(earlier[0], earlier[1:]), pinned)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, ProtocolError):
+            continue  # this member's node is unreachable or gives no usable chain: try another
+        return tuple(earlier)
+    print(
+        f"WARNING: no member served the rosters before version {pinned.roster.version}; "
+        "an auditor pinning the genesis cannot check this bundle"
+    )
+    return ()
 
 
 def _entry_json(entry: object) -> dict[str, Any]:

@@ -152,6 +152,8 @@ def describe(result: dict[str, Any]) -> list[str]:
         return [f"{head}  not found"]
     state = "ACTIVE" if result["active"] else "withdrawn"
     lines = [f"{head}  {state}  labels={','.join(result['labels']) or '-'}"]
+    if result.get("flags"):
+        lines[0] += f"  FLAGGED ({', '.join(result['flags'])})"
     if "distance" in result:
         lines[0] += f"  distance={result['distance']}"
     if result.get("decision"):
@@ -160,6 +162,8 @@ def describe(result: dict[str, Any]) -> list[str]:
         line = f"  added by {s['member']} ({s['log']} #{s['index']}) at {_when(s['timestamp_ms'])}"
         if s.get("incident"):
             line += f" incident={s['incident']}"
+        if s.get("standing"):
+            line += f"  FLAGGED: {s['standing']}"
         if s.get("retraction"):
             line += f"  RETRACTED ({s['retraction']['reason'] or 'no reason given'})"
         lines.append(line)
@@ -205,6 +209,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         behind = log.get("latest_seen", 0) - log["size"]
         if behind > 0:
             extra += f"  {behind} behind"
+        if log.get("standing"):
+            extra += f"  {log['flagged_entries']} FLAGGED ({log['standing']})"
         cosigned = len(log.get("cosigners", []))
         if quorum:
             extra += f"  cosigned {cosigned}/{quorum}" + (

@@ -33,6 +33,9 @@ class LogRow:
     own: bool
     held: bool
     cosigners: tuple[str, ...]
+    #: The flag of entries the roster no longer vouches for (node/policy.py), and how many.
+    standing: str | None = None
+    flagged_entries: int = 0
 
     @property
     def behind(self) -> int:
@@ -65,6 +68,8 @@ def log_rows(status: Mapping[str, Any]) -> list[LogRow]:
             own=bool(log.get("own")),
             held=bool(log.get("held")),
             cosigners=tuple(log.get("cosigners", ())),
+            standing=log.get("standing"),
+            flagged_entries=int(log.get("flagged_entries", 0)),
         )
         for origin, log in status["logs"].items()
     ]
@@ -112,6 +117,8 @@ def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) ->
     for text in status.get("alerts", []):
         if text.startswith("equivocation"):
             out.append(Alert("critical", "equivocation", text))
+        elif " are flagged: " in text:
+            out.append(Alert("warning", "flagged", text))
         elif "EXPIRED" in text:
             out.append(Alert("critical", "roster", text))
         else:

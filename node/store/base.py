@@ -109,6 +109,11 @@ class Store(Protocol):
     async def checkpoints(self, origin: str) -> list[tuple[int, bytes]]:
         """The checkpoint history of a log, by ascending size."""
 
+    async def checkpoint_range(
+        self, origin: str, low: int, high: int, limit: int, newest_first: bool = False
+    ) -> list[tuple[int, bytes]]:
+        """At most `limit` stored checkpoints of a log with low <= size <= high, by size."""
+
     async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
         """Entries [start, end) of a log (fewer if the log is shorter)."""
 

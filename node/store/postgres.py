@@ -74,6 +74,13 @@ async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes)
     )
 
 
+_CHECKPOINTS_WHERE = (
+    "SELECT size, raw FROM checkpoints WHERE origin = $1 AND size BETWEEN $2 AND $3 "
+)
+_CHECKPOINTS_UP = _CHECKPOINTS_WHERE + "ORDER BY size LIMIT $4"
+_CHECKPOINTS_DOWN = _CHECKPOINTS_WHERE + "ORDER BY size DESC LIMIT $4"
+
+
 class PostgresStore:
     """A Store in the schema `schema` of the PostgreSQL database at `dsn` (created if missing)."""
 
@@ -252,6 +259,14 @@ class PostgresStore:
             rows = await self.pool.fetch(
                 "SELECT size, raw FROM checkpoints WHERE origin = $1 ORDER BY size", origin
             )
+        return [(int(row["size"]), bytes(row["raw"])) for row in rows]
+
+    async def checkpoint_range(
+        self, origin: str, low: int, high: int, limit: int, newest_first: bool = False
+    ) -> list[tuple[int, bytes]]:
+        query = _CHECKPOINTS_DOWN if newest_first else _CHECKPOINTS_UP
+        with _translated(f"reading checkpoints of {origin}"):
+            rows = await self.pool.fetch(query, origin, low, high, limit)
         return [(int(row["size"]), bytes(row["raw"])) for row in rows]
 
     async def entries(self, origin: str, start: int, end: int) -> list[bytes]:

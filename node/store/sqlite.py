@@ -52,6 +52,11 @@ def _pairs(first: str, second: str, count: int) -> str:
     return "(" + " OR ".join([f"({first} = ? AND {second} = ?)"] * count) + ")"
 
 
+_CHECKPOINTS_WHERE = "SELECT size, raw FROM checkpoints WHERE origin = ? AND size BETWEEN ? AND ? "
+_CHECKPOINTS_UP = _CHECKPOINTS_WHERE + "ORDER BY size LIMIT ?"
+_CHECKPOINTS_DOWN = _CHECKPOINTS_WHERE + "ORDER BY size DESC LIMIT ?"
+
+
 class SqliteStore:
     """A Store in one SQLite file at `path` (created if missing).
 
@@ -151,6 +156,13 @@ class SqliteStore:
                 "SELECT size, raw FROM checkpoints WHERE origin = ? ORDER BY size", (origin,)
             ).fetchall()
         )
+        return [(int(size), bytes(raw)) for size, raw in rows]
+
+    async def checkpoint_range(
+        self, origin: str, low: int, high: int, limit: int, newest_first: bool = False
+    ) -> list[tuple[int, bytes]]:
+        query = _CHECKPOINTS_DOWN if newest_first else _CHECKPOINTS_UP
+        rows = await self._call(lambda c: c.execute(query, (origin, low, high, limit)).fetchall())
         return [(int(size), bytes(raw)) for size, raw in rows]
 
     async def entries(self, origin: str, start: int, end: int) -> list[bytes]:

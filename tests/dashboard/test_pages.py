@@ -4,6 +4,7 @@ requiring its bearer token beside it."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ from yarl import URL
 
 from node.dashboard.session import COOKIE_NAME, Sessions
 from node.jsonview import parse_add
+from node.keys import load_key
+from protocol.roster import SignedRoster
 from tests.dashboard.support import Node, consortium, running, wait_for
 from tests.node.event_fakes import fake_outbox
 
@@ -279,3 +282,43 @@ async def test_overview_shows_the_webhook_outbox(
         await outbox.close()
     assert "Webhook outbox" in page
     assert "0 pending" in page
+
+
+async def test_entries_past_a_compromised_key_are_flagged_on_search_overview_and_alerts(
+    tmp_path: Path, browser: aiohttp.ClientSession
+) -> None:
+    members = consortium(tmp_path, 2, roster_warn_days=0.0)
+    async with running(members.configs[0], replicate=False) as node:
+        before, after = md5("before the theft"), md5("after the theft")
+        await submit(node, [{"signal_type": "md5", "value": before}])
+        await wait_for(lambda: node.service.own_checkpoint is not None, 10, "signed at 1")
+        await submit(node, [{"signal_type": "md5", "value": after}])
+        origin = node.config.origin
+        await wait_for(
+            lambda: node.service.status()["logs"][origin]["checkpoint_size"] == 2, 10, "at 2"
+        )
+        roster = node.service.rosters.roster
+        me = roster.member(node.config.member_id)
+        keys = tuple(
+            dataclasses.replace(k, last_size=1, compromised=True) for k in me.checkpoint_keys
+        )
+        changed = dataclasses.replace(me, checkpoint_keys=keys)
+        v2 = dataclasses.replace(
+            roster,
+            version=2,
+            issued_ms=node.service.clock(),
+            members=tuple(changed if m is me else m for m in roster.members),
+        )
+        _, admin = load_key(members.admin_key_paths[0])
+        assert await node.service.rosters.offer(
+            SignedRoster(v2.encode(), ()).with_signature(admin).encode()
+        )
+        page = await log_in(browser, node)
+        assert "1 flagged: past-compromised-key" in page and "up to date" not in page
+        async with browser.get(node.ui + "search", params={"value": after}) as r:
+            flagged = await r.text()
+        assert "flagged: past-compromised-key" in flagged and "review before acting" in flagged
+        async with browser.get(node.ui + "search", params={"value": before}) as r:
+            assert "flagged:" not in await r.text()
+        async with browser.get(node.ui + "alerts") as r:
+            assert "1 entries of" in await r.text()

@@ -317,3 +317,25 @@ async def test_export_stream_lists_each_active_hash_once(tmp_path: Path) -> None
     assert len(md5["submissions"]) == 2 and md5["submissions"][0]["member"] == "member1"
     assert {v["value"] for v in everything} - {v["value"] for v in active} == {MD5_B}
     assert [v["value"] for v in only_urls] == urls
+
+
+def test_a_flagged_hash_keeps_its_flags_in_jsonl_and_stix_exports() -> None:
+    first = VIEWS[0]
+    flagged = {
+        **first,
+        "flags": ["past-compromised-key"],
+        "submissions": [{**s, "standing": "past-compromised-key"} for s in first["submissions"]],
+    }
+    out = io.StringIO()
+    write_jsonl([flagged, VIEWS[1]], out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert records[0]["flags"] == ["past-compromised-key"]
+    assert records[0]["submissions"][0]["standing"] == "past-compromised-key"
+    assert records[1]["flags"] == [] and records[1]["submissions"][0]["standing"] is None
+    out = io.StringIO()
+    write_stix([flagged, VIEWS[1]], out, "demo", "bundle--0b7c5d0e-3c43-4b8a-9d6b-6c1c0c3e1a11")
+    bundle = json.loads(out.getvalue())
+    result = validate_instance(bundle, ValidationOptions(version="2.1"))
+    assert result.is_valid, [str(e) for e in result.errors]
+    indicators = [o for o in bundle["objects"] if o["type"] == "indicator"]
+    assert [o.get("x_hashmesh_flags") for o in indicators] == [["past-compromised-key"], None]

@@ -134,6 +134,13 @@ async def test_checkpoints_history_and_head(store: Store) -> None:
     ]
     assert (await store.log_heads())[A].checkpoint == b"cp5-cosigned"
     assert await store.checkpoints(B) == []
+    # A bounded slice of the history, either way, for proofs and auditors.
+    assert await store.checkpoint_range(A, 2, 5, 2) == [(2, b"cp2"), (4, b"cp4")]
+    assert await store.checkpoint_range(A, 0, 4, 2, newest_first=True) == [
+        (4, b"cp4"),
+        (2, b"cp2"),
+    ]
+    assert await store.checkpoint_range(A, 3, 3, 1) == []
 
 
 async def test_nodes_returns_only_stored_ones(store: Store) -> None:
