@@ -45,3 +45,7 @@ class SlowRequestError(RequestError):
 
 class ForbiddenError(NodeError):
     """An authenticated member asked for something its role does not allow (an auditor writing)."""
+
+
+class IdempotencyKeyReusedError(RequestError):
+    """An idempotency key already used for a different request (HTTP 422)."""

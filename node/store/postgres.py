@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, TypeAlias
 import asyncpg
 
 from node.errors import StoreConflictError, StoreError
-from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
+from node.store.base import EntryRow, Evidence, FoundEntry, LogHead, Submission
 from node.store.schema import (
     BATCH_ROWS,
+    MAX_SUBMISSIONS,
     POSTGRES_TABLES,
+    SUBMISSION_RETENTION_MS,
     check_checkpoint,
     check_rows,
     inner_nodes,
@@ -71,6 +73,28 @@ async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes)
         origin,
         size,
         raw,
+    )
+
+
+async def _keep_submission(conn: Connection, submission: Submission) -> None:
+    """Keep an idempotency key; drop those past their retention, then all but the newest."""
+    await conn.execute(
+        "DELETE FROM submissions WHERE created_ms < $1",
+        submission.created_ms - SUBMISSION_RETENTION_MS,
+    )
+    await conn.execute(
+        "INSERT INTO submissions (key, digest, start, count, created_ms)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        submission.key,
+        bytes(submission.digest),
+        submission.start,
+        submission.count,
+        submission.created_ms,
+    )
+    await conn.execute(
+        "DELETE FROM submissions WHERE key IN (SELECT key FROM submissions"
+        " ORDER BY created_ms DESC LIMIT ALL OFFSET $1)",
+        MAX_SUBMISSIONS,
     )
 
 
@@ -175,10 +199,43 @@ class PostgresStore:
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
+        submission: Submission | None = None,
     ) -> None:
         with _translated(f"appending to {origin}"):
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._append(conn, origin, start, entries, nodes, checkpoint, checkpoint_size)
+                if submission is not None:
+                    await _keep_submission(conn, submission)
+
+    async def settled_head(self, origin: str) -> LogHead | None:
+        # Locking the log's row waits for a transaction still holding it: one whose COMMIT
+        # was sent on a connection since lost ends (committed or not) before this reads.
+        with _translated(f"settling {origin}"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE",
+                    origin,
+                )
+        if row is None:
+            return None
+        checkpoint = None if row["checkpoint"] is None else bytes(row["checkpoint"])
+        return LogHead(origin, int(row["size"]), unpack_peaks(bytes(row["peaks"])), checkpoint)
+
+    async def submission(self, key: str) -> Submission | None:
+        with _translated("reading an idempotency key"):
+            row = await self.pool.fetchrow(
+                "SELECT key, digest, start, count, created_ms FROM submissions WHERE key = $1",
+                key,
+            )
+        if row is None:
+            return None
+        return Submission(
+            str(row["key"]),
+            bytes(row["digest"]),
+            int(row["start"]),
+            int(row["count"]),
+            int(row["created_ms"]),
+        )
 
     @staticmethod
     async def _append(

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from node.errors import StoreConflictError, StoreError
 from node.sqlite_worker import configure, immediate, insert_rows
 from node.store.schema import (
+    MAX_SUBMISSIONS,
     SCHEMA_VERSION,
     SQLITE_TABLES,
+    SUBMISSION_RETENTION_MS,
     check_checkpoint,
     check_rows,
     inner_nodes,
@@ -31,6 +33,8 @@ from protocol.merkle import NodeId
 EntryTuple = tuple[
     int, bytes, int | None, str | None, bytes | None, str | None, int | None, int, int
 ]
+#: A Submission as a plain tuple: (key, digest, start, count, created_ms).
+SubmissionTuple = tuple[str, bytes, int, int, int]
 
 
 #: The write connection's page cache. SQLite's default (2 MiB) holds a small part of the
@@ -76,6 +80,18 @@ def run_write(conn: sqlite3.Connection, name: str, args: Sequence[object]) -> ob
     return immediate(conn, write, *args)
 
 
+def log_head(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes, bytes | None] | None:
+    """The log's stored (size, peaks, head checkpoint), None if it has none. Run by the
+    writer process, it answers after every write sent before it (Store.settled_head)."""
+    row = conn.execute(
+        "SELECT size, peaks, checkpoint FROM logs WHERE origin = ?", (origin,)
+    ).fetchone()
+    if row is None:
+        return None
+    size, peaks, head = row
+    return int(size), bytes(peaks), None if head is None else bytes(head)
+
+
 def log_size(conn: sqlite3.Connection, origin: str) -> int:
     row = conn.execute("SELECT size FROM logs WHERE origin = ?", (origin,)).fetchone()
     return 0 if row is None else int(row[0])
@@ -110,9 +126,11 @@ def append(
     nodes: Sequence[tuple[NodeId, bytes]],
     checkpoint: bytes | None,
     checkpoint_size: int | None,
+    submission: SubmissionTuple | None = None,
 ) -> None:
     """Store.append's write: entries [start, start+len(rows)), their inner Merkle nodes, and
-    the checkpoint if given; the log's size, peaks and head follow."""
+    the checkpoint and the submission's idempotency key if given; the log's size, peaks and
+    head follow."""
     size, packed, head = _log_row(conn, origin)
     end = check_rows(origin, size, start, [row[0] for row in rows], checkpoint, checkpoint_size)
     peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
@@ -136,6 +154,25 @@ def append(
     conn.execute(
         "UPDATE logs SET size = ?, peaks = ?, checkpoint = ? WHERE origin = ?",
         (end, pack_peaks(peaks), head, origin),
+    )
+    if submission is not None:
+        _keep_submission(conn, submission)
+
+
+def _keep_submission(conn: sqlite3.Connection, submission: SubmissionTuple) -> None:
+    """Keep an idempotency key; drop those past their retention, then all but the newest."""
+    created_ms = submission[4]
+    conn.execute(
+        "DELETE FROM submissions WHERE created_ms < ?", (created_ms - SUBMISSION_RETENTION_MS,)
+    )
+    conn.execute(
+        "INSERT INTO submissions (key, digest, start, count, created_ms) VALUES (?, ?, ?, ?, ?)",
+        submission,
+    )
+    conn.execute(
+        "DELETE FROM submissions WHERE key IN (SELECT key FROM submissions"
+        " ORDER BY created_ms DESC LIMIT -1 OFFSET ?)",
+        (MAX_SUBMISSIONS,),
     )
 
 
@@ -167,9 +204,11 @@ def save_evidence(
     )
 
 
-#: The writes the writer process runs, by the name a request gives.
+#: The writes the writer process runs, by the name a request gives (and `log_head`, a read
+#: that waits for them).
 WRITES: dict[str, Callable[..., object]] = {
     "append": append,
+    "log_head": log_head,
     "save_head": save_head,
     "save_roster": save_roster,
     "save_evidence": save_evidence,

@@ -1,0 +1,252 @@
+"""Writes whose outcome is unknown: a lost answer to COMMIT, a cancelled caller, a lost HTTP
+answer. The node gets back in step with its store by itself, and a retry with the same
+Idempotency-Key adds nothing twice. Real stores, real HTTP, a real TCP proxy on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import pytest
+
+from node.errors import StoreError
+from node.jsonview import parse_add
+from node.store.base import EntryRow, Store
+from node.store.postgres import PostgresStore
+from protocol.merkle import NodeId
+from tests.node.conftest import PG_DSN, StoreFor, _drop_schema, _require_postgres
+from tests.node.services import Served, consortium, now_ms, served
+from tests.node.test_ingest_pipeline import PAGE, fed_reader
+
+
+class DroppingProxy:
+    """A TCP proxy on 127.0.0.1 that, once armed, loses the server's answer to the first
+    client message containing `trigger`: it forwards that message, waits for the answer
+    (so the server has acted on it), drops the answer and closes both connections."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._trigger: bytes | None = None
+        self.dropped = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    def arm(self, trigger: bytes) -> None:
+        self._trigger = trigger
+
+    async def __aenter__(self) -> DroppingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._pumps):
+            task.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._pumps.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            swallow = asyncio.Event()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._upstream(reader, up_writer, swallow))
+                group.create_task(self._downstream(up_reader, writer, swallow))
+        except* (OSError, asyncio.IncompleteReadError):
+            pass  # one side went away: the connection ends, as it would without a proxy
+        finally:
+            writer.close()
+            self._pumps.discard(task)
+
+    async def _upstream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, swallow: asyncio.Event
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self._trigger is not None and self._trigger in data:
+                    self._trigger = None
+                    swallow.set()  # before the server can answer
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def _downstream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, swallow: asyncio.Event
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if swallow.is_set():
+                    self.dropped += 1
+                    writer.transport.abort()  # the client never hears the answer
+                    raise ConnectionResetError("answer dropped")
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()  # the server ended: so does the client's connection
+
+
+def _via(dsn: str, port: int) -> str:
+    """`dsn` with its host and port replaced by the proxy's."""
+    parts = urlsplit(dsn)
+    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+
+
+async def _post(
+    node: Served, items: list[dict[str, Any]], key: str | None = None, url: str | None = None
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {node.token}"}
+    if key is not None:
+        headers["Idempotency-Key"] = f'"{key}"'
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url or node.operator_url}/v1/submit", json={"items": items}, headers=headers
+        ) as answer,
+    ):
+        return answer.status, await answer.json()
+
+
+def _md5() -> dict[str, Any]:
+    """A new md5 hash to submit."""
+    return {"signal_type": "md5", "value": secrets.token_hex(16)}
+
+
+async def _held(store: Store, origin: str) -> list[bytes]:
+    return await store.entries(origin, 0, 1000)
+
+
+async def test_a_lost_answer_to_commit_leaves_the_entry_stored_once_and_submits_go_on(
+    tmp_path: Path,
+) -> None:
+    await _require_postgres()
+    host = urlsplit(PG_DSN)
+    schema = f"t_{secrets.token_hex(6)}"
+    config = consortium(tmp_path).configs[0]
+    try:
+        async with DroppingProxy(host.hostname or "127.0.0.1", host.port or 5432) as proxy:
+            store = PostgresStore(_via(PG_DSN, proxy.port), schema=schema, timeout_s=10)
+            async with served(config, store) as node:
+                proxy.arm(b"COMMIT")
+                lost = _md5()
+                status, body = await _post(node, [lost])
+                assert proxy.dropped == 1  # the answer to COMMIT never reached the node
+                # The store made it: the node believes the store and acknowledges it.
+                assert status == 200, body
+                assert body["entries"] == [{"log": config.origin, "index": 0}]
+                for index in (1, 2):
+                    status, body = await _post(node, [_md5()])
+                    assert status == 200, body
+                    assert body["entries"][0]["index"] == index
+                assert len(await _held(store, config.origin)) == 3
+                hits = await node.service.lookup("md5", [bytes.fromhex(lost["value"])])
+                assert [(s.ref.log, s.ref.index) for s in hits[0].submissions] == [
+                    (config.origin, 0)
+                ]
+    finally:
+        await _drop_schema(schema)
+
+
+async def test_a_submit_cancelled_while_the_writer_writes_it_leaves_the_log_writable(
+    tmp_path: Path,
+) -> None:
+    config = consortium(tmp_path).configs[0]
+    async with served(config) as node:
+        service = node.service
+        blocker = sqlite3.connect(config.directory / "data.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer process waits for this lock
+        try:
+            first = asyncio.create_task(service.submit([parse_add(_md5(), now_ms())]))
+            await asyncio.sleep(1.0)  # the request is with the writer, which waits
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+        finally:
+            blocker.rollback()  # the writer now makes the cancelled write
+            blocker.close()
+        refs = await service.submit([parse_add(_md5(), now_ms())])
+        assert [r.index for r in refs] == [1]  # after the cancelled one, which was made
+        assert service.own_size == 2
+        assert len(set(await _held(service.store, config.origin))) == 2
+        refs = await service.submit([parse_add(_md5(), now_ms())])
+        assert [r.index for r in refs] == [2]
+
+
+async def test_a_retry_with_the_same_idempotency_key_after_a_lost_answer_adds_one_entry(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    config = consortium(tmp_path).configs[0]
+    items = [_md5(), _md5()]
+    async with served(config, store_for(config)) as node:
+        port = urlsplit(node.operator_url).port
+        assert port is not None
+        async with DroppingProxy("127.0.0.1", port) as proxy:
+            proxy.arm(b"POST /v1/submit")
+            with pytest.raises(aiohttp.ClientError):
+                await _post(node, items, key="k-1", url=f"http://127.0.0.1:{proxy.port}")
+            assert proxy.dropped == 1
+        status, body = await _post(node, items, key="k-1")
+        assert status == 200, body
+        assert [e["index"] for e in body["entries"]] == [0, 1]
+        assert node.service.own_size == 2
+        # The same key for another request is refused; without a key it is a new submission.
+        status, body = await _post(node, [_md5()], key="k-1")
+        assert status == 422, body
+        status, body = await _post(node, items)
+        assert [e["index"] for e in body["entries"]] == [2, 3]
+    # The key outlives a restart.
+    async with served(config, store_for(config)) as node:
+        status, body = await _post(node, items, key="k-1")
+        assert [e["index"] for e in body["entries"]] == [0, 1]
+        assert node.service.own_size == 4
+
+
+async def test_a_peer_batch_stored_though_its_store_reported_a_failure_is_kept_and_the_log_goes_on(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
+        peers, store = node.service.peers, node.service.store
+        real_append = store.append
+        heard: list[tuple[int, int]] = []
+
+        async def heard_of(origin: str, start: int, end: int, via: str | None) -> None:
+            heard.append((start, end))
+
+        peers.subscribe(heard_of)
+
+        async def append_then_lose_the_answer(
+            origin: str,
+            start: int,
+            entries: Sequence[EntryRow],
+            nodes: Sequence[tuple[NodeId, bytes]],
+            checkpoint: bytes | None,
+            checkpoint_size: int | None = None,
+            **more: Any,
+        ) -> None:
+            await real_append(origin, start, entries, nodes, checkpoint, checkpoint_size, **more)
+            if start == 0:
+                raise StoreError("the connection closed before COMMIT was answered")
+
+        monkeypatch.setattr(store, "append", append_then_lose_the_answer)
+        with pytest.raises(StoreError, match="before COMMIT"):
+            await peers.ingest(owner.origin, checkpoint, 0, pages[0], proofs[0], None)
+        # The store holds the page: so does the replica, and the listeners heard of it.
+        assert peers.replica(owner.origin).size == PAGE
+        assert heard == [(0, PAGE)]
+        rest = [e for page in pages[1:] for e in page]
+        result = await peers.ingest(owner.origin, checkpoint, PAGE, rest, [], None)
+        assert result.status == "accepted" and result.size == 3 * PAGE
+        assert (await store.log_heads())[owner.origin].size == 3 * PAGE
