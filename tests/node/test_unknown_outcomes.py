@@ -15,8 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import pytest
 
+from node.cli import operator as operator_cli
 from node.errors import StoreError
 from node.jsonview import parse_add
+from node.operator_client import OperatorClient
 from node.store.base import EntryRow, Store
 from node.store.postgres import PostgresStore
 from protocol.merkle import NodeId
@@ -250,3 +252,24 @@ async def test_a_peer_batch_stored_though_its_store_reported_a_failure_is_kept_a
         result = await peers.ingest(owner.origin, checkpoint, PAGE, rest, [], None)
         assert result.status == "accepted" and result.size == 3 * PAGE
         assert (await store.log_heads())[owner.origin].size == 3 * PAGE
+
+
+async def test_the_cli_retries_a_submit_whose_answer_was_lost_with_its_key_and_adds_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(operator_cli, "SUBMIT_RETRY_S", 0.1)
+    config = consortium(tmp_path).configs[0]
+    async with served(config) as node:
+        port = urlsplit(node.operator_url).port
+        assert port is not None
+        async with DroppingProxy("127.0.0.1", port) as proxy:
+            proxy.arm(b"POST /v1/submit")
+            api = OperatorClient(f"http://127.0.0.1:{proxy.port}", node.token, timeout_s=10)
+            items = [_md5(), _md5()]
+            # The CLI's own client, on a thread of its own: it blocks as the command does.
+            result = await asyncio.to_thread(
+                operator_cli.submit_with_retries, api, items, "cli-run-1"
+            )
+            assert proxy.dropped == 1  # the first answer was lost; the retry got the entries
+        assert [e["index"] for e in result["entries"]] == [0, 1]
+        assert node.service.own_size == 2
