@@ -82,20 +82,16 @@ async def _keep_submission(conn: Connection, submission: Submission) -> None:
         "DELETE FROM submissions WHERE created_ms < $1",
         submission.created_ms - SUBMISSION_RETENTION_MS,
     )
-    await conn.execute(
+    kept = await conn.fetchval(
         "INSERT INTO submissions (key, digest, start, count, created_ms)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
         submission.key,
         bytes(submission.digest),
         submission.start,
         submission.count,
         submission.created_ms,
     )
-    await conn.execute(
-        "DELETE FROM submissions WHERE key IN (SELECT key FROM submissions"
-        " ORDER BY created_ms DESC LIMIT ALL OFFSET $1)",
-        MAX_SUBMISSIONS,
-    )
+    await conn.execute("DELETE FROM submissions WHERE seq <= $1", kept - MAX_SUBMISSIONS)
 
 
 class PostgresStore:

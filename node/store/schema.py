@@ -183,7 +183,8 @@ SQLITE_TABLES = (
         second BLOB NOT NULL,
         detail TEXT NOT NULL,
         seen_ms INTEGER NOT NULL)""",
-    # Idempotency keys of submissions to our own log (Store.append's `submission`).
+    # Idempotency keys of submissions to our own log (Store.append's `submission`); the
+    # rowid counts them, so the oldest beyond MAX_SUBMISSIONS are a range of it.
     """CREATE TABLE IF NOT EXISTS submissions (
         key TEXT PRIMARY KEY,
         digest BLOB NOT NULL,
@@ -237,6 +238,7 @@ POSTGRES_TABLES = (
         detail TEXT NOT NULL,
         seen_ms BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS {schema}.submissions (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         key TEXT PRIMARY KEY,
         digest BYTEA NOT NULL,
         start BIGINT NOT NULL,

@@ -165,15 +165,12 @@ def _keep_submission(conn: sqlite3.Connection, submission: SubmissionTuple) -> N
     conn.execute(
         "DELETE FROM submissions WHERE created_ms < ?", (created_ms - SUBMISSION_RETENTION_MS,)
     )
-    conn.execute(
+    kept = conn.execute(
         "INSERT INTO submissions (key, digest, start, count, created_ms) VALUES (?, ?, ?, ?, ?)",
         submission,
-    )
-    conn.execute(
-        "DELETE FROM submissions WHERE key IN (SELECT key FROM submissions"
-        " ORDER BY created_ms DESC LIMIT -1 OFFSET ?)",
-        (MAX_SUBMISSIONS,),
-    )
+    ).lastrowid
+    # Rowids grow by one an insert (the newest row is never deleted): the oldest are a range.
+    conn.execute("DELETE FROM submissions WHERE rowid <= ?", ((kept or 0) - MAX_SUBMISSIONS,))
 
 
 def save_head(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:

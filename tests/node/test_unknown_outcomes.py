@@ -19,12 +19,16 @@ from node.cli import operator as operator_cli
 from node.errors import StoreError
 from node.jsonview import parse_add
 from node.operator_client import OperatorClient
-from node.store.base import EntryRow, Store
+from node.store import postgres as postgres_store
+from node.store import sqlite_writes
+from node.store.base import EntryRow, Store, Submission
 from node.store.postgres import PostgresStore
+from node.store.schema import SUBMISSION_RETENTION_MS
 from protocol.merkle import NodeId
 from tests.node.conftest import PG_DSN, StoreFor, _drop_schema, _require_postgres
 from tests.node.services import Served, consortium, now_ms, served
 from tests.node.test_ingest_pipeline import PAGE, fed_reader
+from tests.node.test_store import A, Log
 
 
 class DroppingProxy:
@@ -273,3 +277,48 @@ async def test_the_cli_retries_a_submit_whose_answer_was_lost_with_its_key_and_a
             assert proxy.dropped == 1  # the first answer was lost; the retry got the entries
         assert [e["index"] for e in result["entries"]] == [0, 1]
         assert node.service.own_size == 2
+
+
+async def _keyed_append(store: Store, log: Log, key: str, created_ms: int) -> None:
+    start, rows, nodes = log.batch([key.encode()])
+    kept = Submission(key, b"digest", start, 1, created_ms)
+    await store.append(log.origin, start, rows, nodes, None, submission=kept)
+
+
+async def test_idempotency_keys_are_kept_for_their_retention_then_dropped(store: Store) -> None:
+    log = Log(A)
+    await _keyed_append(store, log, "old", 1_000)
+    await _keyed_append(store, log, "recent", 2_000)
+    assert await store.submission("old") == Submission("old", b"digest", 0, 1, 1_000)
+    await _keyed_append(store, log, "new", 1_001 + SUBMISSION_RETENTION_MS)
+    assert await store.submission("old") is None  # older than the retention
+    assert await store.submission("recent") is not None
+    assert await store.submission("new") == Submission(
+        "new", b"digest", 2, 1, 1_001 + SUBMISSION_RETENTION_MS
+    )
+    assert len(await store.entries(A, 0, 10)) == 3  # the entries themselves stay
+
+
+async def test_idempotency_keys_beyond_the_newest_allowed_are_dropped(
+    tmp_path: Path, backend: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = Log(A)
+    if backend == "sqlite":
+        # The bound applies in the writer process: run its write here, where it is patched.
+        monkeypatch.setattr(sqlite_writes, "MAX_SUBMISSIONS", 3)
+        conn = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        try:
+            for n in range(5):
+                start, rows, nodes = log.batch([b"e%d" % n])
+                keyed = (f"k{n}", b"digest", start, 1, n)
+                sqlite_writes.run_write(
+                    conn, "append", (A, start, list(map(tuple, rows)), nodes, None, None, keyed)
+                )
+        finally:
+            conn.close()
+    else:
+        monkeypatch.setattr(postgres_store, "MAX_SUBMISSIONS", 3)
+        for n in range(5):
+            await _keyed_append(store, log, f"k{n}", n)
+    kept = [key for key in ("k0", "k1", "k2", "k3", "k4") if await store.submission(key)]
+    assert kept == ["k2", "k3", "k4"]
