@@ -76,6 +76,12 @@ async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes)
     )
 
 
+def _head(row: asyncpg.Record) -> LogHead:
+    """A LogHead from a row of (origin, size, peaks, checkpoint)."""
+    checkpoint = None if row["checkpoint"] is None else bytes(row["checkpoint"])
+    return LogHead(row["origin"], int(row["size"]), unpack_peaks(bytes(row["peaks"])), checkpoint)
+
+
 async def _keep_submission(conn: Connection, submission: Submission) -> None:
     """Keep an idempotency key; drop those past their retention, then all but the newest."""
     await conn.execute(
@@ -177,15 +183,7 @@ class PostgresStore:
     async def log_heads(self) -> dict[str, LogHead]:
         with _translated("reading log heads"):
             rows = await self.pool.fetch("SELECT origin, size, peaks, checkpoint FROM logs")
-        return {
-            row["origin"]: LogHead(
-                row["origin"],
-                int(row["size"]),
-                unpack_peaks(bytes(row["peaks"])),
-                None if row["checkpoint"] is None else bytes(row["checkpoint"]),
-            )
-            for row in rows
-        }
+        return {row["origin"]: _head(row) for row in rows}
 
     async def append(
         self,
@@ -209,13 +207,10 @@ class PostgresStore:
         with _translated(f"settling {origin}"):
             async with self.pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
-                    "SELECT size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE",
+                    "SELECT origin, size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE",
                     origin,
                 )
-        if row is None:
-            return None
-        checkpoint = None if row["checkpoint"] is None else bytes(row["checkpoint"])
-        return LogHead(origin, int(row["size"]), unpack_peaks(bytes(row["peaks"])), checkpoint)
+        return None if row is None else _head(row)
 
     async def submission(self, key: str) -> Submission | None:
         with _translated("reading an idempotency key"):
@@ -223,15 +218,7 @@ class PostgresStore:
                 "SELECT key, digest, start, count, created_ms FROM submissions WHERE key = $1",
                 key,
             )
-        if row is None:
-            return None
-        return Submission(
-            str(row["key"]),
-            bytes(row["digest"]),
-            int(row["start"]),
-            int(row["count"]),
-            int(row["created_ms"]),
-        )
+        return None if row is None else Submission(*row)  # str, bytes and three ints
 
     @staticmethod
     async def _append(
