@@ -322,3 +322,76 @@ async def test_idempotency_keys_beyond_the_newest_allowed_are_dropped(
             await _keyed_append(store, log, f"k{n}", n)
     kept = [key for key in ("k0", "k1", "k2", "k3", "k4") if await store.submission(key)]
     assert kept == ["k2", "k3", "k4"]
+
+
+def lose_answers(store: Store, monkeypatch: pytest.MonkeyPatch, heads_lost: int) -> None:
+    """Fault injection on a real store: the next append is made, then reported failed (its
+    answer lost); the next `heads_lost` settled_head calls fail (the store unreachable)."""
+    real_append, real_head = store.append, store.settled_head
+    lost = {"append": 1, "head": heads_lost}
+
+    async def append(*args: Any, **kwargs: Any) -> None:
+        await real_append(*args, **kwargs)
+        if lost["append"]:
+            lost["append"] -= 1
+            raise StoreError("the connection closed before COMMIT was answered")
+
+    async def settled_head(origin: str) -> Any:
+        if lost["head"]:
+            lost["head"] -= 1
+            raise StoreError("the store is unreachable")
+        return await real_head(origin)
+
+    monkeypatch.setattr(store, "append", append)
+    monkeypatch.setattr(store, "settled_head", settled_head)
+
+
+async def test_a_submit_whose_outcome_cannot_be_settled_yet_is_settled_before_the_next(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = consortium(tmp_path).configs[0]
+    first = [_md5()]
+    async with served(config, store_for(config)) as node:
+        lose_answers(node.service.store, monkeypatch, heads_lost=1)
+        status, body = await _post(node, first, key="k-unsettled")
+        assert status == 503, body  # made, but neither its answer nor the store's head came
+        status, body = await _post(node, [_md5()])
+        assert status == 200 and body["entries"][0]["index"] == 1, body  # settled first
+        status, body = await _post(node, first, key="k-unsettled")
+        assert status == 200 and body["entries"][0]["index"] == 0, body  # the retry: no copy
+        assert node.service.own_size == 2
+        assert len(await _held(node.service.store, config.origin)) == 2
+
+
+async def test_two_requests_with_one_idempotency_key_at_once_add_the_items_once(
+    tmp_path: Path,
+) -> None:
+    config = consortium(tmp_path).configs[0]
+    items = [_md5(), _md5(), _md5()]
+    async with served(config) as node:
+        answers = await asyncio.gather(*(_post(node, items, key="same") for _ in range(4)))
+        assert {status for status, _ in answers} == {200}
+        assert all(body == answers[0][1] for _, body in answers)
+        assert node.service.own_size == 3
+
+
+async def test_a_peer_batch_whose_outcome_cannot_be_settled_yet_is_settled_by_the_next_pipeline(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
+        peers, store = node.service.peers, node.service.store
+        heard: list[tuple[int, int]] = []
+
+        async def heard_of(origin: str, start: int, end: int, via: str | None) -> None:
+            heard.append((start, end))
+
+        peers.subscribe(heard_of)
+        lose_answers(store, monkeypatch, heads_lost=1)
+        with pytest.raises(StoreError, match="before COMMIT"):
+            await peers.ingest(owner.origin, checkpoint, 0, pages[0], proofs[0], None)
+        assert peers.replica(owner.origin).size == 0  # not known yet
+        everything = [e for page in pages for e in page]
+        result = await peers.ingest(owner.origin, checkpoint, 0, everything, [], None)
+        assert result.status == "accepted" and result.size == 3 * PAGE
+        assert heard == [(0, PAGE), (PAGE, 3 * PAGE)]
+        assert (await store.log_heads())[owner.origin].size == 3 * PAGE
