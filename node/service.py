@@ -32,6 +32,7 @@ from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.status import node_alerts, node_status
 from node.store.base import LogHead, Store, Submission
+from node.store.schema import SUBMISSION_RETENTION_MS
 from node.wire import CheckpointVector, EntriesPage
 from node.witness import Witness
 from protocol import merkle
@@ -160,7 +161,8 @@ class NodeService:
             await self._settle_own()
             if idempotency is not None:
                 done = await self.store.submission(idempotency[0])
-                if done is not None:
+                # Kept past its retention (dropped at the next keyed append): forgotten.
+                if done is not None and self.clock() - done.created_ms <= SUBMISSION_RETENTION_MS:
                     if done.digest != idempotency[1]:
                         raise IdempotencyKeyReusedError(
                             "that Idempotency-Key was used for a different request"

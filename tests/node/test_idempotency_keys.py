@@ -128,3 +128,19 @@ async def test_idempotency_keys_beyond_the_newest_allowed_are_dropped(
             await _keyed_append(store, log, f"k{n}", n)
     kept = [key for key in ("k0", "k1", "k2", "k3", "k4") if await store.submission(key)]
     assert kept == ["k2", "k3", "k4"]
+
+
+async def test_a_key_past_its_retention_is_forgotten_even_before_it_is_dropped(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    config = consortium(tmp_path).configs[0]
+    items = [new_md5()]
+    async with served(config, store_for(config)) as node:
+        status, body = await post_submit(node, items, key="day-old")
+        assert body["entries"][0]["index"] == 0
+        real_clock = node.service.clock
+        node.service.clock = lambda: real_clock() + SUBMISSION_RETENTION_MS + 1000
+        status, body = await post_submit(node, items, key="day-old")
+        assert status == 200 and body["entries"][0]["index"] == 1, body  # a new submission
+        status, body = await post_submit(node, items, key="day-old")
+        assert body["entries"][0]["index"] == 1  # and that one is kept under the key now
