@@ -53,3 +53,7 @@ class TooLargeError(RequestError):
 
 class BusyError(NodeError):
     """The node cannot take the request now without weakening a check; retry later (HTTP 503)."""
+
+
+class IdempotencyKeyReusedError(RequestError):
+    """An idempotency key already used for a different request (HTTP 422)."""

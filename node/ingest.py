@@ -50,21 +50,15 @@ class PeerLogs:
         self._replicas: dict[str, LogReplica] = {}
         self._locks: dict[str, LogLock] = {}
         self._held: dict[str, Evidence] = {}
+        #: Plans of a log whose store failed and whose outcome is not settled yet (by log;
+        #: a member's log only, so bounded by the roster).
+        self._unsettled: dict[str, list[AppendPlan]] = {}
 
     async def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
         for origin, head in heads.items():
             if origin == self._own:
                 continue
-            raw = head.checkpoint
-            if raw is None and head.size:
-                # Stopped between two checkpoints (mid catch-up): serve the latest one we hold
-                # all entries of, rather than nothing, until the next page reaches one.
-                held = [
-                    cp for size, cp in await self._store.checkpoints(origin) if size <= head.size
-                ]
-                raw = held[-1] if held else None
-            cp = parse_signed_checkpoint(raw) if raw else None
-            self._replicas[origin] = LogReplica(origin, head.size, head.peaks, cp)
+            self._replicas[origin] = await self._replica_of(head)
         for ev in evidence:
             self._held.setdefault(ev.origin, ev)
 
@@ -72,6 +66,55 @@ class PeerLogs:
         """Hear of every stored batch of a peer's log (node/listeners.py: a listener that
         fails costs only itself, and hears of the batch again)."""
         self.listeners.add(listener, own=False, name=name)
+
+    async def _replica_of(self, head: LogHead) -> LogReplica:
+        """A replica of what the store holds of a log (at start, or to follow the store)."""
+        raw = head.checkpoint
+        if raw is None and head.size:
+            # Stopped between two checkpoints (mid catch-up): serve the latest one we hold
+            # all entries of, rather than nothing, until the next page reaches one.
+            held = [
+                cp for size, cp in await self._store.checkpoints(head.origin) if size <= head.size
+            ]
+            raw = held[-1] if held else None
+        cp = parse_signed_checkpoint(raw) if raw else None
+        return LogReplica(head.origin, head.size, head.peaks, cp)
+
+    async def settle(self, origin: str, plans: Sequence[AppendPlan] = ()) -> list[AppendPlan]:
+        """Get back in step with the store after a store of `plans` failed, or was not waited
+        for (their outcome is unknown); with no plans, settle what an earlier call could not.
+        Call under the log's lock. Returns the plans committed.
+
+        The store's settled head tells which of the plans (consecutive, from our replica's
+        size) it holds: those are committed, the one path. Holding anything else, the store
+        is followed: the replica is rebuilt from its head and the listeners told of entries
+        it gained. A StoreError leaves the plans unsettled, for the next pipeline of the log.
+        """
+        if not plans and origin not in self._unsettled:
+            return []
+        pending = self._unsettled[origin] = list(plans) or self._unsettled[origin]
+        head = await self._store.settled_head(origin)
+        del self._unsettled[origin]
+        replica = self.replica(origin)
+        size = head.size if head is not None else 0
+        committed: list[AppendPlan] = []
+        for plan in pending:
+            if plan.start != replica.size or plan.end > size:
+                break
+            self.commit(plan)
+            committed.append(plan)
+        if head is not None and size != replica.size:
+            log.warning(
+                "the store holds %d entries of %s, our replica %d: following the store",
+                size,
+                origin,
+                replica.size,
+                extra={"origin": origin},
+            )
+            self._replicas[origin] = await self._replica_of(head)
+            if size > replica.size:
+                await self.notify(origin, replica.size, size, None)
+        return committed
 
     @property
     def stores_in_flight(self) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +13,25 @@ from protocol.entries import Add, EntryRef
 from protocol.errors import ValidationError
 from protocol.signals import parse_value, value_text
 from protocol.view import HashView
+
+#: An Idempotency-Key: printable ASCII without quotes or backslashes, optionally quoted (the
+#: IETF draft makes it a structured-field string, "..."), at most 255 characters.
+_IDEMPOTENCY_KEY = re.compile(r'"?([\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"?')
+
+
+def idempotency_of(header: str | None, items: Any) -> tuple[str, bytes] | None:
+    """(key, SHA-256 of the submitted items) from a submit's Idempotency-Key header, if any.
+
+    The digest is of the items as parsed JSON, keys sorted, so a retry of the same request
+    matches however its JSON was spaced, and a different request under the same key does not.
+    """
+    if header is None:
+        return None
+    match = _IDEMPOTENCY_KEY.fullmatch(header.strip())
+    if match is None or match.group(0).count('"') == 1:
+        raise RequestError("Idempotency-Key is 1..255 printable ASCII characters, maybe quoted")
+    canonical = json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return match.group(1), hashlib.sha256(canonical.encode()).digest()
 
 
 def ref_json(ref: EntryRef) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from node.config import NodeConfig
@@ -16,6 +16,10 @@ from node.keys import read_secret
 
 class NodeUnreachableError(NodeError):
     """The node's operator API did not answer."""
+
+
+class NodeUnavailableError(RequestError):
+    """The node answered 503: its store failed, and a write's outcome may be unknown."""
 
 
 class OperatorClient:
@@ -41,10 +45,17 @@ class OperatorClient:
         except (urllib.error.URLError, OSError) as e:
             raise NodeUnreachableError(f"cannot reach the node at {self._base}: {e}") from e
 
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(  # noqa: S310  # the URL is the node's own, from config
-            self._base + path, data=data, method=method
+            self._base + path, data=data, method=method, headers=dict(headers or {})
         )
         request.add_header("Authorization", f"Bearer {self._token}")
         if raw is not None:
@@ -62,6 +73,7 @@ class OperatorClient:
                 detail = e.read().decode(errors="replace")
             with contextlib.suppress(ValueError, AttributeError):
                 detail = json.loads(detail).get("detail", detail)
-            raise RequestError(f"{method} {path}: {e.code} {detail}") from e
+            error = NodeUnavailableError if e.code == 503 else RequestError
+            raise error(f"{method} {path}: {e.code} {detail}") from e
         except (urllib.error.URLError, OSError) as e:
             raise NodeUnreachableError(f"cannot reach the node at {self._base}: {e}") from e

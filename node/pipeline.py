@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from node.errors import StoreError
 from protocol.errors import EquivocationError
 from protocol.replica import AppendPlan
 
 if TYPE_CHECKING:
     from node.ingest import PeerLogs
+
+log = logging.getLogger(__name__)
 
 #: Entries queued (verified, waiting for the store) before `offer` waits for the store.
 MAX_QUEUED_ENTRIES = 24_000
@@ -94,9 +98,19 @@ class PagePipeline:
         self._taken = asyncio.Event()  # set whenever the storer takes a batch or stops
         self._offered = asyncio.Event()  # set whenever a page is queued
         self._notifying: asyncio.Task[None] | None = None
+        #: The batch whose store failed (or was not waited for), with its store.
+        self._failed: list[tuple[list[AppendPlan], asyncio.Task[None]]] = []
 
     async def __aenter__(self) -> PagePipeline:
         await self._lock.acquire()
+        try:
+            # A store of this log whose outcome is still unknown is settled first.
+            settled = await self._logs.settle(self._origin)
+            if settled:
+                await self._logs.notify_stored(settled, self._source)
+        except BaseException:
+            self._lock.release()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -191,6 +205,7 @@ class PagePipeline:
         committed in order.
         """
         in_flight: deque[tuple[list[AppendPlan], asyncio.Task[None]]] = deque()
+        self._failed = []
         try:
             while batch or in_flight:
                 if batch:
@@ -205,13 +220,33 @@ class PagePipeline:
                 await self._commit_stored(oldest, store)
                 batch = self._take_batch() if self._queued else []
         finally:
-            # Only after a failure: the batches sent behind the failed one continue it, so the
-            # store refuses them too; they are waited for, never committed.
-            for _, store in in_flight:
+            # Only after a failure (or the storer's cancellation): the batch that failed and
+            # those sent behind it are waited for, then the store is believed. It may hold
+            # them after all (an answer to COMMIT lost): those it holds are committed.
+            unsettled = [*self._failed, *in_flight]
+            for _, store in unsettled:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(store)
+            if unsettled:
+                await self._settle([plan for batch, _ in unsettled for plan in batch])
             self._storing = []
             self._taken.set()
+
+    async def _settle(self, plans: list[AppendPlan]) -> None:
+        """Commit those of `plans` the store holds (PeerLogs.settle) and tell the listeners."""
+        try:
+            committed = await self._logs.settle(self._origin, plans)
+        except StoreError as e:
+            log.warning(
+                "%s: a store's outcome is unknown until the log is next written: %s",
+                self._origin,
+                e,
+                extra={"origin": self._origin},
+            )
+            return
+        if committed:
+            await self._finish_notifying()
+            self._notifying = asyncio.create_task(self._notify(committed))
 
     async def _pages_or_store(self, store: asyncio.Task[None]) -> None:
         """Wait until EARLY_BATCH_ENTRIES are queued or `store` ends, whichever is first."""
@@ -231,6 +266,7 @@ class PagePipeline:
             await asyncio.shield(store)
         except BaseException:
             self._queued.clear()  # verified as continuing what failed: drop them too
+            self._failed = [(batch, store)]  # settled by the storer before it ends
             raise
         del self._storing[: len(batch)]
         for plan in batch:

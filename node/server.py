@@ -27,6 +27,7 @@ from node.errors import (
     AuthError,
     BusyError,
     ForbiddenError,
+    IdempotencyKeyReusedError,
     NodeError,
     PeerError,
     RequestError,
@@ -36,7 +37,7 @@ from node.errors import (
 )
 from node.export_api import export_routes
 from node.hash_api import hash_routes
-from node.jsonview import parse_add, ref_json
+from node.jsonview import idempotency_of, parse_add, ref_json
 from node.match_api import match_routes
 from node.service import NodeService
 from protocol.entries import EntryRef
@@ -65,6 +66,8 @@ def _status_of(e: Exception) -> int:
         return 503
     if isinstance(e, ForbiddenError):
         return 403
+    if isinstance(e, IdempotencyKeyReusedError):
+        return 422
     if isinstance(e, StoreError):
         return 503
     if isinstance(e, PeerError) and "no member" in str(e):
@@ -263,7 +266,8 @@ def operator_app(
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list) or not 0 < len(items) <= MAX_LOOKUP:
             raise RequestError(f"items is a list of 1..{MAX_LOOKUP} hashes")
-        refs = await service.submit([parse_add(item, service.clock()) for item in items])
+        keyed = idempotency_of(request.headers.get("Idempotency-Key"), items)
+        refs = await service.submit([parse_add(item, service.clock()) for item in items], keyed)
         return web.json_response({"entries": [ref_json(r) for r in refs]})
 
     async def retract(request: web.Request) -> web.Response:

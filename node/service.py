@@ -15,7 +15,13 @@ from typing import Any
 
 from node.config import NodeConfig
 from node.entry_cache import DecodedEntries
-from node.errors import ForbiddenError, PeerError, RequestError, StoreError
+from node.errors import (
+    ForbiddenError,
+    IdempotencyKeyReusedError,
+    PeerError,
+    RequestError,
+    StoreError,
+)
 from node.ingest import PeerLogs
 from node.listeners import Listeners
 from node.log_keys import CheckpointKeys
@@ -26,7 +32,8 @@ from node.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.status import node_alerts, node_status
-from node.store.base import Store
+from node.store.base import LogHead, Store, Submission
+from node.store.schema import SUBMISSION_RETENTION_MS
 from node.wire import CheckpointVector, EntriesPage
 from node.witness import Witness
 from protocol import merkle
@@ -38,7 +45,7 @@ from protocol.signals import value_text
 from protocol.signing import SigningKey
 from protocol.trust import compromise_of, open_trusted
 from protocol.view import HashView
-from protocol.writer import LogWriter
+from protocol.writer import LogWriter, WritePlan
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,9 @@ class NodeService:
         )
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
+        #: A write of our log whose outcome is not known yet (the store failed or the caller
+        #: was cancelled while it was made), with its entries; settled before the next one.
+        self._pending: tuple[WritePlan, Sequence[Entry]] | None = None
         self._signed: SignedCheckpoint | None = None
         self._append_lock = asyncio.Lock()
         self._unsigned = asyncio.Event()
@@ -103,12 +113,17 @@ class NodeService:
         heads = await self.store.log_heads()
         own = heads.get(self.config.origin)
         if own is not None:
-            self._writer = LogWriter(self.config.origin, self.keys.current, own.size, own.peaks)
             if own.checkpoint is not None:
                 self._signed = parse_signed_checkpoint(own.checkpoint)
-            if self._signed is None or self._signed.checkpoint.size < own.size:
-                self._unsigned.set()  # entries acknowledged before a crash still need a signature
+            self._load_own(own)
         await self.peers.load(heads, await self.store.evidence())
+
+    def _load_own(self, head: LogHead) -> None:
+        """Take our log's state from the store's head (at start, and after an unknown outcome
+        left the store holding something else than we planned)."""
+        self._writer = LogWriter(self.config.origin, self.keys.current, head.size, head.peaks)
+        if self._signed is None or self._signed.checkpoint.size < head.size:
+            self._unsigned.set()  # entries acknowledged before a crash still need a signature
 
     def on_own_checkpoint(self, listener: OwnListener, name: str | None = None) -> None:
         """Hear of every signed checkpoint of our own log (see node/listeners.py)."""
@@ -137,32 +152,98 @@ class NodeService:
         """Whether this node keeps a log: members do, auditors only read."""
         return self.rosters.roster.member(self.config.member_id).writes
 
-    async def append(self, entries: Sequence[Entry]) -> list[EntryRef]:
-        """Append entries to our log; returns once they are durable."""
+    async def append(
+        self, entries: Sequence[Entry], idempotency: tuple[str, bytes] | None = None
+    ) -> list[EntryRef]:
+        """Append entries to our log; returns once they are durable.
+
+        `idempotency` is (key, digest of the request): a request whose key is kept gets the
+        entries it appended then instead of new ones (IdempotencyKeyReusedError if the
+        digest differs). If the store fails, what it holds is believed: entries it stored
+        after all are acknowledged, and the next append continues whatever it holds.
+        """
         if not self.writes:
             raise ForbiddenError("this node belongs to an auditor: it reads every log, writes none")
         raws = [encode_entry(e) for e in entries]
         async with self._append_lock:
+            await self._settle_own()
+            if idempotency is not None:
+                done = await self.store.submission(idempotency[0])
+                # Kept past its retention (dropped at the next keyed append): forgotten.
+                if done is not None and self.clock() - done.created_ms <= SUBMISSION_RETENTION_MS:
+                    if done.digest != idempotency[1]:
+                        raise IdempotencyKeyReusedError(
+                            "that Idempotency-Key was used for a different request"
+                        )
+                    return [EntryRef(self.origin, done.start + i) for i in range(done.count)]
             plan = self._writer.plan(raws)
             now = self.clock()
             rows = [
                 entry_row(plan.start + i, raw, e, now)
                 for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
             ]
-            await self.store.append(self.origin, plan.start, rows, plan.nodes, None)
-            self.decoded.remember_range(self.origin, plan.start, entries)
-            self._writer.commit(plan)
-        self._unsigned.set()
+            keyed = None
+            if idempotency is not None:
+                keyed = Submission(idempotency[0], idempotency[1], plan.start, len(raws), now)
+            self._pending = (plan, entries)
+            try:
+                await self.store.append(
+                    self.origin, plan.start, rows, plan.nodes, None, submission=keyed
+                )
+            except StoreError:
+                # The store may have made the write all the same (its answer to COMMIT lost):
+                # believe what it holds. Cancelled instead, the next append settles it.
+                if not await self._settle_own():
+                    raise
+            else:
+                self._commit_own(plan, entries)
         return [EntryRef(self.origin, plan.start + i) for i in range(len(raws))]
 
-    async def submit(self, adds: Sequence[Add]) -> list[EntryRef]:
-        """Append hashes of content this platform removed; labels must be in the taxonomy."""
+    def _commit_own(self, plan: WritePlan, entries: Sequence[Entry]) -> None:
+        """Adopt a write of our log the store made durable."""
+        self._pending = None
+        self.decoded.remember_range(self.origin, plan.start, entries)
+        self._writer.commit(plan)
+        self._unsigned.set()
+
+    async def _settle_own(self) -> bool:
+        """Get back in step with the store after a write of our log whose outcome is unknown
+        (call under the append lock). True if that write is stored, and now adopted.
+
+        The store's settled head tells: the size it held before the write (not stored), or
+        the write's end (stored). Anything else (not expected: the log has one writer) is
+        adopted as it stands. A StoreError here leaves the write unsettled for the next try.
+        """
+        if self._pending is None:
+            return False
+        plan, entries = self._pending
+        head = await self.store.settled_head(self.origin)
+        size = head.size if head is not None else 0
+        if plan.start == self._writer.size and size == plan.end:
+            self._commit_own(plan, entries)
+            return True
+        self._pending = None
+        if head is not None and size != self._writer.size:
+            log.warning(
+                "our log holds %d entries in the store, %d in memory: following the store",
+                size,
+                self._writer.size,
+                extra={"origin": self.origin},
+            )
+            self._load_own(head)
+        return False
+
+    async def submit(
+        self, adds: Sequence[Add], idempotency: tuple[str, bytes] | None = None
+    ) -> list[EntryRef]:
+        """Append hashes of content this platform removed; labels must be in the taxonomy.
+        `idempotency` makes a retry safe (see `append`)."""
         taxonomy = set(self.rosters.roster.taxonomy)
         for add in adds:
             unknown = sorted(set(add.labels) - taxonomy)
             if unknown:
                 raise RequestError(f"labels not in the consortium's taxonomy: {', '.join(unknown)}")
-        return await self.append(adds)
+        return await self.append(adds, idempotency)
 
     async def retract(self, index: int, reason: str) -> EntryRef:
         if not 0 <= index < self._writer.size:

@@ -3,10 +3,13 @@
 It owns the database's only write connection (sqlite_writes.configure_writer) and answers
 the write requests node/sqlite_writer.py's WriterProcess sends (that module describes the
 protocol and the lifetime), one at a time, each in one transaction, until its stdin ends.
+Every request is answered, even one that raised something unexpected: only the child's
+death leaves a write's outcome unknown.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
 import sqlite3
@@ -34,17 +37,30 @@ def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[byt
                 request = receive(requests)
             except EOFError:
                 return
-            name, args = cast(tuple[str, tuple[object, ...]], request)
-            try:
-                send(replies, ("ok", run_write(conn, name, args)))
-            except StoreConflictError as e:
-                send(replies, ("conflict", str(e)))
-            except StoreError as e:
-                send(replies, ("error", str(e)))
-            except sqlite3.Error as e:
+            except ValueError as e:  # framed, so the next request still starts cleanly
                 send(replies, ("error", f"{what}: {e}"))
+                continue
+            send(replies, answer(conn, what, request))
     finally:
         conn.close()
+
+
+def answer(conn: sqlite3.Connection, what: str, request: object) -> tuple[str, object]:
+    """The reply to one request. Every request gets one, whatever it raised (the transaction
+    is rolled back first), so the node never has to guess whether a write was made."""
+    try:
+        name, args = cast(tuple[str, tuple[object, ...]], request)
+        result = run_write(conn, name, args)
+        marshal.dumps(result)  # type: ignore[arg-type]  # a result `send` cannot write fails here
+    except StoreConflictError as e:
+        return "conflict", str(e)
+    except StoreError as e:
+        return "error", str(e)
+    except sqlite3.Error as e:
+        return "error", f"{what}: {e}"
+    except Exception as e:  # a bug in a write: answered, and the child goes on
+        return "error", f"{what}: the writer failed: {type(e).__name__}: {e}"
+    return "ok", result
 
 
 def main() -> None:

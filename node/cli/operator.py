@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cli.common import (
     EXIT_NODE,
@@ -30,6 +31,9 @@ from node.errors import HashingError
 from protocol.entries import DISPUTE_REASONS
 from protocol.signals import value_text
 
+if TYPE_CHECKING:
+    from node.operator_client import OperatorClient
+
 
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("submit", help="add hashes of content your platform removed")
@@ -39,6 +43,11 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--incident", help="incident id, e.g. a live-streamed attack")
     p.add_argument("--reference", help="your own record id (opaque to others)")
     p.add_argument("--force", action="store_true", help="submit low-quality PDQ hashes too")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="send this Idempotency-Key (default: a new one each run, reused by its retries)",
+    )
     add_node_arg(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_submit)
@@ -113,13 +122,40 @@ def cmd_submit(args: argparse.Namespace) -> int:
             item["incident"] = args.incident
         if args.reference:
             item["reference"] = args.reference
-    result = client(args).call("POST", "/v1/submit", {"items": items})
+    key = args.idempotency_key or str(uuid.uuid4())
+    result = submit_with_retries(client(args), items, key)
     if args.json:
         print_json(result)
     else:
         for item, ref in zip(items, result["entries"], strict=True):
             print(f"added {item['signal_type']}:{item['value']} as {ref['log']} #{ref['index']}")
     return EXIT_OK
+
+
+#: Tries of one submission when the node is unreachable or answers 503, and the wait before
+#: the first retry (doubled each time). Every try sends the same Idempotency-Key.
+SUBMIT_TRIES = 3
+SUBMIT_RETRY_S = 2.0
+
+
+def submit_with_retries(api: OperatorClient, items: list[dict[str, Any]], key: str) -> Any:
+    """POST /v1/submit, trying again with the same key when the outcome may be unknown: the
+    node then answers a retry with the entries it already added, never a second copy."""
+    from node.operator_client import NodeUnavailableError, NodeUnreachableError
+
+    wait = SUBMIT_RETRY_S
+    for attempt in range(1, SUBMIT_TRIES + 1):
+        try:
+            return api.call(
+                "POST", "/v1/submit", {"items": items}, headers={"Idempotency-Key": f'"{key}"'}
+            )
+        except (NodeUnreachableError, NodeUnavailableError) as e:
+            if attempt == SUBMIT_TRIES:
+                raise
+            print(f"{e}; trying again in {wait:.0f} s (Idempotency-Key {key})", file=sys.stderr)
+            time.sleep(wait)
+            wait *= 2
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def cmd_retract(args: argparse.Namespace) -> int:

@@ -55,6 +55,22 @@ class LogHead:
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    """An operator's idempotency key and what its request appended to our own log.
+
+    Kept with the entries, in their transaction, so a retry after an unknown outcome finds
+    them (and a restart does not forget them); `digest` tells a retry from another request
+    that reuses the key.
+    """
+
+    key: str
+    digest: bytes
+    start: int
+    count: int
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """Two checkpoints of one origin that cannot both be true, as received."""
 
@@ -94,14 +110,25 @@ class Store(Protocol):
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
+        submission: Submission | None = None,
     ) -> None:
         """Append entries [start, start+len) and their Merkle nodes in one transaction.
 
         Raises StoreConflictError unless the stored size of `origin` is exactly `start`.
         `checkpoint`, if given, is a signed checkpoint of size `checkpoint_size`, which must
         not exceed the new size; it is kept in the checkpoint history and, if its size equals
-        the new size, becomes the log head's checkpoint.
+        the new size, becomes the log head's checkpoint. `submission`, if given, is kept in
+        the same transaction; keys older than SUBMISSION_RETENTION_MS before its time, and
+        all but the newest MAX_SUBMISSIONS, are dropped then (node/store/schema.py).
         """
+
+    async def settled_head(self, origin: str) -> LogHead | None:
+        """The stored head of `origin`'s log once every write to it sent before has ended
+        (committed or rolled back): what to believe after a write whose outcome is unknown
+        (a lost answer to COMMIT, a writer that died, a caller that was cancelled)."""
+
+    async def submission(self, key: str) -> Submission | None:
+        """The submission kept under an idempotency key, if any."""
 
     async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
         """Keep a signed checkpoint (size <= stored size) in the history; the head's if equal."""

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, TypeAlias
 import asyncpg
 
 from node.errors import StoreConflictError, StoreError
-from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
+from node.store.base import EntryRow, Evidence, FoundEntry, LogHead, Submission
 from node.store.schema import (
     BATCH_ROWS,
+    MAX_SUBMISSIONS,
     POSTGRES_TABLES,
+    SUBMISSION_RETENTION_MS,
     check_checkpoint,
     check_rows,
     inner_nodes,
@@ -79,6 +81,30 @@ _CHECKPOINTS_WHERE = (
 )
 _CHECKPOINTS_UP = _CHECKPOINTS_WHERE + "ORDER BY size LIMIT $4"
 _CHECKPOINTS_DOWN = _CHECKPOINTS_WHERE + "ORDER BY size DESC LIMIT $4"
+
+
+def _head(row: asyncpg.Record) -> LogHead:
+    """A LogHead from a row of (origin, size, peaks, checkpoint)."""
+    checkpoint = None if row["checkpoint"] is None else bytes(row["checkpoint"])
+    return LogHead(row["origin"], int(row["size"]), unpack_peaks(bytes(row["peaks"])), checkpoint)
+
+
+async def _keep_submission(conn: Connection, submission: Submission) -> None:
+    """Keep an idempotency key; drop those past their retention, then all but the newest."""
+    await conn.execute(
+        "DELETE FROM submissions WHERE created_ms < $1",
+        submission.created_ms - SUBMISSION_RETENTION_MS,
+    )
+    kept = await conn.fetchval(
+        "INSERT INTO submissions (key, digest, start, count, created_ms)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        submission.key,
+        bytes(submission.digest),
+        submission.start,
+        submission.count,
+        submission.created_ms,
+    )
+    await conn.execute("DELETE FROM submissions WHERE seq <= $1", kept - MAX_SUBMISSIONS)
 
 
 class PostgresStore:
@@ -164,15 +190,7 @@ class PostgresStore:
     async def log_heads(self) -> dict[str, LogHead]:
         with _translated("reading log heads"):
             rows = await self.pool.fetch("SELECT origin, size, peaks, checkpoint FROM logs")
-        return {
-            row["origin"]: LogHead(
-                row["origin"],
-                int(row["size"]),
-                unpack_peaks(bytes(row["peaks"])),
-                None if row["checkpoint"] is None else bytes(row["checkpoint"]),
-            )
-            for row in rows
-        }
+        return {row["origin"]: _head(row) for row in rows}
 
     async def append(
         self,
@@ -182,10 +200,32 @@ class PostgresStore:
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
+        submission: Submission | None = None,
     ) -> None:
         with _translated(f"appending to {origin}"):
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._append(conn, origin, start, entries, nodes, checkpoint, checkpoint_size)
+                if submission is not None:
+                    await _keep_submission(conn, submission)
+
+    async def settled_head(self, origin: str) -> LogHead | None:
+        # Locking the log's row waits for a transaction still holding it: one whose COMMIT
+        # was sent on a connection since lost ends (committed or not) before this reads.
+        with _translated(f"settling {origin}"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT origin, size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE",
+                    origin,
+                )
+        return None if row is None else _head(row)
+
+    async def submission(self, key: str) -> Submission | None:
+        with _translated("reading an idempotency key"):
+            row = await self.pool.fetchrow(
+                "SELECT key, digest, start, count, created_ms FROM submissions WHERE key = $1",
+                key,
+            )
+        return None if row is None else Submission(*row)  # str, bytes and three ints
 
     @staticmethod
     async def _append(

@@ -17,6 +17,10 @@ SCHEMA_VERSION = 1
 BATCH_ROWS = 1000  # rows per iter_values page
 MAX_PARAMS = 500  # values per IN (...) list; SQLite limits bound parameters
 MAX_PAIRS = 200  # (a = ? AND b = ?) terms per OR list; SQLite limits expression depth
+#: How long an idempotency key of a submission is kept (24 hours), and how many at most: a
+#: retry after longer, or behind more keyed submissions, is a new submission.
+SUBMISSION_RETENTION_MS = 24 * 3600 * 1000
+MAX_SUBMISSIONS = 100_000
 
 _T = TypeVar("_T")
 
@@ -179,6 +183,15 @@ SQLITE_TABLES = (
         second BLOB NOT NULL,
         detail TEXT NOT NULL,
         seen_ms INTEGER NOT NULL)""",
+    # Idempotency keys of submissions to our own log (Store.append's `submission`); the
+    # rowid counts them, so the oldest beyond MAX_SUBMISSIONS are a range of it.
+    """CREATE TABLE IF NOT EXISTS submissions (
+        key TEXT PRIMARY KEY,
+        digest BLOB NOT NULL,
+        start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS submissions_by_age ON submissions (created_ms)",
 )
 
 # The same tables in PostgreSQL, inside the store's own schema ({schema} is a checked name).
@@ -224,4 +237,12 @@ POSTGRES_TABLES = (
         second BYTEA NOT NULL,
         detail TEXT NOT NULL,
         seen_ms BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS {schema}.submissions (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        key TEXT PRIMARY KEY,
+        digest BYTEA NOT NULL,
+        start BIGINT NOT NULL,
+        count BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS submissions_by_age ON {schema}.submissions (created_ms)",
 )

@@ -16,7 +16,7 @@ from node.errors import StoreOutcomeUnknownError
 from node.sqlite_worker import SqliteWorker
 from node.sqlite_writer import WriterProcess
 from node.store import sqlite_writes
-from node.store.base import EntryRow, Evidence, FoundEntry, LogHead
+from node.store.base import EntryRow, Evidence, FoundEntry, LogHead, Submission
 from node.store.schema import (
     BATCH_ROWS,
     MAX_PAIRS,
@@ -132,13 +132,20 @@ class SqliteStore:
         nodes: Sequence[tuple[NodeId, bytes]],
         checkpoint: bytes | None,
         checkpoint_size: int | None = None,
+        submission: Submission | None = None,
     ) -> None:
         rows = list(map(tuple, entries))  # the writer's messages hold plain tuples only
         raw = None if checkpoint is None else bytes(checkpoint)
+        keyed = None
+        if submission is not None:
+            s = submission
+            keyed = (s.key, bytes(s.digest), s.start, s.count, s.created_ms)
         try:
             # Leaves are not kept: only the one new_peaks may need is sent.
             needed = nodes_for_append(nodes, start + len(rows))
-            await self._writer.write("append", origin, start, rows, needed, raw, checkpoint_size)
+            await self._writer.write(
+                "append", origin, start, rows, needed, raw, checkpoint_size, keyed
+            )
         except StoreOutcomeUnknownError:
             # The writer died answering. The log has one writer (its lock's holder), and the
             # batch continued it or was refused, so the stored size tells whether this batch is
@@ -146,6 +153,27 @@ class SqliteStore:
             size = await self._call(sqlite_writes.log_size, origin)
             if size < start + len(rows) or not rows:
                 raise
+
+    async def settled_head(self, origin: str) -> LogHead | None:
+        # Read by the writer process: it answers requests in the order sent, so after every
+        # write sent before this one, even one whose caller stopped waiting for it.
+        head = await self._writer.write("log_head", origin)
+        if not isinstance(head, tuple):
+            return None
+        size, peaks, checkpoint = head  # log_head's (size, peaks, checkpoint or None)
+        return LogHead(origin, int(size), unpack_peaks(bytes(peaks)), checkpoint)
+
+    async def submission(self, key: str) -> Submission | None:
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT key, digest, start, count, created_ms FROM submissions WHERE key = ?",
+                (key,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        key, digest, start, count, created_ms = row
+        return Submission(str(key), bytes(digest), int(start), int(count), int(created_ms))
 
     async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
         await self._writer.write("save_head", origin, size, bytes(raw))

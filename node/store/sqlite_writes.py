@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from node.errors import StoreConflictError, StoreError
 from node.sqlite_worker import configure, immediate, insert_rows
 from node.store.schema import (
+    MAX_SUBMISSIONS,
     SCHEMA_VERSION,
     SQLITE_TABLES,
+    SUBMISSION_RETENTION_MS,
     check_checkpoint,
     check_rows,
     inner_nodes,
@@ -31,6 +33,8 @@ from protocol.merkle import NodeId
 EntryTuple = tuple[
     int, bytes, int | None, str | None, bytes | None, str | None, int | None, int, int
 ]
+#: A Submission as a plain tuple: (key, digest, start, count, created_ms).
+SubmissionTuple = tuple[str, bytes, int, int, int]
 
 
 #: The write connection's page cache. SQLite's default (2 MiB) holds a small part of the
@@ -69,11 +73,27 @@ def prepare(conn: sqlite3.Connection) -> None:
 
 
 def run_write(conn: sqlite3.Connection, name: str, args: Sequence[object]) -> object:
-    """Run the write called `name` in one IMMEDIATE transaction: all of it, or none of it."""
+    """Run the write called `name` in one IMMEDIATE transaction: all of it, or none of it
+    (or the read called `name`, as it is)."""
+    read = READS.get(name)
+    if read is not None:
+        return read(conn, *args)  # no write lock: a locked database must not delay it
     write = WRITES.get(name)
     if write is None:
         raise StoreError(f"the SQLite writer knows no write called {name!r}")
     return immediate(conn, write, *args)
+
+
+def log_head(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes, bytes | None] | None:
+    """The log's stored (size, peaks, head checkpoint), None if it has none. Run by the
+    writer process, it answers after every write sent before it (Store.settled_head)."""
+    row = conn.execute(
+        "SELECT size, peaks, checkpoint FROM logs WHERE origin = ?", (origin,)
+    ).fetchone()
+    if row is None:
+        return None
+    size, peaks, head = row
+    return int(size), bytes(peaks), None if head is None else bytes(head)
 
 
 def log_size(conn: sqlite3.Connection, origin: str) -> int:
@@ -110,9 +130,11 @@ def append(
     nodes: Sequence[tuple[NodeId, bytes]],
     checkpoint: bytes | None,
     checkpoint_size: int | None,
+    submission: SubmissionTuple | None = None,
 ) -> None:
     """Store.append's write: entries [start, start+len(rows)), their inner Merkle nodes, and
-    the checkpoint if given; the log's size, peaks and head follow."""
+    the checkpoint and the submission's idempotency key if given; the log's size, peaks and
+    head follow."""
     size, packed, head = _log_row(conn, origin)
     end = check_rows(origin, size, start, [row[0] for row in rows], checkpoint, checkpoint_size)
     peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
@@ -137,6 +159,22 @@ def append(
         "UPDATE logs SET size = ?, peaks = ?, checkpoint = ? WHERE origin = ?",
         (end, pack_peaks(peaks), head, origin),
     )
+    if submission is not None:
+        _keep_submission(conn, submission)
+
+
+def _keep_submission(conn: sqlite3.Connection, submission: SubmissionTuple) -> None:
+    """Keep an idempotency key; drop those past their retention, then all but the newest."""
+    created_ms = submission[4]
+    conn.execute(
+        "DELETE FROM submissions WHERE created_ms < ?", (created_ms - SUBMISSION_RETENTION_MS,)
+    )
+    kept = conn.execute(
+        "INSERT INTO submissions (key, digest, start, count, created_ms) VALUES (?, ?, ?, ?, ?)",
+        submission,
+    ).lastrowid
+    # Rowids grow by one an insert (the newest row is never deleted): the oldest are a range.
+    conn.execute("DELETE FROM submissions WHERE rowid <= ?", ((kept or 0) - MAX_SUBMISSIONS,))
 
 
 def save_head(conn: sqlite3.Connection, origin: str, size: int, raw: bytes) -> None:
@@ -174,3 +212,6 @@ WRITES: dict[str, Callable[..., object]] = {
     "save_roster": save_roster,
     "save_evidence": save_evidence,
 }
+#: The reads it runs in the same queue, after every write sent before them, without a
+#: transaction of their own.
+READS: dict[str, Callable[..., object]] = {"log_head": log_head}

@@ -59,6 +59,11 @@ def test_kill_9_of_the_sqlite_writer_loses_nothing_and_the_node_goes_on(tmp_path
                     continue  # refused (the write's fate unknown): not acknowledged
                 acked.extend((item, ref["index"]) for item, ref in zip(items, refs, strict=True))
             assert len(killed) >= 4  # writers really died, and new ones took over
+            # The kills are over: the next submission lands without a restart, after the rest.
+            last = md5_item("after the kills")
+            [ref] = submit(joiner, [last])
+            acked.append((last, ref["index"]))
+            assert ref["index"] == max(index for _, index in acked)
             wait_until(lambda: roots(joiner).get(source.origin) == want, 60, "caught up")
             assert node.running
             assert acked  # most submissions got through despite the kills

@@ -316,3 +316,35 @@ def test_a_message_that_is_not_what_send_wrote_is_refused_as_malformed() -> None
     stream = io.BytesIO(struct.pack("!Q", 3) + b"\xff\x00\x01")
     with pytest.raises(ValueError, match="malformed"):
         receive(stream)
+
+
+@pytest.mark.parametrize(
+    "request_args",
+    [
+        ("append", (A,)),  # too few arguments: TypeError inside the write
+        ("append", 7),  # arguments that are not a tuple: TypeError before the write
+        ("log_head", (A, "one too many")),
+    ],
+)
+async def test_a_request_that_raises_anything_gets_an_error_reply_and_the_writer_goes_on(
+    tmp_path: Path, request_args: tuple[str, object]
+) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    writer = WriterProcess(tmp_path / "w.db", "the SQLite store")
+    await writer.open()
+    try:
+        await writer.write("save_roster", 1, b"first")
+        pid = writer.pid
+        name, args = request_args
+        with pytest.raises(StoreError, match="TypeError") as refused:
+            # Sent as WriterProcess.write sends, but with arguments it would not build.
+            answer = await writer._sending.run(writer._send_request, name, args)
+            await asyncio.wrap_future(answer)
+        assert not isinstance(refused.value, StoreOutcomeUnknownError)
+        await writer.write("save_roster", 2, b"second")  # the same child, nothing lost
+        assert writer.pid == pid
+        assert await store.rosters() == [b"first", b"second"]
+    finally:
+        await writer.close()
+        await store.close()
