@@ -92,7 +92,11 @@ def register(sub: Subcommands) -> None:
 def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for name in files:
-        for signal_type, value, quality in hash_file(Path(name)):
+        try:
+            hashed = hash_file(Path(name))
+        except HashingError as e:  # a file named on the command line: a usage error
+            raise UsageError(str(e)) from e
+        for signal_type, value, quality in hashed:
             if quality is not None and quality < LOW_QUALITY and not force:
                 raise UsageError(
                     f"{name}: PDQ quality {quality} is below {LOW_QUALITY}; "
