@@ -20,6 +20,9 @@ from node.store.base import EntryRow, Evidence, FoundEntry, LogHead, Store
 from protocol.merkle import NodeId
 
 MIB = 1 << 20
+#: How the two alerts begin and what they say, for the dashboard to tell them apart.
+DISK_LOW = "low disk space"
+DISK_WRITES_FAILED = "store write(s) failed"
 #: Write failures within this many milliseconds keep the write-failure alert up.
 FAILURE_WINDOW_MS = 10 * 60_000
 #: Failure times kept for the window: enough to count a flood, bounded however long it lasts.
@@ -35,7 +38,14 @@ class DiskSpace:
 
 
 def disk_space(path: Path) -> DiskSpace | None:
-    """The space of `path`'s file system, or None if it cannot be read (gone, no permission)."""
+    """The space of `path`'s file system, or None if it cannot be read (no permission).
+
+    A path not made yet (a PostgreSQL node's data directory before its first event) is on
+    the file system of its nearest existing parent.
+    """
+    path = path.absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
     try:
         stats = os.statvfs(path)
     except OSError:
@@ -96,14 +106,14 @@ class DiskWatch:
         space = self.space()
         if space is not None and space.free_bytes < self.low_threshold_bytes(space):
             out.append(
-                f"low disk space: {space.free_bytes / MIB:.1f} MiB free of "
+                f"{DISK_LOW}: {space.free_bytes / MIB:.1f} MiB free of "
                 f"{space.total_bytes / MIB:.0f} MiB for {self.path} (alert below "
                 f"{self.low_threshold_bytes(space) / MIB:.0f} MiB); writes fail when it is gone"
             )
         failed = self.recent_failures()
         if failed:
             out.append(
-                f"{failed} store write(s) failed in the last {FAILURE_WINDOW_MS // 60_000} min;"
+                f"{failed} {DISK_WRITES_FAILED} in the last {FAILURE_WINDOW_MS // 60_000} min;"
                 f" the last: {self._last_failure}"
             )
         return out
