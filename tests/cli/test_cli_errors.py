@@ -83,3 +83,21 @@ def test_a_node_whose_port_is_taken_exits_with_the_configuration_code(tmp_path: 
     assert "Traceback" not in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("hashmesh: the node cannot run") and "in use" in last, out
+
+
+def test_a_report_on_a_node_without_its_roster_is_a_configuration_error(tmp_path: Path) -> None:
+    node = initialised(tmp_path)  # no roster.bin until the admins publish one
+    code, out = hashmesh("audit", "report", str(node), cwd=tmp_path)
+    assert code == EXIT_CONFIG
+    assert "cannot read the roster" in one_line(out)
+    assert not (node / "data").exists()  # nothing was made before the check
+
+
+def test_a_report_into_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    [config] = consortium(tmp_path, 1).configs
+    html = tmp_path / "missing" / "report.html"
+    code, out = hashmesh(
+        "audit", "report", str(config.directory), "--html", str(html), cwd=tmp_path
+    )
+    assert code == EXIT_USAGE
+    assert "no directory" in one_line(out)
