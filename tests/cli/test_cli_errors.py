@@ -101,3 +101,14 @@ def test_a_report_into_a_missing_directory_is_a_usage_error(tmp_path: Path) -> N
     )
     assert code == EXIT_USAGE
     assert "no directory" in one_line(out)
+
+
+def test_a_roster_is_not_drafted_with_an_admin_file_that_holds_no_key(tmp_path: Path) -> None:
+    node = initialised(tmp_path)
+    (tmp_path / "wrong.pub").write_text("admin-1\n")  # a name, no key
+    argv = ("admin", "create", "--name", "c", "--admin", str(tmp_path / "wrong.pub"))
+    argv += ("--threshold", "1", "--member", str(node / "join-request.json"))
+    code, out = hashmesh(*argv, "--out", str(tmp_path / "r.draft"), cwd=tmp_path)
+    assert code == EXIT_CONFIG
+    assert "is not an admin .pub file" in one_line(out)
+    assert not (tmp_path / "r.draft").exists()
