@@ -64,7 +64,7 @@ class NodeService:
         self.config = config
         self.store = store
         self.clock = clock
-        #: The data directory's free space and failed writes (the runner's watches its store).
+        #: The data directory's free space and failed writes; the runner's counts its store's.
         self.disk = disk or DiskWatch(
             config.data_dir, clock, config.disk_alert_free_percent, config.disk_alert_free_mib
         )

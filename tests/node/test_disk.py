@@ -9,7 +9,9 @@ import pytest
 
 from node.disk import FAILURE_WINDOW_MS, MIB, DiskSpace, DiskWatch, WatchedStore
 from node.errors import StoreConflictError, StoreError
+from node.store import sqlite_writes
 from node.store.sqlite import SqliteStore
+from node.store.sqlite_writes import bound_wal, configure_writer
 
 
 class Clock:
@@ -75,3 +77,29 @@ async def test_the_watched_store_counts_failed_writes_but_not_conflicts(tmp_path
         assert await store.rosters() == [b"one"]
     finally:
         await store.close()
+
+
+class FakeStatvfs:
+    def __init__(self, free_bytes: int) -> None:
+        self.f_bavail, self.f_frsize, self.f_blocks = free_bytes // 4096, 4096, 1 << 30
+
+
+@pytest.mark.parametrize(("free_mib", "cut"), [(1024, False), (1, True)])
+def test_the_writer_truncates_its_wal_once_it_outgrows_a_quarter_of_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free_mib: int, cut: bool
+) -> None:
+    path = str(tmp_path / "s.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        configure_writer(conn)
+        conn.execute("CREATE TABLE t (b BLOB)")
+        for _ in range(80):
+            conn.execute("INSERT INTO t VALUES (randomblob(16384))")
+        wal = Path(f"{path}-wal")
+        assert wal.stat().st_size > MIB  # under the autocheckpoint: still all in the WAL
+        monkeypatch.setattr(sqlite_writes.os, "statvfs", lambda _: FakeStatvfs(free_mib * MIB))
+        assert bound_wal(conn, path) is cut
+        assert (wal.stat().st_size == 0) is cut
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (80,)
+    finally:
+        conn.close()
