@@ -93,6 +93,13 @@ class NodeConfig:
     roster_warn_days: float = field(
         default=14.0, metadata={"doc": "warn when the roster expires within this many days"}
     )
+    disk_alert_free_percent: float = field(
+        default=5.0,
+        metadata={"doc": "alert when the data directory's disk has less than this % free..."},
+    )
+    disk_alert_free_mib: float = field(
+        default=256.0, metadata={"doc": "...or less than this many MiB, whichever is more"}
+    )
 
     @property
     def data_dir(self) -> Path:

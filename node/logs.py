@@ -5,6 +5,11 @@ the JSON formatter emits those as fields. Whatever the format, every line passes
 `redact`, which removes anything that looks like a bearer token or a signer key
 ("PRIVATE+KEY+...") plus every secret value registered with `add_secret` (the operator token,
 the webhook secret), so no key or token is ever written to a log, not even in a traceback.
+
+`RepeatLimiter` keeps a warning that repeats word for word (a peer that fails the same way
+every sync round) from flooding the log: the first one is written, its repeats within
+REPEAT_WINDOW_S are counted instead, and the first one after the window carries the count,
+"... (repeated 57 times in the last 10 min)".
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import logging
 import re
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 REDACTED = "[REDACTED]"
@@ -75,11 +83,68 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(out, default=str, ensure_ascii=False))
 
 
+#: Repeats of one warning within this many seconds are counted, not written.
+REPEAT_WINDOW_S = 600.0
+#: Distinct warnings whose repeats are counted at once; the least recent is forgotten first.
+REPEAT_KEYS = 1000
+
+
+@dataclass(slots=True)
+class _Repeats:
+    """One warning's window: when it opened and how many repeats it swallowed since."""
+
+    since: float
+    count: int = 0
+
+
+class RepeatLimiter(logging.Filter):
+    """Write a warning (or worse) that repeats word for word once per `window_s`, with a count.
+
+    A record is identified by its logger, level and formatted message. Records below WARNING
+    always pass: debugging output is asked for, and info lines are not repeated noise.
+    """
+
+    def __init__(
+        self,
+        window_s: float = REPEAT_WINDOW_S,
+        max_keys: int = REPEAT_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self._clock = clock
+        self._seen: OrderedDict[tuple[str, int, str], _Repeats] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, message)
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen.since < self.window_s:
+            seen.count += 1
+            return False
+        if seen is not None and seen.count:
+            minutes = (now - seen.since) / 60
+            # The summary rides on this record: its message is the one that was repeated.
+            record.msg = f"{message} (repeated {seen.count} times in the last {minutes:.0f} min)"
+            record.args = None
+        self._seen[key] = _Repeats(now)
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)
+        return True
+
+
 def configure_logging(
     json_lines: bool, level: int = logging.INFO, stream: TextIO | None = None
 ) -> logging.Handler:
-    """Send the root logger's records to `stream` (stderr) as JSON lines or text."""
+    """Send the root logger's records to `stream` (stderr) as JSON lines or text; a warning
+    repeated word for word is written once per REPEAT_WINDOW_S with a count (RepeatLimiter)."""
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(RepeatLimiter())
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -81,7 +82,16 @@ class _LogCollector:
         expiry.add_metric([str(roster["version"])], left_s)
         alerts = GaugeMetricFamily("hashmesh_alerts", "Alerts an operator must look at now")
         alerts.add_metric([], float(len(status["alerts"])))
-        return [size, lag, held, expiry, alerts, *self._listener_metrics(), *self._pushers()]
+        return [
+            size,
+            lag,
+            held,
+            expiry,
+            alerts,
+            *_disk_metrics(status["disk"]),
+            *self._listener_metrics(),
+            *self._pushers(),
+        ]
 
     def _listener_metrics(self) -> list[Metric]:
         listeners = self._service.listeners
@@ -109,6 +119,20 @@ class _LogCollector:
         )
         tasks.add_metric([], float(self.pusher_tasks()))
         return [tasks]
+
+
+def _disk_metrics(disk: dict[str, Any]) -> list[Metric]:
+    free = GaugeMetricFamily(
+        "hashmesh_data_free_bytes", "Bytes free on the disk of the node's data directory"
+    )
+    if disk["free_bytes"] is not None:
+        free.add_metric([], float(disk["free_bytes"]))
+    failures = CounterMetricFamily(
+        "hashmesh_store_write_failures",
+        "Store writes that failed (disk full, database locked), since the node started",
+    )
+    failures.add_metric([], float(disk["write_failures"]))
+    return [free, failures]
 
 
 class NodeMetrics:

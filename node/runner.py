@@ -20,7 +20,8 @@ from aiohttp import web
 from node.config import NodeConfig, read_roster
 from node.connection_guard import GuardedSite
 from node.dashboard import mount_dashboard
-from node.errors import ConfigError
+from node.disk import DiskWatch, WatchedStore
+from node.errors import ConfigError, StoreError
 from node.events import (
     EntryEvents,
     EventRecorder,
@@ -90,8 +91,19 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(config)
-        await store.open()
+        disk = DiskWatch(
+            config.data_dir,
+            wall_clock_ms,
+            config.disk_alert_free_percent,
+            config.disk_alert_free_mib,
+        )
+        store = WatchedStore(open_store(config), disk)
+        try:
+            await store.open()
+        except StoreError as e:
+            # SQLite says "disk I/O error" when a full disk stops it making its shared-memory
+            # file; the operator should read that the disk is full.
+            raise StoreError(f"{e}{disk.full_note()}") from e
         stack.push_async_callback(store.close)
         service = NodeService(
             config,
@@ -100,6 +112,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
             wall_clock_ms,
             keys.node,
             keys_dir=config.checkpoint_key_path.parent,
+            disk=disk,
         )
         await service.start(pinned)
         metrics = NodeMetrics(service)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
+from node.disk import DiskWatch
 from node.entry_cache import DecodedEntries
 from node.errors import (
     ForbiddenError,
@@ -67,10 +68,15 @@ class NodeService:
         clock: Callable[[], int],
         node_key: SigningKey | None = None,
         keys_dir: Path | None = None,
+        disk: DiskWatch | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        #: The data directory's free space and failed writes; the runner's counts its store's.
+        self.disk = disk or DiskWatch(
+            config.data_dir, clock, config.disk_alert_free_percent, config.disk_alert_free_mib
+        )
         self.rosters = RosterKeeper(store, clock)
         self.decoded = DecodedEntries()
         self.listeners = Listeners(config.origin, clock)

@@ -18,7 +18,7 @@ from typing import IO, cast
 
 from node.errors import StoreConflictError, StoreError
 from node.sqlite_writer import receive, send
-from node.store.sqlite_writes import configure_writer, run_write
+from node.store.sqlite_writes import bound_wal, configure_writer, run_write
 
 
 def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[bytes]) -> None:
@@ -41,6 +41,7 @@ def serve(path: str, busy_timeout_s: float, requests: IO[bytes], replies: IO[byt
                 send(replies, ("error", f"{what}: {e}"))
                 continue
             send(replies, answer(conn, what, request))
+            bound_wal(conn, path)  # answered first: the write is durable either way
     finally:
         conn.close()
 

@@ -66,12 +66,25 @@ def node_status(service: NodeService) -> dict[str, Any]:
             {"origin": e.origin, "detail": e.detail, "seen_ms": e.seen_ms} for e in held.values()
         ],
         "now_ms": service.clock(),
+        "disk": disk_status(service),
         "alerts": node_alerts(service),
     }
 
 
+def disk_status(service: NodeService) -> dict[str, Any]:
+    """The data directory's free and total bytes (None if unreadable), and failed writes."""
+    space = service.disk.space()
+    return {
+        "path": str(service.disk.path),
+        "free_bytes": space.free_bytes if space else None,
+        "total_bytes": space.total_bytes if space else None,
+        "write_failures": service.disk.write_failures,
+    }
+
+
 def node_alerts(service: NodeService) -> list[str]:
-    """What an operator must look at: equivocation, an expiring roster, failing listeners."""
+    """What an operator must look at: equivocation, an expiring roster, failing listeners,
+    flagged entries, a filling disk."""
     out = [f"equivocation by {e.origin}: {e.detail}" for e in service.peers.held.values()]
     roster = service.rosters.roster
     left_ms = roster.expires_ms - service.clock()
@@ -97,6 +110,7 @@ def node_alerts(service: NodeService) -> list[str]:
             "entries wait, and the node retries"
         )
     out += service.listeners.alerts()
+    out += service.disk.alerts()
     for origin, (flag, count) in flagged_logs(service).items():
         if flag == MEMBER_REMOVED:
             out.append(

@@ -134,6 +134,10 @@ def _validity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="where to write the draft")
 
 
+#: An admin's public key: `NAME BASE64` in its .pub file, 32 bytes once decoded.
+ED25519_PUBLIC_BYTES = 32
+
+
 def _now() -> int:
     return time.time_ns() // 1_000_000
 
@@ -144,9 +148,12 @@ def _admin_key(path: str) -> AdminKey:
     text = Path(path).read_text().strip()
     name, _, b64 = text.partition(" ")
     try:
-        return AdminKey(name, base64.b64decode(b64, validate=True))
+        public = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as e:
         raise ConfigError(f"{path} is not an admin .pub file") from e
+    if not name or len(public) != ED25519_PUBLIC_BYTES:
+        raise ConfigError(f"{path} is not an admin .pub file (NAME and a base64 Ed25519 key)")
+    return AdminKey(name, public)
 
 
 def _write_draft(args: argparse.Namespace, roster: Roster) -> int:

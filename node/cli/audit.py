@@ -17,6 +17,7 @@ from node.cli.common import (
     EXIT_OK,
     EXIT_VERIFY,
     Subcommands,
+    UsageError,
     add_json_arg,
     add_node_arg,
     client,
@@ -24,6 +25,7 @@ from node.cli.common import (
     parse_hash_arg,
     print_json,
 )
+from node.config import read_roster
 from node.errors import ConfigError
 from protocol.entries import Add, Dispute, Retract
 from protocol.errors import ProtocolError
@@ -303,10 +305,11 @@ async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
     from protocol.roster import SignedRoster
 
     config = node_config(argparse.Namespace(node=str(directory)))
+    pinned = read_roster(config)  # a missing roster is the node's configuration, said first
     store = open_store(config)
     await store.open()
     try:
-        chain = [config.roster_path.read_bytes(), *await store.rosters()]
+        chain = [pinned, *await store.rosters()]
         rosters = [SignedRoster.decode(raw).roster for raw in chain]
         names = {m.origin: m.member_id for r in rosters for m in r.members}
         return await observe(store, config.member_id, lambda o: names.get(o, o), since_ms, until_ms)
@@ -315,6 +318,9 @@ async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.html is not None and not args.html.resolve().parent.is_dir():
+        raise UsageError(f"--html {args.html}: no directory {args.html.resolve().parent}")
+
     import asyncio
 
     from node.report import build_report, render_html

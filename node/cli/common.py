@@ -25,15 +25,15 @@ EXIT_OK = 0
 EXIT_NOT_FOUND = 1  # lookup or match found nothing (like grep)
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
-EXIT_NODE = 4  # the node refused the request or could not be reached
+EXIT_NODE = 4  # the node refused the request or could not be reached; node run: store failed
 EXIT_VERIFY = 5  # an audit or proof verification failed
 
 EXIT_CODES_HELP = """exit codes:
   0  success
   1  nothing found (lookup, match)
-  2  usage error
-  3  configuration or key file problem
-  4  the node refused the request or could not be reached
+  2  usage error (also a file named on the command line that cannot be read or written)
+  3  configuration or key file problem (also node run: a port in use)
+  4  the node refused the request or could not be reached (node run: its store failed)
   5  verification failed (audit)"""
 
 

@@ -283,6 +283,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.include_withdrawn and args.format == "csv":
         # Our CSV cannot mark a hash withdrawn, and importing it would share it again.
         raise UsageError("--include-withdrawn needs a format that marks them: jsonl, stix, te-csv")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        # Said before the node spends a minute exporting what could not be written.
+        raise UsageError(f"--out {args.out}: no directory {args.out.resolve().parent}")
     api = client(args)
     status = api.call("GET", "/v1/status")
     consortium = str(status["roster"]["consortium"])

@@ -63,7 +63,10 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     config = load_config(Path(args.directory))
     tune_collector()
-    asyncio.run(run_node(config))
+    try:
+        asyncio.run(run_node(config))
+    except OSError as e:  # a port in use, a data directory we may not write
+        raise ConfigError(f"the node cannot run: {os_error_text(e)}") from e
     return EXIT_OK
 
 
@@ -153,9 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     except ProtocolError as e:
         print(f"hashmesh: verification failed: {e}", file=sys.stderr)
         return EXIT_VERIFY
+    except OSError as e:  # a file or directory named on the command line
+        print(f"hashmesh: {os_error_text(e)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for an OSError: the path it concerns and the system's reason."""
+    reason = e.strerror or str(e)
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 if __name__ == "__main__":

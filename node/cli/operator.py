@@ -102,7 +102,11 @@ def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
 
     items: list[dict[str, Any]] = []
     for name in files:
-        for signal_type, value, quality in hash_file(Path(name)):
+        try:
+            hashed = hash_file(Path(name))
+        except HashingError as e:  # a file named on the command line: a usage error
+            raise UsageError(str(e)) from e
+        for signal_type, value, quality in hashed:
             if quality is not None and quality < LOW_QUALITY and not force:
                 raise UsageError(
                     f"{name}: PDQ quality {quality} is below {LOW_QUALITY}; "
@@ -257,6 +261,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if index is not None:
         counts = ", ".join(f"{n} {t}" for t, n in index["hashes"].items())
         print(f"match index: {counts}" + ("" if index["loaded"] else "  LOADING"))
+    disk = status.get("disk")
+    if disk is not None and disk["free_bytes"] is not None:
+        free, total = disk["free_bytes"] / (1 << 20), disk["total_bytes"] / (1 << 20)
+        failed = f"  {disk['write_failures']} failed writes" if disk["write_failures"] else ""
+        print(f"disk: {free:.0f} MiB free of {total:.0f} MiB{failed}")
     print("peers:")
     for member, peer in status.get("peers", {}).items():
         state = "reachable" if peer["reachable"] else f"UNREACHABLE ({peer['last_error']})"

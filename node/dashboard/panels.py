@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node.disk import DISK_LOW, DISK_WRITES_FAILED
 from protocol.roster import Roster
 
 
@@ -109,7 +110,7 @@ def last_sync_ms(peers: Mapping[str, Mapping[str, Any]]) -> int | None:
 def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) -> list[Alert]:
     """Every alert, the most severe first.
 
-    The node's own alerts (equivocation, roster expiry) come as its status gives them; peers
+    The node's own alerts (equivocation, roster expiry, disk) come as its status gives them; peers
     that failed their last exchange add one each, with the error (a verification failure is
     one), and logs we are behind on add an informational line.
     """
@@ -121,6 +122,10 @@ def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) ->
             out.append(Alert("warning", "flagged", text))
         elif "EXPIRED" in text:
             out.append(Alert("critical", "roster", text))
+        elif DISK_WRITES_FAILED in text:  # the node is refusing writes now
+            out.append(Alert("critical", "disk", text))
+        elif text.startswith(DISK_LOW):
+            out.append(Alert("warning", "disk", text))
         else:
             out.append(Alert("warning", "roster" if "roster" in text else "node", text))
     for member_id, peer in peers.items():

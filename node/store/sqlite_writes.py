@@ -11,6 +11,7 @@ value_key, target_log, target_index, timestamp_ms, received_ms).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 
@@ -46,6 +47,10 @@ WRITER_CACHE_MIB = 64
 #: checkpoint. The WAL then grows to about 40 MiB, and is cut back to 64 MiB at most.
 WRITER_WAL_PAGES = 10_000
 WRITER_WAL_LIMIT = 64 << 20
+#: The WAL may grow to this share of the disk's free space; past it the writer checkpoints it
+#: into the database and truncates it. Copying the WAL in takes up to its size again, so on a
+#: small disk a WAL left to grow to WRITER_WAL_PAGES filled the disk and could never be copied.
+WAL_SHARE_OF_FREE = 0.25
 
 
 def configure_writer(conn: sqlite3.Connection) -> None:
@@ -54,6 +59,27 @@ def configure_writer(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA cache_size = {-WRITER_CACHE_MIB * 1024}")
     conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_WAL_PAGES}")
     conn.execute(f"PRAGMA journal_size_limit = {WRITER_WAL_LIMIT}")
+
+
+def bound_wal(conn: sqlite3.Connection, path: str) -> bool:
+    """Checkpoint and truncate the WAL if it outgrew WAL_SHARE_OF_FREE of the free space.
+
+    Returns whether it checkpointed. A checkpoint that fails (no room even for that, or a
+    reader in the way past the busy timeout) leaves the WAL as it was; the next write tries
+    again, and the data in the WAL is as safe as before.
+    """
+    try:
+        wal_bytes = os.path.getsize(f"{path}-wal")
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:  # no WAL yet, or a file system that cannot say
+        return False
+    if wal_bytes <= stats.f_bavail * stats.f_frsize * WAL_SHARE_OF_FREE:
+        return False
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def prepare(conn: sqlite3.Connection) -> None:

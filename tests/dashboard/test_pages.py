@@ -15,6 +15,7 @@ import pytest
 from yarl import URL
 
 from node.dashboard.session import COOKIE_NAME, Sessions
+from node.errors import StoreError
 from node.jsonview import parse_add
 from node.keys import load_key
 from protocol.roster import SignedRoster
@@ -322,3 +323,21 @@ async def test_entries_past_a_compromised_key_are_flagged_on_search_overview_and
             assert "flagged:" not in await r.text()
         async with browser.get(node.ui + "alerts") as r:
             assert "1 entries of" in await r.text()
+
+
+async def test_alerts_show_a_filling_disk_and_failed_writes(
+    tmp_path: Path, browser: aiohttp.ClientSession
+) -> None:
+    # Any disk has less than 100 % free: the low-space alert shows at once.
+    members = consortium(tmp_path, 2, disk_alert_free_percent=100.0)
+    async with running(members.configs[0], replicate=False) as node:
+        node.service.disk.write_failed(StoreError("database or disk is full"))
+        await log_in(browser, node)
+        async with browser.get(node.ui + "alerts") as r:
+            page = await r.text()
+    assert re.search(
+        r'class="pill critical">critical</span> <span class="kind">disk</span> 1 store write', page
+    )
+    assert re.search(
+        r'class="pill warning">warning</span> <span class="kind">disk</span> low disk space', page
+    )
