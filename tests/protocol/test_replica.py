@@ -8,6 +8,7 @@ import pytest
 
 from protocol import merkle
 from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.cosignature import ALG_COSIGNATURE
 from protocol.entries import Add, encode_entry
 from protocol.errors import (
     DecodeError,
@@ -16,6 +17,7 @@ from protocol.errors import (
     RollbackError,
     SignatureError,
 )
+from protocol.note import NoteSignature, add_signatures, key_id
 from protocol.replica import CheckpointStatus, LogReplica, ReceivedEntry
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
@@ -215,3 +217,19 @@ def test_a_page_must_start_where_the_uncommitted_plan_ends(setup) -> None:
     with pytest.raises(ProofError):
         replica.verify_entries(4, entries(4, salt=99), cp, proof_to(8), roster)
     assert replica.size == 4
+
+
+def test_a_checkpoint_carrying_forged_witness_lines_is_kept_with_verified_lines_only(
+    setup,
+) -> None:
+    roster, origin, writer = setup
+    raws = entries(3)
+    honest = grow(writer, raws)
+    member = roster.members[1]
+    kid = key_id(member.member_id, member.node_key, ALG_COSIGNATURE)
+    forged = [NoteSignature(member.member_id, kid, bytes([i]) * 72) for i in range(98)]
+    offered = add_signatures(honest, forged)
+    replica = LogReplica(origin.origin)
+    replica.commit(replica.verify_entries(0, raws, offered, [], roster))
+    assert replica.checkpoint is not None
+    assert replica.checkpoint.raw == honest
