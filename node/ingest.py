@@ -3,11 +3,14 @@
 Every change to our view of a peer's log goes through one LogReplica (protocol/replica.py),
 under that log's lock: verify, store durably, then commit. Whatever path brought them, entries
 are verified against the origin's signed checkpoint, so a relaying peer is never trusted.
-Equivocation is kept as evidence and holds back that origin's new entries.
+Equivocation holds back that origin's new entries, but only on self-contained evidence
+verified with the roster alone (protocol/evidence.py): made here from the two checkpoints and
+the entries we hold, or offered by a peer. Holds are told to listeners, who pass them on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from operator import attrgetter
@@ -18,8 +21,10 @@ from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
+from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.errors import EquivocationError, RosterError
+from protocol.errors import EquivocationError, ProofError, ProtocolError, RosterError
+from protocol.evidence import Equivocation, decode_evidence, evidence_of, verify_evidence
 from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,8 @@ _ENTRY = attrgetter("entry")
 
 #: Called after new entries of a log are durable: (origin, start, end, peer they came from).
 Listener = Callable[[str, int, int, str | None], Awaitable[None]]
+#: Called once a log is held, with the verified evidence.
+HoldListener = Callable[[Equivocation], Awaitable[None]]
 
 
 class PeerLogs:
@@ -50,7 +57,9 @@ class PeerLogs:
         self._replicas: dict[str, LogReplica] = {}
         self._locks: dict[str, LogLock] = {}
         self._held: dict[str, Evidence] = {}
+        self._hold_lock = asyncio.Lock()
         self._listeners: list[Listener] = []
+        self._hold_listeners: list[HoldListener] = []
 
     async def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
         for origin, head in heads.items():
@@ -67,10 +76,29 @@ class PeerLogs:
             cp = parse_signed_checkpoint(raw) if raw else None
             self._replicas[origin] = LogReplica(origin, head.size, head.peaks, cp)
         for ev in evidence:
-            self._held.setdefault(ev.origin, ev)
+            if ev.origin in self._held:
+                continue
+            try:
+                verified = self._reverified(ev)
+            except ProtocolError as e:
+                log.error("stored evidence against %s does not verify, not held: %s", ev.origin, e)
+                continue
+            self._held[ev.origin] = Evidence(
+                ev.origin, ev.first, ev.second, verified.detail, ev.seen_ms, verified.raw
+            )
+
+    def _reverified(self, ev: Evidence) -> Equivocation:
+        roster = self._rosters.roster
+        if ev.encoded:
+            return verify_evidence(roster, ev.encoded)
+        # Stored before evidence was self-contained: two checkpoints of one size still are.
+        return evidence_of(roster, ev.first, ev.second)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def subscribe_holds(self, listener: HoldListener) -> None:
+        self._hold_listeners.append(listener)
 
     @property
     def stores_in_flight(self) -> int:
@@ -209,13 +237,91 @@ class PeerLogs:
         self._replicas[plan.origin].commit(plan)
 
     async def hold(self, e: EquivocationError) -> None:
-        """Keep the evidence and hold back the origin's new entries."""
-        evidence = Evidence(e.origin, e.first, e.second, e.detail, self._clock())
-        log.error("equivocation by %s: %s; holding back its new entries", e.origin, e.detail)
-        if e.origin not in self._held:
+        """Hold back the origin's new entries on self-contained evidence of `e`, made from the
+        two checkpoints and, for two sizes, the entries we hold. If what we hold cannot make it
+        self-contained, nothing is held: ProofError refuses the checkpoint that contradicts
+        our verified entries (it costs the peer that sent it)."""
+        try:
+            equivocation = await self._evidence(e)
+        except ProtocolError as err:
+            log.error("%s; not held, as it cannot be shown to others: %s", e, err)
+            raise ProofError(f"{e} (not held: {err})") from err
+        await self.hold_verified(equivocation)
+
+    async def _evidence(self, e: EquivocationError) -> Equivocation:
+        roster = self._rosters.roster
+        first, second = parse_signed_checkpoint(e.first), parse_signed_checkpoint(e.second)
+        if first.checkpoint.size == second.checkpoint.size:
+            return evidence_of(roster, e.first, e.second)
+        # Which of the two contradicts the entries we hold: shown against a checkpoint we
+        # hold every entry of, with the proof from our entries.
+        held_size = self.replica(e.origin).size
+        stored = await self._store.checkpoints(e.origin)
+        why = "no checkpoint we hold every entry of goes beyond the contradicted one"
+        for contradicted in (second, first):
+            size = contradicted.checkpoint.size
+            above = [(n, raw) for n, raw in stored if size < n <= held_size]
+            if size and above:
+                try:
+                    return await self._against_entries(e.origin, contradicted.raw, size, *above[0])
+                except ProtocolError as err:
+                    why = str(err)
+        raise ProofError(why)
+
+    async def _against_entries(
+        self, origin: str, contradicted: bytes, size: int, held: int, held_raw: bytes
+    ) -> Equivocation:
+        """Evidence that `contradicted` (of `size`) is not a prefix of the checkpoint `held_raw`
+        of our entries (of size `held`): the entries' root at `size`, with its proof."""
+        ids = merkle.tree_hash_ids(size) + merkle.consistency_proof_ids(size, held)
+        nodes = await self._store.nodes(origin, ids)
+        prefix_root = merkle.tree_hash(size, nodes)
+        proof = merkle.consistency_proof(size, held, nodes)
+        return evidence_of(self._rosters.roster, contradicted, held_raw, prefix_root, proof)
+
+    async def offer_evidence(self, raw: bytes) -> bool:
+        """Evidence a peer sent: verified with the roster alone, then that origin is held.
+        False if we held it already; ProtocolError or PeerError if it proves nothing to us."""
+        if _claimed_origin(raw) in self._held:
+            return False  # held already: whatever this proves, there is nothing to add
+        equivocation = verify_evidence(self._rosters.roster, raw)
+        self.replica(equivocation.origin)  # PeerError for our own log or a non-member's
+        return await self.hold_verified(equivocation)
+
+    async def hold_verified(self, equivocation: Equivocation) -> bool:
+        """Keep verified evidence and hold back the origin's new entries; tell the listeners.
+        False if that origin was held already."""
+        origin = equivocation.origin
+        async with self._hold_lock:
+            if origin in self._held:
+                return False
+            evidence = Evidence(
+                origin,
+                equivocation.first.raw,
+                equivocation.second.raw,
+                equivocation.detail,
+                self._clock(),
+                equivocation.raw,
+            )
             await self._store.save_evidence(evidence)
-            self._held[e.origin] = evidence
+            self._held[origin] = evidence
+        log.error("equivocation: %s; holding back its new entries", equivocation.detail)
+        for listener in self._hold_listeners:
+            await listener(equivocation)
+        return True
+
+    def evidence(self) -> list[bytes]:
+        """The encoded evidence of every log we hold back, for peers and auditors."""
+        return [ev.encoded for _, ev in sorted(self._held.items())]
 
     def served_checkpoint(self, origin: str) -> SignedCheckpoint | None:
         replica = self._replicas.get(origin)
         return replica.checkpoint if replica else None
+
+
+def _claimed_origin(raw: bytes) -> str | None:
+    """The origin evidence names, unverified (only to skip evidence of a log held already)."""
+    try:
+        return parse_signed_checkpoint(decode_evidence(raw)[0]).checkpoint.origin
+    except ProtocolError:
+        return None

@@ -24,6 +24,7 @@ from node.errors import (
     SlowRequestError,
     StoreError,
 )
+from node.evidence_api import evidence_routes
 from node.export_api import export_routes
 from node.hash_api import hash_routes
 from node.jsonview import parse_add, ref_json
@@ -156,6 +157,7 @@ def peer_app(service: NodeService) -> web.Application:
     app = web.Application(
         middlewares=[errors_middleware, authenticate], client_max_size=service.config.max_body_bytes
     )
+    app.add_routes(evidence_routes(service))
     app.add_routes(
         [
             web.get("/v1/roster", rosters),

@@ -31,6 +31,7 @@ from protocol.audit import LogAudit, check_evidence
 from protocol.bundle import ProvenanceBundle, verify_bundle
 from protocol.entries import Add, Dispute, Retract
 from protocol.errors import ProtocolError
+from protocol.evidence import verify_evidence
 from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
 from protocol.signals import value_text
 from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
@@ -105,7 +106,10 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     evidence: list[dict[str, Any]] = []
     for held in await store.evidence():
         try:
-            proves = check_evidence(held.first, held.second, roster)
+            if held.encoded:
+                proves = verify_evidence(roster, held.encoded).detail
+            else:  # stored before evidence carried its proof
+                proves = check_evidence(held.first, held.second, roster)
         except ProtocolError as err:
             evidence.append({"origin": held.origin, "invalid": str(err)})
             continue
@@ -115,6 +119,7 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
                 "proves": proves,
                 "first": held.first.decode(errors="replace"),
                 "second": held.second.decode(errors="replace"),
+                "evidence": held.encoded.hex(),
                 "seen_ms": held.seen_ms,
             }
         )

@@ -178,8 +178,11 @@ SQLITE_TABLES = (
         first BLOB NOT NULL,
         second BLOB NOT NULL,
         detail TEXT NOT NULL,
-        seen_ms INTEGER NOT NULL)""",
+        seen_ms INTEGER NOT NULL,
+        encoded BLOB NOT NULL DEFAULT x'')""",
 )
+#: Columns added after their table was first made: (table, column, SQLite definition).
+SQLITE_ADDED_COLUMNS = (("evidence", "encoded", "BLOB NOT NULL DEFAULT x''"),)
 
 # The same tables in PostgreSQL, inside the store's own schema ({schema} is a checked name).
 POSTGRES_TABLES = (
@@ -224,4 +227,5 @@ POSTGRES_TABLES = (
         second BYTEA NOT NULL,
         detail TEXT NOT NULL,
         seen_ms BIGINT NOT NULL)""",
+    "ALTER TABLE {schema}.evidence ADD COLUMN IF NOT EXISTS encoded BYTEA NOT NULL DEFAULT ''",
 )
