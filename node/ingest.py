@@ -17,11 +17,11 @@ from operator import attrgetter
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
+from node.evidence_maker import VerifiedPage, make_evidence
 from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
-from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.errors import EquivocationError, ProofError, ProtocolError, RosterError
 from protocol.evidence import Equivocation, decode_evidence, evidence_of, verify_evidence
@@ -236,48 +236,20 @@ class PeerLogs:
         """Adopt a plan the store made durable (the one path to our view of a log)."""
         self._replicas[plan.origin].commit(plan)
 
-    async def hold(self, e: EquivocationError) -> None:
+    async def hold(self, e: EquivocationError, page: VerifiedPage | None = None) -> None:
         """Hold back the origin's new entries on self-contained evidence of `e`, made from the
-        two checkpoints and, for two sizes, the entries we hold. If what we hold cannot make it
+        two checkpoints and, for two sizes, the entries we hold (and `page`, entries just
+        verified against one of them; node/evidence_maker.py). If what we hold cannot make it
         self-contained, nothing is held: ProofError refuses the checkpoint that contradicts
         our verified entries (it costs the peer that sent it)."""
         try:
-            equivocation = await self._evidence(e)
+            held_size = self.replica(e.origin).size
+            roster = self._rosters.roster
+            equivocation = await make_evidence(self._store, roster, e, held_size, page)
         except ProtocolError as err:
             log.error("%s; not held, as it cannot be shown to others: %s", e, err)
             raise ProofError(f"{e} (not held: {err})") from err
         await self.hold_verified(equivocation)
-
-    async def _evidence(self, e: EquivocationError) -> Equivocation:
-        roster = self._rosters.roster
-        first, second = parse_signed_checkpoint(e.first), parse_signed_checkpoint(e.second)
-        if first.checkpoint.size == second.checkpoint.size:
-            return evidence_of(roster, e.first, e.second)
-        # Which of the two contradicts the entries we hold: shown against a checkpoint we
-        # hold every entry of, with the proof from our entries.
-        held_size = self.replica(e.origin).size
-        stored = await self._store.checkpoints(e.origin)
-        why = "no checkpoint we hold every entry of goes beyond the contradicted one"
-        for contradicted in (second, first):
-            size = contradicted.checkpoint.size
-            above = [(n, raw) for n, raw in stored if size < n <= held_size]
-            if size and above:
-                try:
-                    return await self._against_entries(e.origin, contradicted.raw, size, *above[0])
-                except ProtocolError as err:
-                    why = str(err)
-        raise ProofError(why)
-
-    async def _against_entries(
-        self, origin: str, contradicted: bytes, size: int, held: int, held_raw: bytes
-    ) -> Equivocation:
-        """Evidence that `contradicted` (of `size`) is not a prefix of the checkpoint `held_raw`
-        of our entries (of size `held`): the entries' root at `size`, with its proof."""
-        ids = merkle.tree_hash_ids(size) + merkle.consistency_proof_ids(size, held)
-        nodes = await self._store.nodes(origin, ids)
-        prefix_root = merkle.tree_hash(size, nodes)
-        proof = merkle.consistency_proof(size, held, nodes)
-        return evidence_of(self._rosters.roster, contradicted, held_raw, prefix_root, proof)
 
     async def offer_evidence(self, raw: bytes) -> bool:
         """Evidence a peer sent: verified with the roster alone, then that origin is held.

@@ -77,7 +77,8 @@ async def test_evidence_a_peer_offers_is_held_only_if_it_verifies(
         peers = node.service.peers
         fork = parse_signed_checkpoint(_fork(owner, SIZE)).raw
         honest = parse_signed_checkpoint(checkpoint).raw
-        for bad in (encode_evidence(honest, honest), b"\x93\x01", encode_evidence(fork, honest)):
+        wrong_order = encode_evidence(*sorted((fork, honest), reverse=True))
+        for bad in (encode_evidence(honest, honest), b"\x93\x01", wrong_order):
             with pytest.raises(ProtocolError):
                 await peers.offer_evidence(bad)
         assert not peers.is_held(owner.origin)
@@ -110,3 +111,27 @@ async def test_an_older_database_gains_the_evidence_encoding_column(tmp_path: Pa
         assert (old.origin, old.encoded) == ("o", b"")
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("fork_size", [4, 5, 8, 11])
+async def test_a_fork_remembered_ahead_is_held_on_evidence_from_the_page_that_passes_it(
+    tmp_path: Path, store_for: StoreFor, fork_size: int
+) -> None:
+    """A checkpoint seen ahead is contradicted by a later page (stored entries before it, the
+    page's own after): the node holds on two-size evidence made from both, as anyone checks."""
+    owner, reader, checkpoint, raws, _ = await _log(tmp_path, store_for)
+    stored = 3
+    async with served(owner, store_for(owner)) as source:
+        proof = list(await source.service.consistency(owner.origin, stored, SIZE))
+    async with served(reader, store_for(reader)) as node:
+        peers = node.service.peers
+        result = await peers.ingest(owner.origin, checkpoint, 0, raws[:stored], proof, None)
+        assert result.status == "accepted"
+        assert await peers.offer_checkpoint(owner.origin, _fork(owner, fork_size)) is not None
+        result = await peers.ingest(owner.origin, checkpoint, stored, raws[stored:], [], None)
+        assert result.status == "held"
+        (evidence,) = peers.evidence()
+        roster = node.service.rosters.roster
+    proven = verify_evidence(roster, evidence)
+    assert (proven.first.checkpoint.size, proven.second.checkpoint.size) == (fork_size, SIZE)
+    assert proven.second.checkpoint == parse_signed_checkpoint(checkpoint).checkpoint
