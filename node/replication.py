@@ -158,9 +158,14 @@ class Replicator:
         if not self._config.push:
             return
         self._refresh_peers()
-        for state in self._peers.values():
-            state.evidence[equivocation.origin] = equivocation.raw
-            state.wake.set()
+        try:
+            culprit = self._service.rosters.roster.member_by_origin(equivocation.origin).member_id
+        except RosterError:
+            culprit = None
+        for member_id, state in self._peers.items():
+            if member_id != culprit:  # its own node refuses evidence about its own log
+                state.evidence[equivocation.origin] = equivocation.raw
+                state.wake.set()
 
     async def _pusher(self, state: PeerState) -> None:
         while True:
