@@ -24,7 +24,7 @@ from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.errors import EquivocationError, ProofError, ProtocolError, RosterError
-from protocol.evidence import Equivocation, decode_evidence, evidence_of, verify_evidence
+from protocol.evidence import Equivocation, decode_evidence, verify_evidence
 from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
@@ -78,21 +78,23 @@ class PeerLogs:
         for ev in evidence:
             if ev.origin in self._held:
                 continue
+            if ev.encoded:  # verified before it was stored; a hold is never lifted
+                self._held[ev.origin] = ev
+                continue
+            # Stored before evidence was self-contained: made again from what we hold, or the
+            # log is not held (a pair that proves nothing, or an empty one, held it before).
+            replica = self._replicas.get(ev.origin)
+            claim = EquivocationError(ev.origin, ev.first, ev.second, ev.detail)
             try:
-                verified = self._reverified(ev)
+                made = await make_evidence(
+                    self._store, self._rosters.roster, claim, replica.size if replica else 0
+                )
             except ProtocolError as e:
-                log.error("stored evidence against %s does not verify, not held: %s", ev.origin, e)
+                log.error("stored evidence against %s proves nothing, not held: %s", ev.origin, e)
                 continue
             self._held[ev.origin] = Evidence(
-                ev.origin, ev.first, ev.second, verified.detail, ev.seen_ms, verified.raw
+                ev.origin, ev.first, ev.second, made.detail, ev.seen_ms, made.raw
             )
-
-    def _reverified(self, ev: Evidence) -> Equivocation:
-        roster = self._rosters.roster
-        if ev.encoded:
-            return verify_evidence(roster, ev.encoded)
-        # Stored before evidence was self-contained: two checkpoints of one size still are.
-        return evidence_of(roster, ev.first, ev.second)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -10,6 +10,7 @@ import pytest
 
 from node.errors import PeerError
 from node.keys import load_key
+from node.store.base import Evidence
 from node.store.sqlite import SqliteStore
 from protocol.checkpoint import Checkpoint, parse_signed_checkpoint, sign_checkpoint
 from protocol.entries import Add
@@ -135,3 +136,27 @@ async def test_a_fork_remembered_ahead_is_held_on_evidence_from_the_page_that_pa
     proven = verify_evidence(roster, evidence)
     assert (proven.first.checkpoint.size, proven.second.checkpoint.size) == (fork_size, SIZE)
     assert proven.second.checkpoint == parse_signed_checkpoint(checkpoint).checkpoint
+
+
+async def test_holds_stored_before_evidence_was_self_contained_stay_only_if_they_prove_it(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    owner, reader, checkpoint, _, _ = await _log(tmp_path, store_for)
+    store = store_for(reader)
+    await store.open()
+    fork = _fork(owner, SIZE)
+    # An empty pair (a restart mid catch-up made those) and a pair of one size, two roots.
+    await store.save_evidence(Evidence(owner.origin, b"", fork, "contradicts", 1))
+    await store.close()
+    async with served(reader, store_for(reader)) as node:
+        assert not node.service.peers.is_held(owner.origin)
+    store = store_for(reader)
+    await store.open()
+    await store.save_evidence(Evidence(owner.origin, checkpoint, fork, "two roots", 2))
+    await store.close()
+    async with served(reader, store_for(reader)) as node:
+        peers = node.service.peers
+        assert peers.is_held(owner.origin)
+        (evidence,) = peers.evidence()
+        proven = verify_evidence(node.service.rosters.roster, evidence)
+    assert proven.detail == f"{owner.origin} signed two different roots at size {SIZE}"
