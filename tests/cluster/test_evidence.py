@@ -1,11 +1,14 @@
 """Equivocation evidence travels: a member that shows a fork to one node only is held by every
 honest node, those reachable at once (pushed) and one that was down (pulled at its next sync).
-Real node processes on loopback; the hostile member is played by the test with its real keys."""
+With pushes off, the scheduled pull alone carries it. Real node processes on loopback; the
+hostile member is played by the test with its real keys."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from node import wire
 from node.config import NodeConfig
@@ -38,10 +41,11 @@ def _held(config: NodeConfig, origin: str) -> bool:
     return [e["origin"] for e in status(config)["equivocations"]] == [origin]
 
 
+@pytest.mark.parametrize("push", [True, False], ids=["pushed", "pulled"])
 def test_a_fork_shown_to_one_node_only_is_held_by_every_honest_node_within_a_sync_interval(
-    tmp_path: Path,
+    tmp_path: Path, push: bool
 ) -> None:
-    setup = consortium(tmp_path, 4, sync_interval_s=SYNC_S, sync_jitter_s=0.1)
+    setup = consortium(tmp_path, 4, sync_interval_s=SYNC_S, sync_jitter_s=0.1, push=push)
     rogue_config, b, c, late = setup.configs
     rogue = Rogue(rogue_config)
     origin = rogue_config.origin
