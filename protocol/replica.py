@@ -94,6 +94,9 @@ class LogReplica:
                 raise ProofError("stored entries do not match the stored checkpoint")
         self._checkpoint = checkpoint
         self._ahead: dict[int, SignedCheckpoint] = {}
+        #: The last checkpoint opened, with the bytes and roster it was opened with: a pull
+        #: offers one checkpoint with every page, and opening checks every signature line.
+        self._opened: tuple[bytes, Roster, SignedCheckpoint] | None = None
 
     @property
     def size(self) -> int:
@@ -122,12 +125,17 @@ class LogReplica:
     def open(self, raw: bytes, roster: Roster) -> SignedCheckpoint:
         """Parse `raw` and verify it with the key the roster names for its size; of its other
         lines only the valid cosignatures of the roster's witnesses are kept (one each)."""
+        last = self._opened
+        if last is not None and last[1] is roster and last[0] == raw:
+            return last[2]
         parsed = parse_signed_checkpoint(raw)
         cp = parsed.checkpoint
         if cp.origin != self.origin:
             raise DecodeError(f"checkpoint of {cp.origin!r} offered for {self.origin!r}")
         key = roster.checkpoint_key(self.origin, cp.size)
-        return open_witnessed(raw, key, witnesses_of(roster, self.origin))
+        opened = open_witnessed(raw, key, witnesses_of(roster, self.origin))
+        self._opened = (raw, roster, opened)
+        return opened
 
     def prefix_ids(self, size: int) -> list[NodeId]:
         """Stored nodes needed to check a checkpoint of `size` against entries we hold."""

@@ -21,6 +21,7 @@ from protocol.note import NoteSignature, add_signatures, key_id
 from protocol.replica import CheckpointStatus, LogReplica, ReceivedEntry
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
+from tests import support
 from tests.support import make_members, make_roster
 
 
@@ -233,3 +234,14 @@ def test_a_checkpoint_carrying_forged_witness_lines_is_kept_with_verified_lines_
     replica.commit(replica.verify_entries(0, raws, offered, [], roster))
     assert replica.checkpoint is not None
     assert replica.checkpoint.raw == honest
+
+
+def test_a_checkpoint_opened_again_under_another_roster_is_checked_again(setup) -> None:
+    roster, origin, writer = setup
+    raw = grow(writer, entries(2))
+    replica = LogReplica(origin.origin)
+    assert replica.open(raw, roster) is replica.open(bytes(raw), roster)
+    rekeyed = [support.TestMember(origin.member_id, origin.origin), *make_members(2)[1:]]
+    other, _, _ = make_roster(rekeyed)
+    with pytest.raises(SignatureError):
+        replica.open(raw, other)
