@@ -22,7 +22,8 @@ from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
-from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.audit import witnesses_of
+from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
 from protocol.errors import EquivocationError, ProofError, ProtocolError, RosterError
 from protocol.evidence import Equivocation, decode_evidence, verify_evidence
 from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
@@ -73,7 +74,7 @@ class PeerLogs:
                     cp for size, cp in await self._store.checkpoints(origin) if size <= head.size
                 ]
                 raw = held[-1] if held else None
-            cp = parse_signed_checkpoint(raw) if raw else None
+            cp = self._verified_lines(raw) if raw else None
             self._replicas[origin] = LogReplica(origin, head.size, head.peaks, cp)
         for ev in evidence:
             if ev.origin in self._held:
@@ -95,6 +96,18 @@ class PeerLogs:
             self._held[ev.origin] = Evidence(
                 ev.origin, ev.first, ev.second, made.detail, ev.seen_ms, made.raw
             )
+
+    def _verified_lines(self, raw: bytes) -> SignedCheckpoint:
+        """A checkpoint we stored, with only the lines that verify (one stored before that
+        rule may carry lines under a witness's name that do not); as stored if the roster in
+        force no longer names the key that signed it."""
+        parsed = parse_signed_checkpoint(raw)
+        roster, cp = self._rosters.roster, parsed.checkpoint
+        try:
+            key = roster.checkpoint_key(cp.origin, cp.size)
+            return open_witnessed(raw, key, witnesses_of(roster, cp.origin))
+        except ProtocolError:
+            return parsed
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -13,9 +13,11 @@ from node.keys import load_key
 from node.store.base import Evidence
 from node.store.sqlite import SqliteStore
 from protocol.checkpoint import Checkpoint, parse_signed_checkpoint, sign_checkpoint
+from protocol.cosignature import ALG_COSIGNATURE
 from protocol.entries import Add
 from protocol.errors import ProofError, ProtocolError
 from protocol.evidence import encode_evidence, verify_evidence
+from protocol.note import NoteSignature, add_signatures, key_id
 from tests.node.conftest import StoreFor
 from tests.node.services import consortium, now_ms, served
 
@@ -160,3 +162,22 @@ async def test_holds_stored_before_evidence_was_self_contained_stay_only_if_they
         (evidence,) = peers.evidence()
         proven = verify_evidence(node.service.rosters.roster, evidence)
     assert proven.detail == f"{owner.origin} signed two different roots at size {SIZE}"
+
+
+async def test_a_checkpoint_stored_with_forged_witness_lines_is_served_without_them(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    """A copy stored before only verified lines were kept is cleaned when the node starts."""
+    owner, reader, checkpoint, raws, _ = await _log(tmp_path, store_for)
+    async with served(reader, store_for(reader)) as node:
+        peers = node.service.peers
+        assert (await peers.ingest(owner.origin, checkpoint, 0, raws, [], None)).status
+        witness = node.service.rosters.roster.member(reader.member_id)
+        kid = key_id(witness.member_id, witness.node_key, ALG_COSIGNATURE)
+        forged = [NoteSignature(witness.member_id, kid, bytes([i]) * 72) for i in range(50)]
+        await node.service.store.save_checkpoint(
+            owner.origin, SIZE, add_signatures(checkpoint, forged)
+        )
+    async with served(reader, store_for(reader)) as node:
+        served_now = node.service.signed_checkpoint(owner.origin)
+    assert served_now is not None and served_now.raw == checkpoint
