@@ -2,7 +2,8 @@
 
 The checkpoint's signature line is made with the log's origin as key name, so any
 golang.org/x/mod/sumdb/note verifier built from the roster's key checks it unchanged.
-We keep the exact bytes received (SignedCheckpoint.raw) and never re-encode to verify.
+We verify the exact bytes received (SignedCheckpoint.raw), never a re-encoding, and keep them
+less any signature line that does not verify (open_witnessed).
 """
 
 from __future__ import annotations
