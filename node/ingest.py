@@ -3,30 +3,39 @@
 Every change to our view of a peer's log goes through one LogReplica (protocol/replica.py),
 under that log's lock: verify, store durably, then commit. Whatever path brought them, entries
 are verified against the origin's signed checkpoint, so a relaying peer is never trusted.
-Equivocation is kept as evidence and holds back that origin's new entries.
+Equivocation holds back that origin's new entries, but only on self-contained evidence
+verified with the roster alone (protocol/evidence.py): made here from the two checkpoints and
+the entries we hold, or offered by a peer. Holds are told to listeners, who pass them on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from operator import attrgetter
 
 from node.entry_cache import DecodedEntries
 from node.errors import PeerError
+from node.evidence_maker import VerifiedPage, make_evidence
 from node.listeners import Listener, Listeners
 from node.pipeline import IngestResult, LogLock, PagePipeline
 from node.rosters import RosterKeeper
 from node.rows import entry_row
 from node.store.base import Evidence, LogHead, Store
-from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.errors import EquivocationError, RosterError
+from protocol.audit import witnesses_of
+from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
+from protocol.errors import EquivocationError, ProofError, ProtocolError, RosterError
+from protocol.evidence import Equivocation, decode_evidence, verify_evidence
 from protocol.replica import AppendPlan, CheckpointStatus, LogReplica
 
 log = logging.getLogger(__name__)
 
 # A stored batch's entries' decodings, for the cache its listeners share.
 _ENTRY = attrgetter("entry")
+
+#: Called once a log is held, with the verified evidence.
+HoldListener = Callable[[Equivocation], Awaitable[None]]
 
 
 class PeerLogs:
@@ -53,6 +62,8 @@ class PeerLogs:
         #: Plans of a log whose store failed and whose outcome is not settled yet (by log;
         #: a member's log only, so bounded by the roster).
         self._unsettled: dict[str, list[AppendPlan]] = {}
+        self._hold_lock = asyncio.Lock()
+        self._hold_listeners: list[HoldListener] = []
 
     async def load(self, heads: dict[str, LogHead], evidence: Sequence[Evidence]) -> None:
         for origin, head in heads.items():
@@ -60,7 +71,37 @@ class PeerLogs:
                 continue
             self._replicas[origin] = await self._replica_of(head)
         for ev in evidence:
-            self._held.setdefault(ev.origin, ev)
+            if ev.origin in self._held:
+                continue
+            if ev.encoded:  # verified before it was stored; a hold is never lifted
+                self._held[ev.origin] = ev
+                continue
+            # Stored before evidence was self-contained: made again from what we hold, or the
+            # log is not held (a pair that proves nothing, or an empty one, held it before).
+            replica = self._replicas.get(ev.origin)
+            claim = EquivocationError(ev.origin, ev.first, ev.second, ev.detail)
+            try:
+                made = await make_evidence(
+                    self._store, self._rosters.roster, claim, replica.size if replica else 0
+                )
+            except ProtocolError as e:
+                log.error("stored evidence against %s proves nothing, not held: %s", ev.origin, e)
+                continue
+            self._held[ev.origin] = Evidence(
+                ev.origin, ev.first, ev.second, made.detail, ev.seen_ms, made.raw
+            )
+
+    def _verified_lines(self, raw: bytes) -> SignedCheckpoint:
+        """A checkpoint we stored, with only the lines that verify (one stored before that
+        rule may carry lines under a witness's name that do not); as stored if the roster in
+        force no longer names the key that signed it."""
+        parsed = parse_signed_checkpoint(raw)
+        roster, cp = self._rosters.roster, parsed.checkpoint
+        try:
+            key = roster.checkpoint_key(cp.origin, cp.size)
+            return open_witnessed(raw, key, witnesses_of(roster, cp.origin))
+        except ProtocolError:
+            return parsed
 
     def subscribe(self, listener: Listener, name: str | None = None) -> None:
         """Hear of every stored batch of a peer's log (node/listeners.py: a listener that
@@ -77,7 +118,7 @@ class PeerLogs:
                 cp for size, cp in await self._store.checkpoints(head.origin) if size <= head.size
             ]
             raw = held[-1] if held else None
-        cp = parse_signed_checkpoint(raw) if raw else None
+        cp = self._verified_lines(raw) if raw else None
         return LogReplica(head.origin, head.size, head.peaks, cp)
 
     async def settle(self, origin: str, plans: Sequence[AppendPlan] = ()) -> list[AppendPlan]:
@@ -115,6 +156,9 @@ class PeerLogs:
             if size > replica.size:
                 await self.notify(origin, replica.size, size, None)
         return committed
+
+    def subscribe_holds(self, listener: HoldListener) -> None:
+        self._hold_listeners.append(listener)
 
     @property
     def stores_in_flight(self) -> int:
@@ -257,14 +301,64 @@ class PeerLogs:
         """Adopt a plan the store made durable (the one path to our view of a log)."""
         self._replicas[plan.origin].commit(plan)
 
-    async def hold(self, e: EquivocationError) -> None:
-        """Keep the evidence and hold back the origin's new entries."""
-        evidence = Evidence(e.origin, e.first, e.second, e.detail, self._clock())
-        log.error("equivocation by %s: %s; holding back its new entries", e.origin, e.detail)
-        if e.origin not in self._held:
+    async def hold(self, e: EquivocationError, page: VerifiedPage | None = None) -> None:
+        """Hold back the origin's new entries on self-contained evidence of `e`, made from the
+        two checkpoints and, for two sizes, the entries we hold (and `page`, entries just
+        verified against one of them; node/evidence_maker.py). If what we hold cannot make it
+        self-contained, nothing is held: ProofError refuses the checkpoint that contradicts
+        our verified entries (it costs the peer that sent it)."""
+        try:
+            held_size = self.replica(e.origin).size
+            roster = self._rosters.roster
+            equivocation = await make_evidence(self._store, roster, e, held_size, page)
+        except ProtocolError as err:
+            log.error("%s; not held, as it cannot be shown to others: %s", e, err)
+            raise ProofError(f"{e} (not held: {err})") from err
+        await self.hold_verified(equivocation)
+
+    async def offer_evidence(self, raw: bytes) -> bool:
+        """Evidence a peer sent: verified with the roster alone, then that origin is held.
+        False if we held it already; ProtocolError or PeerError if it proves nothing to us."""
+        if _claimed_origin(raw) in self._held:
+            return False  # held already: whatever this proves, there is nothing to add
+        equivocation = verify_evidence(self._rosters.roster, raw)
+        self.replica(equivocation.origin)  # PeerError for our own log or a non-member's
+        return await self.hold_verified(equivocation)
+
+    async def hold_verified(self, equivocation: Equivocation) -> bool:
+        """Keep verified evidence and hold back the origin's new entries; tell the listeners.
+        False if that origin was held already."""
+        origin = equivocation.origin
+        async with self._hold_lock:
+            if origin in self._held:
+                return False
+            evidence = Evidence(
+                origin,
+                equivocation.first.raw,
+                equivocation.second.raw,
+                equivocation.detail,
+                self._clock(),
+                equivocation.raw,
+            )
             await self._store.save_evidence(evidence)
-            self._held[e.origin] = evidence
+            self._held[origin] = evidence
+        log.error("equivocation: %s; holding back its new entries", equivocation.detail)
+        for listener in self._hold_listeners:
+            await listener(equivocation)
+        return True
+
+    def evidence(self) -> list[bytes]:
+        """The encoded evidence of every log we hold back, for peers and auditors."""
+        return [ev.encoded for _, ev in sorted(self._held.items())]
 
     def served_checkpoint(self, origin: str) -> SignedCheckpoint | None:
         replica = self._replicas.get(origin)
         return replica.checkpoint if replica else None
+
+
+def _claimed_origin(raw: bytes) -> str | None:
+    """The origin evidence names, unverified (only to skip evidence of a log held already)."""
+    try:
+        return parse_signed_checkpoint(decode_evidence(raw)[0]).checkpoint.origin
+    except ProtocolError:
+        return None

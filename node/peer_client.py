@@ -118,6 +118,15 @@ class PeerClient:
         raw = await self._request(peer, url, "POST", "/v1/roster", {}, roster)
         return _decoded(peer, lambda: wire.decode_push_result(raw))
 
+    async def evidence(self, peer: str, url: str) -> list[bytes]:
+        """The equivocation evidence the peer holds (not verified here: the caller does)."""
+        raw = await self._request(peer, url, "GET", "/v1/evidence", {})
+        return _decoded(peer, lambda: wire.decode_evidence_list(raw, self._max_body))
+
+    async def offer_evidence(self, peer: str, url: str, evidence: bytes) -> str:
+        raw = await self._request(peer, url, "POST", "/v1/evidence", {}, evidence)
+        return _decoded(peer, lambda: wire.decode_evidence_result(raw))
+
     async def push(self, peer: str, url: str, push: wire.Push) -> wire.PushResult:
         raw = await self._request(peer, url, "POST", "/v1/push", {}, wire.encode_push(push))
         return _decoded(peer, lambda: wire.decode_push_result(raw))

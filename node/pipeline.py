@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from node.errors import StoreError
+from node.evidence_maker import VerifiedPage
 from protocol.errors import EquivocationError
 from protocol.replica import AppendPlan
 
@@ -163,7 +164,9 @@ class PagePipeline:
             )
         except EquivocationError as e:
             await self._drain()
-            await logs.hold(e)
+            # The page verified against its checkpoint before a checkpoint remembered inside
+            # it contradicted it: the page's entries can show the contradiction.
+            await logs.hold(e, VerifiedPage(held, entries[held - start :]))
             return IngestResult("held", replica.size)
         except BaseException:
             await self._drain()

@@ -4,7 +4,10 @@
   each peer's pusher sends the checkpoint and the new entries. A peer that answers "gap" is
   pulled from at once for that log.
 - Pull: `sync_all` (run by the scheduler's trigger, and on demand) fetches every peer's
-  checkpoint vector and pages in whatever we lack, verified against the origin's checkpoint.
+  equivocation evidence and checkpoint vector and pages in whatever we lack, verified against
+  the origin's checkpoint.
+- Evidence: when a log is held (equivocation), each peer's pusher offers the evidence; a peer
+  that missed it pulls it at its next sync (GET /v1/evidence), so every honest node holds.
 Every task belongs to the Replicator's TaskGroup (`run`); a failing peer is recorded and
 costs only that peer.
 """
@@ -26,6 +29,7 @@ from node.peer_client import PeerClient
 from node.service import NodeService
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
+from protocol.evidence import Equivocation
 from protocol.replica import CheckpointStatus
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,8 @@ class PeerState:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: origin -> how many entries of that log the peer holds, as it last told us
     holds: dict[str, int] = field(default_factory=dict)
+    #: origin -> verified evidence not yet offered to this peer (one a held log: bounded)
+    evidence: dict[str, bytes] = field(default_factory=dict)
 
 
 class Replicator:
@@ -72,6 +78,7 @@ class Replicator:
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
+        service.peers.subscribe_holds(self._on_hold)
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
@@ -169,12 +176,33 @@ class Replicator:
             state.dirty[origin] = min(state.dirty.get(origin, start), start)
             state.wake.set()
 
+    async def _on_hold(self, equivocation: Equivocation) -> None:
+        if not self._config.push:
+            return
+        self._refresh_peers()
+        try:
+            culprit = self._service.rosters.roster.member_by_origin(equivocation.origin).member_id
+        except RosterError:
+            culprit = None
+        for member_id, state in self._peers.items():
+            if member_id != culprit:  # its own node refuses evidence about its own log
+                state.evidence[equivocation.origin] = equivocation.raw
+                state.wake.set()
+
     async def _pusher(self, state: PeerState) -> None:
         self._pushers_running += 1
         try:
             while True:
                 await state.wake.wait()
                 state.wake.clear()
+                while state.evidence:
+                    # Evidence first: the peer should hold the log before it takes more of it.
+                    origin, evidence = state.evidence.popitem()
+                    try:
+                        await self._offer_evidence(state, evidence)
+                    except NodeError as e:
+                        self._failed(state, e)
+                        # The peer pulls it at its next sync, from us or from another peer.
                 while state.dirty:
                     origin, start = state.dirty.popitem()
                     try:
@@ -184,6 +212,12 @@ class Replicator:
                         # The peer will get it from the schedule, from us or from another peer.
         finally:
             self._pushers_running -= 1
+
+    async def _offer_evidence(self, state: PeerState, evidence: bytes) -> None:
+        url = self.peers().get(state.member_id)
+        if url is not None:
+            await self._client.offer_evidence(state.member_id, url, evidence)
+            self._ok(state)
 
     async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
         signed = self._service.signed_checkpoint(origin)
@@ -234,6 +268,7 @@ class Replicator:
             self.on_round(member_id, True, "")
 
     async def sync_peer(self, member_id: str, url: str) -> None:
+        await self._pull_evidence(member_id, url)
         vector = await self._client.checkpoints(member_id, url)
         if vector.roster_version > self._service.rosters.roster.version:
             for raw in await self._client.rosters(
@@ -251,6 +286,20 @@ class Replicator:
                 continue
             if status is CheckpointStatus.AHEAD:
                 await self._pull_log(member_id, url, origin, size)
+
+    async def _pull_evidence(self, member_id: str, url: str) -> None:
+        """Hold every log the peer holds on evidence that verifies here; evidence that does
+        not costs the peer a warning, not the round."""
+        try:
+            offered = await self._client.evidence(member_id, url)
+        except PeerError as e:
+            log.warning("%s", e)
+            return
+        for raw in offered:
+            try:
+                await _translate(member_id, self._service.peers.offer_evidence(raw))
+            except PeerError as e:
+                log.warning("%s: evidence refused: %s", member_id, e)
 
     async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
         """Page in `origin`'s entries from a peer until we hold `size` of them.

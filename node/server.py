@@ -35,6 +35,7 @@ from node.errors import (
     StoreError,
     TooLargeError,
 )
+from node.evidence_api import evidence_routes
 from node.export_api import export_routes
 from node.hash_api import hash_routes
 from node.jsonview import idempotency_of, parse_add, ref_json
@@ -226,6 +227,7 @@ def peer_app(
     app = web.Application(
         middlewares=[*first, errors_middleware, authenticate], client_max_size=max_body
     )
+    app.add_routes(evidence_routes(service))
     app.add_routes(
         [
             web.get("/v1/roster", rosters),

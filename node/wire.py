@@ -6,6 +6,8 @@ push request          [1, origin, checkpoint, start, [entry, ...]]
 push response         [1, status, size]
 rosters response      [1, [signed roster, ...]]
 proof response        [1, [hash, ...]]
+evidence response     [1, [evidence, ...]]   (each as protocol/evidence.py encodes it)
+evidence offer result [1, status]            ("held" or "known")
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from protocol import codec
 from protocol.errors import DecodeError
+from protocol.evidence import MAX_EVIDENCE_BYTES
 
 WIRE_VERSION = 1
 MAX_CHECKPOINT = 16 * 1024
@@ -139,3 +142,23 @@ def decode_proof(raw: bytes) -> list[bytes]:
     items = _body(raw, "proof", 2, 4096, MAX_PROOF)
     hashes = codec.as_list(items[1], "proof")
     return [codec.as_bytes(h, "proof hash", 32, exact=32) for h in hashes]
+
+
+def encode_evidence_list(evidence: list[bytes]) -> bytes:
+    items: list[codec.Value] = list(evidence)
+    return codec.encode([WIRE_VERSION, items])
+
+
+def decode_evidence_list(raw: bytes, max_bytes: int, max_items: int = 4096) -> list[bytes]:
+    items = _body(raw, "evidence", 2, max_bytes, max_items)
+    listed = codec.as_list(items[1], "evidence")
+    return [codec.as_bytes(e, "evidence", MAX_EVIDENCE_BYTES) for e in listed]
+
+
+def encode_evidence_result(status: str) -> bytes:
+    return codec.encode([WIRE_VERSION, status])
+
+
+def decode_evidence_result(raw: bytes) -> str:
+    items = _body(raw, "evidence result", 2, 256, 4)
+    return codec.as_str(items[1], "status", 32)

@@ -4,8 +4,10 @@ honest nodes compare (C2SP tlog-cosignature/v1, Ed25519, with our node key).
 
 A checkpoint is cosigned only once its replica reached it: every entry verified against it,
 consistent with all we saw before (protocol.replica guarantees that). Cosignatures arriving
-with a checkpoint we hold are checked against the roster's member node keys and merged into
-our stored copy, which is what we serve. The cosigner name is the member id.
+with a checkpoint we hold are checked against the roster's member node keys and only those
+that verify, one a witness, are merged into our stored copy, which is what we serve (the
+replica keeps only verified lines too: protocol.checkpoint.open_witnessed). The cosigner name
+is the member id.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from collections.abc import Callable
 
 from node.store.base import Store
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.cosignature import cosign, valid_cosigners
+from protocol.cosignature import cosign, valid_cosigners, verified_cosignatures
 from protocol.errors import DecodeError
-from protocol.note import NoteSignature, add_signatures
+from protocol.note import MAX_SIGNATURES, NoteSignature, add_signatures
 from protocol.roster import Roster
 from protocol.signing import SigningKey
 
@@ -90,10 +92,11 @@ class Witness:
         if other.checkpoint != current.checkpoint:
             return
         origin = current.checkpoint.origin
-        valid = valid_cosigners(
+        # Only lines that verify, one a witness key: a line merely carrying a witness's name
+        # is never stored or served (junk under a real name would fill the note's limit).
+        lines = verified_cosignatures(
             other.checkpoint.body(), other.note.signatures, witness_keys(self._roster(), origin)
         )
-        lines = [s for s in other.note.signatures if s.name in valid]
         if lines:
             await self._merge(current, lines)
 
@@ -103,6 +106,10 @@ class Witness:
             copy = self.served(base) or base
             have = {(s.name, s.key_id) for s in copy.note.signatures}
             new = [s for s in lines if (s.name, s.key_id) not in have]
+            room = MAX_SIGNATURES - len(copy.note.signatures)
+            if len(new) > room:
+                log.warning("%s: no room for %d more cosignatures", origin, len(new) - room)
+                new = new[:room]
             if not new:
                 return
             raw = add_signatures(copy.raw, new)

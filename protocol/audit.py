@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import merkle
-from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_signed_checkpoint
+from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.cosignature import valid_cosigners
 from protocol.entries import decode_entry
 from protocol.errors import DecodeError, ProtocolError
+from protocol.evidence import evidence_of
 from protocol.merkle import CompactRange
 from protocol.roster import Roster
 from protocol.trust import UntrustedCheckpointError, compromise_of, open_trusted
@@ -137,18 +138,6 @@ class LogAudit:
 
 
 def check_evidence(first: bytes, second: bytes, roster: Roster) -> str:
-    """Why two checkpoints prove equivocation; ProtocolError if they do not."""
-    a, b = parse_signed_checkpoint(first), parse_signed_checkpoint(second)
-    origin = a.checkpoint.origin
-    if b.checkpoint.origin != origin:
-        raise DecodeError("evidence checkpoints are of two different logs")
-    for s in (a, b):
-        open_checkpoint(s.raw, roster.checkpoint_key(origin, s.checkpoint.size))
-    if a.checkpoint.size == b.checkpoint.size:
-        if a.checkpoint.root == b.checkpoint.root:
-            raise DecodeError("the two checkpoints agree: no equivocation")
-        return f"{origin} signed two different roots at size {a.checkpoint.size}"
-    return (
-        f"{origin} signed checkpoints at {a.checkpoint.size} and {b.checkpoint.size} "
-        "that a node found inconsistent"
-    )
+    """Why two checkpoints prove equivocation on their own (one size, two roots); ProtocolError
+    if they do not. Evidence of two sizes needs its proof: protocol.evidence.verify_evidence."""
+    return evidence_of(roster, first, second).detail

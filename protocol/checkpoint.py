@@ -2,16 +2,29 @@
 
 The checkpoint's signature line is made with the log's origin as key name, so any
 golang.org/x/mod/sumdb/note verifier built from the roster's key checks it unchanged.
-We keep the exact bytes received (SignedCheckpoint.raw) and never re-encode to verify.
+We verify the exact bytes received (SignedCheckpoint.raw), never a re-encoding, and keep them
+less any signature line that does not verify (open_witnessed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from protocol.cosignature import verified_cosignatures
 from protocol.errors import DecodeError
 from protocol.merkle import HASH_SIZE
-from protocol.note import Note, Verifier, b64, check_name, parse_note, sign_note, unb64, verify_note
+from protocol.note import (
+    Note,
+    Verifier,
+    b64,
+    check_name,
+    parse_note,
+    sign_note,
+    unb64,
+    verified_signature,
+    verify_note,
+)
 from protocol.signing import SigningKey
 
 MAX_SIZE = (1 << 63) - 1
@@ -91,3 +104,24 @@ def open_checkpoint(raw: bytes, public: bytes) -> SignedCheckpoint:
     parsed = parse_signed_checkpoint(raw)
     note = verify_note(raw, checkpoint_verifier(parsed.checkpoint.origin, public))
     return SignedCheckpoint(raw, note, parsed.checkpoint)
+
+
+def open_witnessed(raw: bytes, public: bytes, witnesses: Mapping[str, bytes]) -> SignedCheckpoint:
+    """Open a checkpoint and keep only the lines that verify: the origin's first valid
+    signature, then the first valid cosignature of each witness (name -> key, see
+    protocol.cosignature). Any other line, whatever name it carries, is dropped, so what a
+    node stores and serves is what it verified. Unchanged bytes if nothing was dropped."""
+    parsed = parse_signed_checkpoint(raw)
+    cp = parsed.checkpoint
+    own = verified_signature(parsed.note, checkpoint_verifier(cp.origin, public))
+    others = [s for s in parsed.note.signatures if s is not own]
+    kept = (own, *verified_cosignatures(cp.body(), others, witnesses))
+    if kept == parsed.note.signatures:
+        return parsed
+    note = Note(parsed.note.text, kept)
+    return SignedCheckpoint(note.encode(), note, cp)
+
+
+def origin_signed(raw: bytes, public: bytes) -> SignedCheckpoint:
+    """Open a checkpoint and keep the origin's valid signature line only (for evidence)."""
+    return open_witnessed(raw, public, {})

@@ -50,15 +50,17 @@ def verify_cosignature(body: str, sig: NoteSignature, name: str, public: bytes) 
     return Cosignature(name, timestamp)
 
 
-def valid_cosigners(
+def verified_cosignatures(
     body: str, signatures: Iterable[NoteSignature], witnesses: Mapping[str, bytes]
-) -> set[str]:
-    """Names of the witnesses (name -> public key) with a valid cosignature among `signatures`.
+) -> list[NoteSignature]:
+    """The lines among `signatures` that are valid cosignatures of `body` by a witness (name ->
+    public key): the first valid line of each witness key, in order; every other line dropped.
 
-    Counted by distinct public key: two names sharing one key count once.
+    A line that merely carries a witness's name is not kept: only one that verifies. Two names
+    sharing one key count once, so no witness can fill a note's signature limit.
     """
     seen_keys: set[bytes] = set()
-    names: set[str] = set()
+    kept: list[NoteSignature] = []
     for sig in signatures:
         public = witnesses.get(sig.name)
         if public is None or public in seen_keys:
@@ -68,5 +70,15 @@ def valid_cosigners(
         except SignatureError:
             continue
         seen_keys.add(public)
-        names.add(sig.name)
-    return names
+        kept.append(sig)
+    return kept
+
+
+def valid_cosigners(
+    body: str, signatures: Iterable[NoteSignature], witnesses: Mapping[str, bytes]
+) -> set[str]:
+    """Names of the witnesses (name -> public key) with a valid cosignature among `signatures`.
+
+    Counted by distinct public key: two names sharing one key count once.
+    """
+    return {sig.name for sig in verified_cosignatures(body, signatures, witnesses)}

@@ -190,14 +190,20 @@ def add_signatures(raw: bytes, extra: list[NoteSignature]) -> bytes:
     return Note(note.text, note.signatures + tuple(new)).encode()
 
 
-def verify_note(raw: bytes, verifier: Verifier) -> Note:
-    """Parse the note and require a valid Ed25519 signature by `verifier`."""
-    note = parse_note(raw)
+def verified_signature(note: Note, verifier: Verifier) -> NoteSignature:
+    """The first of the note's lines that is a valid Ed25519 signature by `verifier`."""
     if verifier.alg != ALG_ED25519:
         raise SignatureError("not an Ed25519 note verifier")
     for sig in note.by_key(verifier.name, verifier.key_id):
         if len(sig.signature) == SIGNATURE_SIZE and verify(
             verifier.public, note.text.encode(), sig.signature
         ):
-            return note
+            return sig
     raise SignatureError(f"no valid signature by {verifier.name}")
+
+
+def verify_note(raw: bytes, verifier: Verifier) -> Note:
+    """Parse the note and require a valid Ed25519 signature by `verifier`."""
+    note = parse_note(raw)
+    verified_signature(note, verifier)
+    return note

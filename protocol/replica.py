@@ -21,7 +21,8 @@ from enum import Enum
 from typing import NamedTuple
 
 from protocol import merkle
-from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_signed_checkpoint
+from protocol.audit import witnesses_of
+from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, EquivocationError, ProofError, RollbackError
 from protocol.merkle import CompactRange, NodeId
@@ -93,6 +94,9 @@ class LogReplica:
                 raise ProofError("stored entries do not match the stored checkpoint")
         self._checkpoint = checkpoint
         self._ahead: dict[int, SignedCheckpoint] = {}
+        #: The last checkpoint opened, with the bytes and roster it was opened with: a pull
+        #: offers one checkpoint with every page, and opening checks every signature line.
+        self._opened: tuple[bytes, Roster, SignedCheckpoint] | None = None
 
     @property
     def size(self) -> int:
@@ -119,12 +123,19 @@ class LogReplica:
         return self._checkpoint
 
     def open(self, raw: bytes, roster: Roster) -> SignedCheckpoint:
-        """Parse `raw` and verify it with the key the roster names for its size."""
+        """Parse `raw` and verify it with the key the roster names for its size; of its other
+        lines only the valid cosignatures of the roster's witnesses are kept (one each)."""
+        last = self._opened
+        if last is not None and last[1] is roster and last[0] == raw:
+            return last[2]
         parsed = parse_signed_checkpoint(raw)
         cp = parsed.checkpoint
         if cp.origin != self.origin:
             raise DecodeError(f"checkpoint of {cp.origin!r} offered for {self.origin!r}")
-        return open_checkpoint(raw, roster.checkpoint_key(self.origin, cp.size))
+        key = roster.checkpoint_key(self.origin, cp.size)
+        opened = open_witnessed(raw, key, witnesses_of(roster, self.origin))
+        self._opened = (raw, roster, opened)
+        return opened
 
     def prefix_ids(self, size: int) -> list[NodeId]:
         """Stored nodes needed to check a checkpoint of `size` against entries we hold."""

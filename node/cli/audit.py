@@ -71,6 +71,7 @@ def register(sub: Subcommands) -> None:
 async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     from node.runner import wall_clock_ms
     from protocol.audit import LogAudit, check_evidence
+    from protocol.evidence import verify_evidence
     from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
 
     problems: list[str] = []
@@ -119,7 +120,10 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     evidence: list[dict[str, Any]] = []
     for held in await store.evidence():
         try:
-            proves = check_evidence(held.first, held.second, roster)
+            if held.encoded:
+                proves = verify_evidence(roster, held.encoded).detail
+            else:  # stored before evidence carried its proof
+                proves = check_evidence(held.first, held.second, roster)
         except ProtocolError as err:
             evidence.append({"origin": held.origin, "invalid": str(err)})
             continue
@@ -129,6 +133,7 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
                 "proves": proves,
                 "first": held.first.decode(errors="replace"),
                 "second": held.second.decode(errors="replace"),
+                "evidence": held.encoded.hex(),
                 "seen_ms": held.seen_ms,
             }
         )

@@ -72,13 +72,15 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Two checkpoints of one origin that cannot both be true, as received."""
+    """Two checkpoints of one origin that cannot both be true; `encoded` is the verified,
+    self-contained evidence (protocol.evidence), empty in rows stored before it existed."""
 
     origin: str
     first: bytes
     second: bytes
     detail: str
     seen_ms: int
+    encoded: bytes = b""
 
 
 class Store(Protocol):

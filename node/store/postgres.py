@@ -405,21 +405,29 @@ class PostgresStore:
     async def save_evidence(self, evidence: Evidence) -> None:
         with _translated("saving evidence"):
             await self.pool.execute(
-                "INSERT INTO evidence (origin, first, second, detail, seen_ms)"
-                " VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO evidence (origin, first, second, detail, seen_ms, encoded)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
                 evidence.origin,
                 bytes(evidence.first),
                 bytes(evidence.second),
                 evidence.detail,
                 evidence.seen_ms,
+                bytes(evidence.encoded),
             )
 
     async def evidence(self) -> list[Evidence]:
         with _translated("reading evidence"):
             rows = await self.pool.fetch(
-                "SELECT origin, first, second, detail, seen_ms FROM evidence ORDER BY id"
+                "SELECT origin, first, second, detail, seen_ms, encoded FROM evidence ORDER BY id"
             )
         return [
-            Evidence(r["origin"], bytes(r["first"]), bytes(r["second"]), r["detail"], r["seen_ms"])
+            Evidence(
+                r["origin"],
+                bytes(r["first"]),
+                bytes(r["second"]),
+                r["detail"],
+                r["seen_ms"],
+                bytes(r["encoded"]),
+            )
             for r in rows
         ]

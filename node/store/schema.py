@@ -182,7 +182,8 @@ SQLITE_TABLES = (
         first BLOB NOT NULL,
         second BLOB NOT NULL,
         detail TEXT NOT NULL,
-        seen_ms INTEGER NOT NULL)""",
+        seen_ms INTEGER NOT NULL,
+        encoded BLOB NOT NULL DEFAULT x'')""",
     # Idempotency keys of submissions to our own log (Store.append's `submission`); the
     # rowid counts them, so the oldest beyond MAX_SUBMISSIONS are a range of it.
     """CREATE TABLE IF NOT EXISTS submissions (
@@ -193,6 +194,8 @@ SQLITE_TABLES = (
         created_ms INTEGER NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS submissions_by_age ON submissions (created_ms)",
 )
+#: Columns added after their table was first made: (table, column, SQLite definition).
+SQLITE_ADDED_COLUMNS = (("evidence", "encoded", "BLOB NOT NULL DEFAULT x''"),)
 
 # The same tables in PostgreSQL, inside the store's own schema ({schema} is a checked name).
 POSTGRES_TABLES = (
@@ -245,4 +248,5 @@ POSTGRES_TABLES = (
         count BIGINT NOT NULL,
         created_ms BIGINT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS submissions_by_age ON {schema}.submissions (created_ms)",
+    "ALTER TABLE {schema}.evidence ADD COLUMN IF NOT EXISTS encoded BYTEA NOT NULL DEFAULT ''",
 )

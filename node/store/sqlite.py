@@ -299,12 +299,13 @@ class SqliteStore:
             bytes(evidence.second),
             evidence.detail,
             evidence.seen_ms,
+            bytes(evidence.encoded),
         )
 
     async def evidence(self) -> list[Evidence]:
         rows = await self._call(
             lambda c: c.execute(
-                "SELECT origin, first, second, detail, seen_ms FROM evidence ORDER BY id"
+                "SELECT origin, first, second, detail, seen_ms, encoded FROM evidence ORDER BY id"
             ).fetchall()
         )
-        return [Evidence(o, bytes(a), bytes(b), d, int(ms)) for o, a, b, d, ms in rows]
+        return [Evidence(o, bytes(a), bytes(b), d, int(ms), bytes(e)) for o, a, b, d, ms, e in rows]

@@ -20,6 +20,7 @@ from node.sqlite_worker import configure, immediate, insert_rows
 from node.store.schema import (
     MAX_SUBMISSIONS,
     SCHEMA_VERSION,
+    SQLITE_ADDED_COLUMNS,
     SQLITE_TABLES,
     SUBMISSION_RETENTION_MS,
     check_checkpoint,
@@ -91,6 +92,10 @@ def prepare(conn: sqlite3.Connection) -> None:
             raise StoreError(f"the database has schema {version}; this node knows 1")
         for statement in SQLITE_TABLES:
             conn.execute(statement)
+        for table, column, definition in SQLITE_ADDED_COLUMNS:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -222,12 +227,19 @@ def save_roster(conn: sqlite3.Connection, version: int, raw: bytes) -> None:
 
 
 def save_evidence(
-    conn: sqlite3.Connection, origin: str, first: bytes, second: bytes, detail: str, seen_ms: int
+    conn: sqlite3.Connection,
+    origin: str,
+    first: bytes,
+    second: bytes,
+    detail: str,
+    seen_ms: int,
+    encoded: bytes = b"",
 ) -> None:
     """Store.save_evidence's write."""
     conn.execute(
-        "INSERT INTO evidence (origin, first, second, detail, seen_ms) VALUES (?, ?, ?, ?, ?)",
-        (origin, first, second, detail, seen_ms),
+        "INSERT INTO evidence (origin, first, second, detail, seen_ms, encoded)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (origin, first, second, detail, seen_ms, encoded),
     )
 
 

@@ -3,14 +3,23 @@ cosignatures travel with the checkpoints, and a provenance bundle shows a witnes
 
 from __future__ import annotations
 
+import secrets
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from node import wire
 from node.cli.main import main
+from node.keys import load_key
 from node.procs import NodeGroup
 from protocol.bundle import verify_bundle
+from protocol.cosignature import ALG_COSIGNATURE
+from protocol.entries import Add, encode_entry
+from protocol.note import NoteSignature, add_signatures, key_id, parse_note
+from protocol.writer import LogWriter
 from tests.cluster.support import consortium, md5_item, status, submit, wait_until
+from tests.cluster.test_hostile import Rogue, _send, _signed
 
 
 def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
@@ -41,3 +50,42 @@ def test_checkpoints_gather_a_quorum_of_cosignatures_that_a_bundle_carries(
         assert code == 0
     provenance = verify_bundle(bundle.read_bytes(), a.roster_path.read_bytes())
     assert provenance.witnessed and set(provenance.cosigners) == {b.member_id, c.member_id}
+
+
+def test_forged_cosignatures_under_a_real_witness_name_are_neither_stored_nor_served(
+    tmp_path: Path,
+) -> None:
+    """A member pushes its checkpoint carrying 98 junk lines under a real witness's name: the
+    node keeps none of them, and the honest cosignatures still land on its copy."""
+    setup = consortium(tmp_path, 3, sync_interval_s=0.5, sync_jitter_s=0.1)
+    rogue_config, b, c = setup.configs
+    rogue = Rogue(rogue_config)
+    writer = LogWriter(rogue_config.origin, rogue.log_key)
+    raws = [encode_entry(Add(1_800_000_000_000, "md5", bytes([v]) * 16)) for v in (1, 2)]
+    writer.commit(writer.plan(raws))
+    honest = writer.sign().raw
+    c_key = load_key(c.node_key_path)[1].public
+    kid = key_id(c.member_id, c_key, ALG_COSIGNATURE)
+    forged = [NoteSignature(c.member_id, kid, secrets.token_bytes(72)) for _ in range(98)]
+    offered = add_signatures(honest, forged)
+    with NodeGroup([b, c]):
+        push = wire.Push(rogue_config.origin, offered, 0, tuple(raws))
+        assert rogue.push(b, wire.encode_push(push))[0] == 200
+
+        def cosigners(config: object) -> list[str]:
+            logs = status(config)["logs"]  # type: ignore[arg-type]
+            return list(logs.get(rogue_config.origin, {}).get("cosigners", []))
+
+        both = [b.member_id, c.member_id]
+        wait_until(lambda: cosigners(b) == both, 30, "b and c cosigned on b's copy")
+        path = "/v1/checkpoints"
+        headers = _signed(b, rogue_config.member_id, rogue.node_key, "GET", path)
+        code, body = _send(b, "GET", path, headers=headers)
+        assert code == 200
+        served = dict(wire.decode_vector(body, 1 << 20).checkpoints)[rogue_config.origin]
+    note = parse_note(served)
+    assert [s.name for s in note.signatures] == [rogue_config.origin, b.member_id, c.member_id]
+    assert not any(line in note.signatures for line in forged)
+    with sqlite3.connect(b.data_dir / "hashmesh.db") as db:
+        stored = [bytes(r[0]) for r in db.execute("SELECT raw FROM checkpoints")]
+    assert stored and all(len(parse_note(raw).signatures) <= 3 for raw in stored)

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from protocol.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from protocol.checkpoint import Checkpoint, open_checkpoint, open_witnessed, sign_checkpoint
 from protocol.cosignature import (
     ALG_COSIGNATURE,
     Cosignature,
@@ -16,6 +16,7 @@ from protocol.cosignature import (
     cosignature_message,
     cosigner_verifier,
     valid_cosigners,
+    verified_cosignatures,
     verify_cosignature,
 )
 from protocol.errors import SignatureError
@@ -104,3 +105,38 @@ def test_valid_cosigners_skips_bad_and_forged() -> None:
     wrong_body = cosign(BODY.replace("\n5\n", "\n6\n"), "w3", W3, TS)
     got = valid_cosigners(BODY, [forged, wrong_body], {"w2": W2.public, "w3": W3.public})
     assert got == set()
+
+
+def _forged(name: str, public: bytes, n: int) -> list[NoteSignature]:
+    """Lines carrying a real witness's name and key id whose signatures are random bytes."""
+    kid = key_id(name, public, ALG_COSIGNATURE)
+    return [NoteSignature(name, kid, struct.pack(">Q", TS) + bytes([i]) * 64) for i in range(n)]
+
+
+def test_only_lines_that_verify_are_kept_one_per_witness_key() -> None:
+    witnesses = {"w1.example": W1.public, "w2.example": W2.public, "alias": W1.public}
+    honest1 = cosign(BODY, "w1.example", W1, TS)
+    again1 = cosign(BODY, "w1.example", W1, TS + 1)
+    alias = cosign(BODY, "alias", W1, TS)
+    honest2 = cosign(BODY, "w2.example", W2, TS)
+    lines = [*_forged("w1.example", W1.public, 5), honest1, again1, alias, honest2]
+    assert verified_cosignatures(BODY, lines, witnesses) == [honest1, honest2]
+    assert verified_cosignatures(BODY, _forged("w2.example", W2.public, 98), witnesses) == []
+
+
+def test_a_checkpoint_opened_keeps_only_the_origin_signature_and_verified_cosignatures() -> None:
+    signed = sign_checkpoint(Checkpoint("example.com/log", 5, bytes(32)), LOG)
+    body = signed.checkpoint.body()
+    honest = cosign(body, "w1.example", W1, TS)
+    junk = _forged("w2.example", W2.public, 97)
+    stranger = cosign(body, "stranger", W3, TS)
+    raw = add_signatures(signed.raw, [*junk, honest, stranger])
+    witnesses = {"w1.example": W1.public, "w2.example": W2.public}
+    opened = open_witnessed(raw, LOG.public, witnesses)
+    assert opened.note.signatures == (signed.note.signatures[0], honest)
+    assert opened.raw == add_signatures(signed.raw, [honest])
+    assert open_witnessed(opened.raw, LOG.public, witnesses).raw is opened.raw
+    # Room is left for every honest witness, however many lines the offer carried.
+    assert open_checkpoint(
+        add_signatures(opened.raw, [cosign(body, "w2.example", W2, TS)]), LOG.public
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from protocol import merkle
 from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.cosignature import ALG_COSIGNATURE
 from protocol.entries import Add, encode_entry
 from protocol.errors import (
     DecodeError,
@@ -16,9 +17,11 @@ from protocol.errors import (
     RollbackError,
     SignatureError,
 )
+from protocol.note import NoteSignature, add_signatures, key_id
 from protocol.replica import CheckpointStatus, LogReplica, ReceivedEntry
 from protocol.signing import SigningKey
 from protocol.writer import LogWriter
+from tests import support
 from tests.support import make_members, make_roster
 
 
@@ -215,3 +218,30 @@ def test_a_page_must_start_where_the_uncommitted_plan_ends(setup) -> None:
     with pytest.raises(ProofError):
         replica.verify_entries(4, entries(4, salt=99), cp, proof_to(8), roster)
     assert replica.size == 4
+
+
+def test_a_checkpoint_carrying_forged_witness_lines_is_kept_with_verified_lines_only(
+    setup,
+) -> None:
+    roster, origin, writer = setup
+    raws = entries(3)
+    honest = grow(writer, raws)
+    member = roster.members[1]
+    kid = key_id(member.member_id, member.node_key, ALG_COSIGNATURE)
+    forged = [NoteSignature(member.member_id, kid, bytes([i]) * 72) for i in range(98)]
+    offered = add_signatures(honest, forged)
+    replica = LogReplica(origin.origin)
+    replica.commit(replica.verify_entries(0, raws, offered, [], roster))
+    assert replica.checkpoint is not None
+    assert replica.checkpoint.raw == honest
+
+
+def test_a_checkpoint_opened_again_under_another_roster_is_checked_again(setup) -> None:
+    roster, origin, writer = setup
+    raw = grow(writer, entries(2))
+    replica = LogReplica(origin.origin)
+    assert replica.open(raw, roster) is replica.open(bytes(raw), roster)
+    rekeyed = [support.TestMember(origin.member_id, origin.origin), *make_members(2)[1:]]
+    other, _, _ = make_roster(rekeyed)
+    with pytest.raises(SignatureError):
+        replica.open(raw, other)
