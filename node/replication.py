@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from node import wire
-from node.errors import NodeError, PeerError
+from node.errors import NodeError, PeerError, PeerRefusedError
 from node.peer_client import PeerClient
 from node.service import NodeService
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
 from protocol.replica import CheckpointStatus
+from protocol.roster import Roster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class PeerState:
 
     member_id: str
     reachable: bool | None = None
+    #: The peer answers but refuses to authenticate us (it holds a roster without us).
+    refusing: bool = False
     last_ok_ms: int | None = None
     last_error: str | None = None
     failures: int = 0
@@ -65,10 +68,14 @@ class Replicator:
         self._synced = asyncio.Condition()
         self.rounds = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
+        #: member id -> endpoint of members a new roster removed, to be sent that roster.
+        self._removed: dict[str, str] = {}
+        self._removal = asyncio.Event()
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries)
         service.peers.subscribe(self._on_new_entries)
+        service.rosters.listeners.append(self._roster_changed)
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
@@ -87,6 +94,7 @@ class Replicator:
         return {
             m: {
                 "reachable": p.reachable,
+                "refusing": p.refusing,
                 "last_ok_ms": p.last_ok_ms,
                 "last_error": p.last_error,
                 "failures": p.failures,
@@ -110,6 +118,7 @@ class Replicator:
         self._refresh_peers()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
+            group.create_task(self._removal_teller())
             if self._config.push:
                 running: dict[str, asyncio.Task[None]] = {}
                 while True:
@@ -118,6 +127,34 @@ class Replicator:
                         if member_id not in running or running[member_id].done():
                             running[member_id] = group.create_task(self._pusher(state))
                     await asyncio.sleep(1.0)
+
+    # Telling removed members.
+
+    def _roster_changed(self, previous: Roster) -> None:
+        """Note the members `previous` named that the new roster does not: they are told."""
+        current = {m.member_id for m in self._service.rosters.roster.members}
+        for member in previous.members:
+            gone = member.member_id not in current and member.member_id != self._config.member_id
+            if gone and member.endpoints:
+                self._removed[member.member_id] = member.endpoints[0]
+        if self._removed:
+            self._removal.set()
+
+    async def _removal_teller(self) -> None:
+        """Send a removed member the rosters that removed it, once: its node still trusts us
+        (its roster names us), so it learns it is no longer a member and says so, instead of
+        acknowledging submissions no peer will take."""
+        while True:
+            await self._removal.wait()
+            self._removal.clear()
+            while self._removed:
+                member_id, url = self._removed.popitem()
+                try:
+                    theirs = (await self._client.checkpoints(member_id, url)).roster_version
+                    for raw in self._service.rosters.after(theirs):
+                        await self._client.offer_roster(member_id, url, raw)
+                except NodeError as e:
+                    log.warning("could not tell removed member %s: %s", member_id, e)
 
     # Push and relay.
 
@@ -209,6 +246,11 @@ class Replicator:
 
     async def sync_peer(self, member_id: str, url: str) -> None:
         vector = await self._client.checkpoints(member_id, url)
+        if self._service.rosters.first_version > 1:
+            # Set up from a later roster: the versions before it come from peers, so that the
+            # chain we serve (and bundles made from it) starts at the consortium's first.
+            earlier = await self._client.rosters(member_id, url, 0)
+            await _translate(member_id, self._service.rosters.adopt_earlier(earlier))
         if vector.roster_version > self._service.rosters.roster.version:
             for raw in await self._client.rosters(
                 member_id, url, self._service.rosters.roster.version
@@ -265,11 +307,16 @@ class Replicator:
 
     def _ok(self, state: PeerState) -> None:
         state.reachable = True
+        state.refusing = False
         state.last_ok_ms = self._service.clock()
         state.failures = 0
 
     def _failed(self, state: PeerState, e: Exception) -> None:
-        state.reachable = not isinstance(e, PeerError) or "failed" not in str(e)
+        # A peer that refuses to authenticate us answers, yet we exchange nothing with it.
+        state.refusing = isinstance(e, PeerRefusedError)
+        state.reachable = not state.refusing and (
+            not isinstance(e, PeerError) or "failed" not in str(e)
+        )
         state.last_error = str(e)
         state.failures += 1
         log.warning("peer %s: %s", state.member_id, e)

@@ -31,7 +31,7 @@ from protocol.audit import LogAudit, check_evidence
 from protocol.bundle import ProvenanceBundle, verify_bundle
 from protocol.entries import Add, Dispute, Retract
 from protocol.errors import ProtocolError
-from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
+from protocol.roster import SignedRoster, check_fresh, verify_link, verify_self_signed
 from protocol.signals import value_text
 from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
 
@@ -70,12 +70,12 @@ def register(sub: Subcommands) -> None:
 
 async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     problems: list[str] = []
-    roster = verify_genesis(SignedRoster.decode(genesis))
+    roster = verify_self_signed(SignedRoster.decode(genesis))
     for raw in await store.rosters():
         candidate = SignedRoster.decode(raw)
         if candidate.roster.version > roster.version:
             try:
-                roster = verify_update(roster, candidate)
+                roster = verify_link(roster, candidate)  # expiry: of the last one, below
             except ProtocolError as bad:
                 problems.append(f"roster version {candidate.roster.version}: {bad}")
                 break

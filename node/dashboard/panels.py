@@ -33,6 +33,7 @@ class LogRow:
     own: bool
     held: bool
     cosigners: tuple[str, ...]
+    removed: bool = False  # its member is no longer in the roster in force
 
     @property
     def behind(self) -> int:
@@ -52,6 +53,7 @@ class MemberRow:
     last_ok_ms: int | None
     last_error: str | None
     failures: int
+    refusing: bool = False  # it answers but does not know us (a roster without us)
 
 
 def log_rows(status: Mapping[str, Any]) -> list[LogRow]:
@@ -65,6 +67,7 @@ def log_rows(status: Mapping[str, Any]) -> list[LogRow]:
             own=bool(log.get("own")),
             held=bool(log.get("held")),
             cosigners=tuple(log.get("cosigners", ())),
+            removed=bool(log.get("removed")),
         )
         for origin, log in status["logs"].items()
     ]
@@ -90,6 +93,7 @@ def member_rows(
                 last_ok_ms=peer.get("last_ok_ms"),
                 last_error=peer.get("last_error"),
                 failures=int(peer.get("failures", 0)),
+                refusing=bool(peer.get("refusing")),
             )
         )
     return rows
@@ -112,12 +116,15 @@ def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) ->
     for text in status.get("alerts", []):
         if text.startswith("equivocation"):
             out.append(Alert("critical", "equivocation", text))
-        elif "EXPIRED" in text:
+        elif "NOT IN roster" in text or "EXPIRED" in text:
             out.append(Alert("critical", "roster", text))
         else:
             out.append(Alert("warning", "roster" if "roster" in text else "node", text))
     for member_id, peer in peers.items():
-        if peer.get("reachable") is False:
+        if peer.get("refusing"):
+            error = peer.get("last_error") or "401"
+            out.append(Alert("warning", "peer", f"peer {member_id} refuses us: {error}"))
+        elif peer.get("reachable") is False:
             error = peer.get("last_error") or "no answer"
             failures = int(peer.get("failures", 0))
             out.append(
