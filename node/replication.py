@@ -36,6 +36,8 @@ T = TypeVar("T")
 HOLD_LOCK_S = 1.0
 #: Pages of one log asked for ahead of the one being verified.
 PREFETCH_PAGES = 2
+#: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
+TELL_REMOVED_TRIES = 30
 
 
 @dataclass
@@ -68,8 +70,8 @@ class Replicator:
         self._synced = asyncio.Condition()
         self.rounds = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
-        #: member id -> endpoint of members a new roster removed, to be sent that roster.
-        self._removed: dict[str, str] = {}
+        #: member id -> (endpoint, tries left) of members a new roster removed, to be sent it.
+        self._removed: dict[str, tuple[str, int]] = {}
         self._removal = asyncio.Event()
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
@@ -136,25 +138,29 @@ class Replicator:
         for member in previous.members:
             gone = member.member_id not in current and member.member_id != self._config.member_id
             if gone and member.endpoints:
-                self._removed[member.member_id] = member.endpoints[0]
+                self._removed[member.member_id] = (member.endpoints[0], TELL_REMOVED_TRIES)
         if self._removed:
             self._removal.set()
 
     async def _removal_teller(self) -> None:
-        """Send a removed member the rosters that removed it, once: its node still trusts us
-        (its roster names us), so it learns it is no longer a member and says so, instead of
-        acknowledging submissions no peer will take."""
+        """Send a removed member the rosters that removed it: its node still trusts us (its
+        roster names us), so it learns it is no longer a member and says so, instead of
+        acknowledging submissions no peer will take. A node that could not be told is tried
+        again at the next sync rounds, TELL_REMOVED_TRIES times in all."""
         while True:
             await self._removal.wait()
             self._removal.clear()
-            while self._removed:
-                member_id, url = self._removed.popitem()
+            for member_id, (url, tries) in list(self._removed.items()):
                 try:
                     theirs = (await self._client.checkpoints(member_id, url)).roster_version
                     for raw in self._service.rosters.after(theirs):
                         await self._client.offer_roster(member_id, url, raw)
                 except NodeError as e:
                     log.warning("could not tell removed member %s: %s", member_id, e)
+                    if tries > 1:
+                        self._removed[member_id] = (url, tries - 1)
+                        continue
+                del self._removed[member_id]
 
     # Push and relay.
 
@@ -230,6 +236,8 @@ class Replicator:
             for member_id, url in peers.items():
                 group.create_task(self._sync_peer_guarded(member_id, url))
         self.rounds += 1
+        if self._removed:
+            self._removal.set()  # try again those removed members we could not tell yet
         async with self._synced:
             self._synced.notify_all()
 
