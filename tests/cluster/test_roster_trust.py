@@ -1,10 +1,12 @@
 """Rosters between real nodes: a member set up from a later roster gets the earlier ones from
 its peers, so its provenance bundles verify against the consortium's first roster; a removed
 member's node learns it was removed, says so, and refuses submissions, and the others show its
-log as removed."""
+log as removed; nodes whose roster expired keep replicating, say so, and take only a fresh
+successor."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from pathlib import Path
 
@@ -25,14 +27,14 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, out + err
 
 
-def publish(
+def draft(
     capsys: pytest.CaptureFixture[str],
     node: NodeConfig,
     out: Path,
     keys: tuple[Path, ...],
     *change: str,
 ) -> Path:
-    """Draft a change of `node`'s roster, sign it with `keys` and publish it at `node`."""
+    """Draft a change of `node`'s roster and sign it with `keys`."""
     current = out.with_suffix(".current")
     assert (
         cli(capsys, "admin", "current", "--out", str(current), "--node", str(node.directory))[0]
@@ -42,6 +44,18 @@ def publish(
     assert code == 0, text
     for key in keys:
         assert cli(capsys, "admin", "sign", str(out), "--key", str(key))[0] == 0
+    return out
+
+
+def publish(
+    capsys: pytest.CaptureFixture[str],
+    node: NodeConfig,
+    out: Path,
+    keys: tuple[Path, ...],
+    *change: str,
+) -> Path:
+    """Draft a change of `node`'s roster, sign it with `keys` and publish it at `node`."""
+    draft(capsys, node, out, keys, *change)
     code, text = cli(capsys, "admin", "publish", str(out), "--node", str(node.directory))
     assert code == 0, text
     return out
@@ -131,6 +145,30 @@ def test_a_removed_members_node_says_it_is_removed_and_refuses_submissions(
     # Restarted, the removed member's node starts, still saying so.
     with NodeGroup([gone]):
         assert status(gone)["in_roster"] is False
+
+
+def test_nodes_whose_roster_expired_keep_replicating_alert_and_take_only_a_fresh_successor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = consortium(tmp_path, 2, valid_days=20 / 86_400, sync_interval_s=0.5, sync_jitter_s=0.1)
+    a, b = setup.configs
+    with NodeGroup(setup.configs):
+        wait_until(lambda: status(a)["roster"]["expired"], 60, "the roster expires")
+        assert any("has EXPIRED" in alert for alert in status(a)["alerts"])
+        assert 'hashmesh_roster_expired{version="1"} 1.0' in _metrics(a)
+        item = md5_item("after the expiry")
+        submit(a, [item])
+        wait_until(lambda: found(b, item), 30, "replicated under an expired roster")
+
+        keys = setup.admin_key_paths
+        stale = draft(capsys, a, tmp_path / "stale.roster", keys, "renew", "--valid-days", "1e-5")
+        time.sleep(1.5)  # 1e-5 days is 0.864 s: it expires before it is offered
+        code, text = cli(capsys, "admin", "publish", str(stale), "--node", str(a.directory))
+        assert code != 0 and "expired" in text and status(a)["roster"]["version"] == 1, text
+        publish(capsys, a, tmp_path / "v2.roster", keys, "renew")
+        for config in (a, b):
+            wait_until(lambda cfg=config: status(cfg)["roster"]["version"] == 2, 30, "v2 spread")
+            assert not status(config)["roster"]["expired"]
 
 
 def _metrics(config: NodeConfig) -> str:
