@@ -150,7 +150,9 @@ class Replicator:
         while True:
             await self._removal.wait()
             self._removal.clear()
-            for member_id, (url, tries) in list(self._removed.items()):
+            for member_id in list(self._removed):
+                # Taken out before the awaits: a newer roster met meanwhile puts it back, fresh.
+                url, tries = self._removed.pop(member_id)
                 try:
                     theirs = (await self._client.checkpoints(member_id, url)).roster_version
                     for raw in self._service.rosters.after(theirs):
@@ -158,9 +160,7 @@ class Replicator:
                 except NodeError as e:
                     log.warning("could not tell removed member %s: %s", member_id, e)
                     if tries > 1:
-                        self._removed[member_id] = (url, tries - 1)
-                        continue
-                del self._removed[member_id]
+                        self._removed.setdefault(member_id, (url, tries - 1))
 
     # Push and relay.
 

@@ -106,8 +106,8 @@ class RosterKeeper:
             roster = verify_update(previous, candidate, self._clock())
             await self._store.save_roster(version, raw)
             self._set([*self._chain, raw], [*self._rosters, roster])
-        for listener in self.listeners:
-            listener(previous)
+            for listener in self.listeners:
+                listener(previous)
         return True
 
     async def adopt_earlier(self, offered: Sequence[bytes]) -> int:
