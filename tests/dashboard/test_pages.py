@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -15,6 +16,8 @@ from yarl import URL
 
 from node.dashboard.session import COOKIE_NAME, Sessions
 from node.jsonview import parse_add
+from node.keys import load_key
+from protocol.roster import SignedRoster
 from tests.dashboard.support import Node, consortium, running, wait_for
 from tests.node.event_fakes import fake_outbox
 
@@ -261,3 +264,55 @@ async def test_overview_shows_the_webhook_outbox(
         await outbox.close()
     assert "Webhook outbox" in page
     assert "0 pending" in page
+
+
+async def test_a_removed_members_log_shows_as_removed_and_its_node_shows_peers_refusing_it(
+    tmp_path: Path,
+) -> None:
+    members = consortium(tmp_path, 2, sync_interval_s=0.3)
+    a_config, b_config = members.configs
+    async with (
+        running(a_config) as a,
+        running(b_config) as b,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as a_browser,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as b_browser,
+    ):
+        await submit(b, [{"signal_type": "md5", "value": md5("before the removal")}])
+        await wait_for(lambda: a.service.peers.replicas().get(b.config.origin), 10, "b's log at a")
+        a.service.request_sync()
+        await wait_for(lambda: a.service.peers.replica(b.config.origin).size == 1, 10, "b's entry")
+
+        current = a.service.rosters.roster
+        v2 = replace(
+            current,
+            version=2,
+            members=tuple(m for m in current.members if m.member_id != b.config.member_id),
+        )
+        signed = SignedRoster(v2.encode(), ()).with_signature(
+            load_key(members.admin_key_paths[0])[1]
+        )
+        assert await a.service.rosters.offer(signed.encode())
+
+        await log_in(a_browser, a)
+        async with a_browser.get(a.ui) as r:
+            assert "removed from the roster" in await r.text()
+        # a sends b the roster that removed it; b's peer (a) then refuses it.
+        await wait_for(lambda: b.service.rosters.roster.version == 2, 10, "b told of v2")
+        b.service.request_sync()
+        await wait_for(
+            lambda: (
+                b.replicator is not None
+                and b.replicator.peer_status()[a.config.member_id]["refusing"]
+            ),
+            10,
+            "a refuses b",
+        )
+        await log_in(b_browser, b)
+        async with b_browser.get(b.ui) as r:
+            assert "refuses us" in await r.text()
+        async with b_browser.get(b.ui + "alerts") as r:
+            alerts = await r.text()
+        assert (
+            "NOT IN roster version 2" in alerts
+            and f"peer {a.config.member_id} refuses us" in alerts
+        )
