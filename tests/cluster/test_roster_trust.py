@@ -66,6 +66,21 @@ def chain_versions(config: NodeConfig) -> list[int]:
     return [SignedRoster.decode(bytes.fromhex(raw)).roster.version for raw in chain]
 
 
+def test_a_node_offered_a_new_roster_by_two_peers_at_once_keeps_it_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = consortium(tmp_path, 3, sync_interval_s=0.5, sync_jitter_s=0.0)
+    a, b, c = setup.configs
+    with NodeGroup([a, b]):
+        publish(capsys, a, tmp_path / "v2.roster", setup.admin_key_paths, "renew")
+        wait_until(lambda: chain_versions(b) == [1, 2], 30, "v2 at b")
+        # c starts behind both: its first round asks a and b at once, and both offer v2.
+        with NodeGroup([c]):
+            wait_until(lambda: status(c)["roster"]["version"] == 2, 30, "v2 at c")
+            time.sleep(1.0)  # any second copy would be appended by now
+            assert chain_versions(c) == [1, 2]
+
+
 def test_a_member_set_up_from_a_later_roster_makes_bundles_a_genesis_pinned_auditor_verifies(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
