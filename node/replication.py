@@ -78,6 +78,7 @@ class Replicator:
         service.on_own_checkpoint(self._on_new_entries)
         service.peers.subscribe(self._on_new_entries)
         service.rosters.listeners.append(self._roster_changed)
+        service.refused_by = self.refusing_peers
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
@@ -103,6 +104,10 @@ class Replicator:
             }
             for m, p in sorted(self._peers.items())
         }
+
+    def refusing_peers(self) -> list[str]:
+        """The peers whose last answer refused to authenticate us (401)."""
+        return sorted(m for m, p in self._peers.items() if p.refusing)
 
     def _refresh_peers(self) -> None:
         current = self.peers()

@@ -87,6 +87,8 @@ class NodeService:
         self.on_own_checkpoint(self.matcher.on_entries)
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
+        #: The peers that refuse to authenticate us; the Replicator connects it to its own.
+        self.refused_by: Callable[[], list[str]] = _no_refusals
 
     async def start(self, pinned_roster: bytes) -> None:
         await self.rosters.load(pinned_roster)
@@ -338,6 +340,11 @@ class NodeService:
 
 def _no_sync() -> None:
     """Before replication is wired up there is nothing to ask."""
+
+
+def _no_refusals() -> list[str]:
+    """Without replication no peer is asked, so none refuses."""
+    return []
 
 
 def describe_value(signal_type: str, value: bytes | str) -> str:

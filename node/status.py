@@ -79,6 +79,12 @@ def node_alerts(service: NodeService) -> list[str]:
             f"{service.config.member_id} is NOT IN roster version {roster.version}, the roster "
             "in force: the admins removed it; peers refuse it and it accepts no submissions"
         )
+    elif refusing := service.refused_by():
+        out.append(
+            f"peers refuse us (401): {', '.join(refusing)}; their roster does not name "
+            f"{service.config.member_id} or our node key. If every peer does, the admins have "
+            "probably removed this member and a roster without it has not reached this node"
+        )
     left_ms = roster.expires_ms - service.clock()
     if left_ms <= 0:
         out.append(

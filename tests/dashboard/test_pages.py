@@ -316,3 +316,31 @@ async def test_a_removed_members_log_shows_as_removed_and_its_node_shows_peers_r
             "NOT IN roster version 2" in alerts
             and f"peer {a.config.member_id} refuses us" in alerts
         )
+
+
+async def test_a_node_refused_by_its_peers_says_so_before_any_roster_tells_it_why(
+    tmp_path: Path, browser: aiohttp.ClientSession
+) -> None:
+    members = consortium(tmp_path, 2, sync_interval_s=0.3)
+    a_config, b_config = members.configs
+    # a does not replicate, so it cannot send b the roster that removes b.
+    async with running(a_config, replicate=False) as a, running(b_config) as b:
+        current = a.service.rosters.roster
+        v2 = replace(
+            current,
+            version=2,
+            members=tuple(m for m in current.members if m.member_id != b.config.member_id),
+        )
+        signed = SignedRoster(v2.encode(), ()).with_signature(
+            load_key(members.admin_key_paths[0])[1]
+        )
+        assert await a.service.rosters.offer(signed.encode())
+        b.service.request_sync()
+        await wait_for(lambda: b.service.refused_by() == [a.config.member_id], 10, "refused")
+        assert b.replicator is not None
+        assert b.replicator.peer_status()[a.config.member_id]["reachable"] is False
+        assert b.service.status()["in_roster"] is True  # b holds no roster without it yet
+        await log_in(browser, b)
+        async with browser.get(b.ui + "alerts") as r:
+            alerts = await r.text()
+        assert f"peers refuse us (401): {a.config.member_id}" in alerts
