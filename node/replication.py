@@ -148,10 +148,9 @@ class Replicator:
             self._removal.set()
 
     async def _removal_teller(self) -> None:
-        """Send a removed member the rosters that removed it: its node still trusts us (its
-        roster names us), so it learns it is no longer a member and says so, instead of
-        acknowledging submissions no peer will take. A node that could not be told is tried
-        again at the next sync rounds, TELL_REMOVED_TRIES times in all."""
+        """Send a removed member the rosters that removed it: its node still trusts us, so it
+        learns it is no longer a member and says so, instead of acknowledging submissions no
+        peer will take. Tried again at later sync rounds, TELL_REMOVED_TRIES times in all."""
         while True:
             await self._removal.wait()
             self._removal.clear()

@@ -349,19 +349,15 @@ def check_fresh(roster: Roster, now_ms: int) -> None:
 
 
 def verify_self_signed(signed: SignedRoster) -> Roster:
-    """The first roster of a chain: a threshold of its own admins signed it. No time: whether
-    it is in force now is `check_fresh`'s question, asked of the last roster of a chain only."""
+    """The first roster of a chain: a threshold of its own admins signed it. No time."""
     roster = signed.roster
     _require_threshold(signed, roster, "its own")
     return roster
 
 
 def verify_link(trusted: Roster, candidate: SignedRoster) -> Roster:
-    """Roster N+1 signed by a threshold of N's admins and of its own.
-
-    No time: a link of a chain stays valid after either end expires (python-tuf walks root
-    versions the same way); only the roster a chain ends at must be fresh.
-    """
+    """Roster N+1 signed by a threshold of N's admins and of its own. No time: a link stays
+    valid after either end expires (as python-tuf walks root versions)."""
     new = candidate.roster
     if new.version <= trusted.version:
         raise RollbackError(f"roster version {new.version} is not newer than {trusted.version}")
@@ -376,10 +372,7 @@ def verify_link(trusted: Roster, candidate: SignedRoster) -> Roster:
 
 def walk_chain(chain: Sequence[bytes]) -> list[Roster]:
     """Every roster of `chain` (a self-signed first one, then each next version), in order.
-
-    No time: this checks the chain's links; the caller checks the last roster against its
-    reference time (`check_fresh`) or reports its expiry.
-    """
+    No time: the caller checks the last one's expiry (`check_fresh`) or reports it."""
     if not chain:
         raise RosterError("an empty roster chain")
     rosters = [verify_self_signed(SignedRoster.decode(chain[0]))]
