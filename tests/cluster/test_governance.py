@@ -15,7 +15,7 @@ from node.config import load_config
 from node.consortium import free_port
 from node.errors import RequestError
 from node.procs import NodeGroup
-from tests.cluster.support import consortium, found, md5_item, status, submit, wait_until
+from tests.cluster.support import api, consortium, found, md5_item, status, submit, wait_until
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -106,6 +106,8 @@ def test_onboarding_refusals_and_removal(
                 peers = status(newcomer)["peers"]
                 return all("unknown member" in str(p["last_error"]) for p in peers.values())
 
+            # Its next round (the newcomer syncs every 30 s) meets the refusals: ask for it now.
+            api(newcomer).call("POST", "/v1/sync")
             wait_until(refused, 30, "a removed member's requests are refused")
 
 
