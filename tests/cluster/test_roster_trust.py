@@ -99,7 +99,8 @@ def test_a_member_set_up_from_a_later_roster_makes_bundles_a_genesis_pinned_audi
         wait_until(lambda: chain_versions(b) == [1, 2], 30, "v2 spread")
         new_dir.joinpath(newcomer.roster_path.name).write_bytes(v2.read_bytes())
         with NodeGroup([newcomer]):
-            wait_until(lambda: chain_versions(newcomer) == [1, 2], 30, "the earlier roster")
+            api(newcomer).call("POST", "/v1/sync")  # `init` set a 30 s interval: one more round now
+            wait_until(lambda: chain_versions(newcomer) == [1, 2], 60, "the earlier roster")
             own, theirs = md5_item("the newcomer's takedown"), md5_item("b's takedown")
             submit(newcomer, [own])
             submit(b, [theirs])
