@@ -81,9 +81,10 @@ def node_alerts(service: NodeService) -> list[str]:
         )
     elif refusing := service.refused_by():
         out.append(
-            f"peers refuse us (401): {', '.join(refusing)}; their roster does not name "
-            f"{service.config.member_id} or our node key. If every peer does, the admins have "
-            "probably removed this member and a roster without it has not reached this node"
+            f"peers refuse us (401): {', '.join(refusing)}; see their last error. `unknown "
+            f"member` means their roster does not name {service.config.member_id}: if every "
+            "peer says so, the admins have probably removed it and that roster has not "
+            "reached this node"
         )
     left_ms = roster.expires_ms - service.clock()
     if left_ms <= 0:
