@@ -27,6 +27,11 @@ class PeerError(NodeError):
     """A peer could not be reached or sent something we refuse; costs only that peer."""
 
 
+class PeerRefusedError(PeerError):
+    """A peer answered but refused to authenticate us (HTTP 401): it does not know our node key,
+    as when the roster it holds no longer names us."""
+
+
 class AuthError(NodeError):
     """A request is not authenticated: unknown member, bad signature, stale or replayed."""
 

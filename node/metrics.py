@@ -80,6 +80,14 @@ class _LogCollector:
         )
         left_s = (int(roster["expires_ms"]) - int(status["now_ms"])) / 1000
         expiry.add_metric([str(roster["version"])], left_s)
+        expired = GaugeMetricFamily(
+            "hashmesh_roster_expired", "1 if the roster in force has expired", labels=["version"]
+        )
+        expired.add_metric([str(roster["version"])], 1.0 if roster.get("expired") else 0.0)
+        in_roster = GaugeMetricFamily(
+            "hashmesh_in_roster", "1 if the roster in force names this node's member, 0 if removed"
+        )
+        in_roster.add_metric([], 1.0 if status.get("in_roster", True) else 0.0)
         alerts = GaugeMetricFamily("hashmesh_alerts", "Alerts an operator must look at now")
         alerts.add_metric([], float(len(status["alerts"])))
         return [
@@ -87,6 +95,8 @@ class _LogCollector:
             lag,
             held,
             expiry,
+            expired,
+            in_roster,
             alerts,
             *_disk_metrics(status["disk"]),
             *self._listener_metrics(),

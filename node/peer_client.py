@@ -15,7 +15,7 @@ from yarl import URL
 
 from node import wire
 from node.auth import sign_request
-from node.errors import PeerError
+from node.errors import PeerError, PeerRefusedError
 from protocol.errors import ProtocolError
 from protocol.signing import SigningKey
 
@@ -84,6 +84,10 @@ class PeerClient:
                 data = await self._read_body(peer, resp)
                 if resp.status != 200:
                     detail = data[:300].decode(errors="replace")
+                    if resp.status == 401:
+                        raise PeerRefusedError(
+                            f"{peer}: refuses us: {method} {path} answered 401: {detail}"
+                        )
                     raise PeerError(f"{peer}: {method} {path} answered {resp.status}: {detail}")
                 return data
         except (TimeoutError, aiohttp.ClientError, OSError) as e:

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from node import wire
-from node.errors import NodeError, PeerError
+from node.errors import NodeError, PeerError, PeerRefusedError
 from node.peer_client import PeerClient
 from node.service import NodeService
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
 from protocol.evidence import Equivocation
 from protocol.replica import CheckpointStatus
+from protocol.roster import Roster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +42,8 @@ HOLD_LOCK_S = 1.0
 PREFETCH_PAGES = 2
 #: Seconds between checks that each peer of the roster, and only those, has a pusher.
 PUSHERS_CHECK_S = 1.0
+#: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
+TELL_REMOVED_TRIES = 30
 
 
 @dataclass
@@ -49,6 +52,8 @@ class PeerState:
 
     member_id: str
     reachable: bool | None = None
+    #: The peer answers but refuses to authenticate us (it holds a roster without us).
+    refusing: bool = False
     last_ok_ms: int | None = None
     last_error: str | None = None
     failures: int = 0
@@ -74,11 +79,16 @@ class Replicator:
         self.rounds = 0
         self._pushers_running = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
+        #: member id -> (endpoint, tries left) of members a new roster removed, to be sent it.
+        self._removed: dict[str, tuple[str, int]] = {}
+        self._removal = asyncio.Event()
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
         service.peers.subscribe_holds(self._on_hold)
+        service.rosters.listeners.append(self._roster_changed)
+        service.refused_by = self.refusing_peers
 
     def peers(self) -> dict[str, str]:
         """member id -> endpoint URL of every other member with an endpoint."""
@@ -97,12 +107,17 @@ class Replicator:
         return {
             m: {
                 "reachable": p.reachable,
+                "refusing": p.refusing,
                 "last_ok_ms": p.last_ok_ms,
                 "last_error": p.last_error,
                 "failures": p.failures,
             }
             for m, p in sorted(self._peers.items())
         }
+
+    def refusing_peers(self) -> list[str]:
+        """The peers whose last answer refused to authenticate us (401)."""
+        return sorted(m for m, p in self._peers.items() if p.refusing)
 
     def _refresh_peers(self) -> None:
         current = self.peers()
@@ -120,6 +135,7 @@ class Replicator:
         self._refresh_peers()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
+            group.create_task(self._removal_teller())
             if self._config.push:
                 await self._run_pushers(group)
 
@@ -147,6 +163,37 @@ class Replicator:
     def pusher_tasks(self) -> int:
         """How many pusher tasks are running (one per peer, when pushing)."""
         return self._pushers_running
+
+    # Telling removed members.
+
+    def _roster_changed(self, previous: Roster) -> None:
+        """Note the members `previous` named that the new roster does not: they are told."""
+        current = {m.member_id for m in self._service.rosters.roster.members}
+        for member in previous.members:
+            gone = member.member_id not in current and member.member_id != self._config.member_id
+            if gone and member.endpoints:
+                self._removed[member.member_id] = (member.endpoints[0], TELL_REMOVED_TRIES)
+        if self._removed:
+            self._removal.set()
+
+    async def _removal_teller(self) -> None:
+        """Send a removed member the rosters that removed it: its node still trusts us, so it
+        learns it is no longer a member and says so, instead of acknowledging submissions no
+        peer will take. Tried again at later sync rounds, TELL_REMOVED_TRIES times in all."""
+        while True:
+            await self._removal.wait()
+            self._removal.clear()
+            for member_id in list(self._removed):
+                # Taken out before the awaits: a newer roster met meanwhile puts it back, fresh.
+                url, tries = self._removed.pop(member_id)
+                try:
+                    theirs = (await self._client.checkpoints(member_id, url)).roster_version
+                    for raw in self._service.rosters.after(theirs):
+                        await self._client.offer_roster(member_id, url, raw)
+                except NodeError as e:
+                    log.warning("could not tell removed member %s: %s", member_id, e)
+                    if tries > 1:
+                        self._removed.setdefault(member_id, (url, tries - 1))
 
     # Push and relay.
 
@@ -253,6 +300,8 @@ class Replicator:
             for member_id, url in peers.items():
                 group.create_task(self._sync_peer_guarded(member_id, url))
         self.rounds += 1
+        if self._removed:
+            self._removal.set()  # try again those removed members we could not tell yet
         async with self._synced:
             self._synced.notify_all()
 
@@ -270,6 +319,11 @@ class Replicator:
     async def sync_peer(self, member_id: str, url: str) -> None:
         await self._pull_evidence(member_id, url)
         vector = await self._client.checkpoints(member_id, url)
+        if self._service.rosters.first_version > 1:
+            # Set up from a later roster: the versions before it come from peers, so that the
+            # chain we serve (and bundles made from it) starts at the consortium's first.
+            earlier = await self._client.rosters(member_id, url, 0)
+            await _translate(member_id, self._service.rosters.adopt_earlier(earlier))
         if vector.roster_version > self._service.rosters.roster.version:
             for raw in await self._client.rosters(
                 member_id, url, self._service.rosters.roster.version
@@ -340,11 +394,16 @@ class Replicator:
 
     def _ok(self, state: PeerState) -> None:
         state.reachable = True
+        state.refusing = False
         state.last_ok_ms = self._service.clock()
         state.failures = 0
 
     def _failed(self, state: PeerState, e: Exception) -> None:
-        state.reachable = not isinstance(e, PeerError) or "failed" not in str(e)
+        # A peer that refuses to authenticate us answers, yet we exchange nothing with it.
+        state.refusing = isinstance(e, PeerRefusedError)
+        state.reachable = not state.refusing and (
+            not isinstance(e, PeerError) or "failed" not in str(e)
+        )
         state.last_error = str(e)
         state.failures += 1
         log.warning("peer %s: %s", state.member_id, e)

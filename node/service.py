@@ -42,6 +42,7 @@ from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
 from protocol.errors import ProtocolError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
+from protocol.roster import Member, Roster
 from protocol.signals import value_text
 from protocol.signing import SigningKey
 from protocol.trust import compromise_of, open_trusted
@@ -109,12 +110,20 @@ class NodeService:
         self.on_own_checkpoint(self.matcher.on_entries, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
+        #: The peers that refuse to authenticate us; the Replicator connects it to its own.
+        self.refused_by: Callable[[], list[str]] = _no_refusals
 
     async def start(self, pinned_roster: bytes) -> None:
         await self.rosters.load(pinned_roster)
         self.matcher.index.pdq_threshold = self.rosters.roster.pdq_threshold
-        member = self.rosters.roster.member(self.config.member_id)
-        if member.origin != self.config.origin:
+        member = self.own_member()
+        if member is None:
+            # Removed by the admins: the node still starts, serves what it holds and says so
+            # (status, alerts), but writes nothing (`append`).
+            log.warning(
+                "%s is not in roster version %d", self.config.member_id, self.roster_version
+            )
+        elif member.origin != self.config.origin:
             raise PeerError(f"the roster gives {member.member_id} the log {member.origin}")
         heads = await self.store.log_heads()
         own = heads.get(self.config.origin)
@@ -154,9 +163,21 @@ class NodeService:
     # Our own log.
 
     @property
+    def roster_version(self) -> int:
+        return self.rosters.roster.version
+
+    def own_member(self) -> Member | None:
+        """This node's member in the roster in force; None once the admins removed it."""
+        try:
+            return self.rosters.roster.member(self.config.member_id)
+        except RosterError:
+            return None
+
+    @property
     def writes(self) -> bool:
-        """Whether this node keeps a log: members do, auditors only read."""
-        return self.rosters.roster.member(self.config.member_id).writes
+        """Whether this node keeps a log: members do, auditors and removed members do not."""
+        member = self.own_member()
+        return member is not None and member.writes
 
     async def append(
         self, entries: Sequence[Entry], idempotency: tuple[str, bytes] | None = None
@@ -168,6 +189,11 @@ class NodeService:
         digest differs). If the store fails, what it holds is believed: entries it stored
         after all are acknowledged, and the next append continues whatever it holds.
         """
+        if self.own_member() is None:
+            raise ForbiddenError(
+                f"{self.config.member_id} is not in roster version {self.roster_version}, the "
+                "roster in force: the admins removed it, so no peer would accept what it adds"
+            )
         if not self.writes:
             raise ForbiddenError("this node belongs to an auditor: it reads every log, writes none")
         raws = [encode_entry(e) for e in entries]
@@ -460,7 +486,7 @@ class NodeService:
             key = self.keys.begin_rotation(size)
         return size, key.public
 
-    def roster_changed(self) -> None:
+    def roster_changed(self, previous: Roster) -> None:
         """A new roster may name a key for entries that wait for a signature."""
         self._unsigned.set()
 
@@ -478,6 +504,11 @@ class NodeService:
 
 def _no_sync() -> None:
     """Before replication is wired up there is nothing to ask."""
+
+
+def _no_refusals() -> list[str]:
+    """Without replication no peer is asked, so none refuses."""
+    return []
 
 
 def describe_value(signal_type: str, value: bytes | str) -> str:

@@ -42,6 +42,8 @@ def node_status(service: NodeService) -> dict[str, Any]:
             "latest_seen": latest.checkpoint.size if latest else 0,
             "own": False,
             "held": origin in held,
+            # No longer a writer in the roster in force: what we hold stays, nothing new comes.
+            "removed": member is None,
         }
     for origin, (flag, count) in flagged.items():
         if origin in logs:
@@ -49,9 +51,12 @@ def node_status(service: NodeService) -> dict[str, Any]:
     return {
         "member_id": service.config.member_id,
         "origin": service.origin,
+        # False once the admins removed this member: its peers refuse it and it adds nothing.
+        "in_roster": service.own_member() is not None,
         "roster": {
             "version": roster.version,
             "expires_ms": roster.expires_ms,
+            "expired": service.rosters.expired(),
             "consortium": roster.consortium,
             "witness_quorum": roster.witness_quorum,
         },
@@ -83,13 +88,28 @@ def disk_status(service: NodeService) -> dict[str, Any]:
 
 
 def node_alerts(service: NodeService) -> list[str]:
-    """What an operator must look at: equivocation, an expiring roster, failing listeners,
-    flagged entries, a filling disk."""
+    """What an operator must look at: equivocation, an expiring roster, removal, failing
+    listeners, flagged entries, a filling disk."""
     out = [f"equivocation by {e.origin}: {e.detail}" for e in service.peers.held.values()]
     roster = service.rosters.roster
+    if service.own_member() is None:
+        out.append(
+            f"{service.config.member_id} is NOT IN roster version {roster.version}, the roster "
+            "in force: the admins removed it; peers refuse it and it accepts no submissions"
+        )
+    elif refusing := service.refused_by():
+        out.append(
+            f"peers refuse us (401): {', '.join(refusing)}; see their last error. `unknown "
+            f"member` means their roster does not name {service.config.member_id}: if every "
+            "peer says so, the admins have probably removed it and that roster has not "
+            "reached this node"
+        )
     left_ms = roster.expires_ms - service.clock()
     if left_ms <= 0:
-        out.append(f"roster version {roster.version} has EXPIRED; ask the admins to renew it")
+        out.append(
+            f"roster version {roster.version} has EXPIRED; ask the admins to renew it (the node "
+            "keeps serving and replicating under it, and accepts only its signed successor)"
+        )
     elif left_ms < service.config.roster_warn_days * 86_400_000:
         days = left_ms / 86_400_000
         out.append(f"roster version {roster.version} expires in {days:.1f} days")

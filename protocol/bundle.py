@@ -18,7 +18,7 @@ from protocol.checkpoint import parse_signed_checkpoint
 from protocol.cosignature import valid_cosigners
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, RosterError
-from protocol.roster import Roster, SignedRoster, verify_genesis, verify_update
+from protocol.roster import Roster, walk_chain
 from protocol.tlogproof import TlogProof, parse_tlog_proof
 from protocol.trust import open_trusted
 
@@ -81,9 +81,8 @@ def verify_bundle(raw: bytes, pinned_genesis: bytes | None = None) -> Provenance
     genesis = bundle.rosters[0]
     if pinned_genesis is not None and genesis != pinned_genesis:
         raise RosterError("the bundle's first roster is not the pinned one")
-    rosters: list[Roster] = [verify_genesis(SignedRoster.decode(genesis))]
-    for update in bundle.rosters[1:]:
-        rosters.append(verify_update(rosters[-1], SignedRoster.decode(update)))
+    # No reference time: a bundle is evidence of what was logged under the rosters of its day.
+    rosters = walk_chain(bundle.rosters)
     proof: TlogProof = parse_tlog_proof(bundle.tlog_proof)
     if proof.extra is None:
         raise DecodeError("the proof does not carry the entry (no extra line)")

@@ -2,8 +2,10 @@
 
 Modelled on TUF root metadata. Version N+1 is valid only if signed by a threshold of version
 N's admins and by a threshold of its own; signatures are counted by distinct public key, never
-by key id or name, and an admin key listed twice makes a roster invalid. Rollback and expiry
-are refused. Time is passed in.
+by key id or name, and an admin key listed twice makes a roster invalid. Rollback is refused;
+expiry is a property of the roster a chain ends at, checked against a reference time the
+caller must pass (`verify_genesis`, `verify_update`, `verify_chain`, `check_fresh`): the links
+of a chain (`verify_link`, `walk_chain`) hold whatever the time.
 
 Layouts (msgpack arrays, see docs/protocol.md):
   roster  [1, consortium, version, issued_ms, expires_ms, admins, threshold, witness_quorum,
@@ -17,6 +19,7 @@ Layouts (msgpack arrays, see docs/protocol.md):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from protocol import codec
@@ -345,17 +348,16 @@ def check_fresh(roster: Roster, now_ms: int) -> None:
         raise ExpiredError(f"roster version {roster.version} expired")
 
 
-def verify_genesis(signed: SignedRoster, now_ms: int | None = None) -> Roster:
-    """A pinned first roster: it must carry a threshold of its own admins' signatures."""
+def verify_self_signed(signed: SignedRoster) -> Roster:
+    """The first roster of a chain: a threshold of its own admins signed it. No time."""
     roster = signed.roster
     _require_threshold(signed, roster, "its own")
-    if now_ms is not None:
-        check_fresh(roster, now_ms)
     return roster
 
 
-def verify_update(trusted: Roster, candidate: SignedRoster, now_ms: int | None = None) -> Roster:
-    """Roster N+1 signed by a threshold of N's admins and of its own; fresh if now_ms given."""
+def verify_link(trusted: Roster, candidate: SignedRoster) -> Roster:
+    """Roster N+1 signed by a threshold of N's admins and of its own. No time: a link stays
+    valid after either end expires (as python-tuf walks root versions)."""
     new = candidate.roster
     if new.version <= trusted.version:
         raise RollbackError(f"roster version {new.version} is not newer than {trusted.version}")
@@ -365,16 +367,36 @@ def verify_update(trusted: Roster, candidate: SignedRoster, now_ms: int | None =
         raise RosterError("roster belongs to another consortium")
     _require_threshold(candidate, trusted, f"version {trusted.version}'s")
     _require_threshold(candidate, new, "its own")
-    if now_ms is not None:
-        check_fresh(new, now_ms)
     return new
 
 
-def verify_chain(genesis: bytes, updates: list[bytes], now_ms: int | None = None) -> Roster:
+def walk_chain(chain: Sequence[bytes]) -> list[Roster]:
+    """Every roster of `chain` (a self-signed first one, then each next version), in order.
+    No time: the caller checks the last one's expiry (`check_fresh`) or reports it."""
+    if not chain:
+        raise RosterError("an empty roster chain")
+    rosters = [verify_self_signed(SignedRoster.decode(chain[0]))]
+    for raw in chain[1:]:
+        rosters.append(verify_link(rosters[-1], SignedRoster.decode(raw)))
+    return rosters
+
+
+def verify_genesis(signed: SignedRoster, now_ms: int) -> Roster:
+    """A pinned first roster to trust now: self-signed by a threshold and fresh at `now_ms`."""
+    roster = verify_self_signed(signed)
+    check_fresh(roster, now_ms)
+    return roster
+
+
+def verify_update(trusted: Roster, candidate: SignedRoster, now_ms: int) -> Roster:
+    """Roster N+1 to trust now: a valid link from N and fresh at `now_ms`."""
+    new = verify_link(trusted, candidate)
+    check_fresh(new, now_ms)
+    return new
+
+
+def verify_chain(genesis: bytes, updates: Sequence[bytes], now_ms: int) -> Roster:
     """Walk from a pinned genesis through every update; only the last must be fresh."""
-    roster = verify_genesis(SignedRoster.decode(genesis))
-    for raw in updates:
-        roster = verify_update(roster, SignedRoster.decode(raw))
-    if now_ms is not None:
-        check_fresh(roster, now_ms)
+    roster = walk_chain([genesis, *updates])[-1]
+    check_fresh(roster, now_ms)
     return roster

@@ -72,18 +72,18 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
     from node.runner import wall_clock_ms
     from protocol.audit import LogAudit, check_evidence
     from protocol.evidence import verify_evidence
-    from protocol.roster import SignedRoster, check_fresh, verify_genesis, verify_update
+    from protocol.roster import SignedRoster, check_fresh, verify_link, verify_self_signed
 
     problems: list[str] = []
     notices: list[str] = []
-    roster = verify_genesis(SignedRoster.decode(genesis))
+    roster = verify_self_signed(SignedRoster.decode(genesis))
     # A removed member's log is judged by the last roster that listed it.
     listed_by = dict.fromkeys(roster.origins(), roster)
     for raw in await store.rosters():
         candidate = SignedRoster.decode(raw)
         if candidate.roster.version > roster.version:
             try:
-                roster = verify_update(roster, candidate)
+                roster = verify_link(roster, candidate)  # expiry: of the last one, below
             except ProtocolError as bad:
                 problems.append(f"roster version {candidate.roster.version}: {bad}")
                 break
@@ -221,7 +221,7 @@ def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
     import urllib.request
 
     from protocol.bundle import MAX_BUNDLE_BYTES
-    from protocol.roster import SignedRoster, verify_chain, verify_update
+    from protocol.roster import SignedRoster, walk_chain
 
     pinned = SignedRoster.decode(chain[0])
     current = SignedRoster.decode(chain[-1]).roster
@@ -238,7 +238,7 @@ def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
             ]
             if SignedRoster.decode(earlier[0]).roster.version != 1:
                 continue  # that node too started from a later version
-            verify_update(verify_chain(earlier[0], earlier[1:]), pinned)
+            walk_chain([*earlier, chain[0]])  # links only: a bundle is evidence of the past
         except (OSError, ValueError, KeyError, TypeError, IndexError, ProtocolError):
             continue  # this member's node is unreachable or gives no usable chain: try another
         return tuple(earlier)

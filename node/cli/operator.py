@@ -239,13 +239,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     roster = status["roster"]
     print(f"member {status['member_id']}  log {status['origin']}")
+    if not status.get("in_roster", True):
+        print(f"NOT IN ROSTER: {status['member_id']} was removed by roster v{roster['version']}")
+    expiry = "EXPIRED" if roster.get("expired") else "expires"
     print(
-        f"roster {roster['consortium']} v{roster['version']} expires {_when(roster['expires_ms'])}"
+        f"roster {roster['consortium']} v{roster['version']} {expiry} {_when(roster['expires_ms'])}"
     )
     print("logs:")
     quorum = roster.get("witness_quorum", 0)
     for origin, log in status["logs"].items():
         extra = "  HELD (equivocation)" if log.get("held") else ""
+        if log.get("removed"):
+            extra += "  REMOVED (no longer in the roster)"
         behind = log.get("latest_seen", 0) - log["size"]
         if behind > 0:
             extra += f"  {behind} behind"
@@ -268,7 +273,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"disk: {free:.0f} MiB free of {total:.0f} MiB{failed}")
     print("peers:")
     for member, peer in status.get("peers", {}).items():
-        state = "reachable" if peer["reachable"] else f"UNREACHABLE ({peer['last_error']})"
+        if peer.get("refusing"):
+            state = f"REFUSES US ({peer['last_error']})"
+        elif peer["reachable"]:
+            state = "reachable"
+        else:
+            state = f"UNREACHABLE ({peer['last_error']})"
         print(f"  {member:20} {state}")
     for alert in status.get("alerts", []):
         print(f"ALERT: {alert}")

@@ -37,6 +37,7 @@ class LogRow:
     #: The flag of entries the roster no longer vouches for (node/policy.py), and how many.
     standing: str | None = None
     flagged_entries: int = 0
+    removed: bool = False  # its member is no longer in the roster in force
 
     @property
     def behind(self) -> int:
@@ -56,6 +57,7 @@ class MemberRow:
     last_ok_ms: int | None
     last_error: str | None
     failures: int
+    refusing: bool = False  # it answers but does not know us (a roster without us)
 
 
 def log_rows(status: Mapping[str, Any]) -> list[LogRow]:
@@ -71,6 +73,7 @@ def log_rows(status: Mapping[str, Any]) -> list[LogRow]:
             cosigners=tuple(log.get("cosigners", ())),
             standing=log.get("standing"),
             flagged_entries=int(log.get("flagged_entries", 0)),
+            removed=bool(log.get("removed")),
         )
         for origin, log in status["logs"].items()
     ]
@@ -96,6 +99,7 @@ def member_rows(
                 last_ok_ms=peer.get("last_ok_ms"),
                 last_error=peer.get("last_error"),
                 failures=int(peer.get("failures", 0)),
+                refusing=bool(peer.get("refusing")),
             )
         )
     return rows
@@ -120,7 +124,7 @@ def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) ->
             out.append(Alert("critical", "equivocation", text))
         elif " are flagged: " in text:
             out.append(Alert("warning", "flagged", text))
-        elif "EXPIRED" in text:
+        elif "NOT IN roster" in text or "EXPIRED" in text:
             out.append(Alert("critical", "roster", text))
         elif DISK_WRITES_FAILED in text:  # the node is refusing writes now
             out.append(Alert("critical", "disk", text))
@@ -129,7 +133,10 @@ def alerts(status: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) ->
         else:
             out.append(Alert("warning", "roster" if "roster" in text else "node", text))
     for member_id, peer in peers.items():
-        if peer.get("reachable") is False:
+        if peer.get("refusing"):
+            error = peer.get("last_error") or "401"
+            out.append(Alert("warning", "peer", f"peer {member_id} refuses us: {error}"))
+        elif peer.get("reachable") is False:
             error = peer.get("last_error") or "no answer"
             failures = int(peer.get("failures", 0))
             out.append(

@@ -15,7 +15,7 @@ from node.config import load_config
 from node.procs import NodeGroup
 from protocol.bundle import verify_bundle
 from protocol.roster import SignedRoster, verify_genesis
-from tests.cluster.support import consortium, status, wait_until
+from tests.cluster.support import NOW, consortium, status, wait_until
 
 MD5 = "md5:" + "ab" * 16
 
@@ -93,10 +93,10 @@ def test_admins_create_a_roster_and_onboard_a_member_by_threshold(
     assert code == 0
     assert run(capsys, "admin", "sign", str(draft), "--key", str(keys[0]))[0] == 0
     with pytest.raises(Exception, match="threshold"):
-        verify_genesis(SignedRoster.decode(draft.read_bytes()))
+        verify_genesis(SignedRoster.decode(draft.read_bytes()), NOW())
     code, out = run(capsys, "admin", "sign", str(draft), "--key", str(keys[1]))
     assert code == 0 and "2 of 2" in out
-    roster = verify_genesis(SignedRoster.decode(draft.read_bytes()))
+    roster = verify_genesis(SignedRoster.decode(draft.read_bytes()), NOW())
     assert [m.member_id for m in roster.members] == ["alpha", "beta"]
     code, out = run(capsys, "admin", "show", str(draft), "--json")
     assert json.loads(out)["threshold"] == 2

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -341,3 +342,83 @@ async def test_alerts_show_a_filling_disk_and_failed_writes(
     assert re.search(
         r'class="pill warning">warning</span> <span class="kind">disk</span> low disk space', page
     )
+
+
+async def test_a_removed_members_log_shows_as_removed_and_its_node_shows_peers_refusing_it(
+    tmp_path: Path,
+) -> None:
+    members = consortium(tmp_path, 2, sync_interval_s=0.3)
+    a_config, b_config = members.configs
+    async with (
+        running(a_config) as a,
+        running(b_config) as b,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as a_browser,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as b_browser,
+    ):
+        await submit(b, [{"signal_type": "md5", "value": md5("before the removal")}])
+        await wait_for(lambda: a.service.peers.replicas().get(b.config.origin), 10, "b's log at a")
+        a.service.request_sync()
+        await wait_for(lambda: a.service.peers.replica(b.config.origin).size == 1, 10, "b's entry")
+
+        current = a.service.rosters.roster
+        v2 = replace(
+            current,
+            version=2,
+            members=tuple(m for m in current.members if m.member_id != b.config.member_id),
+        )
+        signed = SignedRoster(v2.encode(), ()).with_signature(
+            load_key(members.admin_key_paths[0])[1]
+        )
+        assert await a.service.rosters.offer(signed.encode())
+
+        await log_in(a_browser, a)
+        async with a_browser.get(a.ui) as r:
+            assert "removed from the roster" in await r.text()
+        # a sends b the roster that removed it; b's peer (a) then refuses it.
+        await wait_for(lambda: b.service.rosters.roster.version == 2, 10, "b told of v2")
+        b.service.request_sync()
+        await wait_for(
+            lambda: (
+                b.replicator is not None
+                and b.replicator.peer_status()[a.config.member_id]["refusing"]
+            ),
+            10,
+            "a refuses b",
+        )
+        await log_in(b_browser, b)
+        async with b_browser.get(b.ui) as r:
+            assert "refuses us" in await r.text()
+        async with b_browser.get(b.ui + "alerts") as r:
+            alerts = await r.text()
+        assert (
+            "NOT IN roster version 2" in alerts
+            and f"peer {a.config.member_id} refuses us" in alerts
+        )
+
+
+async def test_a_node_refused_by_its_peers_says_so_before_any_roster_tells_it_why(
+    tmp_path: Path, browser: aiohttp.ClientSession
+) -> None:
+    members = consortium(tmp_path, 2, sync_interval_s=0.3)
+    a_config, b_config = members.configs
+    # a does not replicate, so it cannot send b the roster that removes b.
+    async with running(a_config, replicate=False) as a, running(b_config) as b:
+        current = a.service.rosters.roster
+        v2 = replace(
+            current,
+            version=2,
+            members=tuple(m for m in current.members if m.member_id != b.config.member_id),
+        )
+        signed = SignedRoster(v2.encode(), ()).with_signature(
+            load_key(members.admin_key_paths[0])[1]
+        )
+        assert await a.service.rosters.offer(signed.encode())
+        b.service.request_sync()
+        await wait_for(lambda: b.service.refused_by() == [a.config.member_id], 10, "refused")
+        assert b.replicator is not None
+        assert b.replicator.peer_status()[a.config.member_id]["reachable"] is False
+        assert b.service.status()["in_roster"] is True  # b holds no roster without it yet
+        await log_in(browser, b)
+        async with browser.get(b.ui + "alerts") as r:
+            alerts = await r.text()
+        assert f"peers refuse us (401): {a.config.member_id}" in alerts

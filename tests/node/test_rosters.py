@@ -4,6 +4,7 @@ a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from node.rosters import RosterKeeper
 from protocol.errors import ExpiredError, RollbackError, RosterError
 from protocol.roster import AdminKey, SignedRoster
+from protocol.signing import SigningKey
 from tests.node.conftest import StoreFactory
 from tests.support import DAY_MS, NOW_MS, make_members, make_roster
 
@@ -52,4 +54,93 @@ async def test_only_a_valid_next_version_is_kept_and_survives_a_restart(
     restarted = RosterKeeper(store, lambda: NOW_MS)
     await restarted.load(signed.encode())
     assert restarted.roster.version == 2
+    await store.close()
+
+
+def _versions(chain: list[bytes]) -> list[int]:
+    return [SignedRoster.decode(raw).roster.version for raw in chain]
+
+
+async def test_two_peers_offering_the_same_roster_at_once_store_it_once(
+    store_factory: StoreFactory,
+) -> None:
+    roster, signed, admins = make_roster(make_members(2))
+    store = store_factory()
+    await store.open()
+    keeper = RosterKeeper(store, lambda: NOW_MS)
+    await keeper.load(signed.encode())
+    told: list[int] = []
+    keeper.listeners.append(lambda previous: told.append(previous.version))
+    v2 = _signed(dataclasses.replace(roster, version=2, issued_ms=NOW_MS), admins[0])
+
+    accepted = await asyncio.gather(keeper.offer(v2), keeper.offer(v2))
+
+    assert sorted(accepted) == [False, True]
+    assert _versions(keeper.chain) == [1, 2] and keeper.after(1) == [v2]
+    assert told == [1]
+    await store.close()
+
+
+async def test_a_restarted_node_holds_one_roster_a_version(store_factory: StoreFactory) -> None:
+    roster, signed, admins = make_roster(make_members(2))
+    v2 = _signed(dataclasses.replace(roster, version=2, issued_ms=NOW_MS), admins[0])
+    store = store_factory()
+    await store.open()
+    for raw in (v2, v2, signed.encode()):
+        await store.save_roster(SignedRoster.decode(raw).roster.version, raw)
+    keeper = RosterKeeper(store, lambda: NOW_MS)
+    await keeper.load(signed.encode())
+    assert _versions(keeper.chain) == [1, 2]
+    await store.close()
+
+
+async def test_a_node_set_up_from_a_later_roster_keeps_the_earlier_ones_that_chain_to_it(
+    store_factory: StoreFactory,
+) -> None:
+    roster, v1, admins = make_roster(make_members(2))
+    v2 = _signed(dataclasses.replace(roster, version=2, issued_ms=NOW_MS), admins[0])
+    v3 = _signed(dataclasses.replace(roster, version=3, issued_ms=NOW_MS), admins[0])
+    store = store_factory()
+    await store.open()
+    keeper = RosterKeeper(store, lambda: NOW_MS)
+    await keeper.load(v3)
+    assert keeper.first_version == 3
+
+    # A made-up version 2 (signed by a stranger) does not chain to our version 3.
+    stranger = SigningKey.generate()
+    forged = dataclasses.replace(roster, version=2, admins=(AdminKey("x", stranger.public),))
+    with pytest.raises(RosterError, match="threshold"):
+        await keeper.adopt_earlier([v1.encode(), _signed(forged, stranger), v3])
+    assert keeper.first_version == 3
+
+    assert await keeper.adopt_earlier([v3, v2, v1.encode()]) == 2
+    assert keeper.chain == [v1.encode(), v2, v3] and keeper.roster.version == 3
+    assert await keeper.adopt_earlier([v1.encode(), v2, v3]) == 0
+    await store.close()
+
+    store = store_factory()
+    await store.open()
+    restarted = RosterKeeper(store, lambda: NOW_MS)
+    await restarted.load(v3)
+    assert restarted.chain == [v1.encode(), v2, v3]
+    await store.close()
+
+
+async def test_an_expired_roster_in_force_still_loads_and_takes_its_signed_successor(
+    store_factory: StoreFactory,
+) -> None:
+    roster, signed, admins = make_roster(make_members(2))
+    late = roster.expires_ms + DAY_MS
+    store = store_factory()
+    await store.open()
+    keeper = RosterKeeper(store, lambda: late)
+    await keeper.load(signed.encode())
+    assert keeper.expired() and keeper.roster.version == 1
+
+    stale = dataclasses.replace(roster, version=2, issued_ms=NOW_MS)  # expired as well
+    with pytest.raises(ExpiredError):
+        await keeper.offer(_signed(stale, admins[0]))
+    renewed = dataclasses.replace(stale, expires_ms=late + DAY_MS)
+    assert await keeper.offer(_signed(renewed, admins[0])) is True
+    assert not keeper.expired() and keeper.roster.version == 2
     await store.close()

@@ -19,7 +19,9 @@ from protocol.roster import (
     signing_message,
     verify_chain,
     verify_genesis,
+    verify_link,
     verify_update,
+    walk_chain,
 )
 from protocol.signing import SigningKey, verify
 from tests.protocol.roster_support import (
@@ -39,9 +41,9 @@ def test_genesis_two_of_three() -> None:
     roster, _ = first_roster()
     assert verify_genesis(signed_by(roster, ADMINS[0], ADMINS[2]), NOW_MS) == roster
     with pytest.raises(RosterError):
-        verify_genesis(signed_by(roster, ADMINS[1]))
+        verify_genesis(signed_by(roster, ADMINS[1]), NOW_MS)
     with pytest.raises(RosterError):
-        verify_genesis(signed_by(roster))
+        verify_genesis(signed_by(roster), NOW_MS)
 
 
 def test_same_key_signing_twice_counts_once() -> None:
@@ -52,7 +54,7 @@ def test_same_key_signing_twice_counts_once() -> None:
     assert SignedRoster.decode(twice.encode()) == twice  # well-formed ...
     assert twice.signers(roster.admins) == {ADMINS[0].public}
     with pytest.raises(RosterError):  # ... but one signer is not two
-        verify_genesis(twice)
+        verify_genesis(twice, NOW_MS)
 
 
 def test_admin_key_listed_twice_is_invalid() -> None:
@@ -73,17 +75,17 @@ def test_non_admin_and_forged_signatures_do_not_count() -> None:
     outsider = SigningKey.generate()
     signed = signed_by(roster, ADMINS[0], outsider)
     with pytest.raises(RosterError):
-        verify_genesis(signed)
+        verify_genesis(signed, NOW_MS)
     # A signature claimed for ADMINS[1] but made by another key.
     forged_sig = (ADMINS[1].public, outsider.sign(signing_message(roster.encode())))
     forged = SignedRoster(roster.encode(), (*signed_by(roster, ADMINS[0]).signatures, forged_sig))
     with pytest.raises(RosterError):
-        verify_genesis(forged)
+        verify_genesis(forged, NOW_MS)
     # A valid signature over other bytes (no context string) does not count either.
     bare = (ADMINS[1].public, ADMINS[1].sign(roster.encode()))
     with pytest.raises(RosterError):
         verify_genesis(
-            SignedRoster(roster.encode(), (*signed_by(roster, ADMINS[0]).signatures, bare))
+            SignedRoster(roster.encode(), (*signed_by(roster, ADMINS[0]).signatures, bare)), NOW_MS
         )
 
 
@@ -112,13 +114,13 @@ def test_update_needs_threshold_of_old_and_new_admins() -> None:
     v2 = next_version(genesis, admins=admin_keys(new_keys))
     # Two old admins, but only one of the new set (ADMINS[0] is in both).
     with pytest.raises(RosterError):
-        verify_update(genesis, signed_by(v2, ADMINS[0], ADMINS[1]))
+        verify_update(genesis, signed_by(v2, ADMINS[0], ADMINS[1]), NOW_MS)
     # Two new admins but only one old one.
     with pytest.raises(RosterError):
-        verify_update(genesis, signed_by(v2, ADMINS[0], new_keys[1], new_keys[2]))
+        verify_update(genesis, signed_by(v2, ADMINS[0], new_keys[1], new_keys[2]), NOW_MS)
     # No old admin at all.
     with pytest.raises(RosterError):
-        verify_update(genesis, signed_by(v2, new_keys[1], new_keys[2]))
+        verify_update(genesis, signed_by(v2, new_keys[1], new_keys[2]), NOW_MS)
     both = signed_by(v2, ADMINS[0], ADMINS[1], new_keys[1])
     assert verify_update(genesis, both, NOW_MS) == v2
 
@@ -129,18 +131,18 @@ def test_admin_rotation_and_threshold_change_over_a_chain() -> None:
     # v2: replace ADMINS[2] by k4, raise the threshold to 3 of 3.
     v2 = next_version(genesis, admins=admin_keys([ADMINS[0], ADMINS[1], k4]), threshold=3)
     v2_signed = signed_by(v2, ADMINS[0], ADMINS[1], k4)
-    assert verify_update(genesis, v2_signed) == v2
+    assert verify_update(genesis, v2_signed, NOW_MS) == v2
     # v3: drop to one admin k5, threshold 1. Needs all three of v2's admins.
     v3 = next_version(v2, admins=admin_keys([k5]), threshold=1)
     with pytest.raises(RosterError):
-        verify_update(v2, signed_by(v3, ADMINS[0], ADMINS[1], k5))
+        verify_update(v2, signed_by(v3, ADMINS[0], ADMINS[1], k5), NOW_MS)
     v3_signed = signed_by(v3, ADMINS[0], ADMINS[1], k4, k5)
-    assert verify_update(v2, v3_signed) == v3
+    assert verify_update(v2, v3_signed, NOW_MS) == v3
     # The removed admin ADMINS[2] can no longer sign anything alone.
     v4 = next_version(v3)
     with pytest.raises(RosterError):
-        verify_update(v3, signed_by(v4, ADMINS[2]))
-    assert verify_update(v3, signed_by(v4, k5)) == v4
+        verify_update(v3, signed_by(v4, ADMINS[2]), NOW_MS)
+    assert verify_update(v3, signed_by(v4, k5), NOW_MS) == v4
     chain = [v2_signed.encode(), v3_signed.encode(), signed_by(v4, k5).encode()]
     assert verify_chain(g_signed.encode(), chain, NOW_MS) == v4
 
@@ -149,20 +151,22 @@ def test_rollback_and_replay_are_refused() -> None:
     genesis, _ = first_roster()
     v2 = next_version(genesis)
     v2_signed = signed_by(v2, ADMINS[0], ADMINS[1])
-    trusted = verify_update(genesis, v2_signed)
+    trusted = verify_update(genesis, v2_signed, NOW_MS)
     with pytest.raises(RollbackError):
-        verify_update(trusted, v2_signed)  # the same version again
+        verify_update(trusted, v2_signed, NOW_MS)  # the same version again
     with pytest.raises(RollbackError):
-        verify_update(trusted, signed_by(genesis, ADMINS[0], ADMINS[1]))
+        verify_update(trusted, signed_by(genesis, ADMINS[0], ADMINS[1]), NOW_MS)
     with pytest.raises(RollbackError):
-        verify_chain(signed_by(genesis, *ADMINS).encode(), [v2_signed.encode(), v2_signed.encode()])
+        verify_chain(
+            signed_by(genesis, *ADMINS).encode(), [v2_signed.encode(), v2_signed.encode()], NOW_MS
+        )
 
 
 def test_version_skip_is_refused() -> None:
     genesis, _ = first_roster()
     v3 = next_version(genesis, version=3)
     with pytest.raises(RosterError) as info:
-        verify_update(genesis, signed_by(v3, *ADMINS))
+        verify_update(genesis, signed_by(v3, *ADMINS), NOW_MS)
     assert not isinstance(info.value, RollbackError)
 
 
@@ -170,7 +174,7 @@ def test_other_consortium_is_refused() -> None:
     genesis, _ = first_roster()
     other = next_version(genesis, consortium="other")
     with pytest.raises(RosterError):
-        verify_update(genesis, signed_by(other, *ADMINS))
+        verify_update(genesis, signed_by(other, *ADMINS), NOW_MS)
 
 
 # Expiry.
@@ -195,6 +199,36 @@ def test_expiry() -> None:
     assert verify_chain(signed.encode(), chain, late) == v2b
     with pytest.raises(ExpiredError):
         verify_chain(signed.encode(), [], late)
+
+
+def test_trusting_a_roster_now_requires_a_reference_time() -> None:
+    genesis, signed = first_roster()
+    v2_signed = signed_by(next_version(genesis), ADMINS[0], ADMINS[1])
+    with pytest.raises(TypeError):
+        verify_genesis(signed)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        verify_update(genesis, v2_signed)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        verify_chain(signed.encode(), [v2_signed.encode()])  # type: ignore[call-arg]
+
+
+def test_a_chain_link_holds_after_both_ends_expired_but_a_roster_to_trust_now_must_be_fresh() -> (
+    None
+):
+    genesis, signed = first_roster()
+    v2 = next_version(genesis, expires_ms=genesis.expires_ms)
+    v2_signed = signed_by(v2, ADMINS[0], ADMINS[1])
+    late = genesis.expires_ms + DAY_MS
+    assert verify_link(genesis, v2_signed) == v2
+    assert walk_chain([signed.encode(), v2_signed.encode()]) == [genesis, v2]
+    with pytest.raises(ExpiredError):
+        verify_update(genesis, v2_signed, late)
+    with pytest.raises(ExpiredError):
+        verify_chain(signed.encode(), [v2_signed.encode()], late)
+    with pytest.raises(RollbackError, match="not newer"):  # a chain holds one roster a version
+        walk_chain([signed.encode(), v2_signed.encode(), v2_signed.encode()])
+    with pytest.raises(RosterError):
+        walk_chain([])
 
 
 def test_expiry_must_follow_issue() -> None:

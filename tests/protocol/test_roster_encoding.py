@@ -145,5 +145,5 @@ def test_documented_example_matches_the_code() -> None:
     assert bytes.fromhex("".join(rows)) == roster.encode()
     signed = signed_by(roster, a1, a2)
     assert len(signed.encode()) == 493
-    assert verify_genesis(SignedRoster.decode(signed.encode())) == roster
+    assert verify_genesis(SignedRoster.decode(signed.encode()), roster.issued_ms) == roster
     assert signed.signatures[0][1].hex()[:16] in doc
