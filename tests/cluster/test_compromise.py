@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from node.app.procs import NodeGroup
 from node.config import NodeConfig
-from node.procs import NodeGroup
 from protocol import merkle
 from protocol.roster import SignedRoster, verify_chain
 from protocol.tlogproof import parse_tlog_proof
