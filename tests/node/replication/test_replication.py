@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from node import replication
 from node.core import wire
 from node.core.pipeline import PagePipeline
 from node.credentials.key_files import load_key
+from node.replication import replicator as replication
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
 from protocol.entries import Add
