@@ -47,7 +47,8 @@ class Submission:
     received_ms: int
     retraction: Retraction | None
     disputes: tuple[DisputeNote, ...]
-    #: Why the roster in force no longer vouches for this add, if it does not (node/policy.py).
+    #: Why the roster in force no longer vouches for this add, if it does not
+    #: (node/matching/policy.py).
     standing: str | None = None
 
     @property

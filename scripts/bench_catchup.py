@@ -65,13 +65,13 @@ from catchup_log import (
     store_pages,
 )
 
-from node import wire
+from node.app.consortium import build_consortium, free_port
+from node.app.procs import NodeProcess
+from node.cli.operator_client import OperatorClient
 from node.config import NodeConfig
-from node.consortium import build_consortium, free_port
-from node.keys import load_key
-from node.operator_client import OperatorClient
-from node.procs import NodeProcess
-from node.rows import entry_row
+from node.core import wire
+from node.credentials.key_files import load_key
+from node.store.rows import entry_row
 from protocol import merkle
 from protocol.merkle import NodeId
 from protocol.replica import LogReplica

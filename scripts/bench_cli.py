@@ -29,7 +29,7 @@ COMMANDS: dict[str, list[str]] = {
     "hashmesh status --help": ["-m", "node.cli.main", "status", "--help"],
     "hashmesh lookup --help": ["-m", "node.cli.main", "lookup", "--help"],
     "hashmesh submit --help": ["-m", "node.cli.main", "submit", "--help"],
-    "import node.runner (what `node run` needs)": ["-c", "import node.runner"],
+    "import node.app.runner (what `node run` needs)": ["-c", "import node.app.runner"],
 }
 
 

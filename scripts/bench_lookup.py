@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import emit, log, machine, md5_hex, work_dir
 
-from node.consortium import build_consortium
-from node.operator_client import OperatorClient
-from node.procs import NodeProcess
-from node.store.sqlite import SqliteStore
+from node.app.consortium import build_consortium
+from node.app.procs import NodeProcess
+from node.cli.operator_client import OperatorClient
+from node.store.sqlite.store import SqliteStore
 
 
 def held_hash(i: int) -> str:

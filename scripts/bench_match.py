@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from node.pdq_index import PdqIndex, columns, hashes_to_words, scan_columns  # noqa: E402
+from node.matching.pdq_index import PdqIndex, columns, hashes_to_words, scan_columns  # noqa: E402
 
 RADIUS = 31
 

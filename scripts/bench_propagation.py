@@ -36,9 +36,9 @@ from benchlib import (
     work_dir,
 )
 
-from node.consortium import build_consortium
-from node.operator_client import OperatorClient
-from node.procs import NodeGroup
+from node.app.consortium import build_consortium
+from node.app.procs import NodeGroup
+from node.cli.operator_client import OperatorClient
 
 
 def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from node.cli.operator_client import OperatorClient  # noqa: E402
 from node.config import NodeConfig  # noqa: E402  # importable once ROOT is on sys.path
 from node.errors import NodeError  # noqa: E402
-from node.operator_client import OperatorClient  # noqa: E402
 
 
 @contextlib.contextmanager

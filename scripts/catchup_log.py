@@ -15,9 +15,9 @@ from pathlib import Path
 
 from benchlib import timed
 
-from node.rows import entry_row
 from node.store.base import EntryRow
-from node.store.sqlite_writes import configure_writer, prepare, run_write
+from node.store.rows import entry_row
+from node.store.sqlite.writes import configure_writer, prepare, run_write
 from protocol.entries import Add, encode_entry
 from protocol.merkle import NodeId
 from protocol.signing import SigningKey
@@ -79,7 +79,7 @@ def rechunk(pages: list[Page], size: int) -> list[Page]:
 def store_pages(path: Path, origin: str, pages: list[Page], per_batch: int) -> float:
     """Append the pages to a fresh database of the store's schema, `per_batch` pages a
     transaction; seconds. The raw SQLite baseline: the store's own write statements
-    (node/store/sqlite_writes.py) on one sqlite3 connection in this process, without the
+    (node/store/sqlite/writes.py) on one sqlite3 connection in this process, without the
     node's writer process, marshalling or event loop. Rows are made into tuples before timing."""
     groups = []
     for i in range(0, len(pages), per_batch):

@@ -26,11 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from node.app.consortium import build_consortium
 from node.config import read_roster
-from node.consortium import build_consortium
-from node.keys import load_key
-from node.service import NodeService
-from node.store.sqlite import SqliteStore
+from node.core.service import NodeService
+from node.credentials.key_files import load_key
+from node.store.sqlite.store import SqliteStore
 from protocol.entries import Add
 
 

@@ -48,11 +48,11 @@ from benchlib import (
     work_dir,
 )
 
+from node.app.consortium import build_consortium
+from node.app.procs import NodeGroup, NodeProcess, NodeProcessError
+from node.cli.operator_client import OperatorClient
 from node.config import NodeConfig
-from node.consortium import build_consortium
 from node.errors import NodeError
-from node.operator_client import OperatorClient
-from node.procs import NodeGroup, NodeProcess, NodeProcessError
 
 #: Kept per kind of error in the report, so that a failing run says what happened.
 SAMPLES = 3
@@ -179,7 +179,7 @@ def log_errors(nodes: list[NodeProcess], offsets: list[int], errors: Errors) -> 
 def started_group(root: Path, n: int, relay: bool) -> NodeGroup:
     """N running nodes of a fresh consortium.
 
-    The ports come from the ephemeral range (node.consortium.free_port) and are only bound when
+    The ports come from the ephemeral range (node.app.consortium.free_port) and are only bound when
     each node starts; meanwhile the nodes already running open connections to their peers, and
     one of those can take a later node's port. That is a set-up race, not a load error, so a
     fresh consortium is tried again (a few times) when a node finds its port taken.

@@ -167,7 +167,7 @@ def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
 
 
 def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
-    from node.consortium import DAY_MS
+    from node.app.consortium import DAY_MS
 
     now = _now()
     draft = replace(
@@ -184,7 +184,7 @@ def _next(args: argparse.Namespace, current: Roster, **changes: object) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from node.consortium import DAY_MS, JoinRequest
+    from node.app.consortium import DAY_MS, JoinRequest
     from protocol.roster import DEFAULT_TAXONOMY, Roster
 
     taxonomy = DEFAULT_TAXONOMY
@@ -219,7 +219,7 @@ def _member_change(
 
 
 def cmd_add_member(args: argparse.Namespace) -> int:
-    from node.consortium import JoinRequest
+    from node.app.consortium import JoinRequest
 
     current = read_signed(args.roster).roster
     member = JoinRequest.from_json(args.join.read_text()).member()
@@ -235,7 +235,7 @@ def cmd_remove_member(args: argparse.Namespace) -> int:
 
 def cmd_replace(args: argparse.Namespace) -> int:
     """The member starts a new log (after an equivocation, say): new origin and keys."""
-    from node.consortium import JoinRequest
+    from node.app.consortium import JoinRequest
 
     current = read_signed(args.roster).roster
     joined = JoinRequest.from_json(args.join.read_text()).member()

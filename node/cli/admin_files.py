@@ -25,7 +25,7 @@ def read_signed(path: Path) -> SignedRoster:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from node.keys import write_secret
+    from node.credentials.key_files import write_secret
     from protocol.note import signer_key_text
     from protocol.signing import SigningKey
 
@@ -38,7 +38,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from node.keys import load_key
+    from node.credentials.key_files import load_key
 
     signed = read_signed(args.draft)
     name, key = load_key(args.key)

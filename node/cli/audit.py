@@ -32,7 +32,7 @@ from protocol.errors import ProtocolError
 from protocol.signals import value_text
 
 if TYPE_CHECKING:
-    from node.report import Observed
+    from node.formats.report import Observed
     from node.store.base import Store
 
 PAGE = 10_000
@@ -69,7 +69,7 @@ def register(sub: Subcommands) -> None:
 
 
 async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
-    from node.runner import wall_clock_ms
+    from node.app.runner import wall_clock_ms
     from protocol.audit import LogAudit, check_evidence
     from protocol.evidence import verify_evidence
     from protocol.roster import SignedRoster, check_fresh, verify_link, verify_self_signed
@@ -149,7 +149,7 @@ async def _audit_store(store: Store, genesis: bytes) -> dict[str, Any]:
 
 
 async def _run_verify(args: argparse.Namespace) -> dict[str, Any]:
-    from node.runner import open_store
+    from node.app.runner import open_store
 
     config = node_config(argparse.Namespace(node=str(args.directory)))
     genesis_path = args.genesis or config.roster_path
@@ -305,8 +305,8 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 
 async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
-    from node.report import observe
-    from node.runner import open_store
+    from node.app.runner import open_store
+    from node.formats.report import observe
     from protocol.roster import SignedRoster
 
     config = node_config(argparse.Namespace(node=str(directory)))
@@ -328,8 +328,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     import asyncio
 
-    from node.report import build_report, render_html
-    from node.runner import wall_clock_ms
+    from node.app.runner import wall_clock_ms
+    from node.formats.report import build_report, render_html
 
     until_ms = wall_clock_ms()
     since_ms = until_ms - int(args.days * 86_400_000)

@@ -14,8 +14,8 @@ from protocol.errors import ValidationError
 from protocol.signals import SIGNAL_TYPES, parse_value
 
 if TYPE_CHECKING:
+    from node.cli.operator_client import OperatorClient
     from node.config import NodeConfig
-    from node.operator_client import OperatorClient
 
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
@@ -60,7 +60,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 
 
 def client(args: argparse.Namespace) -> OperatorClient:
-    from node.operator_client import OperatorClient
+    from node.cli.operator_client import OperatorClient
 
     return OperatorClient.for_node(node_config(args))
 

@@ -3,8 +3,8 @@
 import checks every row of the file first (signal type, hash syntax, labels in the roster's
 taxonomy, incident ids) and sends nothing if any row is bad; then it submits in batches,
 showing progress on stderr. export streams `GET /v1/export` from the node and writes CSV,
-python-threatexchange's CSV, JSON lines or a STIX 2.1 bundle. Formats: node.exchange and
-node.stix_export.
+python-threatexchange's CSV, JSON lines or a STIX 2.1 bundle. Formats: node.formats.exchange and
+node.formats.stix.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from node.cli.common import (
     progress,
 )
 from node.errors import ConfigError, NodeError, RequestError
-from node.exchange import (
+from node.formats.exchange import (
     IMPORT_FORMATS,
     TE_TO_OURS,
     ExchangeError,
@@ -48,11 +48,11 @@ from protocol.errors import ProtocolError
 from protocol.signals import SIGNAL_TYPES
 
 if TYPE_CHECKING:
-    from node.operator_client import OperatorClient
+    from node.cli.operator_client import OperatorClient
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "te-csv", "jsonl", "stix")
 DEFAULT_BATCH = 500
-#: The operator API takes at most this many hashes per request (node.server.MAX_LOOKUP).
+#: The operator API takes at most this many hashes per request (node.http.server.MAX_LOOKUP).
 MAX_BATCH = 10_000
 #: Problems listed in the text output; --json lists them all.
 SHOWN_PROBLEMS = 50
@@ -105,7 +105,7 @@ def _read_text(path: Path) -> str:
 
 def _taxonomy(args: argparse.Namespace) -> tuple[str, ...]:
     """The labels the roster allows: the node's current roster, or the pinned one offline."""
-    from node.operator_client import NodeUnreachableError
+    from node.cli.operator_client import NodeUnreachableError
     from protocol.roster import SignedRoster
 
     try:
@@ -299,7 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         elif args.format == "jsonl":
             count = write_jsonl(views, out)
         else:
-            from node.stix_export import write_stix
+            from node.formats.stix import write_stix
 
             count = write_stix(views, out, consortium)
     summary = {"format": args.format, "count": count, "left_out": left_out, "out": str(args.out)}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from node.cli.common import EXIT_NODE, EXIT_OK, Subcommands, add_json_arg, print_json
 
 if TYPE_CHECKING:
-    from node.operator_client import OperatorClient
+    from node.cli.operator_client import OperatorClient
 
 
 def register(sub: Subcommands) -> None:
@@ -42,9 +42,9 @@ def _wait_for(client: OperatorClient, item: dict[str, str], start: float, timeou
 def cmd_demo(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from node.consortium import build_consortium
-    from node.operator_client import OperatorClient
-    from node.procs import NodeGroup
+    from node.app.consortium import build_consortium
+    from node.app.procs import NodeGroup
+    from node.cli.operator_client import OperatorClient
 
     args.nodes = max(args.nodes, 2)
     root = Path(tempfile.mkdtemp(prefix="hashmesh-demo-"))

@@ -26,8 +26,8 @@ from protocol.errors import ProtocolError
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from node.app.consortium import JOIN_REQUEST, init_member
     from node.config import NodeConfig
-    from node.consortium import JOIN_REQUEST, init_member
 
     config = NodeConfig(
         member_id=args.member_id,
@@ -50,10 +50,10 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from node.collector import tune_collector
+    from node.app.collector import tune_collector
+    from node.app.logging_setup import configure_logging
+    from node.app.runner import run_node
     from node.config import load_config
-    from node.logs import configure_logging
-    from node.runner import run_node
 
     configure_logging(
         json_lines=args.log_format == "json",
@@ -73,11 +73,11 @@ def cmd_node_run(args: argparse.Namespace) -> int:
 def cmd_serve_matches(args: argparse.Namespace) -> int:
     import asyncio
 
-    from node.collector import tune_collector
+    from node.app.collector import tune_collector
+    from node.app.logging_setup import configure_logging
+    from node.app.match_server import serve_matches
+    from node.app.runner import open_store
     from node.config import load_config
-    from node.logs import configure_logging
-    from node.match_server import serve_matches
-    from node.runner import open_store
 
     configure_logging(json_lines=args.log_format == "json")
     config = load_config(Path(args.directory))

@@ -32,7 +32,7 @@ from protocol.entries import DISPUTE_REASONS
 from protocol.signals import value_text
 
 if TYPE_CHECKING:
-    from node.operator_client import OperatorClient
+    from node.cli.operator_client import OperatorClient
 
 
 def register(sub: Subcommands) -> None:
@@ -98,7 +98,7 @@ def register(sub: Subcommands) -> None:
 
 
 def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
-    from node.hashing import LOW_QUALITY, hash_file
+    from node.matching.hashing import LOW_QUALITY, hash_file
 
     items: list[dict[str, Any]] = []
     for name in files:
@@ -145,7 +145,7 @@ SUBMIT_RETRY_S = 2.0
 def submit_with_retries(api: OperatorClient, items: list[dict[str, Any]], key: str) -> Any:
     """POST /v1/submit, trying again with the same key when the outcome may be unknown: the
     node then answers a retry with the entries it already added, never a second copy."""
-    from node.operator_client import NodeUnavailableError, NodeUnreachableError
+    from node.cli.operator_client import NodeUnavailableError, NodeUnreachableError
 
     wait = SUBMIT_RETRY_S
     for attempt in range(1, SUBMIT_TRIES + 1):
@@ -325,7 +325,7 @@ def _files_under(paths: list[Path]) -> list[Path]:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    from node.hashing import LOW_QUALITY, hash_file
+    from node.matching.hashing import LOW_QUALITY, hash_file
 
     out: list[dict[str, Any]] = []
     files = _files_under(args.files)

@@ -1,4 +1,9 @@
-"""Storage for a node: an interface and its SQLite (default) and PostgreSQL implementations."""
+"""Storage for a node: the interface every store implements and its rows, the rules both
+stores share (schema), the cache of stored entries' decodings, and the two stores: SQLite
+(`store.sqlite`, the default) and PostgreSQL; `open_store` makes the one a location names.
+
+May import: `node.errors`, `node.config`, `protocol`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from node.errors import StoreError
 from node.store.base import Store
 from node.store.postgres import PostgresStore
-from node.store.sqlite import SqliteStore
+from node.store.sqlite.store import SqliteStore
 
 __all__ = ["PostgresStore", "SqliteStore", "Store", "open_store"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from node.app.consortium import Consortium
 from node.config import NodeConfig
-from node.consortium import Consortium
 from tests.cluster.support import consortium
 
 PG_DSN = os.environ.get("HASHMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from node.app.consortium import Consortium, build_consortium
+from node.cli.operator_client import OperatorClient
 from node.config import NodeConfig
-from node.consortium import Consortium, build_consortium
-from node.operator_client import OperatorClient
 
 NOW = lambda: time.time_ns() // 1_000_000  # noqa: E731
 

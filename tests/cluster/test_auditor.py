@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from node import wire
+from node.app.consortium import free_port
+from node.app.procs import NodeGroup
 from node.cli.main import main
 from node.config import NodeConfig, load_config
-from node.consortium import free_port
+from node.core import wire
 from node.errors import RequestError
-from node.procs import NodeGroup
 from tests.cluster.support import consortium, found, md5_item, roots, submit, wait_until
 from tests.cluster.test_compromise import publish
 from tests.cluster.test_governance import cli, draft

@@ -9,9 +9,9 @@ import threading
 import time
 from typing import Any
 
+from node.app.procs import NodeGroup, NodeProcess
+from node.cli.operator_client import OperatorClient
 from node.errors import NodeError
-from node.operator_client import OperatorClient
-from node.procs import NodeGroup, NodeProcess
 from tests.cluster.conftest import MakeConsortium
 from tests.cluster.support import md5_item, roots, submit, wait_until
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from node.app.procs import NodeGroup
 from node.cli.common import EXIT_NODE
 from node.cli.main import main
 from node.config import NodeConfig
 from node.errors import RequestError
-from node.procs import NodeGroup
 from tests.cluster.support import api, consortium, found, md5_item, status, submit, wait_until
 
 MIB = 1 << 20

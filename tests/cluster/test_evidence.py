@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from node import wire
+from node.app.procs import NodeGroup
 from node.config import NodeConfig
-from node.procs import NodeGroup
+from node.core import wire
 from protocol.entries import Add, encode_entry
 from protocol.evidence import verify_evidence
 from protocol.roster import SignedRoster

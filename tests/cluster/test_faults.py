@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from node.app.procs import NodeGroup, NodeProcess
 from node.cli.main import main
 from node.errors import RequestError
-from node.procs import NodeGroup, NodeProcess
 from tests.cluster.support import consortium, found, md5_item, roots, submit, wait_until
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from node.app.consortium import free_port
+from node.app.procs import NodeGroup
 from node.cli.main import main
 from node.config import load_config
-from node.consortium import free_port
 from node.errors import RequestError
-from node.procs import NodeGroup
 from tests.cluster.support import api, consortium, found, md5_item, status, submit, wait_until
 
 

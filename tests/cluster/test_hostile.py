@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from node import wire
-from node.auth import sign_request
+from node.app.procs import NodeGroup
 from node.config import NodeConfig
-from node.keys import load_key
-from node.procs import NodeGroup
+from node.core import wire
+from node.credentials.key_files import load_key
+from node.credentials.request_auth import sign_request
 from protocol.entries import Add, encode_entry
 from protocol.roster import SignedRoster
 from protocol.signing import SigningKey

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from stix2validator import ValidationOptions, validate_instance
 
+from node.app.procs import NodeGroup
 from node.config import NodeConfig
-from node.procs import NodeGroup
 from tests.cluster.support import consortium, found, status, wait_until
 
 UNICODE_URL = "https://例え.jp/記事?id=1,2"

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from node.keys import write_secret
-from node.procs import NodeGroup, NodeProcess
-from node.webhooks import verify_signature
+from node.app.procs import NodeGroup, NodeProcess
+from node.credentials.key_files import write_secret
+from node.events.webhooks import verify_signature
 from tests.cluster.support import api, consortium, md5_item, submit, wait_until
 
 SECRET = "a-shared-secret-of-some-length"

@@ -1,12 +1,13 @@
 """A running node's log: a peer that fails the same way every sync round is logged once, not
-every round (node/logs.py's RepeatLimiter on the node's handler). Real node processes."""
+every round (node/app/logging_setup.py's RepeatLimiter on the node's handler). Real node
+processes."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from node.procs import NodeProcess
+from node.app.procs import NodeProcess
 from tests.cluster.support import consortium, status, wait_until
 
 

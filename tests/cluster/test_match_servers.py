@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from node.consortium import free_port
-from node.match_server import READY
-from node.operator_client import OperatorClient
-from node.procs import NodeGroup, NodeProcess
+from node.app.consortium import free_port
+from node.app.match_server import READY
+from node.app.procs import NodeGroup, NodeProcess
+from node.cli.operator_client import OperatorClient
 from tests.cluster.conftest import MakeConsortium
 from tests.cluster.support import md5_item, submit, wait_until
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageEnhance
 
+from node.app.procs import NodeGroup
 from node.cli.main import main
-from node.procs import NodeGroup
 from tests.cluster.support import consortium, wait_until
 
 DATA = Path(__file__).parent.parent / "data"

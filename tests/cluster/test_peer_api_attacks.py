@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from node.auth import sign_request
+from node.app.procs import NodeGroup
 from node.config import NodeConfig
-from node.keys import load_key
-from node.procs import NodeGroup
+from node.credentials.key_files import load_key
+from node.credentials.request_auth import sign_request
 from tests.cluster.support import consortium, found, md5_item, submit, wait_until
 
 HEAD_TIMEOUT_S = 3.0

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.app.consortium import JOIN_REQUEST
+from node.app.procs import NodeGroup, NodeProcess
 from node.config import NodeConfig
-from node.consortium import JOIN_REQUEST
-from node.procs import NodeGroup, NodeProcess
 from tests.cluster.conftest import MakeConsortium
 from tests.cluster.support import (
     api,

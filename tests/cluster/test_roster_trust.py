@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from node.app.consortium import free_port
+from node.app.procs import NodeGroup
 from node.cli.main import main
 from node.config import NodeConfig, load_config
-from node.consortium import free_port
-from node.procs import NodeGroup
 from protocol.roster import SignedRoster
 from tests.cluster.support import api, consortium, found, md5_item, status, submit, wait_until
 

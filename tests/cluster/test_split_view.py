@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from node.app.procs import NodeGroup
 from node.cli.main import main
-from node.procs import NodeGroup
 from protocol.evidence import verify_evidence
 from protocol.roster import SignedRoster
 from tests.cluster.support import consortium, status, wait_until

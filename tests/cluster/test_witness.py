@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from node import wire
+from node.app.procs import NodeGroup
 from node.cli.main import main
-from node.keys import load_key
-from node.procs import NodeGroup
+from node.core import wire
+from node.credentials.key_files import load_key
 from protocol.bundle import verify_bundle
 from protocol.cosignature import ALG_COSIGNATURE
 from protocol.entries import Add, encode_entry

@@ -10,8 +10,8 @@ import signal
 import time
 from pathlib import Path
 
+from node.app.procs import NodeGroup, NodeProcess
 from node.errors import NodeError
-from node.procs import NodeGroup, NodeProcess
 from tests.cluster.support import api, consortium, md5_item, roots, submit, wait_until
 
 
@@ -27,7 +27,7 @@ def writer_of(node_pid: int) -> int | None:
                 command = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"node.sqlite_writer_child" in command:
+            if b"node.store.sqlite.writer_child" in command:
                 return int(child)
     return None
 

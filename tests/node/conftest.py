@@ -17,7 +17,7 @@ import pytest
 from node.config import NodeConfig
 from node.store.base import Store
 from node.store.postgres import PostgresStore
-from node.store.sqlite import SqliteStore
+from node.store.sqlite.store import SqliteStore
 
 PG_DSN = os.environ.get("HASHMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

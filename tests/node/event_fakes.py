@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from node.outbox import Event, EventRange, Outbox
+from node.events.outbox import Event, EventRange, Outbox
 
 
 async def index_events(recorded: EventRange, start: int, stop: int) -> list[Event]:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.auth import RequestVerifier
+from node.app.consortium import Consortium, build_consortium
 from node.config import NodeConfig, read_roster
-from node.connection_guard import GuardedSite
-from node.consortium import Consortium, build_consortium
-from node.keys import load_key
-from node.server import operator_app, peer_runner
-from node.service import NodeService
+from node.core.service import NodeService
+from node.credentials.key_files import load_key
+from node.credentials.request_auth import RequestVerifier
+from node.http.connection_guard import GuardedSite
+from node.http.server import operator_app, peer_runner
 from node.store.base import Store
-from node.store.sqlite import SqliteStore
+from node.store.sqlite.store import SqliteStore
 
 
 def now_ms() -> int:

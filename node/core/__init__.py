@@ -1,0 +1,9 @@
+"""The domain core: the node service (`service`) that owns our log and the node's view of every
+peer's log; peers' logs as verified replicas fed by pushes and pulls (`peer_logs`) through the
+catch-up pipeline (`pipeline`); the trusted roster chain (`rosters`); our checkpoint keys
+through a rotation (`log_keys`); witnessing (`witness`); the peer API's bodies (`wire`); the
+status report and alerts (`status`); listeners' isolation (`listeners`).
+
+May import: `node.matching`, `node.formats`, `node.store`, `node.credentials`, `node.config`,
+`node.errors`, `protocol`.
+"""

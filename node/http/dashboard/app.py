@@ -1,0 +1,370 @@
+"""The dashboard's routes: server-rendered pages (Jinja2, autoescaped) behind a login.
+
+Every page but the login form needs a session cookie (see session.py); every POST needs the
+form's CSRF token. Pages only read the node through NodeService and the replicator's peer
+status, the same sources as the operator API. The one action, "sync now", asks for an
+anti-entropy round. A small script (static/feed.js) refreshes the live feed from feed.json.
+Every value a template shows passes `visible` (the environment's finalize), so control, bidi
+and other invisible format characters in peer-supplied text show as ⟨U+202E⟩ instead of
+reordering or hiding what is around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+from aiohttp import web
+
+from node.core.service import NodeService
+from node.core.status import node_status
+from node.errors import NodeError
+from node.formats.json_views import view_json
+from node.http.dashboard import panels, queries
+from node.http.dashboard.session import COOKIE_NAME, Session, Sessions
+from protocol.errors import ProtocolError, ValidationError
+from protocol.signals import SIGNAL_TYPES, parse_value
+
+PeerStatus = Callable[[], dict[str, dict[str, object]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PageHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+HERE = Path(__file__).parent
+FAILED_LOGIN_DELAY_S = 0.5
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class EventSource(Protocol):
+    """The part of the event outbox the dashboard reads: its cursor and webhook backlog."""
+
+    async def latest_id(self) -> int: ...
+    async def pending_count(self) -> int: ...
+
+
+class Dashboard:
+    """The dashboard of one node: its sessions, templates and page handlers."""
+
+    def __init__(
+        self,
+        service: NodeService,
+        token: str,
+        peer_status: PeerStatus | None,
+        events: EventSource | None,
+    ) -> None:
+        self.service = service
+        self.sessions = Sessions(token, service.clock)
+        self.peer_status = peer_status
+        self.events = events
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            finalize=visible,
+        )
+        self.templates.filters["visible"] = visible
+        self.templates.filters["when"] = when
+        self.templates.filters["duration"] = duration
+        #: The dashboard's own routes, named; `request.app` may be the server it is mounted on.
+        self.app = web.Application()
+        self.router = self.app.router
+
+    def peers(self) -> dict[str, dict[str, object]]:
+        return self.peer_status() if self.peer_status else {}
+
+    def render(
+        self,
+        request: web.Request,
+        name: str,
+        session: Session | None,
+        status: int = 200,
+        **ctx: Any,
+    ) -> web.Response:
+        def url(route: str, **query: str) -> str:
+            return str(self.router[route].url_for().with_query(query or None))
+
+        def static(filename: str) -> str:
+            return str(self.router["static"].url_for(filename=filename))
+
+        status_now = node_status(self.service)
+        text = self.templates.get_template(name).render(
+            url=url,
+            static=static,
+            page=name.removesuffix(".html"),
+            csrf=self.sessions.csrf_token(session) if session else "",
+            logged_in=session is not None,
+            member_id=self.service.config.member_id,
+            consortium=status_now["roster"]["consortium"],
+            alert_count=len(panels.alerts(status_now, self.peers())) if session else 0,
+            now_ms=self.service.clock(),
+            **ctx,
+        )
+        return web.Response(
+            text=text, content_type="text/html", status=status, headers=SECURITY_HEADERS
+        )
+
+    def page(self, handler: PageHandler) -> Handler:
+        """Require a live session; show our own errors as a page, not a traceback."""
+
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            session = self.sessions.check(request.cookies.get(COOKIE_NAME))
+            if session is None:
+                if request.path.endswith(".json"):
+                    return web.json_response({"error": "log in first"}, status=401)
+                raise web.HTTPSeeOther(self.router["login"].url_for())
+            if request.method == "POST":
+                form = await request.post()
+                if not self.sessions.csrf_ok(session, _text(form.get("csrf"))):
+                    return self.render(
+                        request, "error.html", session, 403, message="stale form; reload the page"
+                    )
+            try:
+                return await handler(request, session)
+            except (NodeError, ProtocolError) as e:
+                return self.render(request, "error.html", session, 400, message=str(e))
+
+        return wrapped
+
+    # Logging in and out.
+
+    async def login_form(self, request: web.Request) -> web.Response:
+        return self.render(request, "login.html", None, nonce=self.sessions.login_nonce(), error="")
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        if not self.sessions.login_nonce_ok(_text(form.get("nonce"))):
+            error = "the login form expired; try again"
+        elif not self.sessions.token_matches(_text(form.get("token")) or ""):
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # slows guessing; tokens are long anyway
+            error = "wrong operator token"
+        else:
+            session, cookie = self.sessions.open()
+            response = web.HTTPSeeOther(self.router["overview"].url_for())
+            response.set_cookie(
+                COOKIE_NAME,
+                cookie,
+                max_age=max(1, (session.expires_ms - self.service.clock()) // 1000),
+                path=str(self.router["overview"].url_for()),
+                httponly=True,
+                samesite="Strict",
+                secure=request.secure,
+            )
+            raise response
+        return self.render(
+            request, "login.html", None, 401, nonce=self.sessions.login_nonce(), error=error
+        )
+
+    async def logout(self, request: web.Request, session: Session) -> web.StreamResponse:
+        self.sessions.close(session)
+        response = web.HTTPSeeOther(self.router["login"].url_for())
+        response.del_cookie(COOKIE_NAME, path=str(self.router["overview"].url_for()))
+        raise response
+
+    # Pages.
+
+    async def overview(self, request: web.Request, session: Session) -> web.Response:
+        status = node_status(self.service)
+        peers = self.peers()
+        roster = self.service.rosters.roster
+        outbox = None
+        if self.events is not None:
+            outbox = {
+                "latest": await self.events.latest_id(),
+                "pending": await self.events.pending_count(),
+            }
+        return self.render(
+            request,
+            "overview.html",
+            session,
+            roster=roster,
+            members=panels.member_rows(roster, self.service.config.member_id, peers),
+            logs=panels.log_rows(status),
+            last_sync_ms=panels.last_sync_ms(peers),
+            outbox=outbox,
+            synced=request.query.get("synced") == "1",
+        )
+
+    async def sync_now(self, request: web.Request, session: Session) -> web.StreamResponse:
+        self.service.request_sync()
+        raise web.HTTPSeeOther(self.router["overview"].url_for().with_query({"synced": "1"}))
+
+    async def feed(self, request: web.Request, session: Session) -> web.Response:
+        items = await queries.recent_entries(self.service)
+        return self.render(request, "feed.html", session, items=items)
+
+    async def feed_json(self, request: web.Request, session: Session) -> web.Response:
+        items = await queries.recent_entries(self.service)
+        body = {"now_ms": self.service.clock(), "items": [i.to_json() for i in items]}
+        return web.json_response(body, headers=SECURITY_HEADERS)
+
+    async def incidents(self, request: web.Request, session: Session) -> web.Response:
+        found = await queries.incidents(self.service)
+        return self.render(request, "incidents.html", session, incidents=found)
+
+    async def search(self, request: web.Request, session: Session) -> web.Response:
+        signal_type = request.query.get("signal_type", "any")
+        value = request.query.get("value", "").strip()
+        results: list[dict[str, Any]] = []
+        error = ""
+        if value:
+            try:
+                results = await self._lookup(signal_type, value)
+            except ValidationError as e:
+                error = str(e)
+        return self.render(
+            request,
+            "search.html",
+            session,
+            400 if error else 200,
+            signal_types=SIGNAL_TYPES,
+            signal_type=signal_type,
+            value=value,
+            results=results,
+            searched=bool(value) and not error,
+            error=error,
+        )
+
+    async def _lookup(self, signal_type: str, text: str) -> list[dict[str, Any]]:
+        """Views of the hash under the type asked, or under every type it can be ("any")."""
+        if signal_type != "any" and signal_type not in SIGNAL_TYPES:
+            raise ValidationError(f"unknown signal type {signal_type!r}")
+        kinds = SIGNAL_TYPES if signal_type == "any" else (signal_type,)
+        parsed = []
+        last: ValidationError | None = None
+        for kind in kinds:
+            try:
+                parsed.append((kind, parse_value(kind, text)))
+            except ValidationError as e:
+                if signal_type != "any":
+                    raise
+                last = e
+        if not parsed:
+            raise ValidationError(f"not a hash or URL of any signal type ({last})")
+        member_of = queries.member_lookup(self.service)
+        results = []
+        for kind, value in parsed:
+            for view in await self.service.lookup(kind, [value]):
+                if view.submissions or signal_type != "any":
+                    results.append(view_json(view, member_of))
+        return results
+
+    async def alerts(self, request: web.Request, session: Session) -> web.Response:
+        status = node_status(self.service)
+        return self.render(
+            request,
+            "alerts.html",
+            session,
+            alerts=panels.alerts(status, self.peers()),
+            equivocations=status.get("equivocations", []),
+        )
+
+
+def dashboard_app(
+    service: NodeService,
+    token: str,
+    peer_status: PeerStatus | None,
+    events: EventSource | None = None,
+) -> web.Application:
+    """The dashboard as an aiohttp application, to be mounted under /ui (see mount_dashboard)."""
+    board = Dashboard(service, token, peer_status, events)
+    app = board.app
+    app.router.add_get("/", board.page(board.overview), name="overview")
+    app.router.add_get("/login", board.login_form, name="login")
+    app.router.add_post("/login", board.login, name="login_post")
+    app.router.add_post("/logout", board.page(board.logout), name="logout")
+    app.router.add_post("/sync", board.page(board.sync_now), name="sync")
+    app.router.add_get("/feed", board.page(board.feed), name="feed")
+    app.router.add_get("/feed.json", board.page(board.feed_json), name="feed_json")
+    app.router.add_get("/incidents", board.page(board.incidents), name="incidents")
+    app.router.add_get("/search", board.page(board.search), name="search")
+    app.router.add_get("/alerts", board.page(board.alerts), name="alerts")
+    app.router.add_static("/static", HERE / "static", name="static")
+    return app
+
+
+def mount_dashboard(
+    operator: web.Application,
+    service: NodeService,
+    token: str,
+    peer_status: PeerStatus | None,
+    events: EventSource | None = None,
+    prefix: str = "/ui",
+) -> web.Application:
+    """Serve the dashboard at `prefix` of the operator server; returns the dashboard app.
+
+    The operator API's middlewares (a bearer token on every request, JSON errors) would also
+    wrap a sub-application's handlers, but a browser sends a session cookie, not a bearer
+    token. So a first middleware hands requests routed into the dashboard straight to their
+    handler, each of which checks its own session (Dashboard.page); every other request
+    goes through the operator API's checks as before.
+    """
+    dashboard = dashboard_app(service, token, peer_status, events)
+
+    @web.middleware
+    async def dashboard_own_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if dashboard in request.match_info.apps:
+            return await request.match_info.handler(request)
+        return await handler(request)
+
+    operator.middlewares.insert(0, dashboard_own_auth)
+    operator.add_subapp(prefix, dashboard)
+    return dashboard
+
+
+# C0 and C1 controls, the bidi embeddings, overrides, isolates and marks, zero-width and other
+# invisible format characters, line and paragraph separators, and the Unicode tag characters;
+# feed.js shows the same set the same way.
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def visible(value: object) -> object:
+    """Text with every invisible or reordering character shown as ⟨U+XXXX⟩; other values as
+    they are (markup we made stays markup)."""
+    if not isinstance(value, str) or not _INVISIBLE.search(value):
+        return value
+    # type(value): markup (a str subclass) stays markup; the escapes hold nothing to escape.
+    return type(value)(_INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", value))
+
+
+def when(ms: int | None) -> str:
+    """A time in ms since the epoch as UTC text, to the second."""
+    if not ms:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def duration(ms: int | float | None) -> str:
+    """A span in ms as a short human text: 350 ms, 4.2 s, 3 min, 5 h, 2.5 days."""
+    if ms is None:
+        return "-"
+    ms = max(0.0, float(ms))
+    if ms < 1_000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    if ms < 3_600_000:
+        return f"{ms / 60_000:.0f} min"
+    if ms < 86_400_000:
+        return f"{ms / 3_600_000:.1f} h"
+    return f"{ms / 86_400_000:.1f} days"
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,210 @@
+"""What the dashboard shows, read from the node: recent entries of every log and incidents.
+
+The store has no "latest entries" or "by incident" index, so both are read from the tail of
+each log (a bounded number of entries per log) and their arrival times looked up through the
+indexes it does have (adds by hash, retractions and disputes by target). Entries that do not
+decode were kept for the Merkle tree only and are skipped here, as lookups skip them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node.core.service import NodeService
+from node.core.status import node_status
+from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from protocol.errors import DecodeError, RosterError
+from protocol.signals import value_key, value_text
+
+FEED_PER_LOG = 50
+INCIDENT_SCAN_PER_LOG = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One entry of some member's log as an operator reads it."""
+
+    origin: str
+    index: int
+    member: str | None
+    kind: str  # "add", "retract" or "dispute"
+    timestamp_ms: int  # when the origin says it acted
+    received_ms: int  # when this node stored it
+    signal_type: str = ""
+    value: str = ""
+    labels: tuple[str, ...] = ()
+    incident: str | None = None
+    target: EntryRef | None = None
+    note: str = ""
+
+    @property
+    def delay_ms(self) -> int:
+        return max(0, self.received_ms - self.timestamp_ms)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "member": self.member,
+            "log": self.origin,
+            "index": self.index,
+            "kind": self.kind,
+            "timestamp_ms": self.timestamp_ms,
+            "received_ms": self.received_ms,
+            "delay_ms": self.delay_ms,
+            "signal_type": self.signal_type,
+            "value": self.value,
+            "labels": list(self.labels),
+            "incident": self.incident,
+            "target": None if self.target is None else f"{self.target.log}#{self.target.index}",
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MemberArrival:
+    """One member's part in an incident: how many hashes, first submitted, first here."""
+
+    member: str | None
+    origin: str
+    hashes: int
+    first_timestamp_ms: int
+    first_received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    incident_id: str
+    hashes: tuple[FeedItem, ...]  # oldest first
+    members: tuple[MemberArrival, ...]  # by first submission
+
+    @property
+    def latest_ms(self) -> int:
+        return max(h.received_ms for h in self.hashes)
+
+
+def member_lookup(service: NodeService) -> Callable[[str], str | None]:
+    def member_of(origin: str) -> str | None:
+        try:
+            return service.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:  # a removed member's log stays readable
+            return None
+
+    return member_of
+
+
+async def recent_entries(service: NodeService, limit: int = FEED_PER_LOG) -> list[FeedItem]:
+    """The newest entries this node stored, across every log, newest arrival first."""
+    items = await _tail(service, limit)
+    items.sort(key=lambda i: (i.received_ms, i.timestamp_ms, i.index), reverse=True)
+    return items[:limit]
+
+
+async def incidents(service: NodeService, per_log: int = INCIDENT_SCAN_PER_LOG) -> list[Incident]:
+    """Adds that name an incident, grouped by it; the most recently active incident first."""
+    grouped: dict[str, list[FeedItem]] = {}
+    for item in await _tail(service, per_log, adds_only=True):
+        if item.incident is not None:
+            grouped.setdefault(item.incident, []).append(item)
+    out = []
+    for incident_id, hashes in grouped.items():
+        hashes.sort(key=lambda h: (h.timestamp_ms, h.origin, h.index))
+        out.append(Incident(incident_id, tuple(hashes), _arrivals(hashes)))
+    out.sort(key=lambda i: i.latest_ms, reverse=True)
+    return out
+
+
+def _arrivals(hashes: list[FeedItem]) -> tuple[MemberArrival, ...]:
+    by_origin: dict[str, list[FeedItem]] = {}
+    for item in hashes:
+        by_origin.setdefault(item.origin, []).append(item)
+    rows = [
+        MemberArrival(
+            items[0].member,
+            origin,
+            len(items),
+            min(i.timestamp_ms for i in items),
+            min(i.received_ms for i in items),
+        )
+        for origin, items in by_origin.items()
+    ]
+    rows.sort(key=lambda r: (r.first_timestamp_ms, r.origin))
+    return tuple(rows)
+
+
+async def _tail(service: NodeService, per_log: int, adds_only: bool = False) -> list[FeedItem]:
+    located: list[tuple[str, int, Entry]] = []
+    for origin, log in node_status(service)["logs"].items():
+        size = int(log["size"])
+        start = max(0, size - per_log)
+        for offset, raw in enumerate(await service.store.entries(origin, start, size)):
+            try:
+                entry = decode_entry(raw)
+            except DecodeError:
+                continue
+            if adds_only and not isinstance(entry, Add):
+                continue
+            located.append((origin, start + offset, entry))
+    received = await _received_times(service, located)
+    member_of = member_lookup(service)
+    return [
+        _item(origin, index, entry, member_of(origin), received.get((origin, index), 0))
+        for origin, index, entry in located
+    ]
+
+
+async def _received_times(
+    service: NodeService, located: list[tuple[str, int, Entry]]
+) -> dict[tuple[str, int], int]:
+    """When this node stored each entry, found through the store's two lookup indexes."""
+    keys_by_type: dict[str, set[bytes]] = {}
+    targets: set[tuple[str, int]] = set()
+    for _, _, entry in located:
+        if isinstance(entry, Add):
+            keys_by_type.setdefault(entry.signal_type, set()).add(value_key(entry.value))
+        else:
+            targets.add((entry.target.log, entry.target.index))
+    found = []
+    for signal_type, keys in keys_by_type.items():
+        found += await service.store.find_adds(signal_type, sorted(keys))
+    if targets:
+        found += await service.store.find_references(sorted(targets))
+    return {(f.log, f.index): f.received_ms for f in found}
+
+
+def _item(origin: str, index: int, entry: Entry, member: str | None, received: int) -> FeedItem:
+    if isinstance(entry, Add):
+        return FeedItem(
+            origin,
+            index,
+            member,
+            "add",
+            entry.timestamp_ms,
+            received,
+            entry.signal_type,
+            value_text(entry.signal_type, entry.value),
+            entry.labels,
+            entry.incident,
+        )
+    if isinstance(entry, Retract):
+        return FeedItem(
+            origin,
+            index,
+            member,
+            "retract",
+            entry.timestamp_ms,
+            received,
+            target=entry.target,
+            note=entry.reason,
+        )
+    assert isinstance(entry, Dispute)
+    note = f"{entry.reason_code}: {entry.text}" if entry.text else entry.reason_code
+    return FeedItem(
+        origin,
+        index,
+        member,
+        "dispute",
+        entry.timestamp_ms,
+        received,
+        target=entry.target,
+        note=note,
+    )

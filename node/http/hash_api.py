@@ -1,0 +1,93 @@
+"""Hashing uploads for the platform's own systems: POST files to the node's operator API (on
+the platform's side of the network: content never leaves the platform) and get their hashes,
+or have them matched against the consortium at once.
+
+  POST /v1/hash           multipart/form-data, one or more files -> their hashes
+  POST /v1/match/files    the same, then every match of every hash (as /v1/match answers)
+
+Each file is streamed to a temporary file under the node's data directory (bounded by
+`max_upload_bytes`), hashed in a worker thread (vPDQ of a video takes a while) and deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from node.errors import HashingError, RequestError
+from node.http.match_api import Matching, match_results
+from node.matching.hashing import LOW_QUALITY, hash_file
+from protocol.signals import value_text
+
+MAX_FILES = 100
+
+
+async def _hash_uploads(
+    request: web.Request, directory: Path, max_bytes: int
+) -> list[dict[str, Any]]:
+    if not request.content_type.startswith("multipart/"):
+        raise RequestError("send the files as multipart/form-data")
+    reader = await request.multipart()
+    out: list[dict[str, Any]] = []
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise RequestError("nested multipart bodies are not supported")
+        if len(out) >= MAX_FILES:
+            raise RequestError(f"at most {MAX_FILES} files per request")
+        name = part.filename or part.name or f"file{len(out)}"
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="upload-")
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as f:
+                while chunk := await part.read_chunk(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise RequestError(f"{name}: larger than {max_bytes} bytes")
+                    await asyncio.to_thread(f.write, chunk)
+            try:
+                hashes = await asyncio.to_thread(hash_file, Path(tmp))
+            except HashingError as e:
+                raise RequestError(f"{name}: {e}") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, tmp)
+        out.append(
+            {
+                "file": name,
+                "bytes": size,
+                "hashes": [
+                    {
+                        "signal_type": signal_type,
+                        "value": value_text(signal_type, value),
+                        "quality": quality,
+                        "low_quality": quality is not None and quality < LOW_QUALITY,
+                    }
+                    for signal_type, value, quality in hashes
+                ],
+            }
+        )
+    if not out:
+        raise RequestError("no file in the request")
+    return out
+
+
+def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web.RouteDef]:
+    async def hash_files(request: web.Request) -> web.Response:
+        return web.json_response({"files": await _hash_uploads(request, directory, max_bytes)})
+
+    async def match_files(request: web.Request) -> web.Response:
+        files = await _hash_uploads(request, directory, max_bytes)
+        for f in files:
+            queries = [{"signal_type": h["signal_type"], "value": h["value"]} for h in f["hashes"]]
+            f["results"] = await match_results(matching, queries)
+            f["found"] = any(r["found"] for r in f["results"])
+        return web.json_response({"files": files})
+
+    return [web.post("/v1/hash", hash_files), web.post("/v1/match/files", match_files)]

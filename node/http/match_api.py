@@ -1,0 +1,93 @@
+"""The operator API's lookup and match routes, over anything that can look hashes up: the node
+itself, or a read-only match server sharing its PostgreSQL store (node.app.match_server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from node.errors import RequestError
+from node.formats.json_views import parse_hash, view_json
+from node.matching.matcher import MatchHit
+from node.matching.policy import MatchPolicy, decide
+from protocol.view import HashView
+
+MAX_HASHES = 10_000
+
+
+class Matching(Protocol):
+    async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]: ...
+    async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]: ...
+    def match_policy(self) -> MatchPolicy: ...
+    def member_of(self, origin: str) -> str | None: ...
+
+
+async def _hashes(request: web.Request) -> list[Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestError(f"body is not JSON: {e}") from e
+    items = body.get("hashes") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_HASHES:
+        raise RequestError(f"hashes is a list of 1..{MAX_HASHES} hashes")
+    return items
+
+
+def _shown(view: HashView, matching: Matching, policy: MatchPolicy) -> dict[str, Any]:
+    body = view_json(view, matching.member_of)
+    decision = decide(view, policy)
+    body["decision"] = (
+        None if decision is None else {"action": decision.action, "reason": decision.reason}
+    )
+    return body
+
+
+def match_routes(
+    matching: Matching, on_lookup: Callable[[int, int], None] | None = None
+) -> list[web.RouteDef]:
+    async def lookup(request: web.Request) -> web.Response:
+        asked = [parse_hash(item) for item in await _hashes(request)]
+        by_type: dict[str, list[bytes | str]] = {}
+        for signal_type, value in asked:
+            by_type.setdefault(signal_type, []).append(value)
+        views = {}
+        for signal_type, values in by_type.items():
+            for view in await matching.lookup(signal_type, values):
+                views[(signal_type, view.value)] = view
+        policy = matching.match_policy()
+        results = [_shown(views[key], matching, policy) for key in asked]
+        if on_lookup:
+            on_lookup(len(asked), sum(1 for key in asked if views[key].submissions))
+        return web.json_response({"results": results})
+
+    async def match(request: web.Request) -> web.Response:
+        items = await _hashes(request)
+        results = await match_results(matching, items)
+        if on_lookup:
+            on_lookup(len(items), sum(1 for r in results if r["found"]))
+        return web.json_response({"results": results})
+
+    return [web.post("/v1/lookup", lookup), web.post("/v1/match", match)]
+
+
+async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, Any]]:
+    """Every match of each queried hash ({signal_type, value}), nearest first."""
+    policy = matching.match_policy()
+    results = []
+    for item in items:
+        signal_type, value = parse_hash(item)
+        matches = []
+        for hit in await matching.match(signal_type, value):
+            shown = _shown(hit.view, matching, policy)
+            if hit.distance is not None:
+                shown["distance"] = hit.distance
+            if hit.query_percent is not None:
+                shown["query_percent"] = hit.query_percent
+                shown["target_percent"] = hit.target_percent
+            matches.append(shown)
+        matches.sort(key=lambda m: m.get("distance", 0))
+        results.append({"query": item, "found": bool(matches), "matches": matches})
+    return results

@@ -1,0 +1,81 @@
+"""Looking hashes up in a store: the consortium's view of each hash (exact), and every hash a
+query matches (near-duplicates for PDQ and vPDQ through the match index, exact otherwise).
+Shared by the node and by read-only match servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from node.matching.matcher import Matcher, MatchHit
+from node.store.base import Store
+from node.store.rows import located
+from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.signals import value_key
+from protocol.view import HashView, LocatedEntry, fold
+
+Standing = Callable[[EntryRef], str | None]
+
+
+async def lookup_views(
+    store: Store,
+    signal_type: str,
+    values: Sequence[bytes | str],
+    standing: Standing | None = None,
+) -> list[HashView]:
+    """The consortium's view of each hash, in the order asked; `standing` (node/matching/policy.py)
+    flags the adds the roster no longer vouches for."""
+    keys = [value_key(v) for v in values]
+    found = [x for f in await store.find_adds(signal_type, keys) if (x := located(f))]
+    refs = [(x.ref.log, x.ref.index) for x in found]
+    references = [x for f in await store.find_references(refs) if (x := located(f))]
+    # Grouped once, so a batch of n hashes costs O(n), not O(n^2).
+    adds_by_value: dict[bytes | str, list[LocatedEntry]] = {}
+    for x in found:
+        if isinstance(x.entry, Add):
+            adds_by_value.setdefault(x.entry.value, []).append(x)
+    related_by_target: dict[EntryRef, list[LocatedEntry]] = {}
+    for x in references:
+        if isinstance(x.entry, Retract | Dispute):
+            related_by_target.setdefault(x.entry.target, []).append(x)
+    views = []
+    for value in values:
+        adds = adds_by_value.get(value, [])
+        related = [r for a in adds for r in related_by_target.get(a.ref, [])]
+        views.append(fold(signal_type, value, adds, related, standing))
+    return views
+
+
+async def match_hits(
+    store: Store,
+    matcher: Matcher,
+    pdq_threshold: int,
+    signal_type: str,
+    value: bytes | str,
+    standing: Standing | None = None,
+) -> list[MatchHit]:
+    """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
+    if signal_type == "pdq" and isinstance(value, bytes):
+        pdq_hits = matcher.index.match_pdq(value, pdq_threshold)
+        nearest: dict[bytes | str, int] = {}
+        adds = await matcher.stored_values([(h.log, h.index) for h in pdq_hits])
+        for h in pdq_hits:
+            stored = adds.get((h.log, h.index))
+            if stored is not None and stored.value not in nearest:
+                nearest[stored.value] = h.distance
+        views = await lookup_views(store, "pdq", list(nearest), standing)
+        return [MatchHit(v, distance=nearest[v.value]) for v in views]
+    if signal_type == "vpdq" and isinstance(value, bytes):
+        video_hits = matcher.index.match_vpdq(value)
+        adds = await matcher.stored_values([(h.log, h.index) for h in video_hits])
+        shares: dict[bytes | str, tuple[float, float]] = {}
+        for v in video_hits:
+            stored = adds.get((v.log, v.index))
+            if stored is not None and stored.value not in shares:
+                shares[stored.value] = (v.query_percent, v.target_percent)
+        views = await lookup_views(store, "vpdq", list(shares), standing)
+        return [
+            MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
+            for v in views
+        ]
+    views = await lookup_views(store, signal_type, [value], standing)
+    return [MatchHit(v) for v in views if v.submissions]

@@ -1,0 +1,477 @@
+"""Replication: push new entries to peers at once, relay what we learn, pull on a schedule.
+
+- Push: when our log gains a signed checkpoint, or a peer's log gains verified entries (relay),
+  each peer's pusher sends the checkpoint and the new entries. A peer that answers "gap" is
+  pulled from at once for that log.
+- Pull: `sync_all` (run by the scheduler's trigger, and on demand) fetches every peer's
+  equivocation evidence and checkpoint vector and pages in whatever we lack, verified against
+  the origin's checkpoint.
+- Evidence: when a log is held (equivocation), each peer's pusher offers the evidence; a peer
+  that missed it pulls it at its next sync (GET /v1/evidence), so every honest node holds.
+Every task belongs to the Replicator's TaskGroup (`run`); a failing peer is recorded and
+costs only that peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from node.core import wire
+from node.core.service import NodeService
+from node.errors import NodeError, PeerError, PeerRefusedError
+from node.replication.peer_client import PeerClient
+from protocol.checkpoint import parse_signed_checkpoint
+from protocol.errors import ProtocolError, RosterError
+from protocol.evidence import Equivocation
+from protocol.replica import CheckpointStatus
+from protocol.roster import Roster
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Seconds a pull holds a log's lock before letting a waiting push of that log in.
+HOLD_LOCK_S = 1.0
+#: Pages of one log asked for ahead of the one being verified.
+PREFETCH_PAGES = 2
+#: Seconds between checks that each peer of the roster, and only those, has a pusher.
+PUSHERS_CHECK_S = 1.0
+#: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
+TELL_REMOVED_TRIES = 30
+
+
+@dataclass
+class PeerState:
+    """What we know of one peer: reachability, last sync, last error, pending pushes."""
+
+    member_id: str
+    reachable: bool | None = None
+    #: The peer answers but refuses to authenticate us (it holds a roster without us).
+    refusing: bool = False
+    last_ok_ms: int | None = None
+    last_error: str | None = None
+    failures: int = 0
+    #: origin -> the smallest start not yet pushed to this peer
+    dirty: dict[str, int] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: origin -> how many entries of that log the peer holds, as it last told us
+    holds: dict[str, int] = field(default_factory=dict)
+    #: origin -> verified evidence not yet offered to this peer (one a held log: bounded)
+    evidence: dict[str, bytes] = field(default_factory=dict)
+
+
+class Replicator:
+    """Owns push, relay and pull for one node."""
+
+    def __init__(self, service: NodeService, client: PeerClient) -> None:
+        self._service = service
+        self._client = client
+        self._config = service.config
+        self._peers: dict[str, PeerState] = {}
+        self._sync_requested = asyncio.Event()
+        self._synced = asyncio.Condition()
+        self.rounds = 0
+        self._pushers_running = 0
+        self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
+        #: member id -> (endpoint, tries left) of members a new roster removed, to be sent it.
+        self._removed: dict[str, tuple[str, int]] = {}
+        self._removal = asyncio.Event()
+        #: Told of every sync with a peer: (member id, ok, failure reason).
+        self.on_round: Callable[[str, bool, str], None] = _ignore_round
+        service.on_own_checkpoint(self._on_new_entries, "relay")
+        service.peers.subscribe(self._on_new_entries, "relay")
+        service.peers.subscribe_holds(self._on_hold)
+        service.rosters.listeners.append(self._roster_changed)
+        service.refused_by = self.refusing_peers
+
+    def peers(self) -> dict[str, str]:
+        """member id -> endpoint URL of every other member with an endpoint."""
+        out = {}
+        for member in self._service.rosters.roster.members:
+            if member.member_id != self._config.member_id and member.endpoints:
+                out[member.member_id] = member.endpoints[0]
+        return out
+
+    def pending_pushes(self) -> dict[str, dict[str, int]]:
+        """member id -> {origin: first entry not yet pushed}, for peers with pushes queued."""
+        return {m: dict(p.dirty) for m, p in sorted(self._peers.items()) if p.dirty}
+
+    def peer_status(self) -> dict[str, dict[str, object]]:
+        self._refresh_peers()
+        return {
+            m: {
+                "reachable": p.reachable,
+                "refusing": p.refusing,
+                "last_ok_ms": p.last_ok_ms,
+                "last_error": p.last_error,
+                "failures": p.failures,
+            }
+            for m, p in sorted(self._peers.items())
+        }
+
+    def refusing_peers(self) -> list[str]:
+        """The peers whose last answer refused to authenticate us (401)."""
+        return sorted(m for m, p in self._peers.items() if p.refusing)
+
+    def _refresh_peers(self) -> None:
+        current = self.peers()
+        for member_id in current:
+            self._peers.setdefault(member_id, PeerState(member_id))
+        for gone in set(self._peers) - set(current):
+            del self._peers[gone]
+
+    def request_sync(self) -> None:
+        """Ask for an anti-entropy round (the scheduler's job calls this)."""
+        self._sync_requested.set()
+
+    async def run(self) -> None:
+        """Run the puller and one pusher per peer until cancelled."""
+        self._refresh_peers()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._puller())
+            group.create_task(self._removal_teller())
+            if self._config.push:
+                await self._run_pushers(group)
+
+    async def _run_pushers(self, group: asyncio.TaskGroup) -> None:
+        """Keep one pusher per peer, for that peer's current PeerState.
+
+        A member removed from the roster loses its state (`_refresh_peers`); its pusher, which
+        waits on that state's event, is cancelled and awaited. Added back, it has a new state
+        and gets a new pusher.
+        """
+        running: dict[str, tuple[PeerState, asyncio.Task[None]]] = {}
+        while True:
+            self._refresh_peers()
+            for member_id, (state, task) in list(running.items()):
+                if self._peers.get(member_id) is not state or task.done():
+                    del running[member_id]
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            for member_id, state in self._peers.items():
+                if member_id not in running:
+                    running[member_id] = (state, group.create_task(self._pusher(state)))
+            await asyncio.sleep(PUSHERS_CHECK_S)
+
+    def pusher_tasks(self) -> int:
+        """How many pusher tasks are running (one per peer, when pushing)."""
+        return self._pushers_running
+
+    # Telling removed members.
+
+    def _roster_changed(self, previous: Roster) -> None:
+        """Note the members `previous` named that the new roster does not: they are told."""
+        current = {m.member_id for m in self._service.rosters.roster.members}
+        for member in previous.members:
+            gone = member.member_id not in current and member.member_id != self._config.member_id
+            if gone and member.endpoints:
+                self._removed[member.member_id] = (member.endpoints[0], TELL_REMOVED_TRIES)
+        if self._removed:
+            self._removal.set()
+
+    async def _removal_teller(self) -> None:
+        """Send a removed member the rosters that removed it: its node still trusts us, so it
+        learns it is no longer a member and says so, instead of acknowledging submissions no
+        peer will take. Tried again at later sync rounds, TELL_REMOVED_TRIES times in all."""
+        while True:
+            await self._removal.wait()
+            self._removal.clear()
+            for member_id in list(self._removed):
+                # Taken out before the awaits: a newer roster met meanwhile puts it back, fresh.
+                url, tries = self._removed.pop(member_id)
+                try:
+                    theirs = (await self._client.checkpoints(member_id, url)).roster_version
+                    for raw in self._service.rosters.after(theirs):
+                        await self._client.offer_roster(member_id, url, raw)
+                except NodeError as e:
+                    log.warning("could not tell removed member %s: %s", member_id, e)
+                    if tries > 1:
+                        self._removed.setdefault(member_id, (url, tries - 1))
+
+    # Push and relay.
+
+    async def _on_new_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
+        if not self._config.push or (source is not None and not self._config.relay):
+            return
+        self._refresh_peers()
+        try:
+            origin_member = self._service.rosters.roster.member_by_origin(origin).member_id
+        except RosterError:
+            return
+        if source is not None and source == origin_member:
+            # The origin pushes to every peer itself; anyone it could not reach pulls it from
+            # us, and what we learn that way we do relay (below).
+            return
+        targets = [
+            state
+            for member_id, state in self._peers.items()
+            if member_id not in (source, origin_member) and state.holds.get(origin, 0) < end
+        ]
+        fanout = self._config.relay_fanout
+        if source is not None and fanout and len(targets) > fanout:
+            # Relaying to everyone costs n^2 requests a takedown; a few random peers each
+            # spread it as far (gossip), and the scheduled pull catches any that were missed.
+            targets = self._random.sample(targets, fanout)
+        for state in targets:
+            state.dirty[origin] = min(state.dirty.get(origin, start), start)
+            state.wake.set()
+
+    async def _on_hold(self, equivocation: Equivocation) -> None:
+        if not self._config.push:
+            return
+        self._refresh_peers()
+        try:
+            culprit = self._service.rosters.roster.member_by_origin(equivocation.origin).member_id
+        except RosterError:
+            culprit = None
+        for member_id, state in self._peers.items():
+            if member_id != culprit:  # its own node refuses evidence about its own log
+                state.evidence[equivocation.origin] = equivocation.raw
+                state.wake.set()
+
+    async def _pusher(self, state: PeerState) -> None:
+        self._pushers_running += 1
+        try:
+            while True:
+                await state.wake.wait()
+                state.wake.clear()
+                while state.evidence:
+                    # Evidence first: the peer should hold the log before it takes more of it.
+                    origin, evidence = state.evidence.popitem()
+                    try:
+                        await self._offer_evidence(state, evidence)
+                    except NodeError as e:
+                        self._failed(state, e)
+                        # The peer pulls it at its next sync, from us or from another peer.
+                while state.dirty:
+                    origin, start = state.dirty.popitem()
+                    try:
+                        await self._push_log(state, origin, start)
+                    except NodeError as e:
+                        self._failed(state, e)
+                        # The peer will get it from the schedule, from us or from another peer.
+        finally:
+            self._pushers_running -= 1
+
+    async def _offer_evidence(self, state: PeerState, evidence: bytes) -> None:
+        url = self.peers().get(state.member_id)
+        if url is not None:
+            await self._client.offer_evidence(state.member_id, url, evidence)
+            self._ok(state)
+
+    async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
+        signed = self._service.signed_checkpoint(origin)
+        url = self.peers().get(state.member_id)
+        if signed is None or url is None:
+            return
+        size = signed.checkpoint.size
+        start = max(start, size - self._config.page_size, 0)
+        if start >= size:
+            return
+        entries = await self._service.store.entries(origin, start, size)
+        result = await self._client.push(
+            state.member_id, url, wire.Push(origin, signed.raw, start, tuple(entries))
+        )
+        self._ok(state)
+        # On "gap" the peer lacks older entries than one push carries; it starts a pull of its
+        # own (see the push handler), which fetches them with proofs page by page.
+        state.holds[origin] = max(state.holds.get(origin, 0), result.size)
+
+    # Pull.
+
+    async def _puller(self) -> None:
+        while True:
+            await self._sync_requested.wait()
+            self._sync_requested.clear()
+            await self.sync_all()
+
+    async def sync_all(self) -> None:
+        """One anti-entropy round with every peer, concurrently."""
+        self._refresh_peers()
+        peers = self.peers()
+        async with asyncio.TaskGroup() as group:
+            for member_id, url in peers.items():
+                group.create_task(self._sync_peer_guarded(member_id, url))
+        self.rounds += 1
+        if self._removed:
+            self._removal.set()  # try again those removed members we could not tell yet
+        async with self._synced:
+            self._synced.notify_all()
+
+    async def _sync_peer_guarded(self, member_id: str, url: str) -> None:
+        state = self._peers.setdefault(member_id, PeerState(member_id))
+        try:
+            await self.sync_peer(member_id, url)
+        except NodeError as e:
+            self._failed(state, e)
+            self.on_round(member_id, False, type(e).__name__)
+        else:
+            self._ok(state)
+            self.on_round(member_id, True, "")
+
+    async def sync_peer(self, member_id: str, url: str) -> None:
+        await self._pull_evidence(member_id, url)
+        vector = await self._client.checkpoints(member_id, url)
+        if self._service.rosters.first_version > 1:
+            # Set up from a later roster: the versions before it come from peers, so that the
+            # chain we serve (and bundles made from it) starts at the consortium's first.
+            earlier = await self._client.rosters(member_id, url, 0)
+            await _translate(member_id, self._service.rosters.adopt_earlier(earlier))
+        if vector.roster_version > self._service.rosters.roster.version:
+            for raw in await self._client.rosters(
+                member_id, url, self._service.rosters.roster.version
+            ):
+                await _translate(member_id, self._service.rosters.offer(raw))
+        state = self._peers.setdefault(member_id, PeerState(member_id))
+        for origin, raw in vector.checkpoints:
+            size = _size_of(raw)
+            state.holds[origin] = max(state.holds.get(origin, 0), size)
+            try:
+                status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
+            except PeerError as e:
+                log.warning("%s", e)
+                continue
+            if status is CheckpointStatus.AHEAD:
+                await self._pull_log(member_id, url, origin, size)
+
+    async def _pull_evidence(self, member_id: str, url: str) -> None:
+        """Hold every log the peer holds on evidence that verifies here; evidence that does
+        not costs the peer a warning, not the round."""
+        try:
+            offered = await self._client.evidence(member_id, url)
+        except PeerError as e:
+            log.warning("%s", e)
+            return
+        for raw in offered:
+            try:
+                await _translate(member_id, self._service.peers.offer_evidence(raw))
+            except PeerError as e:
+                log.warning("%s: evidence refused: %s", member_id, e)
+
+    async def _pull_log(self, member_id: str, url: str, origin: str, size: int) -> None:
+        """Page in `origin`'s entries from a peer until we hold `size` of them.
+
+        The next PREFETCH_PAGES pages are fetched while the current one is verified, and
+        verified while the previous ones are stored (PagePipeline), so network, CPU and disk
+        overlap, and the peer's latency to serve a page is hidden even when it is longer than
+        our time to verify one. Pages after the next are asked for where the last page's
+        length says they start; a guess that missed (a peer serving shorter pages) is
+        cancelled and asked again. The fetches are this call's own tasks, cancelled if it
+        stops early. The log's lock is held until the pull ends, unless another task waits
+        for it: then it is let go (the pipeline drained) once HOLD_LOCK_S has passed since it
+        was taken, so a push of that log waits about that long at most. Letting it go every
+        HOLD_LOCK_S for no one drained the pipeline each time, and the joiner and its store
+        took turns instead of working side by side.
+        """
+        peers = self._service.peers
+        start = peers.replica(origin).size
+        if start >= size:
+            return
+        fetches = PageFetches(lambda at: self._client.entries(member_id, url, origin, at), size)
+        fetches.ask(start, self._config.page_size)
+        loop = asyncio.get_running_loop()
+        try:
+            while fetches:
+                async with peers.pipeline(origin, member_id) as pipeline:
+                    until = loop.time() + HOLD_LOCK_S
+                    while fetches and (loop.time() < until or not pipeline.lock_wanted):
+                        page = await fetches.next_page()
+                        result = await _translate(
+                            member_id,
+                            pipeline.offer(page.checkpoint, page.start, page.entries, page.proof),
+                        )
+                        if result.status != "accepted":
+                            return
+        finally:
+            await fetches.cancel()
+
+    def _ok(self, state: PeerState) -> None:
+        state.reachable = True
+        state.refusing = False
+        state.last_ok_ms = self._service.clock()
+        state.failures = 0
+
+    def _failed(self, state: PeerState, e: Exception) -> None:
+        # A peer that refuses to authenticate us answers, yet we exchange nothing with it.
+        state.refusing = isinstance(e, PeerRefusedError)
+        state.reachable = not state.refusing and (
+            not isinstance(e, PeerError) or "failed" not in str(e)
+        )
+        state.last_error = str(e)
+        state.failures += 1
+        log.warning("peer %s: %s", state.member_id, e)
+
+    async def wait_round(self) -> None:
+        async with self._synced:
+            await self._synced.wait()
+
+
+#: A page fetch: the coroutine of PeerClient.entries.
+Fetch = Coroutine[Any, Any, wire.EntriesPage]
+
+
+class PageFetches:
+    """The page fetches of one pull, in order: at most PREFETCH_PAGES under way."""
+
+    def __init__(self, fetch: Callable[[int], Fetch], size: int) -> None:
+        self._fetch = fetch
+        self._size = size
+        self._under_way: deque[tuple[int, asyncio.Task[wire.EntriesPage]]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._under_way)
+
+    def ask(self, start: int, step: int) -> None:
+        """Ask for pages from `start` on, `step` entries apart, until enough are under way."""
+        at = self._under_way[-1][0] + step if self._under_way else start
+        while len(self._under_way) < PREFETCH_PAGES and at < self._size:
+            self._under_way.append((at, asyncio.create_task(self._fetch(at))))
+            at += step
+
+    async def next_page(self) -> wire.EntriesPage:
+        """The next page; the pages after it are asked for before it is returned."""
+        _, task = self._under_way.popleft()
+        page = await task
+        if not page.entries:
+            await self.cancel()  # the peer has nothing more: stop asking
+            return page
+        following = page.start + len(page.entries)
+        if self._under_way and self._under_way[0][0] != following:
+            await self.cancel()  # the peer's pages are shorter than guessed
+        self.ask(following, len(page.entries))
+        return page
+
+    async def cancel(self) -> None:
+        """Cancel every fetch under way and wait for them to end."""
+        while self._under_way:
+            _, task = self._under_way.pop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, NodeError):
+                await task
+
+
+def _size_of(raw: bytes) -> int:
+    """The size a peer's checkpoint claims (0 if it does not parse: the sync refuses it)."""
+    try:
+        return parse_signed_checkpoint(raw).checkpoint.size
+    except ProtocolError:
+        return 0
+
+
+def _ignore_round(member_id: str, ok: bool, reason: str) -> None:
+    """No one listens to sync rounds."""
+
+
+async def _translate(peer: str, call: Awaitable[T]) -> T:
+    """Await a step on a peer's data; what fails verification costs that peer, as PeerError."""
+    try:
+        return await call
+    except ProtocolError as e:
+        raise PeerError(f"{peer}: refused what it sent: {e}") from e

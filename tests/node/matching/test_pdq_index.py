@@ -1,0 +1,202 @@
+"""The PDQ index finds exactly the hashes a brute-force scan finds, at every distance."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.errors import RequestError
+from node.matching.pdq_index import NO_TABLES, PdqIndex, build_tables, extend_tables
+
+
+def _flip(h: bytes, bits: list[int]) -> bytes:
+    v = int.from_bytes(h, "big")
+    for b in bits:
+        v ^= 1 << b
+    return v.to_bytes(32, "big")
+
+
+def _brute(stored: list[bytes], query: bytes, radius: int) -> list[tuple[int, int]]:
+    q = int.from_bytes(query, "big")
+    found = []
+    for row, h in enumerate(stored):
+        d = (int.from_bytes(h, "big") ^ q).bit_count()
+        if d <= radius:
+            found.append((d, row))
+    return [(row, d) for d, row in sorted(found)]
+
+
+def _spread_flips(rng: random.Random, distance: int) -> list[int]:
+    """`distance` bit positions spread as evenly as possible over the 16 chunks: the case
+    where no chunk matches exactly, which the pigeonhole argument must still cover."""
+    per_chunk = [distance // 16 + (1 if c < distance % 16 else 0) for c in range(16)]
+    bits = []
+    for c, k in enumerate(per_chunk):
+        bits += [c * 16 + b for b in rng.sample(range(16), k)]
+    return bits
+
+
+Planted = tuple[list[bytes], list[tuple[bytes, int, int]]]
+
+
+@pytest.fixture(scope="module")
+def planted() -> Planted:
+    """5,000 random hashes, plus near-duplicates of some of them at every distance 0..64.
+
+    Returns the stored hashes and (query, row of its original, distance) triples."""
+    rng = random.Random(7)
+    stored = [rng.randbytes(32) for _ in range(5000)]
+    queries = []
+    for distance in range(65):
+        for spread in (False, True):
+            row = rng.randrange(len(stored))
+            bits = _spread_flips(rng, distance) if spread else rng.sample(range(256), distance)
+            queries.append((_flip(stored[row], bits), row, distance))
+    # Near-duplicates stored too, so a query has several hits at different distances.
+    for distance in range(0, 40, 3):
+        stored.append(_flip(stored[0], rng.sample(range(256), distance)))
+    return stored, queries
+
+
+def test_every_planted_near_duplicate_within_31_is_found(planted: Planted) -> None:
+    stored, queries = planted
+    index = PdqIndex.build(stored)
+    for query, row, distance in queries:
+        got = index.search(query, 31)
+        assert got == _brute(stored, query, 31)
+        if distance <= 31:
+            assert (row, distance) in got
+
+
+@pytest.mark.parametrize("radius", [0, 1, 15, 16, 17, 31, 32, 47, 48, 64])
+def test_results_equal_brute_force_at_every_radius(planted: Planted, radius: int) -> None:
+    stored, queries = planted
+    index = PdqIndex.build(stored)
+    for query, row, distance in queries:
+        got = index.search(query, radius)
+        assert got == _brute(stored, query, radius)
+        assert ((row, distance) in got) == (distance <= radius)
+    batch = index.search_many([q for q, _, _ in queries], radius)
+    assert batch == [index.search(q, radius) for q, _, _ in queries]
+
+
+def test_live_adds_are_found_before_and_after_merging(planted: Planted) -> None:
+    stored, queries = planted
+    index = PdqIndex(merge_at=1000)
+    first = index.add_many(stored[:1500])  # crosses merge_at: tables built
+    assert first == 0
+    for i, h in enumerate(stored[1500:]):  # one by one: buffer, merge, buffer again
+        assert index.add(h) == 1500 + i
+        if i % 700 == 0:
+            q, _, _ = queries[i % len(queries)]
+            assert index.search(q, 31) == _brute(stored[: 1501 + i], q, 31)
+    assert len(index) == len(stored)
+    for query, _, _ in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
+    index.compact()
+    for query, _, _ in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
+    assert index.hash_at(17) == stored[17]
+
+
+def test_empty_index_and_bad_input() -> None:
+    index = PdqIndex()
+    assert index.search(bytes(32)) == []
+    assert index.search_many([]) == []
+    with pytest.raises(RequestError):
+        index.search(bytes(31))
+    with pytest.raises(RequestError):
+        index.search(bytes(32), radius=-1)
+    with pytest.raises(RequestError):
+        index.add(b"short")
+    with pytest.raises(RequestError):
+        PdqIndex.build(np.zeros((3, 31), dtype=np.uint8))
+
+
+def test_build_from_an_array_equals_build_from_bytes() -> None:
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, size=(2000, 32), dtype=np.uint8)
+    from_array = PdqIndex.build(arr)
+    from_bytes = PdqIndex.build([row.tobytes() for row in arr])
+    query = arr[5].tobytes()
+    assert from_array.search(query, 40) == from_bytes.search(query, 40)
+    assert from_array.search(query, 40)[0] == (5, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    base=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40),
+    flips=st.lists(st.integers(0, 255), max_size=40),
+    radius=st.integers(0, 80),
+)
+def test_property_index_equals_brute_force(
+    base: list[bytes], flips: list[int], radius: int
+) -> None:
+    index = PdqIndex(merge_at=16)
+    index.add_many(base[: len(base) // 2])
+    for h in base[len(base) // 2 :]:
+        index.add(h)
+    query = _flip(base[0], sorted(set(flips)))
+    assert index.search(query, radius) == _brute(base, query, radius)
+
+
+def test_tables_built_from_a_snapshot_while_adds_go_on_search_exactly() -> None:
+    rng = random.Random(7)
+    stored = [rng.randbytes(32) for _ in range(3000)]
+    index = PdqIndex(merge_at=1000)
+    index.add_many(stored[:1500], merge=False)
+    assert index.merge_due()
+    snapshot = index.snapshot()
+    # While the tables are built elsewhere, more hashes arrive; the index grows its array.
+    index.add_many(stored[1500:], merge=False)
+    tables = extend_tables(*snapshot)
+    index.adopt(tables)
+    assert tables.rows == 1500
+    queries = [_flip(stored[i], [1, 70, 200]) for i in (3, 1499, 1500, 2999)]
+    for query in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
+    index.compact()  # newer tables of all 3000 ...
+    index.adopt(tables)  # ... are not replaced by the older ones
+    assert not index.merge_due()
+    for query in queries:
+        assert index.search(query, 31) == _brute(stored, query, 31)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    old=st.integers(min_value=0, max_value=300),
+    added=st.integers(min_value=0, max_value=300),
+    distinct=st.integers(min_value=1, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_extending_tables_gives_the_tables_a_full_build_gives(
+    old: int, added: int, distinct: int, seed: int
+) -> None:
+    # Few distinct hashes put many rows in one bucket, where the order of rows matters.
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2**64, size=(distinct, 4), dtype=np.uint64)
+    words = pool[rng.integers(0, distinct, size=old + added)]
+    extended = extend_tables(build_tables(words, old), words, old + added)
+    built = build_tables(words, old + added)
+    assert extended.rows == built.rows == old + added
+    assert np.array_equal(extended.sorted_rows, built.sorted_rows)
+    assert np.array_equal(extended.offsets, built.offsets)
+
+
+def test_an_index_merged_many_times_searches_as_one_built_at_once() -> None:
+    rng = random.Random(11)
+    stored = [rng.randbytes(32) for _ in range(5000)]
+    stored += [_flip(stored[i], [i % 256]) for i in range(0, 5000, 7)]  # near duplicates
+    grown = PdqIndex(merge_at=300)
+    for start in range(0, len(stored), 250):
+        grown.add_many(stored[start : start + 250])
+    grown.compact()
+    built = PdqIndex.build(stored)
+    assert extend_tables(NO_TABLES, *grown.snapshot()[1:]).rows == len(stored)
+    for i in range(0, len(stored), 97):
+        query = _flip(stored[i], [3, 100])
+        assert grown.search(query, 31) == built.search(query, 31) == _brute(stored, query, 31)
