@@ -37,7 +37,7 @@ async def test_uploaded_files_are_hashed_as_the_cli_hashes_them(
     assert status == 200
     [image, video] = body["files"]  # type: ignore[misc]
     assert [h["signal_type"] for h in image["hashes"]] == ["md5", "sha256", "pdq"]
-    local = {t: v.hex() for t, v, _ in hash_file(IMAGE)}
+    local = {h.signal_type: h.value.hex() for h in hash_file(IMAGE)}
     assert {h["signal_type"]: h["value"] for h in image["hashes"]}["pdq"] == local["pdq"]
     assert {"vpdq", "video_md5"} <= {h["signal_type"] for h in video["hashes"]}
     assert not list((setup.configs[0].data_dir / "uploads").iterdir())  # nothing kept
@@ -48,7 +48,7 @@ async def test_uploaded_files_are_matched_against_the_consortium(
 ) -> None:
     setup = consortium(tmp_path)
     async with served(setup.configs[0], store_for(setup.configs[0])) as node:
-        [(_, pdq, _)] = [h for h in hash_file(IMAGE) if h[0] == "pdq"]
+        [pdq] = [h.value for h in hash_file(IMAGE) if h.signal_type == "pdq"]
         await node.service.submit([Add(now_ms(), "pdq", pdq)])
         await node.service.sign_pending()
         status, body = await _post(f"{node.operator_url}/v1/match/files", node.token, [IMAGE])

@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from node.errors import HashingError
-from node.matching.hashing import LOW_QUALITY, hash_file, is_low_quality, pdq_of_pixels
+from node.matching.hashing import (
+    LOW_QUALITY,
+    FileHash,
+    hash_file,
+    is_low_quality,
+    pdq_of_pixels,
+)
 from protocol.signals import decode_vpdq
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -23,8 +29,8 @@ def _expected_pdq() -> list[tuple[str, str]]:
     return [(ln.split()[0], ln.split()[1]) for ln in lines if ln and not ln.startswith("#")]
 
 
-def _by_type(results: list[tuple[str, bytes, int | None]]) -> dict[str, tuple[bytes, int | None]]:
-    return {signal_type: (value, quality) for signal_type, value, quality in results}
+def _by_type(results: list[FileHash]) -> dict[str, tuple[bytes, int | None]]:
+    return {h.signal_type: (h.value, h.quality) for h in results}
 
 
 def _distance(a: bytes, b: bytes) -> int:
