@@ -130,7 +130,7 @@ def _pdq_of_image(path: Path) -> FileHash | None:
     """PDQ of an image, or None if Pillow does not recognise the file as one."""
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
+            rgb = np.asarray(_as_rgb(image))
             same = image.mode in _SAME_PIXELS_EITHER_WAY
             as_decoded = None if same else _threatexchange_pixels(image)
     except UnidentifiedImageError:
@@ -143,6 +143,14 @@ def _pdq_of_image(path: Path) -> FileHash | None:
     if other is None or other[0] == value or other[1] < LOW_QUALITY:
         return FileHash("pdq", value, quality)
     return FileHash("pdq", value, quality, other[0], other[1])
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB. A palette with transparency goes through RGBA, which gives the same
+    colours: Pillow warns when such a palette is converted to RGB at once."""
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
 
 
 def _threatexchange_pixels(image: Image.Image) -> np.ndarray | None:
