@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
@@ -142,11 +143,11 @@ async def test_a_pdq_query_with_both_hashes_finds_each_stored_hash_once_at_the_n
     assert status == 200 and refused == [400, 400, 400]
     found = [
         [(m["distance"], m["pdq_convention"]) for m in r["matches"]] for r in answer["results"]
-    ]  # type: ignore[attr-defined]
+    ]
     assert found == [[(0, "rgb")], [(3, "threatexchange")], []]
 
 
-async def _post_json(url: str, token: str, body: object) -> tuple[int, dict[str, object]]:
+async def _post_json(url: str, token: str, body: object) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         aiohttp.ClientSession() as session,
