@@ -6,10 +6,12 @@ on the image converted to RGB, so that every Pillow mode hashes the picture a pe
 
 python-threatexchange (and so HMA) hands pdqhash the decoded array as it is instead: palette
 images give their palette indices as grey levels, CMYK its first three channels (the picture's
-negative), 1-bit images 0/1 (quality 0). For an image whose hash differs that way, the
-`FileHash` also carries python-threatexchange's hash (`threatexchange_value`), so that a match
-can search both; it is left out when threatexchange's hasher refuses the array (32-bit integer
-and float modes) or gives it a quality below 50 (threatexchange shares no such hash).
+negative), LAB and YCbCr their channels as if RGB, 1-bit images 0/1 (the same bits, quality
+0). For an image whose hash differs that way, the `FileHash` also carries
+python-threatexchange's hash (`threatexchange_value`), so that a match can search both; it is
+left out when threatexchange's hasher fails on the array (32-bit integer and float modes, PA)
+or gives it a quality below 50 (threatexchange shares no such hash). docs/matching.md, "Two
+PDQ conventions", has the table.
 
 Videos get vPDQ from the `vpdq` package
 (ThreatExchange's own binding, decoding with FFmpeg's libraries): one PDQ hash a sampled
