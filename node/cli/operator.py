@@ -100,7 +100,7 @@ def register(sub: Subcommands) -> None:
 def _file_items(files: list[str], force: bool, both_pdq: bool = False) -> list[dict[str, Any]]:
     """The hashes of the files named. With `both_pdq` (match) a pdq item also carries
     python-threatexchange's hash of the image where it differs; a submission shares only
-    the RGB hash (docs/matching.md, "Two conventions")."""
+    the RGB hash (docs/matching.md, "Two PDQ conventions")."""
     from node.matching.hashing import LOW_QUALITY, hash_file
 
     items: list[dict[str, Any]] = []
