@@ -97,7 +97,10 @@ def register(sub: Subcommands) -> None:
     p.set_defaults(func=cmd_hash)
 
 
-def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
+def _file_items(files: list[str], force: bool, both_pdq: bool = False) -> list[dict[str, Any]]:
+    """The hashes of the files named. With `both_pdq` (match) a pdq item also carries
+    python-threatexchange's hash of the image where it differs; a submission shares only
+    the RGB hash (docs/matching.md, "Two PDQ conventions")."""
     from node.matching.hashing import LOW_QUALITY, hash_file
 
     items: list[dict[str, Any]] = []
@@ -106,13 +109,16 @@ def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
             hashed = hash_file(Path(name))
         except HashingError as e:  # a file named on the command line: a usage error
             raise UsageError(str(e)) from e
-        for signal_type, value, quality in hashed:
-            if quality is not None and quality < LOW_QUALITY and not force:
+        for h in hashed:
+            if h.quality is not None and h.quality < LOW_QUALITY and not force:
                 raise UsageError(
-                    f"{name}: PDQ quality {quality} is below {LOW_QUALITY}; "
+                    f"{name}: PDQ quality {h.quality} is below {LOW_QUALITY}; "
                     "such hashes match unrelated images (use --force to submit anyway)"
                 )
-            items.append({"signal_type": signal_type, "value": value_text(signal_type, value)})
+            item = {"signal_type": h.signal_type, "value": value_text(h.signal_type, h.value)}
+            if both_pdq and h.threatexchange_value is not None:
+                item["threatexchange_value"] = h.threatexchange_value.hex()
+            items.append(item)
     return items
 
 
@@ -196,6 +202,8 @@ def describe(result: dict[str, Any]) -> list[str]:
         lines[0] += f"  FLAGGED ({', '.join(result['flags'])})"
     if "distance" in result:
         lines[0] += f"  distance={result['distance']}"
+    if "pdq_convention" in result:
+        lines[0] += f" ({result['pdq_convention']} hash)"
     if result.get("decision"):
         lines[0] += f"  -> {result['decision']['action'].upper()} ({result['decision']['reason']})"
     for s in result["submissions"]:
@@ -213,7 +221,8 @@ def describe(result: dict[str, Any]) -> list[str]:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, True)
+    both_pdq = args.path == "/v1/match"
+    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, True, both_pdq)
     if not items:
         raise UsageError("nothing to look up: give TYPE:VALUE arguments or --file")
     result = client(args).call("POST", args.path, {"hashes": items})
@@ -225,6 +234,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
                 print("\n".join(describe(r)))
                 continue
             query = f"{r['query']['signal_type']}:{r['query']['value']}"
+            if "threatexchange_value" in r["query"]:
+                query += f" (threatexchange: {r['query']['threatexchange_value']})"
             print(f"{query}  {len(r['matches'])} match(es)" if r["found"] else f"{query}  no match")
             for m in r["matches"]:
                 print("\n".join("  " + line for line in describe(m)))
@@ -325,7 +336,7 @@ def _files_under(paths: list[Path]) -> list[Path]:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    from node.matching.hashing import LOW_QUALITY, hash_file
+    from node.matching.hashing import hash_file
 
     out: list[dict[str, Any]] = []
     files = _files_under(args.files)
@@ -339,25 +350,19 @@ def cmd_hash(args: argparse.Namespace) -> int:
             failed += 1
             print(f"hashmesh: skipped {path}: {e}", file=sys.stderr)
             continue
-        for signal_type, value, quality in hashes:
-            out.append(
-                {
-                    "file": str(path),
-                    "signal_type": signal_type,
-                    "value": value_text(signal_type, value),
-                    "quality": quality,
-                    "low_quality": quality is not None and quality < LOW_QUALITY,
-                }
-            )
+        out.extend({"file": str(path), **h.to_json()} for h in hashes)
         if len(files) > 1:
             progress(done, len(files), "files hashed")
     if args.json:
         print_json(out)
     else:
-        for h in out:
-            q = f"  quality={h['quality']}" if h["quality"] is not None else ""
-            flag = "  LOW QUALITY" if h["low_quality"] else ""
-            text = str(h["value"])
+        for row in out:
+            q = f"  quality={row['quality']}" if row["quality"] is not None else ""
+            flag = "  LOW QUALITY" if row["low_quality"] else ""
+            text = str(row["value"])
             shown = text if len(text) <= 80 else text[:77] + "..."
-            print(f"{h['file']}  {h['signal_type']}:{shown}{q}{flag}")
+            print(f"{row['file']}  {row['signal_type']}:{shown}{q}{flag}")
+            if "threatexchange_value" in row:
+                tx = f"quality={row['threatexchange_quality']}"
+                print(f"{row['file']}  pdq:{row['threatexchange_value']}  {tx}  (threatexchange)")
     return EXIT_OK if not failed else EXIT_NODE

@@ -22,8 +22,7 @@ from aiohttp import BodyPartReader, web
 
 from node.errors import HashingError, RequestError
 from node.http.match_api import Matching, match_results
-from node.matching.hashing import LOW_QUALITY, hash_file
-from protocol.signals import value_text
+from node.matching.hashing import hash_file
 
 MAX_FILES = 100
 
@@ -62,20 +61,21 @@ async def _hash_uploads(
             {
                 "file": name,
                 "bytes": size,
-                "hashes": [
-                    {
-                        "signal_type": signal_type,
-                        "value": value_text(signal_type, value),
-                        "quality": quality,
-                        "low_quality": quality is not None and quality < LOW_QUALITY,
-                    }
-                    for signal_type, value, quality in hashes
-                ],
+                "hashes": [h.to_json() for h in hashes],
             }
         )
     if not out:
         raise RequestError("no file in the request")
     return out
+
+
+def match_query(h: dict[str, Any]) -> dict[str, Any]:
+    """The /v1/match query for a hash as `FileHash.to_json` shows it: both PDQ hashes if it
+    has two."""
+    query = {"signal_type": h["signal_type"], "value": h["value"]}
+    if "threatexchange_value" in h:
+        query["threatexchange_value"] = h["threatexchange_value"]
+    return query
 
 
 def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web.RouteDef]:
@@ -85,7 +85,7 @@ def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web
     async def match_files(request: web.Request) -> web.Response:
         files = await _hash_uploads(request, directory, max_bytes)
         for f in files:
-            queries = [{"signal_type": h["signal_type"], "value": h["value"]} for h in f["hashes"]]
+            queries = [match_query(h) for h in f["hashes"]]
             f["results"] = await match_results(matching, queries)
             f["found"] = any(r["found"] for r in f["results"])
         return web.json_response({"files": files})

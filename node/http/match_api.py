@@ -11,8 +11,11 @@ from aiohttp import web
 
 from node.errors import RequestError
 from node.formats.json_views import parse_hash, view_json
+from node.matching.lookups import nearest_of_both
 from node.matching.matcher import MatchHit
 from node.matching.policy import MatchPolicy, decide
+from protocol.errors import ValidationError
+from protocol.signals import parse_value
 from protocol.view import HashView
 
 MAX_HASHES = 10_000
@@ -73,17 +76,40 @@ def match_routes(
     return [web.post("/v1/lookup", lookup), web.post("/v1/match", match)]
 
 
+def _threatexchange_value(item: dict[str, Any], signal_type: str) -> bytes | None:
+    """A pdq query's optional second hash of the same image, python-threatexchange's."""
+    text = item.get("threatexchange_value")
+    if text is None:
+        return None
+    if signal_type != "pdq" or not isinstance(text, str):
+        raise RequestError("threatexchange_value is a pdq query's second hash (64 hex digits)")
+    try:
+        value = parse_value("pdq", text)
+    except ValidationError as e:
+        raise RequestError(f"threatexchange_value: {e}") from e
+    assert isinstance(value, bytes)  # parse_value: pdq values are bytes
+    return value
+
+
 async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, Any]]:
-    """Every match of each queried hash ({signal_type, value}), nearest first."""
+    """Every match of each queried hash ({signal_type, value}), nearest first. A pdq query
+    may add `threatexchange_value`, the same image's hash as python-threatexchange makes it:
+    both are searched, and each match says which found it (`pdq_convention`)."""
     policy = matching.match_policy()
     results = []
     for item in items:
         signal_type, value = parse_hash(item)
+        hits = await matching.match(signal_type, value)
+        other = _threatexchange_value(item, signal_type)
+        if other is not None:
+            hits = nearest_of_both(hits, await matching.match(signal_type, other))
         matches = []
-        for hit in await matching.match(signal_type, value):
+        for hit in hits:
             shown = _shown(hit.view, matching, policy)
             if hit.distance is not None:
                 shown["distance"] = hit.distance
+            if hit.pdq_convention is not None:
+                shown["pdq_convention"] = hit.pdq_convention
             if hit.query_percent is not None:
                 shown["query_percent"] = hit.query_percent
                 shown["target_percent"] = hit.target_percent

@@ -4,6 +4,7 @@ Shared by the node and by read-only match servers."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from node.matching.matcher import Matcher, MatchHit
@@ -14,6 +15,10 @@ from protocol.signals import value_key
 from protocol.view import HashView, LocatedEntry, fold
 
 Standing = Callable[[EntryRef], str | None]
+
+#: The two ways an image's PDQ hash is made (node/matching/hashing.py): hashmesh's, of the
+#: image converted to RGB, and python-threatexchange's, of the decoded array as it is.
+RGB_HASH, THREATEXCHANGE_HASH = "rgb", "threatexchange"
 
 
 async def lookup_views(
@@ -79,3 +84,17 @@ async def match_hits(
         ]
     views = await lookup_views(store, signal_type, [value], standing)
     return [MatchHit(v) for v in views if v.submissions]
+
+
+def nearest_of_both(
+    rgb_hits: Sequence[MatchHit], threatexchange_hits: Sequence[MatchHit]
+) -> list[MatchHit]:
+    """The PDQ hits of an image searched with both its hashes, each stored hash once, at the
+    nearer distance, saying which of the two hashes found it there (the RGB one on a tie)."""
+    nearest: dict[bytes | str, MatchHit] = {}
+    for convention, hits in ((RGB_HASH, rgb_hits), (THREATEXCHANGE_HASH, threatexchange_hits)):
+        for hit in hits:
+            known = nearest.get(hit.view.value)
+            if known is None or (hit.distance or 0) < (known.distance or 0):
+                nearest[hit.view.value] = dataclasses.replace(hit, pdq_convention=convention)
+    return list(nearest.values())
