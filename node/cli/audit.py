@@ -9,6 +9,7 @@ import argparse
 import base64
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("hash", metavar="TYPE:VALUE")
     p.add_argument("--out", type=Path, required=True)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_proof)
 
     p = cmds.add_parser("report", help="a transparency report over a period, as JSON and HTML")
@@ -196,7 +198,10 @@ def cmd_proof(args: argparse.Namespace) -> int:
     api = client(args)
     result = api.call("POST", "/v1/lookup", {"hashes": [item]})["results"][0]
     if not result["found"]:
-        print(f"{args.hash} is not in any log this node holds")
+        if args.json:
+            print_json({"found": False, "hash": args.hash})
+        else:
+            print(f"{args.hash} is not in any log this node holds")
         return EXIT_NOT_FOUND
     first = result["submissions"][0]
     proof = api.call("GET", f"/v1/proof?log={first['log']}&index={first['index']}")
@@ -209,6 +214,18 @@ def cmd_proof(args: argparse.Namespace) -> int:
     if SignedRoster.decode(rosters[0]).roster.version > 1:
         rosters = _earlier_rosters(rosters) + rosters
     args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
+    if args.json:
+        print_json(
+            {
+                "found": True,
+                "hash": args.hash,
+                "log": first["log"],
+                "index": first["index"],
+                "out": str(args.out),
+                "first_roster_version": SignedRoster.decode(rosters[0]).roster.version,
+            }
+        )
+        return EXIT_OK
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
     return EXIT_OK
 
@@ -244,7 +261,8 @@ def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
         return tuple(earlier)
     print(
         f"WARNING: no member served the rosters before version {pinned.roster.version}; "
-        "an auditor pinning the genesis cannot check this bundle"
+        "an auditor pinning the genesis cannot check this bundle",
+        file=sys.stderr,
     )
     return ()
 
