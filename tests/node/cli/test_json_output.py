@@ -12,7 +12,7 @@ import pytest
 
 from node.app.procs import NodeGroup
 from node.cli.main import build_parser, main
-from tests.cluster.support import consortium
+from tests.cluster.support import consortium, status, wait_until
 
 #: Commands that run a server in the foreground: they log (`--log-format json`) and print none.
 SERVERS = {"node run", "node serve-matches"}
@@ -77,6 +77,8 @@ def test_publish_current_and_audit_proof_print_json(
         assert published["accepted"] is False and published["version"] == 1
         assert main(["submit", md5, "--label", "terrorist-attack", "--node", at]) == 0
         capsys.readouterr()
+        signed = lambda: status(node)["logs"][node.origin]["checkpoint_size"] >= 1  # noqa: E731
+        wait_until(signed, 30, "the submission signed into a checkpoint")
         proof = run_json(capsys, "audit", "proof", md5, "--out", str(tmp_path / "p"), "--node", at)
         assert proof["found"] and proof["log"] == node.origin and proof["index"] == 0
         assert Path(proof["out"]).is_file()
