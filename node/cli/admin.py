@@ -28,6 +28,7 @@ from node.cli.common import (
     UsageError,
     add_json_arg,
     add_node_arg,
+    print_json,
 )
 from node.errors import ConfigError
 from protocol.errors import ProtocolError
@@ -43,6 +44,7 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("keygen", help="make an admin key (private file + .pub)")
     p.add_argument("name")
     p.add_argument("--out", required=True, type=Path)
+    add_json_arg(p)
     p.set_defaults(func=cmd_keygen)
 
     p = cmds.add_parser("create", help="draft version 1 of a consortium's roster")
@@ -106,6 +108,7 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("sign", help="add your signature to a draft (in place)")
     p.add_argument("draft", type=Path)
     p.add_argument("--key", required=True, type=Path, help="your admin key file")
+    add_json_arg(p)
     p.set_defaults(func=cmd_sign)
 
     p = cmds.add_parser("show", help="print a roster")
@@ -116,11 +119,13 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("publish", help="hand a signed roster to a node")
     p.add_argument("roster", type=Path)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_publish)
 
     p = cmds.add_parser("current", help="fetch the roster a node trusts now")
     p.add_argument("--out", required=True, type=Path)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_current)
 
 
@@ -132,6 +137,7 @@ def _validity(p: argparse.ArgumentParser) -> None:
         help="re-sign period in days (0: none; default: keep the current one, 0 for a new one)",
     )
     p.add_argument("--out", type=Path, help="where to write the draft")
+    add_json_arg(p)
 
 
 #: An admin's public key: `NAME BASE64` in its .pub file, 32 bytes once decoded.
@@ -161,6 +167,16 @@ def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
 
     out = args.out or Path(f"roster-v{roster.version}.draft")
     out.write_bytes(SignedRoster(roster.encode(), ()).encode())
+    if args.json:
+        print_json(
+            {
+                "draft": str(out),
+                "consortium": roster.consortium,
+                "version": roster.version,
+                "threshold": roster.threshold,
+            }
+        )
+        return EXIT_OK
     print(f"wrote draft roster version {roster.version} to {out}; now each admin runs")
     print(f"  hashmesh admin sign {out} --key <their key>   ({roster.threshold} needed)")
     return EXIT_OK

@@ -9,6 +9,7 @@ import argparse
 import base64
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ def register(sub: Subcommands) -> None:
     p.add_argument("hash", metavar="TYPE:VALUE")
     p.add_argument("--out", type=Path, required=True)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_proof)
 
     p = cmds.add_parser("report", help="a transparency report over a period, as JSON and HTML")
@@ -196,7 +198,10 @@ def cmd_proof(args: argparse.Namespace) -> int:
     api = client(args)
     result = api.call("POST", "/v1/lookup", {"hashes": [item]})["results"][0]
     if not result["found"]:
-        print(f"{args.hash} is not in any log this node holds")
+        if args.json:
+            print_json({"found": False, "hash": args.hash})
+        else:
+            print(f"{args.hash} is not in any log this node holds")
         return EXIT_NOT_FOUND
     first = result["submissions"][0]
     proof = api.call("GET", f"/v1/proof?log={first['log']}&index={first['index']}")
@@ -209,6 +214,18 @@ def cmd_proof(args: argparse.Namespace) -> int:
     if SignedRoster.decode(rosters[0]).roster.version > 1:
         rosters = _earlier_rosters(rosters) + rosters
     args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
+    if args.json:
+        print_json(
+            {
+                "found": True,
+                "hash": args.hash,
+                "log": first["log"],
+                "index": first["index"],
+                "out": str(args.out),
+                "first_roster_version": SignedRoster.decode(rosters[0]).roster.version,
+            }
+        )
+        return EXIT_OK
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
     return EXIT_OK
 
@@ -244,7 +261,8 @@ def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
         return tuple(earlier)
     print(
         f"WARNING: no member served the rosters before version {pinned.roster.version}; "
-        "an auditor pinning the genesis cannot check this bundle"
+        "an auditor pinning the genesis cannot check this bundle",
+        file=sys.stderr,
     )
     return ()
 
@@ -306,7 +324,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
     from node.app.runner import open_store
-    from node.formats.report import observe
+    from node.formats.report import observe, roster_changes
     from protocol.roster import SignedRoster
 
     config = node_config(argparse.Namespace(node=str(directory)))
@@ -317,7 +335,19 @@ async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
         chain = [pinned, *await store.rosters()]
         rosters = [SignedRoster.decode(raw).roster for raw in chain]
         names = {m.origin: m.member_id for r in rosters for m in r.members}
-        return await observe(store, config.member_id, lambda o: names.get(o, o), since_ms, until_ms)
+        joined = [
+            r.issued_ms for r in rosters if any(m.member_id == config.member_id for m in r.members)
+        ]
+        seen = await observe(
+            store,
+            config.member_id,
+            lambda o: names.get(o, o),
+            since_ms,
+            until_ms,
+            joined_ms=min(joined, default=None),
+        )
+        seen.roster_changes = roster_changes(rosters, since_ms, until_ms)
+        return seen
     finally:
         await store.close()
 
@@ -341,11 +371,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         for member, counts in report["entries_by_member"].items():
-            print(f"{member:20} {counts['add']:6} added {counts['retract']:4} retracted "
+            taken = report["takedowns_by_member"].get(member, {})
+            print(f"{member:20} {taken.get('takedowns', 0):6} takedowns "
+                  f"({taken.get('retracted', 0)} more retracted; "
+                  f"{taken.get('hash_entries', 0)} hash entries) "
                   f"{counts['dispute']:4} disputes")  # fmt: skip
+        for change in report["roster_changes"]:
+            print(f"{change['member']}: {change['change']} by roster v{change['roster_version']}")
         for observer, p in report["arrival_ms"].items():
             if p["count"]:
-                print(f"arrival at {observer}: median {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms")
+                print(f"arrival at {observer}: median {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms"
+                      f" ({p['caught_up_excluded']} made before it joined left out)")  # fmt: skip
         if args.html:
             print(f"wrote {args.html}")
     return EXIT_OK

@@ -106,8 +106,9 @@ class Dashboard:
             page=name.removesuffix(".html"),
             csrf=self.sessions.csrf_token(session) if session else "",
             logged_in=session is not None,
-            member_id=self.service.config.member_id,
-            consortium=status_now["roster"]["consortium"],
+            # Nothing about the consortium before login: the login page is public.
+            member_id=self.service.config.member_id if session else "",
+            consortium=status_now["roster"]["consortium"] if session else "",
             alert_count=len(panels.alerts(status_now, self.peers())) if session else 0,
             now_ms=self.service.clock(),
             **ctx,

@@ -1,4 +1,5 @@
-"""What the dashboard shows, read from the node: recent entries of every log and incidents.
+"""What the dashboard shows, read from the node: recent entries of every log and incidents,
+counted in takedowns (node.formats.takedowns: one removed file's hashes), retracted ones apart.
 
 The store has no "latest entries" or "by incident" index, so both are read from the tail of
 each log (a bounded number of entries per log) and their arrival times looked up through the
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from node.core.service import NodeService
 from node.core.status import node_status
+from node.formats.takedowns import Takedown, group_takedowns
 from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_key, value_text
@@ -62,10 +64,13 @@ class FeedItem:
 
 @dataclass(frozen=True, slots=True)
 class MemberArrival:
-    """One member's part in an incident: how many hashes, first submitted, first here."""
+    """One member's part in an incident: its takedowns (standing, and retracted apart), their
+    hash entries, when it first submitted one and when that was first here."""
 
     member: str | None
     origin: str
+    takedowns: int
+    retracted: int
     hashes: int
     first_timestamp_ms: int
     first_received_ms: int
@@ -76,6 +81,8 @@ class Incident:
     incident_id: str
     hashes: tuple[FeedItem, ...]  # oldest first
     members: tuple[MemberArrival, ...]  # by first submission
+    takedowns: int  # standing: not every entry retracted by its origin
+    retracted: int
 
     @property
     def latest_ms(self) -> int:
@@ -100,38 +107,81 @@ async def recent_entries(service: NodeService, limit: int = FEED_PER_LOG) -> lis
 
 
 async def incidents(service: NodeService, per_log: int = INCIDENT_SCAN_PER_LOG) -> list[Incident]:
-    """Adds that name an incident, grouped by it; the most recently active incident first."""
-    grouped: dict[str, list[FeedItem]] = {}
-    for item in await _tail(service, per_log, adds_only=True):
-        if item.incident is not None:
-            grouped.setdefault(item.incident, []).append(item)
+    """Adds that name an incident, grouped by it and into takedowns; the most recently active
+    incident first."""
+    located: list[tuple[str, int, Entry]] = []
+    adds: list[tuple[str, int, Add]] = []
+    for origin, index, entry in await _read_tail(service, per_log, adds_only=True):
+        if isinstance(entry, Add) and entry.incident is not None:
+            located.append((origin, index, entry))
+            adds.append((origin, index, entry))
+    items = {(i.origin, i.index): i for i in await _items(service, located)}
+    retracted = await _retracted(service, list(items))
+    grouped: dict[str, list[Takedown]] = {}
+    for takedown in group_takedowns(adds):
+        grouped.setdefault(takedown.incident or "", []).append(takedown)
     out = []
-    for incident_id, hashes in grouped.items():
+    for incident_id, takedowns in grouped.items():
+        hashes = [items[(t.origin, i)] for t in takedowns for i in t.indexes()]
         hashes.sort(key=lambda h: (h.timestamp_ms, h.origin, h.index))
-        out.append(Incident(incident_id, tuple(hashes), _arrivals(hashes)))
+        gone = sum(1 for t in takedowns if t.retracted_by(retracted))
+        rows = _arrivals(takedowns, items, retracted)
+        out.append(Incident(incident_id, tuple(hashes), rows, len(takedowns) - gone, gone))
     out.sort(key=lambda i: i.latest_ms, reverse=True)
     return out
 
 
-def _arrivals(hashes: list[FeedItem]) -> tuple[MemberArrival, ...]:
-    by_origin: dict[str, list[FeedItem]] = {}
-    for item in hashes:
-        by_origin.setdefault(item.origin, []).append(item)
-    rows = [
-        MemberArrival(
-            items[0].member,
-            origin,
-            len(items),
-            min(i.timestamp_ms for i in items),
-            min(i.received_ms for i in items),
+async def _retracted(service: NodeService, adds: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these adds their origin retracted, through the store's index of targets."""
+    out: set[tuple[str, int]] = set()
+    if not adds:
+        return out
+    for found in await service.store.find_references(sorted(adds)):
+        try:
+            entry = decode_entry(found.raw)
+        except DecodeError:
+            continue
+        if isinstance(entry, Retract) and entry.target.log == found.log:
+            out.add((entry.target.log, entry.target.index))
+    return out
+
+
+def _arrivals(
+    takedowns: list[Takedown],
+    items: dict[tuple[str, int], FeedItem],
+    retracted: set[tuple[str, int]],
+) -> tuple[MemberArrival, ...]:
+    by_origin: dict[str, list[Takedown]] = {}
+    for takedown in takedowns:
+        by_origin.setdefault(takedown.origin, []).append(takedown)
+    rows = []
+    for origin, own in by_origin.items():
+        shown = [items[(origin, i)] for t in own for i in t.indexes()]
+        gone = sum(1 for t in own if t.retracted_by(retracted))
+        rows.append(
+            MemberArrival(
+                shown[0].member,
+                origin,
+                len(own) - gone,
+                gone,
+                len(shown),
+                min(i.timestamp_ms for i in shown),
+                min(i.received_ms for i in shown),
+            )
         )
-        for origin, items in by_origin.items()
-    ]
     rows.sort(key=lambda r: (r.first_timestamp_ms, r.origin))
     return tuple(rows)
 
 
 async def _tail(service: NodeService, per_log: int, adds_only: bool = False) -> list[FeedItem]:
+    return await _items(service, await _read_tail(service, per_log, adds_only))
+
+
+async def _read_tail(
+    service: NodeService, per_log: int, adds_only: bool
+) -> list[tuple[str, int, Entry]]:
+    """The last `per_log` entries of every log that decode, in log order, as (origin, index,
+    entry)."""
     located: list[tuple[str, int, Entry]] = []
     for origin, log in node_status(service)["logs"].items():
         size = int(log["size"])
@@ -144,6 +194,10 @@ async def _tail(service: NodeService, per_log: int, adds_only: bool = False) -> 
             if adds_only and not isinstance(entry, Add):
                 continue
             located.append((origin, start + offset, entry))
+    return located
+
+
+async def _items(service: NodeService, located: list[tuple[str, int, Entry]]) -> list[FeedItem]:
     received = await _received_times(service, located)
     member_of = member_lookup(service)
     return [
