@@ -247,6 +247,16 @@ class Outbox:
     async def latest_id(self) -> int:
         return await self._call(lambda c: _meta_int(c, "next_id", 1)) - 1
 
+    async def oldest_id(self) -> int:
+        """The smallest event id still held (retention drops older ranges); the next id to be
+        recorded when none is held. A consumer whose cursor is below it - 1 missed events."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT min(first_id) FROM event_ranges").fetchone()
+            return int(row[0]) if row[0] is not None else _meta_int(conn, "next_id", 1)
+
+        return await self._call(read)
+
     async def wait_after(self, cursor: int, limit: int, timeout_s: float) -> list[Event]:
         """Events after `cursor`, waiting up to `timeout_s` for the first one (long poll)."""
         return await self._wait(lambda: self.after(cursor, limit), timeout_s, stop_early=True)

@@ -187,6 +187,28 @@ async def test_retention_keeps_the_newest_events_and_the_undelivered(tmp_path: P
         await outbox.close()
 
 
+async def test_a_poll_says_which_events_retention_dropped_so_a_consumer_knows_it_missed_some(
+    tmp_path: Path,
+) -> None:
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False, retain_events=3)
+    await outbox.open()
+    try:
+        async with events_api(outbox) as url, aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/v1/events?after=0") as r:
+                assert await r.json() == {"events": [], "cursor": 0, "oldest": 1, "latest": 0}
+            for i in range(6):
+                await record_adds(outbox, "log-a", i + 1)
+            async with http.get(f"{url}/v1/events?after=1") as r:
+                answer = await r.json()
+            # Events 2 and 3 are gone: a consumer at 1 sees oldest - 1 > 1 and starts over.
+            assert [e["id"] for e in answer["events"]] == [4, 5, 6]
+            assert (answer["oldest"], answer["latest"]) == (4, 6)
+            async with http.get(f"{url}/v1/events?after=3") as r:
+                assert (await r.json())["oldest"] == 4  # a consumer at 3 missed nothing
+    finally:
+        await outbox.close()
+
+
 @asynccontextmanager
 async def events_api(outbox: Outbox) -> AsyncIterator[str]:
     app = web.Application(middlewares=[errors_middleware])
@@ -222,7 +244,7 @@ async def test_long_poll_returns_new_events_as_they_are_recorded(outbox: Outbox)
 
         started = time.monotonic()
         async with http.get(f"{url}/v1/events?after=1&wait=0.2") as r:
-            assert await r.json() == {"events": [], "cursor": 1}
+            assert await r.json() == {"events": [], "cursor": 1, "oldest": 1, "latest": 1}
         assert time.monotonic() - started >= 0.19
 
         async def poll() -> dict[str, Any]:
