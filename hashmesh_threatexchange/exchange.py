@@ -8,7 +8,8 @@ them now (hashmesh_threatexchange/records.py). The checkpoint is the last event 
 the time of the newest event taken.
 
 If the feed no longer holds the events after the checkpoint (the node keeps the newest
-100,000), or the node's event log was started afresh, the fetch starts over with an export,
+100,000), or the node's event log was started afresh (its `feed` id changed, or its newest id
+is below the checkpoint's), the fetch starts over with an export,
 which replaces every record the collaboration holds. A checkpoint taken part way through an
 export is stale: threatexchange's CLI and HMA then fetch from scratch.
 """
@@ -88,6 +89,7 @@ class HashmeshCheckpoint(FetchCheckpointBase):
     event_id: int
     event_ms: int  # when the newest event taken was recorded (or the export made), ms
     complete: bool = True  # False part way through an export
+    feed: str = ""  # the node's event log the id is of ("": not known yet)
 
     def is_stale(self) -> bool:
         return not self.complete
@@ -159,7 +161,8 @@ class HashmeshSignalExchangeAPI(
     ) -> Generator[Delta, None, HashmeshCheckpoint]:
         """Every hash of `types` the node holds, withdrawn ones as deletions; the events
         recorded from the moment the export is asked for are followed after it."""
-        cursor = _int(self._poll(0, 1), "latest")
+        head = self._poll(0, 1)
+        cursor, feed = _int(head, "latest"), str(head.get("feed", ""))
         log.info("hashmesh: taking the node's export; events after %d follow", cursor)
         path = f"/v1/export?include_withdrawn=1&types={','.join(types)}"
         updates: dict[RecordKey, HashmeshSignalMetadata | None] = {}
@@ -172,11 +175,12 @@ class HashmeshSignalExchangeAPI(
             received += 1
             self._add(updates, item)
             if len(updates) >= EXPORT_BATCH:
-                yield FetchDelta(updates, HashmeshCheckpoint(cursor, since_ms, complete=False))
+                partial = HashmeshCheckpoint(cursor, since_ms, complete=False, feed=feed)
+                yield FetchDelta(updates, partial)
                 updates = {}
         if end is None or end.get("count") != received:
             raise HashmeshExchangeError("the node's export was cut short")
-        done = HashmeshCheckpoint(cursor, max(since_ms, _int(end, "exported_ms")))
+        done = HashmeshCheckpoint(cursor, max(since_ms, _int(end, "exported_ms")), feed=feed)
         yield FetchDelta(updates, done)
         return done
 
@@ -185,13 +189,16 @@ class HashmeshSignalExchangeAPI(
         while True:
             answer = self._poll(checkpoint.event_id, EVENTS_PAGE)
             oldest, latest = _int(answer, "oldest"), _int(answer, "latest")
-            if oldest - 1 > checkpoint.event_id or latest < checkpoint.event_id:
+            feed = str(answer.get("feed", ""))
+            renumbered = bool(checkpoint.feed and feed and feed != checkpoint.feed)
+            if renumbered or oldest - 1 > checkpoint.event_id or latest < checkpoint.event_id:
                 log.warning(
-                    "hashmesh: the node no longer holds the events after %d (it holds %d..%d);"
+                    "hashmesh: the node no longer holds the events after %d (it holds %d..%d%s);"
                     " starting over from its export",
                     checkpoint.event_id,
                     oldest,
                     latest,
+                    " of a new event log" if renumbered else "",
                 )
                 checkpoint = yield from self._snapshot(types, checkpoint.event_ms)
                 continue
@@ -212,7 +219,7 @@ class HashmeshSignalExchangeAPI(
                 for view in self._call("POST", "/v1/lookup", {"hashes": hashes})["results"]:
                     self._add(updates, view)
             newest = max([checkpoint.event_ms, *(_int(e, "received_ms") for e in events)])
-            checkpoint = HashmeshCheckpoint(_int(answer, "cursor"), newest)
+            checkpoint = HashmeshCheckpoint(_int(answer, "cursor"), newest, feed=feed)
             yield FetchDelta(updates, checkpoint)
 
     def _add(self, updates: dict[RecordKey, HashmeshSignalMetadata | None], view: t.Any) -> None:

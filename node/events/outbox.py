@@ -14,8 +14,9 @@ Tables:
   ids are kept, and those the webhook has not acknowledged.
 - `cursors`: per log, how many of its entries have become events; an entry is recorded once,
   whichever path (listener, catch-up at start) reports it.
-- `meta`: `started`, `next_id` (the id the next recorded entry gets), and `delivered` (ids up
-  to it are acknowledged by the webhook endpoint; only while a webhook is configured).
+- `meta`: `started`, `next_id` (the id the next recorded entry gets), `delivered` (ids up
+  to it are acknowledged by the webhook endpoint; only while a webhook is configured), and
+  `feed_id` (random, made with the file: the ids of another file mean other events).
 Delivery is in id order, so the webhook queue is every id above `delivered`; acknowledging an
 event moves that cursor, and it survives restarts (at least once, in order).
 
@@ -114,6 +115,7 @@ class Outbox:
         self._db = SqliteWorker(self.path, "the outbox")
         self._changed = asyncio.Event()
         self._stopping = False
+        self.feed_id = ""  # read at open
 
     async def _call(self, fn: Callable[[sqlite3.Connection], _R], write: bool = False) -> _R:
         """Run `fn` on the outbox's worker thread; in one transaction if it writes."""
@@ -127,6 +129,9 @@ class Outbox:
         await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         self._stopping = False
         await self._db.open(lambda conn: create_tables(conn, self.deliver))
+        self.feed_id = await self._call(
+            lambda c: str(c.execute("SELECT value FROM meta WHERE key = 'feed_id'").fetchone()[0])
+        )
 
     async def close(self) -> None:
         self.stop_waiters()

@@ -11,7 +11,8 @@ so no entry is ever missed.
 - GET /v1/events?after=<id>&wait=<s>&limit=<n>: long poll; events with an id above `after`,
   waiting up to `wait` seconds (at most 60) for the first one; at most 1000 per answer. The
   answer also gives `oldest` (the first id still held: a cursor below `oldest - 1` missed
-  events the retention dropped) and `latest` (the newest id recorded).
+  events the retention dropped), `latest` (the newest id recorded) and `feed` (the event
+  log's identity: if it changes, ids were numbered afresh and old cursors mean nothing).
 - GET /v1/events/stream: server-sent events from `Last-Event-ID` (or ?after=), one SSE
   message per event (id, event kind, JSON data), with a keep-alive comment every 15 s.
 """
@@ -284,6 +285,7 @@ def events_routes(outbox: Outbox) -> list[web.RouteDef]:
                 "cursor": cursor,
                 "oldest": oldest,
                 "latest": latest,
+                "feed": outbox.feed_id,
             }
         )
 

@@ -173,6 +173,14 @@ def test_a_checkpoint_the_feed_no_longer_holds_starts_over_from_the_export(
     assert any(p.startswith("/v1/export") for p in stub.asked)
     assert deltas[-1].checkpoint.event_id == 1
 
+    # So is one whose new event log has already passed our id: its feed id differs.
+    stub.asked.clear()
+    stub.events = lambda path, body: {"events": [], "oldest": 1, "latest": 90, "feed": "new"}
+    old = HashmeshCheckpoint(40, 1_700_000_000_000, feed="old")
+    deltas = list(api_for(url).fetch_iter(TYPES, old))
+    assert any(p.startswith("/v1/export") for p in stub.asked)
+    assert (deltas[-1].checkpoint.event_id, deltas[-1].checkpoint.feed) == (90, "new")
+
 
 def test_an_export_cut_short_fails_the_fetch_and_its_partial_checkpoint_is_stale(
     node: tuple[StubNode, str], monkeypatch: pytest.MonkeyPatch
