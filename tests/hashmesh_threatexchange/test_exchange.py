@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from threatexchange.exchanges.fetch_state import AggregateSignalOpinionCategory 
 from threatexchange.extensions.vpdq.vpdq import VPDQSignal
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
+from threatexchange.utils import dataclass_json
 
 from hashmesh_threatexchange import exchange
 from hashmesh_threatexchange.exchange import (
@@ -231,3 +233,19 @@ def test_the_token_comes_from_the_environment_or_a_file_and_its_absence_says_how
     assert HashmeshCredentials.get(HashmeshSignalExchangeAPI).token == "from-file"
     monkeypatch.setenv("HASHMESH_OPERATOR_TOKEN", "from-env")
     assert HashmeshCredentials.get(HashmeshSignalExchangeAPI).token == "from-env"
+
+
+def test_the_config_checkpoint_and_credentials_survive_the_json_hma_stores_them_in() -> None:
+    # HMA keeps collaborations, checkpoints and credentials as threatexchange's dataclass
+    # JSON, and records pickled (as the threatexchange CLI does).
+    config = dataclass_json.dataclass_load_dict(
+        {"name": "HASHMESH", "api": "hashmesh", "enabled": True, "operator_url": "http://h:7401"},
+        HashmeshCollabConfig,
+    )
+    assert config == HashmeshCollabConfig(name="HASHMESH", operator_url="http://h:7401")
+    for value in (HashmeshCheckpoint(7, 1_700_000_000_000, feed="f"), HashmeshCredentials("t")):
+        dumped = json.loads(json.dumps(dataclass_json.dataclass_dump_dict(value)))
+        assert dataclass_json.dataclass_load_dict(dumped, type(value)) == value
+    record = record_of(view("pdq", PDQ_A, sub("m2", disputes=1)), "m1")
+    assert record is not None
+    assert pickle.loads(pickle.dumps(record[1])) == record[1]  # our own bytes
