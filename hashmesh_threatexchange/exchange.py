@@ -29,7 +29,6 @@ from threatexchange.exchanges.signal_exchange_api import SignalExchangeAPIWithSi
 from threatexchange.signal_type.signal_base import SignalType
 
 from hashmesh_threatexchange.records import (
-    TE_NAMES,
     HashmeshSignalMetadata,
     RecordError,
     RecordKey,
@@ -37,6 +36,7 @@ from hashmesh_threatexchange.records import (
 )
 from node.cli.operator_client import OperatorClient
 from node.errors import NodeError
+from protocol.te_text import OURS_TO_TE
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class HashmeshSignalExchangeAPI(
         checkpoint: HashmeshCheckpoint | None,
     ) -> Iterator[Delta]:
         names = {s.get_name() for s in supported_signal_types}
-        types = tuple(ours for ours, theirs in TE_NAMES.items() if theirs in names)
+        types = tuple(ours for ours, theirs in OURS_TO_TE.items() if theirs in names)
         if not types:
             yield FetchDelta({}, HashmeshCheckpoint(0, 0, complete=False))
             return

@@ -24,11 +24,7 @@ from threatexchange.exchanges.fetch_state import (
     SignalOpinionCategory,
 )
 
-from protocol.te_text import vpdq_to_te_text
-
-#: Our signal types with an exact python-threatexchange equivalent, and its name for them.
-#: md5 and sha256 are any file's; threatexchange's video_md5/video_sha256 are a video's only.
-TE_NAMES: dict[str, str] = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "video_md5", "url": "url"}
+from protocol.te_text import OURS_TO_TE, vpdq_to_te_text
 
 RecordKey = tuple[str, str]
 
@@ -67,7 +63,7 @@ class HashmeshSignalMetadata(FetchedSignalMetadata):
 
 def te_signal(signal_type: str, value: str) -> RecordKey | None:
     """The threatexchange key of one of our hashes, None for a type it lacks."""
-    name = TE_NAMES.get(signal_type)
+    name = OURS_TO_TE.get(signal_type)
     if name is None:
         return None
     if name == "vpdq":

@@ -34,7 +34,6 @@ from node.cli.common import (
 from node.errors import ConfigError, NodeError, RequestError
 from node.formats.exchange import (
     IMPORT_FORMATS,
-    TE_TO_OURS,
     ExchangeError,
     ImportDefaults,
     ImportRow,
@@ -46,6 +45,7 @@ from node.formats.exchange import (
 )
 from protocol.errors import ProtocolError
 from protocol.signals import SIGNAL_TYPES
+from protocol.te_text import TE_TO_OURS
 
 if TYPE_CHECKING:
     from node.cli.operator_client import OperatorClient

@@ -28,28 +28,18 @@ from node.errors import NodeError
 from protocol.entries import Add
 from protocol.errors import ValidationError
 from protocol.signals import SIGNAL_TYPES, parse_value, value_text
-from protocol.te_text import vpdq_from_te_text, vpdq_to_te_text
+from protocol.te_text import (
+    OURS_TO_TE,
+    TE_TO_OURS,
+    TE_WITHOUT_EQUIVALENT,
+    vpdq_from_te_text,
+    vpdq_to_te_text,
+)
 
 IMPORT_FORMATS: tuple[str, ...] = ("csv", "te-csv", "te-file", "jsonl")
 CSV_HEADER: tuple[str, ...] = ("signal_type", "value", "labels", "incident", "reference")
 TE_CSV_HEADER: tuple[str, ...] = ("signal_type", "signal_str", "collab", "category", "tags")
 
-#: python-threatexchange signal type names (SignalType.get_name()) with an exact equivalent
-#: here. A video's file SHA-256 is a file SHA-256, so video_sha256 imports as sha256; the
-#: reverse would mislabel images, so sha256 and md5 are not exported in TE formats.
-TE_TO_OURS: dict[str, str] = {
-    "pdq": "pdq",
-    "vpdq": "vpdq",
-    "video_md5": "video_md5",
-    "video_sha256": "sha256",
-    "url": "url",
-}
-OURS_TO_TE: dict[str, str] = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "video_md5", "url": "url"}
-#: python-threatexchange signal types (its own and its bundled extensions') with no equivalent
-#: here: their rows are skipped and counted, so the files its CLI writes import as they are.
-TE_WITHOUT_EQUIVALENT: frozenset[str] = frozenset(
-    {"raw_text", "trend_query", "url_md5", "tlsh", "pdq_ocr"}
-)
 #: Opinion categories (SignalOpinionCategory, AggregateSignalOpinionCategory, and the older
 #: names) of rows we import: a member's log holds content it removed, so only hashes the source
 #: calls positive go in. An empty category is taken as positive (signals-only listings).
