@@ -216,7 +216,11 @@ class HashmeshSignalExchangeAPI(
             updates: dict[RecordKey, HashmeshSignalMetadata | None] = {}
             if touched:
                 hashes = [{"signal_type": s, "value": v} for s, v in touched]
-                for view in self._call("POST", "/v1/lookup", {"hashes": hashes})["results"]:
+                looked_up = self._call("POST", "/v1/lookup", {"hashes": hashes})
+                results = looked_up.get("results") if isinstance(looked_up, dict) else None
+                if not isinstance(results, list):
+                    raise HashmeshExchangeError("the node's lookup answer has no results")
+                for view in results:
                     self._add(updates, view)
             newest = max([checkpoint.event_ms, *(_int(e, "received_ms") for e in events)])
             checkpoint = HashmeshCheckpoint(_int(answer, "cursor"), newest, feed=feed)
