@@ -140,9 +140,10 @@ def test_te_csv_imports_positive_rows_and_maps_types_and_tags() -> None:
         ("pdq", ("terrorist-attack",)),
         ("sha256", ()),
     ]
-    assert [n.line for n in parsed.skipped] == [4, 5]
-    assert [n.line for n in parsed.problems] == [6, 7, 8]
+    assert [n.line for n in parsed.skipped] == [4, 5, 6]
+    assert [n.line for n in parsed.problems] == [7, 8]
     assert parsed.ignored_tags == ("media_type_photo",)
+    assert parsed.unsupported == (("raw_text", 1),)
 
 
 def test_te_file_lines_with_and_without_their_type() -> None:
