@@ -27,7 +27,7 @@ from node.cli.common import (
 )
 from node.config import read_roster
 from node.errors import ConfigError
-from protocol.entries import Add, Dispute, Retract
+from protocol.entries import Add, Confirm, Dispute, Retract
 from protocol.errors import ProtocolError
 from protocol.signals import value_text
 
@@ -259,9 +259,16 @@ def _entry_json(entry: object) -> dict[str, Any]:
             "incident": entry.incident,
             "timestamp_ms": entry.timestamp_ms,
         }
-    if isinstance(entry, Retract | Dispute):
-        kind = "retract" if isinstance(entry, Retract) else "dispute"
-        return {"kind": kind, "target": [entry.target.log, entry.target.index]}
+    if isinstance(entry, Retract):
+        return {"kind": "retract", "target": [entry.target.log, entry.target.index]}
+    if isinstance(entry, Dispute | Confirm):
+        kind = "dispute" if isinstance(entry, Dispute) else "confirm"
+        return {
+            "kind": kind,
+            "target": [entry.target.log, entry.target.index],
+            "reason_code": entry.reason_code,
+            "timestamp_ms": entry.timestamp_ms,
+        }
     return {"kind": "unknown"}
 
 

@@ -37,8 +37,17 @@ from node.store.rows import entry_row
 from node.store.schema import SUBMISSION_RETENTION_MS
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import ProtocolError, RosterError, ValidationError
+from protocol.entries import (
+    Add,
+    Confirm,
+    Dispute,
+    Entry,
+    EntryRef,
+    Retract,
+    decode_entry,
+    encode_entry,
+)
+from protocol.errors import DecodeError, ProtocolError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.roster import Member, Roster
 from protocol.signals import value_text
@@ -292,6 +301,22 @@ class NodeService:
             raise RequestError(str(e)) from e
         return (await self.append([entry]))[0]
 
+    async def confirm(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
+        """Stand behind another member's add: reviewed and agreed, or removed it too."""
+        if target.log == self.origin:
+            raise RequestError("a member's own add already stands behind its hash")
+        replica = self.peers.replicas().get(target.log)
+        if replica is None or target.index >= replica.size:
+            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+        raws = await self.store.entries(target.log, target.index, target.index + 1)
+        try:
+            if not raws or not isinstance(decode_entry(raws[0]), Add):
+                raise RequestError(f"entry {target.index} of {target.log} is not an add")
+            entry = Confirm(self.clock(), target, reason_code, text)
+        except (ValidationError, DecodeError) as e:
+            raise RequestError(f"cannot confirm: {e}") from e
+        return (await self.append([entry]))[0]
+
     async def sign_pending(self) -> SignedCheckpoint | None:
         """Sign a checkpoint over every committed entry, if any is unsigned.
 
@@ -450,7 +475,8 @@ class NodeService:
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
         """The consortium's view of each hash, in the order asked."""
-        return await lookup_views(self.store, signal_type, values, self.entry_standing())
+        standing = self.entry_standing()
+        return await lookup_views(self.store, signal_type, values, standing, self.matcher)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
@@ -490,7 +516,10 @@ class NodeService:
 
     def match_policy(self) -> MatchPolicy:
         config = self.config
-        return policy_from(config.act_below_disputes, config.trusted_members, self.rosters.roster)
+        roster = self.rosters.roster
+        return policy_from(
+            config.act_below_disputes, config.trusted_members, roster, config.act_agreement
+        )
 
 
 def _no_sync() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from node.core.service import NodeService
 from node.core.status import node_status
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_key, value_text
 
@@ -28,7 +28,7 @@ class FeedItem:
     origin: str
     index: int
     member: str | None
-    kind: str  # "add", "retract" or "dispute"
+    kind: str  # "add", "retract", "dispute" or "confirm"
     timestamp_ms: int  # when the origin says it acted
     received_ms: int  # when this node stored it
     signal_type: str = ""
@@ -196,13 +196,13 @@ def _item(origin: str, index: int, entry: Entry, member: str | None, received: i
             target=entry.target,
             note=entry.reason,
         )
-    assert isinstance(entry, Dispute)
+    assert isinstance(entry, Dispute | Confirm)
     note = f"{entry.reason_code}: {entry.text}" if entry.text else entry.reason_code
     return FeedItem(
         origin,
         index,
         member,
-        "dispute",
+        "dispute" if isinstance(entry, Dispute) else "confirm",
         entry.timestamp_ms,
         received,
         target=entry.target,
