@@ -32,6 +32,7 @@ from protocol.errors import ProtocolError
 from protocol.signals import value_text
 
 if TYPE_CHECKING:
+    from node.cli.operator_client import OperatorClient
     from node.formats.report import Observed
     from node.store.base import Store
 
@@ -51,6 +52,11 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("proof", help="write a provenance bundle for a hash")
     p.add_argument("hash", metavar="TYPE:VALUE")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--confirmations",
+        action="store_true",
+        help="also write a bundle for each member's confirmation of the add, next to --out",
+    )
     add_node_arg(p)
     p.set_defaults(func=cmd_proof)
 
@@ -188,9 +194,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
-    from protocol.bundle import ProvenanceBundle
     from protocol.roster import SignedRoster
-    from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
 
     item = parse_hash_arg(args.hash)
     api = client(args)
@@ -199,18 +203,35 @@ def cmd_proof(args: argparse.Namespace) -> int:
         print(f"{args.hash} is not in any log this node holds")
         return EXIT_NOT_FOUND
     first = result["submissions"][0]
-    proof = api.call("GET", f"/v1/proof?log={first['log']}&index={first['index']}")
-    parsed = parse_tlog_proof(proof["tlog_proof"].encode())
-    text = format_tlog_proof(
-        parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
-    )
     chain = api.call("GET", "/v1/roster/chain")
     rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
     if SignedRoster.decode(rosters[0]).roster.version > 1:
         rosters = _earlier_rosters(rosters) + rosters
-    args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
+    args.out.write_bytes(_bundle(api, first["log"], first["index"], rosters))
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
+    if args.confirmations:
+        for c in first.get("confirmations", []):
+            path = args.out.with_name(
+                f"{args.out.stem}.confirm.{c['member']}.{c['index']}{args.out.suffix}"
+            )
+            path.write_bytes(_bundle(api, c["log"], c["index"], rosters))
+            print(f"wrote {c['member']}'s confirmation, {c['log']} #{c['index']}, to {path}")
     return EXIT_OK
+
+
+def _bundle(api: OperatorClient, log: str, index: int, rosters: tuple[bytes, ...]) -> bytes:
+    """The provenance bundle of one entry: its tlog-proof carrying its bytes, and `rosters`."""
+    from urllib.parse import quote
+
+    from protocol.bundle import ProvenanceBundle
+    from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
+
+    proof = api.call("GET", f"/v1/proof?log={quote(log)}&index={index}")
+    parsed = parse_tlog_proof(proof["tlog_proof"].encode())
+    text = format_tlog_proof(
+        parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
+    )
+    return ProvenanceBundle(text, rosters).encode()
 
 
 def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
@@ -300,8 +321,9 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
+        verb = "added" if isinstance(p.entry, Add) else "written"
         print(
-            f"valid: entry #{p.index} of {p.origin} was added by {p.member_id} "
+            f"valid: entry #{p.index} of {p.origin} was {verb} by {p.member_id} "
             f"({p.display_name}); checkpoint size {p.checkpoint_size}"
         )
         print(f"  {out['entry']}")
