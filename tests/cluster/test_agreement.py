@@ -1,12 +1,15 @@
 """Agreement across real nodes: a confirmation written on one member turns the policy decision
 for the hash from review to act on every member, and its provenance bundle verifies from the
 genesis roster; PDQ hashes of different members corroborate each other within the roster's
-threshold, and not beyond it."""
+threshold, and not beyond it; and an entry of a kind a node does not know (a newer member's)
+still replicates, so consortia of mixed versions keep working."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,23 @@ import pytest
 from node.app.procs import NodeGroup
 from node.cli.main import main
 from node.config import NodeConfig
+from node.core import wire
+from node.credentials.key_files import load_key
+from node.credentials.request_auth import sign_request
+from protocol import codec
+from protocol.entries import Add, encode_entry
+from protocol.writer import LogWriter
 from tests.cluster.conftest import MakeConsortium
-from tests.cluster.support import api, consortium, found, md5_item, submit, wait_until
+from tests.cluster.support import (
+    api,
+    consortium,
+    found,
+    md5_item,
+    roots,
+    status,
+    submit,
+    wait_until,
+)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -125,3 +143,44 @@ def test_pdq_variants_within_the_threshold_corroborate_each_other_and_beyond_it_
             assert first["agreement"]["count"] == 2 and third["agreement"]["count"] == 1
             assert decision(config, items[0]) == "act"
             assert decision(config, items[2]) == "review"
+
+
+def test_an_entry_of_a_kind_this_node_does_not_know_replicates_as_an_undecodable_leaf(
+    tmp_path: Path,
+) -> None:
+    """A member on a newer version writes a kind this version does not know (here 9): the
+    log still verifies, is stored and relayed whole, and the entries around it are found."""
+    setup = consortium(tmp_path, 3, sync_interval_s=0.5, sync_jitter_s=0.1)
+    first, newer, third = setup.configs
+    _, log_key = load_key(newer.checkpoint_key_path)
+    _, node_key = load_key(newer.node_key_path)
+    before, after = md5_item("before the unknown kind"), md5_item("after the unknown kind")
+    unknown = codec.encode([1, 9, 1_800_000_000_000, [first.origin, 0], "future", ""])
+    raws = [
+        encode_entry(Add(1_800_000_000_000, "md5", bytes.fromhex(before["value"]))),
+        unknown,
+        encode_entry(Add(1_800_000_000_000, "md5", bytes.fromhex(after["value"]))),
+    ]
+    writer = LogWriter(newer.origin, log_key)
+    writer.commit(writer.plan(raws))
+    body = wire.encode_push(wire.Push(newer.origin, writer.sign().raw, 0, tuple(raws)))
+    with NodeGroup([first, third]):
+        wait_until(lambda: bool(status(first)["logs"]), 30, "first node up")
+        path = "/v1/push"
+        headers = sign_request(
+            node_key, newer.member_id, first.member_id, "POST", path, body,
+            time.time_ns() // 1_000_000, secrets.token_bytes(16),
+        )  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{first.peer_port}{path}", data=body, method="POST", headers=headers
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert wire.decode_push_result(response.read()).status == "accepted"
+        for config in (first, third):  # the third gets it from the first (relay or pull)
+            wait_until(
+                lambda cfg=config: roots(cfg).get(newer.origin, (0, ""))[0] == 3,
+                30,
+                f"{config.member_id} holds the newer member's log",
+            )
+            assert found(config, before) and found(config, after)
+        assert roots(first)[newer.origin] == roots(third)[newer.origin]
