@@ -30,6 +30,7 @@ from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
 from node.matching.lookups import lookup_views, match_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
+from node.matching.review_queue import ReviewQueue
 from node.store.base import LogHead, Store, Submission
 from node.store.decoded import DecodedEntries
 from node.store.disk_watch import DiskWatch
@@ -113,6 +114,7 @@ class NodeService:
         self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
         self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.decoded)
+        self.review_queue = ReviewQueue(config.origin, clock)
         self.peers.subscribe(self.matcher.on_entries, "match_index")
         self.on_own_checkpoint(self.matcher.on_entries, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.

@@ -346,7 +346,7 @@ def operator_app(
     app = web.Application(
         middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
     )
-    app.add_routes(match_routes(service, on_lookup))
+    app.add_routes(match_routes(service, on_lookup, service.review_queue.offer))
     app.add_routes(export_routes(service))
     tmp = service.config.data_dir / "uploads"
     app.add_routes(hash_routes(service, tmp, service.config.max_upload_bytes))

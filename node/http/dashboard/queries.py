@@ -1,4 +1,5 @@
-"""What the dashboard shows, read from the node: recent entries of every log and incidents.
+"""What the dashboard shows, read from the node: recent entries of every log, incidents, and
+the review queue's hashes with their current views.
 
 The store has no "latest entries" or "by incident" index, so both are read from the tail of
 each log (a bounded number of entries per log) and their arrival times looked up through the
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from node.core.service import NodeService
 from node.core.status import node_status
+from node.formats.json_views import view_json
+from node.matching.review_queue import needs_review
 from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_key, value_text
@@ -80,6 +84,42 @@ class Incident:
     @property
     def latest_ms(self) -> int:
         return max(h.received_ms for h in self.hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A queued hash as the review page shows it: its view (JSON), the one submission that
+    stands behind it, and when this platform first matched it."""
+
+    view: dict[str, Any]
+    submission: dict[str, Any]
+    first_matched_ms: int
+
+
+async def review_items(service: NodeService) -> list[ReviewItem]:
+    """The review queue, oldest first, with each hash's current view; hashes that no longer
+    need review (confirmed, corroborated, retracted) leave the queue."""
+    queued = service.review_queue.oldest_first()
+    by_type: dict[str, list[bytes | str]] = {}
+    for q in queued:
+        by_type.setdefault(q.signal_type, []).append(q.value)
+    views = {}
+    for signal_type, values in by_type.items():
+        found = await service.lookup(signal_type, values)
+        service.review_queue.settle(found)
+        views.update({(v.signal_type, v.value): v for v in found})
+    member_of = member_lookup(service)
+    items = []
+    for q in queued:
+        view = views.get((q.signal_type, q.value))
+        if view is None or not needs_review(view, service.origin):
+            continue
+        shown = view_json(view, member_of)
+        live = [s for s in shown["submissions"] if s["active"] and not s["standing"]]
+        if not live:
+            continue  # its one backer is a near-duplicate's origin: nothing here to confirm
+        items.append(ReviewItem(shown, live[0], q.first_matched_ms))
+    return items
 
 
 def member_lookup(service: NodeService) -> Callable[[str], str | None]:
