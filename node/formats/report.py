@@ -1,5 +1,6 @@
 """Transparency reports: what the consortium shared over a period, read offline from the data
-of one or more nodes. Entries by member, label and incident; retractions and disputes; and, for
+of one or more nodes. Entries by member, label and incident; retractions and disputes;
+agreement by member (how often other members confirmed or disputed its entries); and, for
 every node whose data is given, how long takedowns took to arrive there (origin's timestamp to
 that node's storing them). `render_html` draws the same as a self-contained page."""
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node.store.base import Store
-from protocol.entries import Add, Dispute, Retract, decode_entry
+from protocol.entries import Add, Confirm, Dispute, Retract, decode_entry
 from protocol.errors import DecodeError
 
 PAGE = 10_000
@@ -31,6 +32,9 @@ class Observed:
     retractions: list[dict[str, Any]] = field(default_factory=list)
     disputes: list[dict[str, Any]] = field(default_factory=list)
     delays_ms: list[int] = field(default_factory=list)
+    #: (member whose entry it is about, "confirm" or "dispute", target log, target index), for
+    #: each confirmation or dispute by another member.
+    feedback: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
 async def observe(
@@ -49,6 +53,10 @@ async def observe(
                 if not since_ms <= entry.timestamp_ms < until_ms:
                     continue
                 _count(seen, member, origin, start + offset, entry)
+                if isinstance(entry, Confirm | Dispute) and entry.target.log != origin:
+                    kind = "confirm" if isinstance(entry, Confirm) else "dispute"
+                    target = entry.target
+                    seen.feedback.append((member_of(target.log), kind, target.log, target.index))
                 if isinstance(entry, Add) and member != observer:
                     seen.delays_ms.append(max(0, received_ms - entry.timestamp_ms))
     return seen
@@ -119,7 +127,31 @@ def build_report(observed: list[Observed], since_ms: int, until_ms: int) -> dict
         "retractions": sorted(fullest.retractions, key=lambda r: r["timestamp_ms"]),
         "disputes": sorted(fullest.disputes, key=lambda d: d["timestamp_ms"]),
         "arrival_ms": {o.observer: _percentiles(o.delays_ms) for o in observed},
+        "agreement_by_member": _agreement(fullest),
     }
+
+
+def _agreement(seen: Observed) -> dict[str, dict[str, int]]:
+    """Per member: its adds in the period, and how often other members confirmed or disputed
+    its entries (confirmations and disputes made in the period, and the entries they name)."""
+    rows: dict[str, dict[str, int]] = {}
+    targets: dict[tuple[str, str], set[tuple[str, int]]] = {}
+    for member, kind, log, index in seen.feedback:
+        targets.setdefault((member, kind), set()).add((log, index))
+    members = {m for (m, kind) in seen.counts if kind == "add"} | {m for m, _ in targets}
+    for member in sorted(members):
+        rows[member] = {
+            "adds": seen.counts[(member, "add")],
+            "confirmations_received": sum(
+                1 for m, k, _, _ in seen.feedback if m == member and k == "confirm"
+            ),
+            "entries_confirmed": len(targets.get((member, "confirm"), ())),
+            "disputes_received": sum(
+                1 for m, k, _, _ in seen.feedback if m == member and k == "dispute"
+            ),
+            "entries_disputed": len(targets.get((member, "dispute"), ())),
+        }
+    return rows
 
 
 def _bars(title: str, data: dict[str, float], unit: str = "") -> str:
@@ -148,6 +180,27 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _agreement_table(rows: dict[str, dict[str, int]]) -> str:
+    out = [
+        "<h2>Agreement by member</h2>",
+        "<p>How often other members confirmed or disputed each member's entries.</p>",
+        "<table><tr><th>member</th><th>adds</th><th>confirmations</th>"
+        "<th>entries confirmed</th><th>disputes</th><th>entries disputed</th></tr>",
+    ]
+    for member, r in rows.items():
+        cells = (
+            r["adds"],
+            r["confirmations_received"],
+            r["entries_confirmed"],
+            r["disputes_received"],
+            r["entries_disputed"],
+        )
+        numbers = "".join(f"<td>{n}</td>" for n in cells)
+        out.append(f"<tr><td>{html.escape(member)}</td>{numbers}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
 def render_html(report: dict[str, Any]) -> str:
     period = report["period"]
     adds = {m: float(c["add"]) for m, c in report["entries_by_member"].items()}
@@ -160,7 +213,7 @@ def render_html(report: dict[str, Any]) -> str:
         ),
         _bars("Median time from takedown to arrival, by member", arrivals, " ms"),
     ]
-    listing = []
+    listing = [_agreement_table(report.get("agreement_by_member", {}))]
     for title, rows in (("Retractions", report["retractions"]), ("Disputes", report["disputes"])):
         listing.append(
             f"<h2>{title} ({len(rows)})</h2>"
