@@ -1,7 +1,8 @@
 """The dashboard's review queue against two real nodes (SQLite, replication on loopback): a
 hash matched on this platform that one other member alone stands behind is listed, oldest
 first, with confirm and dispute buttons that need the session's CSRF token; confirming it
-appends a confirmation that reaches the origin, and the hash leaves the queue."""
+appends a confirmation that reaches the origin, the hash leaves the queue, and its search
+page shows who stands behind it."""
 
 from __future__ import annotations
 
@@ -94,6 +95,10 @@ async def test_a_hash_only_its_origin_stands_behind_is_queued_and_confirmed_with
             after = await r.text()
         assert 'id="done"' in after and f"confirmed {older_ref.log}#{older_ref.index}" in after
         assert older not in after and newer in after  # two members stand behind it now
+        async with browser.get(reviewer.ui + "search", params={"value": older}) as r:
+            shown = await r.text()
+        assert "2 member(s) stand behind it" in shown
+        assert 'class="confirmation"' in shown and "reviewed" in shown
 
         async def confirmed_at_origin() -> bool:
             (view,) = await origin.service.lookup("md5", [bytes.fromhex(older)])
