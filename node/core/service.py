@@ -475,10 +475,14 @@ class NodeService:
 
     # Lookups.
 
-    async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
-        """The consortium's view of each hash, in the order asked."""
+    async def lookup(
+        self, signal_type: str, values: Sequence[bytes | str], near: bool = True
+    ) -> list[HashView]:
+        """The consortium's view of each hash, in the order asked; `near=False` leaves out
+        the PDQ near-duplicates that corroborate it (an index search and reads per hash)."""
         standing = self.entry_standing()
-        return await lookup_views(self.store, signal_type, values, standing, self.matcher)
+        matcher = self.matcher if near else None
+        return await lookup_views(self.store, signal_type, values, standing, matcher)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
