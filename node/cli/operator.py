@@ -1,6 +1,6 @@
 """Operator commands: talk to the member's own node over its operator API (bearer token).
 
-submit, retract, dispute, lookup, match, status; and `hash`, which hashes files locally and
+submit, retract, dispute, confirm, lookup, match, status; and `hash`, which hashes files locally and
 sends nothing anywhere.
 """
 
