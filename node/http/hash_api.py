@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from node.errors import HashingError, RequestError
 from node.http.match_api import Matching, match_results
 from node.matching.hashing import LOW_QUALITY, hash_file
 from protocol.signals import value_text
+from protocol.view import HashView
 
 MAX_FILES = 100
 
@@ -78,7 +80,15 @@ async def _hash_uploads(
     return out
 
 
-def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web.RouteDef]:
+def hash_routes(
+    matching: Matching,
+    directory: Path,
+    max_bytes: int,
+    on_view: Callable[[HashView], None] | None = None,
+) -> list[web.RouteDef]:
+    """The hashing routes; `on_view` is given every view a file's hashes matched (the node's
+    review queue)."""
+
     async def hash_files(request: web.Request) -> web.Response:
         return web.json_response({"files": await _hash_uploads(request, directory, max_bytes)})
 
@@ -86,7 +96,7 @@ def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web
         files = await _hash_uploads(request, directory, max_bytes)
         for f in files:
             queries = [{"signal_type": h["signal_type"], "value": h["value"]} for h in f["hashes"]]
-            f["results"] = await match_results(matching, queries)
+            f["results"] = await match_results(matching, queries, on_view)
             f["found"] = any(r["found"] for r in f["results"])
         return web.json_response({"files": files})
 

@@ -349,7 +349,10 @@ def operator_app(
     app.add_routes(match_routes(service, on_lookup, service.review_queue.offer))
     app.add_routes(export_routes(service))
     tmp = service.config.data_dir / "uploads"
-    app.add_routes(hash_routes(service, tmp, service.config.max_upload_bytes))
+    queue = service.review_queue
+    app.add_routes(
+        hash_routes(service, tmp, service.config.max_upload_bytes, lambda v: queue.offer([v]))
+    )
     app.add_routes(
         [
             web.post("/v1/submit", submit),
