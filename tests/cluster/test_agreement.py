@@ -130,7 +130,12 @@ def test_pdq_variants_within_the_threshold_corroborate_each_other_and_beyond_it_
         for config, pdq in zip((a, b, c), items, strict=True):
             submit(config, [pdq])
         for config in (a, b, c):
-            wait_until(lambda cfg=config: all(found(cfg, x) for x in items), 30, config.member_id)
+            # Stored first, then indexed: wait until the index finds each of them too.
+            wait_until(
+                lambda cfg=config: all(decision(cfg, x) != "none" for x in items),
+                30,
+                config.member_id,
+            )
             first, second, third = (lookup(config, x) for x in items)
 
             def corroborating(view: dict[str, Any]) -> list[tuple[str, int]]:
