@@ -78,7 +78,8 @@ class MatchReplica:
         self.matcher.index.pdq_threshold = self.roster.pdq_threshold
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
-        return await lookup_views(self.store, signal_type, values, entry_standing(self.roster))
+        standing = entry_standing(self.roster)
+        return await lookup_views(self.store, signal_type, values, standing, self.matcher)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         threshold = self.roster.pdq_threshold
@@ -86,7 +87,10 @@ class MatchReplica:
         return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
 
     def match_policy(self) -> MatchPolicy:
-        return policy_from(self.config.act_below_disputes, self.config.trusted_members, self.roster)
+        config = self.config
+        return policy_from(
+            config.act_below_disputes, config.trusted_members, self.roster, config.act_agreement
+        )
 
     def member_of(self, origin: str) -> str | None:
         try:

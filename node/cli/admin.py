@@ -55,6 +55,12 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--taxonomy-file", type=Path, help="labels, one per line (default: built in)")
     p.add_argument("--witness-quorum", type=int, default=0)
     p.add_argument("--pdq-threshold", type=int, default=31)
+    p.add_argument(
+        "--act-agreement",
+        type=int,
+        default=1,
+        help="members' default: act on a hash only when this many members stand behind it",
+    )
     _validity(p)
     p.set_defaults(func=cmd_create)
 
@@ -66,7 +72,11 @@ def register(sub: Subcommands) -> None:
         ("compromise-key", "draft N+1 declaring a member's key compromised", cmd_compromise),
         ("set-admins", "draft N+1 with new admin keys and threshold", cmd_set_admins),
         ("renew", "draft N+1 that only extends the expiry", cmd_renew),
-        ("set", "draft N+1 changing the taxonomy, witness quorum or PDQ threshold", cmd_set),
+        (
+            "set",
+            "draft N+1 changing the taxonomy, witness quorum, PDQ threshold or agreement",
+            cmd_set,
+        ),
         (
             "update-member",
             "draft N+1 changing a member's endpoint, node key or details",
@@ -83,6 +93,7 @@ def register(sub: Subcommands) -> None:
             p.add_argument("--taxonomy-file", type=Path, help="labels, one per line")
             p.add_argument("--witness-quorum", type=int)
             p.add_argument("--pdq-threshold", type=int)
+            p.add_argument("--act-agreement", type=int, help="members needed behind a hash")
         if name == "update-member":
             p.add_argument("--endpoint", action="append", help="peer API URL (repeatable)")
             p.add_argument("--node-key", help="new base64 node key")
@@ -221,6 +232,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             members=tuple(members),
             pdq_threshold=args.pdq_threshold,
             resign_period_ms=int((args.resign_days or 0) * DAY_MS),
+            act_agreement=args.act_agreement,
         )
     except ProtocolError as e:
         raise UsageError(str(e)) from e
@@ -314,9 +326,12 @@ def cmd_set(args: argparse.Namespace) -> int:
         changes["witness_quorum"] = args.witness_quorum
     if args.pdq_threshold is not None:
         changes["pdq_threshold"] = args.pdq_threshold
+    if args.act_agreement is not None:
+        changes["act_agreement"] = args.act_agreement
     if not changes:
         raise UsageError(
-            "nothing to change: give --taxonomy-file, --witness-quorum or --pdq-threshold"
+            "nothing to change: give --taxonomy-file, --witness-quorum, --pdq-threshold"
+            " or --act-agreement"
         )
     try:
         return _next(args, current, **changes)

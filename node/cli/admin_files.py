@@ -91,6 +91,7 @@ def roster_json(signed: SignedRoster) -> dict[str, object]:
         "witness_quorum": r.witness_quorum,
         "pdq_threshold": r.pdq_threshold,
         "resign_period_ms": r.resign_period_ms,
+        "act_agreement": r.act_agreement,
         "taxonomy": list(r.taxonomy),
         "admins": [
             {"name": a.name, "public": base64.b64encode(a.public).decode()} for a in r.admins

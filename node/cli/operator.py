@@ -1,6 +1,6 @@
 """Operator commands: talk to the member's own node over its operator API (bearer token).
 
-submit, retract, dispute, lookup, match, status; and `hash`, which hashes files locally and
+submit, retract, dispute, confirm, lookup, match, status; and `hash`, which hashes files locally and
 sends nothing anywhere.
 """
 
@@ -36,7 +36,7 @@ from node.cli.file_batches import (
     submit_in_batches,
 )
 from node.errors import HashingError
-from protocol.entries import DISPUTE_REASONS
+from protocol.entries import CONFIRM_REASONS, DISPUTE_REASONS
 
 if TYPE_CHECKING:
     from node.cli.operator_client import OperatorClient
@@ -82,6 +82,20 @@ def register(sub: Subcommands) -> None:
     add_node_arg(p)
     add_json_arg(p)
     p.set_defaults(func=cmd_dispute)
+
+    p = sub.add_parser("confirm", help="stand behind another member's entry")
+    p.add_argument("log", help="the entry's log origin")
+    p.add_argument("index", type=int, help="the entry's index in that log")
+    p.add_argument(
+        "--reason-code",
+        required=True,
+        choices=CONFIRM_REASONS,
+        help="reviewed: your analysts reviewed it and agree; also-removed: you removed it too",
+    )
+    p.add_argument("--text", default="", help="explanation shown with the hash")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_confirm)
 
     for name, helptext, file_help in (
         (
@@ -214,6 +228,17 @@ def cmd_dispute(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    body = {"log": args.log, "index": args.index, "reason_code": args.reason_code}
+    body["text"] = args.text
+    result = client(args).call("POST", "/v1/confirm", body)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"confirmed {args.log} #{args.index}: confirmation is #{result['entry']['index']}")
+    return EXIT_OK
+
+
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -243,6 +268,16 @@ def describe(result: dict[str, Any]) -> list[str]:
         lines.append(line)
         for d in s["disputes"]:
             lines.append(f"    disputed by {d['member']}: {d['reason_code']} {d['text']}")
+        for c in s.get("confirmations", []):
+            state = "" if c["active"] else "  (withdrawn)"
+            when = _when(c["timestamp_ms"])
+            lines.append(f"    confirmed by {c['member']} at {when}: {c['reason_code']}{state}")
+        for c in s.get("corroborations", []):
+            near = f" (distance {c['distance']})" if c["distance"] else ""
+            lines.append(f"    corroborated by {c['member']}{near} at {_when(c['timestamp_ms'])}")
+    if "agreement" in result:
+        names = ", ".join(str(m["member"]) for m in result["agreement"]["members"]) or "-"
+        lines.append(f"  {result['agreement']['count']} member(s) stand behind it: {names}")
     return lines
 
 

@@ -416,9 +416,13 @@ def jsonl_record(view: dict[str, Any]) -> dict[str, Any]:
                 "disputes": s["disputes"],
                 # A node older than the flags gives none (node/matching/policy.py).
                 "standing": s.get("standing"),
+                # A node older than confirmations gives neither (docs/agreement.md).
+                "confirmations": s.get("confirmations", []),
+                "corroborations": s.get("corroborations", []),
             }
             for s in view["submissions"]
         ],
+        "agreement": view.get("agreement"),
     }
 
 

@@ -1,7 +1,8 @@
 """Transparency reports: what the consortium shared over a period, read offline from the data
 of one or more nodes. Takedowns (removed files, node.formats.takedowns, not hash entries) by
 member, label and incident, retracted ones apart; entries by member; retractions and disputes;
-members the rosters removed or whose key they declared compromised in the period; and, for every
+members the rosters removed or whose key they declared compromised in the period; agreement by
+member (how often other members confirmed or disputed its entries); and, for every
 node whose data is given, how long takedowns took to arrive there (origin's timestamp to that
 node's storing them), leaving out the history a member's node caught up on when it joined
 (takedowns made before the first roster naming it was issued). `render_html` draws the same
@@ -20,7 +21,7 @@ from typing import Any
 
 from node.formats.takedowns import Takedown, TakedownGrouper
 from node.store.base import Store
-from protocol.entries import Add, Dispute, Retract, decode_entry
+from protocol.entries import Add, Confirm, Dispute, Retract, decode_entry
 from protocol.errors import DecodeError
 from protocol.roster import Roster
 
@@ -45,6 +46,9 @@ class Observed:
     retracted: set[tuple[str, int]] = field(default_factory=set)
     member_of: dict[str, str] = field(default_factory=dict)
     roster_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: (member whose entry it is about, "confirm" or "dispute", target log, target index), for
+    #: each confirmation or dispute by another member.
+    feedback: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
 async def observe(
@@ -74,6 +78,10 @@ async def observe(
                 if not since_ms <= entry.timestamp_ms < until_ms:
                     continue
                 _count(seen, member, origin, start + offset, entry)
+                if isinstance(entry, Confirm | Dispute) and entry.target.log != origin:
+                    kind = "confirm" if isinstance(entry, Confirm) else "dispute"
+                    target = entry.target
+                    seen.feedback.append((member_of(target.log), kind, target.log, target.index))
                 if isinstance(entry, Add):
                     grouper.add(origin, start + offset, entry)
                     first_received[(origin, start + offset)] = received_ms
@@ -218,7 +226,31 @@ def build_report(observed: list[Observed], since_ms: int, until_ms: int) -> dict
             o.observer: {**_percentiles(o.delays_ms), "caught_up_excluded": o.caught_up}
             for o in observed
         },
+        "agreement_by_member": _agreement(fullest),
     }
+
+
+def _agreement(seen: Observed) -> dict[str, dict[str, int]]:
+    """Per member: its adds in the period, and how often other members confirmed or disputed
+    its entries (confirmations and disputes made in the period, and the entries they name)."""
+    rows: dict[str, dict[str, int]] = {}
+    targets: dict[tuple[str, str], set[tuple[str, int]]] = {}
+    for member, kind, log, index in seen.feedback:
+        targets.setdefault((member, kind), set()).add((log, index))
+    members = {m for (m, kind) in seen.counts if kind == "add"} | {m for m, _ in targets}
+    for member in sorted(members):
+        rows[member] = {
+            "adds": seen.counts[(member, "add")],
+            "confirmations_received": sum(
+                1 for m, k, _, _ in seen.feedback if m == member and k == "confirm"
+            ),
+            "entries_confirmed": len(targets.get((member, "confirm"), ())),
+            "disputes_received": sum(
+                1 for m, k, _, _ in seen.feedback if m == member and k == "dispute"
+            ),
+            "entries_disputed": len(targets.get((member, "dispute"), ())),
+        }
+    return rows
 
 
 def _bars(title: str, data: dict[str, float], unit: str = "") -> str:
@@ -301,6 +333,27 @@ def _roster_changes(changes: list[dict[str, Any]]) -> str:
     )
 
 
+def _agreement_table(rows: dict[str, dict[str, int]]) -> str:
+    out = [
+        "<h2>Agreement by member</h2>",
+        "<p>How often other members confirmed or disputed each member's entries.</p>",
+        "<table><tr><th>member</th><th>adds</th><th>confirmations</th>"
+        "<th>entries confirmed</th><th>disputes</th><th>entries disputed</th></tr>",
+    ]
+    for member, r in rows.items():
+        cells = (
+            r["adds"],
+            r["confirmations_received"],
+            r["entries_confirmed"],
+            r["disputes_received"],
+            r["entries_disputed"],
+        )
+        numbers = "".join(f"<td>{n}</td>" for n in cells)
+        out.append(f"<tr><td>{html.escape(member)}</td>{numbers}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
 def render_html(report: dict[str, Any]) -> str:
     period = report["period"]
     takedowns = report["takedowns_by_member"]
@@ -319,7 +372,7 @@ def render_html(report: dict[str, Any]) -> str:
         _caught_up_note(report["arrival_ms"]),
         _roster_changes(report["roster_changes"]),
     ]
-    listing = []
+    listing = [_agreement_table(report.get("agreement_by_member", {}))]
     for title, rows in (("Retractions", report["retractions"]), ("Disputes", report["disputes"])):
         listing.append(
             f"<h2>{title} ({len(rows)})</h2>"

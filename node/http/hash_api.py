@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from aiohttp import BodyPartReader, web
 from node.errors import HashingError, RequestError
 from node.http.match_api import Matching, match_results
 from node.matching.hashing import hash_file
+from protocol.view import HashView
 
 MAX_FILES = 100
 
@@ -78,7 +80,15 @@ def match_query(h: dict[str, Any]) -> dict[str, Any]:
     return query
 
 
-def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web.RouteDef]:
+def hash_routes(
+    matching: Matching,
+    directory: Path,
+    max_bytes: int,
+    on_view: Callable[[HashView], None] | None = None,
+) -> list[web.RouteDef]:
+    """The hashing routes; `on_view` is given every view a file's hashes matched (the node's
+    review queue)."""
+
     async def hash_files(request: web.Request) -> web.Response:
         return web.json_response({"files": await _hash_uploads(request, directory, max_bytes)})
 
@@ -86,7 +96,7 @@ def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web
         files = await _hash_uploads(request, directory, max_bytes)
         for f in files:
             queries = [match_query(h) for h in f["hashes"]]
-            f["results"] = await match_results(matching, queries)
+            f["results"] = await match_results(matching, queries, on_view)
             f["found"] = any(r["found"] for r in f["results"])
         return web.json_response({"files": files})
 

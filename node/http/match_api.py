@@ -49,8 +49,13 @@ def _shown(view: HashView, matching: Matching, policy: MatchPolicy) -> dict[str,
 
 
 def match_routes(
-    matching: Matching, on_lookup: Callable[[int, int], None] | None = None
+    matching: Matching,
+    on_lookup: Callable[[int, int], None] | None = None,
+    on_views: Callable[[list[HashView]], None] | None = None,
 ) -> list[web.RouteDef]:
+    """The lookup and match routes; `on_lookup` counts hashes asked and found, `on_views` is
+    offered every view found (the node's review queue)."""
+
     async def lookup(request: web.Request) -> web.Response:
         asked = [parse_hash(item) for item in await _hashes(request)]
         by_type: dict[str, list[bytes | str]] = {}
@@ -62,13 +67,18 @@ def match_routes(
                 views[(signal_type, view.value)] = view
         policy = matching.match_policy()
         results = [_shown(views[key], matching, policy) for key in asked]
+        if on_views:
+            on_views([v for v in views.values() if v.submissions])
         if on_lookup:
             on_lookup(len(asked), sum(1 for key in asked if views[key].submissions))
         return web.json_response({"results": results})
 
     async def match(request: web.Request) -> web.Response:
         items = await _hashes(request)
-        results = await match_results(matching, items)
+        found: list[HashView] = []
+        results = await match_results(matching, items, found.append if on_views else None)
+        if on_views:
+            on_views(found)
         if on_lookup:
             on_lookup(len(items), sum(1 for r in results if r["found"]))
         return web.json_response({"results": results})
@@ -91,10 +101,13 @@ def _threatexchange_value(item: dict[str, Any], signal_type: str) -> bytes | Non
     return value
 
 
-async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, Any]]:
-    """Every match of each queried hash ({signal_type, value}), nearest first. A pdq query
-    may add `threatexchange_value`, the same image's hash as python-threatexchange makes it:
-    both are searched, and each match says which found it (`pdq_convention`)."""
+async def match_results(
+    matching: Matching, items: list[Any], on_view: Callable[[HashView], None] | None = None
+) -> list[dict[str, Any]]:
+    """Every match of each queried hash ({signal_type, value}), nearest first; each view found
+    is also given to `on_view`. A pdq query may add `threatexchange_value`, the same image's
+    hash as python-threatexchange makes it: both are searched, and each match says which
+    found it (`pdq_convention`)."""
     policy = matching.match_policy()
     results = []
     for item in items:
@@ -105,6 +118,8 @@ async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, 
             hits = nearest_of_both(hits, await matching.match(signal_type, other))
         matches = []
         for hit in hits:
+            if on_view:
+                on_view(hit.view)
             shown = _shown(hit.view, matching, policy)
             if hit.distance is not None:
                 shown["distance"] = hit.distance

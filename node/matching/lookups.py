@@ -1,6 +1,9 @@
 """Looking hashes up in a store: the consortium's view of each hash (exact), and every hash a
 query matches (near-duplicates for PDQ and vPDQ through the match index, exact otherwise).
-Shared by the node and by read-only match servers."""
+Shared by the node and by read-only match servers.
+
+A PDQ hash's view also names the other members' live adds of near-duplicates within the
+consortium's threshold (the index's), which corroborate it (protocol/view.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from collections.abc import Callable, Sequence
 from node.matching.matcher import Matcher, MatchHit
 from node.store.base import Store
 from node.store.rows import located
-from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.entries import Add, Confirm, EntryRef, Reference, Retract
 from protocol.signals import value_key
-from protocol.view import HashView, LocatedEntry, fold
+from protocol.view import HashView, LocatedEntry, NearAdd, fold
 
 Standing = Callable[[EntryRef], str | None]
+#: At most this many near-duplicates are named as corroborating one PDQ hash (nearest first).
+MAX_NEAR_ADDS = 32
 
 #: The two ways an image's PDQ hash is made (node/matching/hashing.py): hashmesh's, of the
 #: image converted to RGB, and python-threatexchange's, of the decoded array as it is.
@@ -26,13 +31,23 @@ async def lookup_views(
     signal_type: str,
     values: Sequence[bytes | str],
     standing: Standing | None = None,
+    matcher: Matcher | None = None,
 ) -> list[HashView]:
     """The consortium's view of each hash, in the order asked; `standing` (node/matching/policy.py)
-    flags the adds the roster no longer vouches for."""
+    flags the adds the roster no longer vouches for; with a `matcher`, PDQ views name the
+    near-duplicates that corroborate them."""
     keys = [value_key(v) for v in values]
     found = [x for f in await store.find_adds(signal_type, keys) if (x := located(f))]
     refs = [(x.ref.log, x.ref.index) for x in found]
     references = [x for f in await store.find_references(refs) if (x := located(f))]
+    # A confirmation's confirmer may have retracted it: those retractions are found too.
+    confirm_refs = [(x.ref.log, x.ref.index) for x in references if isinstance(x.entry, Confirm)]
+    if confirm_refs:
+        references += [x for f in await store.find_references(confirm_refs) if (x := located(f))]
+    near: dict[bytes | str, list[NearAdd]] = {}
+    if matcher is not None and signal_type == "pdq":
+        pdq_values = [v for v in values if isinstance(v, bytes)]
+        near = await _near_adds(store, matcher, pdq_values, standing)
     # Grouped once, so a batch of n hashes costs O(n), not O(n^2).
     adds_by_value: dict[bytes | str, list[LocatedEntry]] = {}
     for x in found:
@@ -40,14 +55,50 @@ async def lookup_views(
             adds_by_value.setdefault(x.entry.value, []).append(x)
     related_by_target: dict[EntryRef, list[LocatedEntry]] = {}
     for x in references:
-        if isinstance(x.entry, Retract | Dispute):
+        if isinstance(x.entry, Reference):
             related_by_target.setdefault(x.entry.target, []).append(x)
     views = []
     for value in values:
         adds = adds_by_value.get(value, [])
         related = [r for a in adds for r in related_by_target.get(a.ref, [])]
-        views.append(fold(signal_type, value, adds, related, standing))
+        related += [
+            r
+            for c in related
+            if isinstance(c.entry, Confirm)
+            for r in related_by_target.get(c.ref, [])
+        ]
+        views.append(fold(signal_type, value, adds, related, standing, near.get(value, ())))
     return views
+
+
+async def _near_adds(
+    store: Store, matcher: Matcher, values: Sequence[bytes], standing: Standing | None
+) -> dict[bytes | str, list[NearAdd]]:
+    """The live adds within the index's threshold of each PDQ value, other than the value
+    itself (distance 0), nearest first."""
+    hits = {
+        value: [h for h in found if h.distance > 0][:MAX_NEAR_ADDS]
+        for value, found in zip(values, matcher.index.match_pdq_many(values), strict=True)
+    }
+    refs = sorted({(h.log, h.index) for found in hits.values() for h in found})
+    if not refs:
+        return {}
+    adds = await matcher.stored_values(refs)
+    retracted = set()
+    for f in await store.find_references(refs):
+        x = located(f)
+        if x is not None and isinstance(x.entry, Retract) and x.ref.log == x.entry.target.log:
+            retracted.add(x.entry.target)
+    near: dict[bytes | str, list[NearAdd]] = {}
+    for value, found in hits.items():
+        for h in found:
+            ref = EntryRef(h.log, h.index)
+            add = adds.get((h.log, h.index))
+            if add is None or ref in retracted:
+                continue
+            flag = standing(ref) if standing else None
+            near.setdefault(value, []).append(NearAdd(ref, add.timestamp_ms, h.distance, flag))
+    return near
 
 
 async def match_hits(
@@ -67,7 +118,7 @@ async def match_hits(
             stored = adds.get((h.log, h.index))
             if stored is not None and stored.value not in nearest:
                 nearest[stored.value] = h.distance
-        views = await lookup_views(store, "pdq", list(nearest), standing)
+        views = await lookup_views(store, "pdq", list(nearest), standing, matcher)
         return [MatchHit(v, distance=nearest[v.value]) for v in views]
     if signal_type == "vpdq" and isinstance(value, bytes):
         video_hits = matcher.index.match_vpdq(value)

@@ -1,5 +1,6 @@
-"""What the dashboard shows, read from the node: recent entries of every log and incidents,
-counted in takedowns (node.formats.takedowns: one removed file's hashes), retracted ones apart.
+"""What the dashboard shows, read from the node: recent entries of every log, incidents
+counted in takedowns (node.formats.takedowns: one removed file's hashes), retracted ones apart,
+and the review queue's hashes with their current views.
 
 The store has no "latest entries" or "by incident" index, so both are read from the tail of
 each log (a bounded number of entries per log) and their arrival times looked up through the
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from node.core.service import NodeService
 from node.core.status import node_status
+from node.formats.json_views import view_json
 from node.formats.takedowns import Takedown, group_takedowns
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from node.matching.review_queue import needs_review
+from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_key, value_text
 
@@ -30,7 +34,7 @@ class FeedItem:
     origin: str
     index: int
     member: str | None
-    kind: str  # "add", "retract" or "dispute"
+    kind: str  # "add", "retract", "dispute" or "confirm"
     timestamp_ms: int  # when the origin says it acted
     received_ms: int  # when this node stored it
     signal_type: str = ""
@@ -87,6 +91,42 @@ class Incident:
     @property
     def latest_ms(self) -> int:
         return max(h.received_ms for h in self.hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A queued hash as the review page shows it: its view (JSON), the one submission that
+    stands behind it, and when this platform first matched it."""
+
+    view: dict[str, Any]
+    submission: dict[str, Any]
+    first_matched_ms: int
+
+
+async def review_items(service: NodeService) -> list[ReviewItem]:
+    """The review queue, oldest first, with each hash's current view; hashes that no longer
+    need review (confirmed, corroborated, retracted) leave the queue."""
+    queued = service.review_queue.oldest_first()
+    by_type: dict[str, list[bytes | str]] = {}
+    for q in queued:
+        by_type.setdefault(q.signal_type, []).append(q.value)
+    views = {}
+    for signal_type, values in by_type.items():
+        found = await service.lookup(signal_type, values)
+        service.review_queue.settle(found)
+        views.update({(v.signal_type, v.value): v for v in found})
+    member_of = member_lookup(service)
+    items = []
+    for q in queued:
+        view = views.get((q.signal_type, q.value))
+        if view is None or not needs_review(view, service.origin):
+            continue
+        shown = view_json(view, member_of)
+        live = [s for s in shown["submissions"] if s["active"] and not s["standing"]]
+        if not live:
+            continue  # its one backer is a near-duplicate's origin: nothing here to confirm
+        items.append(ReviewItem(shown, live[0], q.first_matched_ms))
+    return items
 
 
 def member_lookup(service: NodeService) -> Callable[[str], str | None]:
@@ -250,13 +290,13 @@ def _item(origin: str, index: int, entry: Entry, member: str | None, received: i
             target=entry.target,
             note=entry.reason,
         )
-    assert isinstance(entry, Dispute)
+    assert isinstance(entry, Dispute | Confirm)
     note = f"{entry.reason_code}: {entry.text}" if entry.text else entry.reason_code
     return FeedItem(
         origin,
         index,
         member,
-        "dispute",
+        "dispute" if isinstance(entry, Dispute) else "confirm",
         entry.timestamp_ms,
         received,
         target=entry.target,

@@ -398,3 +398,29 @@ async def test_entries_that_do_not_decode_make_no_event_and_the_rest_keep_order(
         (4, 3, "add"),
     ]
     assert events[1]["value"] == events[0]["value"] and events[1]["reason"] == "mistake"
+
+
+async def test_a_confirmation_becomes_a_confirm_event_naming_the_hash(tmp_path: Path) -> None:
+    one, two = build_consortium(tmp_path, 2, now_ms()).configs
+    async with running(one) as node1, running(two) as node2:
+        outbox = outbox_of(node1, tmp_path / "outbox.db", deliver=True)
+        await outbox.open()
+        try:
+            recorder = recorder_for(node1, outbox)
+            assert await recorder.catch_up() == 0
+            await node2.submit([md5(7)])
+            await node2.sign_pending()
+            await copy_log(node2, node1)
+            await node1.confirm(EntryRef(two.origin, 0), "also-removed", "same video")
+            await node1.sign_pending()
+            events = await bodies(outbox)
+        finally:
+            await outbox.close()
+    assert [(e["event"], e["log"], e["index"]) for e in events] == [
+        ("add", two.origin, 0),
+        ("confirm", one.origin, 0),
+    ]
+    confirm = events[1]
+    assert confirm["target"] == {"log": two.origin, "index": 0}
+    assert confirm["target_member"] == "member2" and confirm["value"] == "07" * 16
+    assert confirm["reason_code"] == "also-removed" and confirm["text"] == "same video"
