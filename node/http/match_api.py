@@ -21,6 +21,9 @@ MAX_HASHES = 10_000
 class Matching(Protocol):
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]: ...
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]: ...
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]: ...
     def match_policy(self) -> MatchPolicy: ...
     def member_of(self, origin: str) -> str | None: ...
 
@@ -74,14 +77,30 @@ def match_routes(
 
 
 async def match_results(matching: Matching, items: list[Any]) -> list[dict[str, Any]]:
-    """Every match of each queried hash ({signal_type, value}), nearest first."""
+    """Every match of each queried hash ({signal_type, value}), nearest first. The queries of
+    one signal type are matched together (`Matching.match_many`)."""
     policy = matching.match_policy()
+    asked = [parse_hash(item) for item in items]
+    by_type: dict[str, list[int]] = {}
+    for position, (signal_type, _) in enumerate(asked):
+        by_type.setdefault(signal_type, []).append(position)
+    hits: list[list[MatchHit]] = [[] for _ in items]
+    for signal_type, positions in by_type.items():
+        values = [asked[p][1] for p in positions]
+        for position, found in zip(
+            positions, await matching.match_many(signal_type, values), strict=True
+        ):
+            hits[position] = found
+    # A value hit by several queries is shown once: its JSON is built once.
+    shown_of: dict[tuple[str, bytes | str], dict[str, Any]] = {}
     results = []
-    for item in items:
-        signal_type, value = parse_hash(item)
+    for item, found in zip(items, hits, strict=True):
         matches = []
-        for hit in await matching.match(signal_type, value):
-            shown = _shown(hit.view, matching, policy)
+        for hit in found:
+            key = (hit.view.signal_type, hit.view.value)
+            if key not in shown_of:
+                shown_of[key] = _shown(hit.view, matching, policy)
+            shown = dict(shown_of[key])
             if hit.distance is not None:
                 shown["distance"] = hit.distance
             if hit.query_percent is not None:

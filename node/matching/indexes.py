@@ -239,6 +239,25 @@ class MatchIndex:
         found = kind.index.search_many(list(hashes), radius)
         return [[PdqHit(*kind.refs[row], distance) for row, distance in f] for f in found]
 
+    def match_pdq_values(
+        self, hashes: Sequence[bytes], threshold: int | None = None
+    ) -> list[list[tuple[bytes, int]]]:
+        """For each query, every distinct pdq value held within `threshold` (default the
+        index's) and its distance, nearest first: the values a match shows, with no need to
+        read their entries back from the store."""
+        kind = self._kinds["pdq"]
+        assert isinstance(kind.index, PdqIndex)
+        radius = self.pdq_threshold if threshold is None else threshold
+        index = kind.index
+        out: list[list[tuple[bytes, int]]] = []
+        for found in index.search_many(list(hashes), radius):
+            # Several members may hold one value: one hit per value (at the same distance).
+            nearest: dict[bytes, int] = {}
+            for row, distance in found:  # nearest first
+                nearest.setdefault(index.hash_at(row), distance)
+            out.append(list(nearest.items()))
+        return out
+
     def match_vpdq(
         self, value: bytes | Sequence[VpdqFrame], thresholds: VpdqThresholds | None = None
     ) -> list[VpdqHit]:
