@@ -67,10 +67,31 @@ def hashes_to_words(hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> Words:
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
 
 
+def _diagonal_bits() -> npt.NDArray[np.intp]:
+    """For each bit of the chunked form, the hash bit it is: chunk c is the diagonal of bits
+    (row i, column (i + c) mod 16) of the hash's 16x16 grid of bits, row i first."""
+    return np.array(
+        [16 * i + (i + c) % 16 for c in range(CHUNKS) for i in range(16)], dtype=np.intp
+    )
+
+
+_DIAGONAL_BITS = _diagonal_bits()
+
+
 def _chunks(words: Words) -> npt.NDArray[np.int64]:
-    """The 16 big-endian 16-bit chunks of each hash, as an (n, 16) array."""
+    """The 16 chunks of 16 bits of each hash, as an (n, 16) array. A PDQ hash is a 16x16 grid
+    of DCT signs, and real hashes' bits are uneven and correlated along rows and columns: a
+    chunk of one row (the bytes as they come) can hold a few values that most hashes share,
+    and a search then verifies the whole of their buckets. Each chunk takes one bit of every
+    row and every column instead, which evens its values out. Any split of the 256 bits into
+    16 chunks keeps the search exact (see the module docstring)."""
     as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(-1, PDQ_BYTES)
-    return as_bytes.view(">u2").astype(np.int64)
+    out = np.empty((len(as_bytes), CHUNKS), dtype=np.int64)
+    for start in range(0, len(as_bytes), _SCAN_BLOCK):
+        bits = np.unpackbits(as_bytes[start : start + _SCAN_BLOCK], axis=1)
+        packed = np.packbits(bits[:, _DIAGONAL_BITS], axis=1)
+        out[start : start + _SCAN_BLOCK] = np.ascontiguousarray(packed).view(">u2")
+    return out
 
 
 def distances(words: Words, query: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint16]:
