@@ -58,6 +58,7 @@ async def match_many_hits(
     the store's thread and the re-reading of each hit's entry were most of a match's time."""
     binary = [v for v in values if isinstance(v, bytes)]
     if signal_type == "pdq" and len(binary) == len(values):
+        await matcher.index.merge_pdq_in_thread(for_search=True)
         found = matcher.index.match_pdq_values(binary, pdq_threshold)
         # The index holds each hit's value, so the store is asked only for the views.
         distinct = list(dict.fromkeys(value for hits in found for value, _ in hits))

@@ -38,6 +38,7 @@ CHUNKS = 16
 CHUNK_VALUES = 1 << 16
 MAX_PROBE_FLIPS = 2  # probing beyond this costs more than a scan
 DEFAULT_MERGE_AT = 16384
+SEARCH_MERGE_AT = 4096  # a buffer a search finds above this (and 1/64 of the tables) is merged
 _SCAN_BLOCK = 1 << 16  # rows per block of a brute-force scan, to bound temporary memory
 _PROBE_BATCH = 32  # queries probed together: amortises numpy calls, keeps temporaries in cache
 
@@ -274,6 +275,12 @@ class PdqIndex:
     def merge_due(self) -> bool:
         """Whether the buffer of recent adds is due to be merged into the chunk tables."""
         return self._size - self._tabled >= max(self._merge_at, self._tabled // 8)
+
+    def search_merge_due(self) -> bool:
+        """Whether the buffer is worth merging before searches: each search scans every row of
+        it (at 1M hashes, a buffer of an eighth of the tables cost 3x the table probes), and it
+        stays until adds make `merge_due`, which an idle node may never see."""
+        return self._size - self._tabled > max(SEARCH_MERGE_AT, self._tabled // 64)
 
     def compact(self) -> None:
         """Merge the buffer of recent adds into the chunk tables now."""

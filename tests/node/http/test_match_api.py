@@ -93,3 +93,21 @@ async def test_each_query_of_a_mixed_batch_gets_its_own_matches_nearest_first(
     assert [(m["value"], m["distance"]) for m in first] == [(base.hex(), 2), (near.hex(), 12)]
     assert len(first[0]["submissions"]) == 2
     assert batch[1]["matches"][0]["value"] == md5.hex()
+
+
+async def test_a_match_merges_a_large_buffer_of_recent_adds_so_searches_stop_scanning_it(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    rng = random.Random(22)
+    held = [rng.randbytes(32) for _ in range(5000)]  # fewer than a merge at add time needs
+    setup = consortium(tmp_path)
+    async with served(setup.configs[0], store_for(setup.configs[0])) as node:
+        await node.service.submit([Add(now_ms(), "pdq", h) for h in held])
+        await node.service.sign_pending()
+        index = node.service.matcher.index
+        before = index.pdq_buffered()
+        results = await _match(node.operator_url, node.token, [_pdq(_flip(held[7], [0, 9]))])
+        after = index.pdq_buffered()
+    assert before == len(held)
+    assert after == 0
+    assert results[0]["matches"][0]["value"] == held[7].hex()
