@@ -31,12 +31,13 @@ def _brute(stored: list[bytes], query: bytes, radius: int) -> list[tuple[int, in
 
 
 def _spread_flips(rng: random.Random, distance: int) -> list[int]:
-    """`distance` bit positions spread as evenly as possible over the 16 chunks: the case
-    where no chunk matches exactly, which the pigeonhole argument must still cover."""
+    """`distance` bit positions spread as evenly as possible over the index's 16 chunks (the
+    diagonals of the 16x16 bit grid: chunk c holds bit (row i, column (i + c) mod 16)): the
+    case where no chunk matches exactly, which the pigeonhole argument must still cover."""
     per_chunk = [distance // 16 + (1 if c < distance % 16 else 0) for c in range(16)]
     bits = []
     for c, k in enumerate(per_chunk):
-        bits += [c * 16 + b for b in rng.sample(range(16), k)]
+        bits += [16 * i + (i + c) % 16 for i in rng.sample(range(16), k)]
     return bits
 
 
@@ -215,16 +216,6 @@ def _bank(shape: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.packbits(rng.random((n, 256)) < lean, axis=1)
 
 
-def _diagonal_flips(rng: random.Random, distance: int) -> list[int]:
-    """`distance` bits spread as evenly as possible over the index's 16 diagonal chunks (bit
-    (row i, column (i + c) mod 16) is in chunk c): no chunk matches exactly."""
-    per_chunk = [distance // 16 + (1 if c < distance % 16 else 0) for c in range(16)]
-    bits = []
-    for c, k in enumerate(per_chunk):
-        bits += [16 * i + (i + c) % 16 for i in rng.sample(range(16), k)]
-    return bits
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     shape=st.sampled_from(["clustered", "skewed"]),
@@ -242,7 +233,7 @@ def test_property_index_is_exact_on_clustered_and_skewed_banks(
     index = PdqIndex.build(bank[: n // 2], merge_at=64)
     index.add_many(bank[n // 2 :])  # some merged at add time, some left in the buffer
     queries = [
-        _flip(stored[pick.randrange(n)], _diagonal_flips(pick, pick.randint(0, radius)))
+        _flip(stored[pick.randrange(n)], _spread_flips(pick, pick.randint(0, radius)))
         for _ in range(6)
     ] + [_flip(stored[pick.randrange(n)], pick.sample(range(256), radius)) for _ in range(4)]
     got = index.search_many(queries, radius)
