@@ -5,8 +5,8 @@
   together. Items have heavy-tailed numbers of variants (Zipf, exponent 1.6, up to 2,000; about
   one item per 4 hashes), each variant a uniform 0..20 bits from its item's hash.
 - `skewed`: PDQ bits are correlated and unevenly set, so some chunk values are far more common
-  than others. Each bit is set with its own probability, drawn from 0.2..0.8, and each run of
-  16 bits (one 16-bit chunk) leans the same way, so whole chunk values are common.
+  than others. Each bit is set with its own probability in 0.2..0.8, and the 16 bits of each
+  row of the hash's 16x16 grid (16 consecutive bits) lean the same way.
 
 Queries are near-duplicates of stored hashes, the same number planted at each distance
 0..radius; the row each came from is kept to measure recall.
@@ -39,7 +39,7 @@ def make_hashes(shape: str, n: int, rng: np.random.Generator) -> np.ndarray:
             block ^= np.packbits(masks, axis=1)
         return out
     if shape == "skewed":
-        # One lean per 16-bit chunk, with some spread per bit inside it.
+        # One lean per row of the grid, with some spread per bit inside it.
         lean = np.repeat(rng.uniform(0.25, 0.75, size=16), 16)
         p = np.clip(lean + rng.uniform(-0.05, 0.05, size=256), 0.2, 0.8)
         out = np.empty((n, 32), dtype=np.uint8)
