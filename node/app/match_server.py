@@ -24,7 +24,7 @@ from node.errors import ConfigError, NodeError
 from node.http.match_api import match_routes
 from node.http.server import Handler, errors_middleware
 from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
-from node.matching.lookups import lookup_views, match_hits
+from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import MatchPolicy, entry_standing, policy_from
 from node.store.base import Store
@@ -85,6 +85,15 @@ class MatchReplica:
         threshold = self.roster.pdq_threshold
         standing = entry_standing(self.roster)
         return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
+
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]:
+        threshold = self.roster.pdq_threshold
+        standing = entry_standing(self.roster)
+        return await match_many_hits(
+            self.store, self.matcher, threshold, signal_type, values, standing
+        )
 
     def match_policy(self) -> MatchPolicy:
         config = self.config

@@ -27,7 +27,7 @@ from node.errors import (
     StoreError,
 )
 from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
-from node.matching.lookups import lookup_views, match_hits
+from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.matching.review_queue import ReviewQueue
@@ -489,6 +489,16 @@ class NodeService:
         threshold = self.rosters.roster.pdq_threshold
         standing = self.entry_standing()
         return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
+
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]:
+        """`match` for each of `values`, searched and looked up together."""
+        threshold = self.rosters.roster.pdq_threshold
+        standing = self.entry_standing()
+        return await match_many_hits(
+            self.store, self.matcher, threshold, signal_type, values, standing
+        )
 
     def entry_standing(self) -> EntryStanding:
         """Which held entries the roster no longer vouches for (node/matching/policy.py)."""

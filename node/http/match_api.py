@@ -24,6 +24,9 @@ MAX_HASHES = 10_000
 class Matching(Protocol):
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]: ...
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]: ...
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]: ...
     def match_policy(self) -> MatchPolicy: ...
     def member_of(self, origin: str) -> str | None: ...
 
@@ -104,23 +107,44 @@ def _threatexchange_value(item: dict[str, Any], signal_type: str) -> bytes | Non
 async def match_results(
     matching: Matching, items: list[Any], on_view: Callable[[HashView], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Every match of each queried hash ({signal_type, value}), nearest first; each view found
-    is also given to `on_view`. A pdq query may add `threatexchange_value`, the same image's
-    hash as python-threatexchange makes it: both are searched, and each match says which
-    found it (`pdq_convention`)."""
+    """Every match of each queried hash ({signal_type, value}), nearest first. The queries of
+    one signal type are matched together (`Matching.match_many`). A pdq query may add
+    `threatexchange_value`, the same image's hash as python-threatexchange makes it: both are
+    searched, and each match says which found it (`pdq_convention`). Each view found is also
+    given to `on_view` (the node's review queue)."""
     policy = matching.match_policy()
+    asked = [parse_hash(item) for item in items]
+    by_type: dict[str, list[int]] = {}
+    for position, (signal_type, _) in enumerate(asked):
+        by_type.setdefault(signal_type, []).append(position)
+    hits: list[list[MatchHit]] = [[] for _ in items]
+    for signal_type, positions in by_type.items():
+        values = [asked[p][1] for p in positions]
+        for position, found in zip(
+            positions, await matching.match_many(signal_type, values), strict=True
+        ):
+            hits[position] = found
+    others = {
+        position: other
+        for position, (item, (signal_type, _)) in enumerate(zip(items, asked, strict=True))
+        if (other := _threatexchange_value(item, signal_type)) is not None
+    }
+    if others:
+        also = await matching.match_many("pdq", list(others.values()))
+        for position, found in zip(others, also, strict=True):
+            hits[position] = nearest_of_both(hits[position], found)
+    # A value hit by several queries is shown once: its JSON is built once.
+    shown_of: dict[tuple[str, bytes | str], dict[str, Any]] = {}
     results = []
-    for item in items:
-        signal_type, value = parse_hash(item)
-        hits = await matching.match(signal_type, value)
-        other = _threatexchange_value(item, signal_type)
-        if other is not None:
-            hits = nearest_of_both(hits, await matching.match(signal_type, other))
+    for item, found in zip(items, hits, strict=True):
         matches = []
-        for hit in hits:
+        for hit in found:
             if on_view:
                 on_view(hit.view)
-            shown = _shown(hit.view, matching, policy)
+            key = (hit.view.signal_type, hit.view.value)
+            if key not in shown_of:
+                shown_of[key] = _shown(hit.view, matching, policy)
+            shown = dict(shown_of[key])
             if hit.distance is not None:
                 shown["distance"] = hit.distance
             if hit.pdq_convention is not None:

@@ -101,6 +101,35 @@ async def _near_adds(
     return near
 
 
+async def match_many_hits(
+    store: Store,
+    matcher: Matcher,
+    pdq_threshold: int,
+    signal_type: str,
+    values: Sequence[bytes | str],
+    standing: Standing | None = None,
+) -> list[list[MatchHit]]:
+    """`match_hits` for each of `values`, in the order asked. PDQ queries are searched as one
+    batch and every hash they hit is looked up in one store read: per query, a round trip to
+    the store's thread and the re-reading of each hit's entry were most of a match's time."""
+    binary = [v for v in values if isinstance(v, bytes)]
+    if signal_type == "pdq" and len(binary) == len(values):
+        await matcher.index.merge_pdq_in_thread(for_search=True)
+        found = matcher.index.match_pdq_values(binary, pdq_threshold)
+        # The index holds each hit's value, so the store is asked only for the views.
+        distinct = list(dict.fromkeys(value for hits in found for value, _ in hits))
+        views = await lookup_views(store, "pdq", distinct, standing, matcher)
+        by_value = {view.value: view for view in views if view.submissions}
+        return [
+            [MatchHit(by_value[value], distance=d) for value, d in hits if value in by_value]
+            for hits in found
+        ]
+    if signal_type == "vpdq" and len(binary) == len(values):
+        return [await _match_vpdq(store, matcher, v, standing) for v in binary]
+    views = await lookup_views(store, signal_type, values, standing)
+    return [[MatchHit(view)] if view.submissions else [] for view in views]
+
+
 async def match_hits(
     store: Store,
     matcher: Matcher,
@@ -110,31 +139,25 @@ async def match_hits(
     standing: Standing | None = None,
 ) -> list[MatchHit]:
     """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
-    if signal_type == "pdq" and isinstance(value, bytes):
-        pdq_hits = matcher.index.match_pdq(value, pdq_threshold)
-        nearest: dict[bytes | str, int] = {}
-        adds = await matcher.stored_values([(h.log, h.index) for h in pdq_hits])
-        for h in pdq_hits:
-            stored = adds.get((h.log, h.index))
-            if stored is not None and stored.value not in nearest:
-                nearest[stored.value] = h.distance
-        views = await lookup_views(store, "pdq", list(nearest), standing, matcher)
-        return [MatchHit(v, distance=nearest[v.value]) for v in views]
-    if signal_type == "vpdq" and isinstance(value, bytes):
-        video_hits = matcher.index.match_vpdq(value)
-        adds = await matcher.stored_values([(h.log, h.index) for h in video_hits])
-        shares: dict[bytes | str, tuple[float, float]] = {}
-        for v in video_hits:
-            stored = adds.get((v.log, v.index))
-            if stored is not None and stored.value not in shares:
-                shares[stored.value] = (v.query_percent, v.target_percent)
-        views = await lookup_views(store, "vpdq", list(shares), standing)
-        return [
-            MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
-            for v in views
-        ]
-    views = await lookup_views(store, signal_type, [value], standing)
-    return [MatchHit(v) for v in views if v.submissions]
+    [hits] = await match_many_hits(store, matcher, pdq_threshold, signal_type, [value], standing)
+    return hits
+
+
+async def _match_vpdq(
+    store: Store, matcher: Matcher, value: bytes, standing: Standing | None
+) -> list[MatchHit]:
+    video_hits = matcher.index.match_vpdq(value)
+    adds = await matcher.stored_values([(h.log, h.index) for h in video_hits])
+    shares: dict[bytes | str, tuple[float, float]] = {}
+    for v in video_hits:
+        stored = adds.get((v.log, v.index))
+        if stored is not None and stored.value not in shares:
+            shares[stored.value] = (v.query_percent, v.target_percent)
+    views = await lookup_views(store, "vpdq", list(shares), standing)
+    return [
+        MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
+        for v in views
+    ]
 
 
 def nearest_of_both(
