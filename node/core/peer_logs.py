@@ -17,7 +17,8 @@ from operator import attrgetter
 
 from node.core.evidence_maker import VerifiedPage, make_evidence
 from node.core.listeners import Listener, Listeners
-from node.core.pipeline import IngestResult, LogLock, PagePipeline
+from node.core.log_locks import LogLock, LogLocks
+from node.core.pipeline import IngestResult, PagePipeline
 from node.core.rosters import RosterKeeper
 from node.errors import PeerError
 from node.store.base import Evidence, LogHead, Store
@@ -57,7 +58,7 @@ class PeerLogs:
         self._own = own_origin
         self._clock = clock
         self._replicas: dict[str, LogReplica] = {}
-        self._locks: dict[str, LogLock] = {}
+        self._locks = LogLocks(self._check_member_log)
         self._held: dict[str, Evidence] = {}
         #: Plans of a log whose store failed and whose outcome is not settled yet (by log;
         #: a member's log only, so bounded by the roster).
@@ -188,11 +189,7 @@ class PeerLogs:
     def lock(self, origin: str) -> LogLock:
         """The lock every change to our view of `origin`'s log is made under; PeerError if no
         member of the roster has that log (a lock per name a peer sends would be unbounded)."""
-        lock = self._locks.get(origin)
-        if lock is None:
-            self._check_member_log(origin)
-            lock = self._locks[origin] = LogLock()
-        return lock
+        return self._locks.of(origin)
 
     def _check_member_log(self, origin: str) -> None:
         if origin == self._own:

@@ -319,26 +319,6 @@ async def test_listeners_still_hear_of_a_stored_batch_when_a_later_store_fails(
         assert heard == [(0, 4)]  # the durable batch was heard of, not cut short
 
 
-async def test_a_log_lock_says_whether_another_task_waits_for_it() -> None:
-    lock = pipeline_module.LogLock()
-    assert not lock.wanted
-    async with lock:
-        assert not lock.wanted  # held, but no one waits
-        waiter = asyncio.create_task(lock.acquire())
-        await asyncio.sleep(0)
-        assert lock.wanted
-    await waiter
-    assert not lock.wanted  # the waiter holds it now
-    lock.release()
-    cancelled = asyncio.create_task(lock.acquire())
-    async with lock:
-        await asyncio.sleep(0)
-        cancelled.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await cancelled
-        assert not lock.wanted  # a waiter that gave up no longer counts
-
-
 async def test_listeners_find_their_batch_decoded_though_later_batches_were_stored_meanwhile(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
