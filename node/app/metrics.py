@@ -239,7 +239,7 @@ class NodeMetrics:
             self._batches.observe(end - start)  # PeerLogs tells of each stored batch once
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
-            decoded = self._service.decoded
+            decoded = self._service.listeners.decoded
             try:
                 entries = await decoded.read_decoded(self._service.store, origin, first, end)
             except StoreError as e:  # metrics must never fail the ingest that called us

@@ -22,7 +22,6 @@ from node.core.pipeline import IngestResult, PagePipeline
 from node.core.rosters import RosterKeeper
 from node.errors import PeerError
 from node.store.base import Evidence, LogHead, Store
-from node.store.decoded import DecodedEntries
 from node.store.rows import entry_row
 from protocol.audit import witnesses_of
 from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
@@ -48,10 +47,8 @@ class PeerLogs:
         rosters: RosterKeeper,
         own_origin: str,
         clock: Callable[[], int],
-        decoded: DecodedEntries | None = None,
         listeners: Listeners | None = None,
     ) -> None:
-        self.decoded = decoded or DecodedEntries()
         self.listeners = listeners or Listeners(own_origin, clock)
         self._store = store
         self._rosters = rosters
@@ -261,12 +258,12 @@ class PeerLogs:
 
     async def notify_stored(self, plans: Sequence[AppendPlan], source: str | None) -> None:
         """Tell every listener of consecutive plans just stored and committed; their entries
-        and decodings are remembered first (DecodedEntries), so the listeners need neither
+        and decodings are remembered first (Listeners.remember), so the listeners need neither
         the store nor the decoder. Remembered here, not when stored: a catch-up stores the
         next batches meanwhile, and would push this one out of the cache first."""
         entries = [e for plan in plans for e in plan.entries]
         decodings = list(map(_ENTRY, entries))
-        self.decoded.remember_range(plans[0].origin, plans[0].start, decodings)
+        self.listeners.remember(plans[0].origin, plans[0].start, decodings)
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:

@@ -31,7 +31,6 @@ from node.matching.lookups import lookup_views, match_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.store.base import LogHead, Store, Submission
-from node.store.decoded import DecodedEntries
 from node.store.disk_watch import DiskWatch
 from node.store.rows import entry_row
 from node.store.schema import SUBMISSION_RETENTION_MS
@@ -77,11 +76,8 @@ class NodeService:
             config.data_dir, clock, config.disk_alert_free_percent, config.disk_alert_free_mib
         )
         self.rosters = RosterKeeper(store, clock)
-        self.decoded = DecodedEntries()
         self.listeners = Listeners(config.origin, clock)
-        self.peers = PeerLogs(
-            store, self.rosters, config.origin, clock, self.decoded, self.listeners
-        )
+        self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.listeners)
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
         #: A write of our log whose outcome is not known yet (the store failed or the caller
@@ -103,7 +99,7 @@ class NodeService:
         )
         self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
-        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.decoded)
+        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.listeners.decoded)
         self.peers.subscribe(self.matcher.on_entries, "match_index")
         self.on_own_checkpoint(self.matcher.on_entries, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
@@ -232,7 +228,7 @@ class NodeService:
     def _commit_own(self, plan: WritePlan, entries: Sequence[Entry]) -> None:
         """Adopt a write of our log the store made durable."""
         self._pending = None
-        self.decoded.remember_range(self.origin, plan.start, entries)
+        self.listeners.remember(self.origin, plan.start, entries)
         self._writer.commit(plan)
         self._unsigned.set()
 

@@ -327,7 +327,7 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
     # every entry again (a tenth of the joiner's time).
     async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
-        monkeypatch.setattr(peers.decoded, "_capacity", 2 * PAGE)  # one batch at most
+        monkeypatch.setattr(peers.listeners.decoded, "_capacity", 2 * PAGE)  # one batch at most
         decoded_again = 0
         real_decode = entry_cache.decode_entry
 
@@ -343,7 +343,7 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
 
         async def listener(origin: str, start: int, end: int, via: str | None) -> None:
             await asyncio.sleep(0.05)  # the next batch is being stored meanwhile
-            decoded = await peers.decoded.read_decoded(store, origin, start, end)
+            decoded = await peers.listeners.decoded.read_decoded(store, origin, start, end)
             assert all(isinstance(e, Add) for e in decoded) and len(decoded) == end - start
             heard.append((start, end))
 
