@@ -24,10 +24,7 @@ from node.errors import ConfigError, StoreError
 from node.events.outbox import Outbox
 from node.events.recorder import EntryEvents, EventRecorder, member_lookup
 from node.events.webhooks import WebhookSender, load_webhook_secret
-from node.http.dashboard import mount_dashboard
-from node.http.events_api import events_on_shutdown, events_routes
-from node.http.metrics_api import metrics_routes
-from node.http.operator_api import operator_app
+from node.http.operator_api import node_operator_app
 from node.http.serving import serving, serving_peers
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
@@ -153,12 +150,9 @@ class Parts:
 
 async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio.Event) -> None:
     service, replicator = parts.service, parts.replicator
-    operator = operator_app(
-        service, keys.token, replicator.peer_status, on_lookup=parts.metrics.lookups
+    operator = node_operator_app(
+        service, keys.token, replicator.peer_status, parts.metrics, parts.outbox
     )
-    operator.add_routes(metrics_routes(parts.metrics) + events_routes(parts.outbox))
-    operator.on_shutdown.append(events_on_shutdown(parts.outbox))
-    mount_dashboard(operator, service, keys.token, replicator.peer_status, events=parts.outbox)
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
     try:
         async with (

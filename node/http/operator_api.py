@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -13,15 +14,25 @@ from node.core.service import NodeService
 from node.core.status import node_status
 from node.credentials.request_auth import check_bearer
 from node.errors import RequestError
+from node.events.outbox import Outbox
 from node.formats.json_views import idempotency_of, parse_add, ref_json
 from node.http.common import MSGPACK, Handler, errors_middleware, json_body, query_int
+from node.http.dashboard import mount_dashboard
+from node.http.events_api import events_on_shutdown, events_routes
 from node.http.export_api import export_routes
 from node.http.hash_api import hash_routes
 from node.http.match_api import match_routes
+from node.http.metrics_api import Exposition, metrics_routes
 from protocol.entries import EntryRef
 from protocol.tlogproof import format_tlog_proof
 
 MAX_LOOKUP = 10_000
+
+
+class NodeMetricsHooks(Exposition, Protocol):
+    """What the operator API needs of the node's metrics (node/app/metrics.py)."""
+
+    def lookups(self, n: int, found: int = 0) -> None: ...
 
 
 def operator_app(
@@ -123,4 +134,20 @@ def operator_app(
             web.post("/v1/roster", roster_post),
         ]
     )
+    return app
+
+
+def node_operator_app(
+    service: NodeService,
+    token: str,
+    peer_status: Callable[[], dict[str, dict[str, object]]],
+    metrics: NodeMetricsHooks,
+    outbox: Outbox,
+) -> web.Application:
+    """The operator API as a running node serves it: `operator_app`, /metrics, the event
+    feed and the dashboard (docs/operator-api.md lists its routes; tests/docs checks them)."""
+    app = operator_app(service, token, peer_status, on_lookup=metrics.lookups)
+    app.add_routes(metrics_routes(metrics) + events_routes(outbox))
+    app.on_shutdown.append(events_on_shutdown(outbox))
+    mount_dashboard(app, service, token, peer_status, events=outbox)
     return app
