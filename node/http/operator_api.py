@@ -81,7 +81,7 @@ def operator_app(
         origin = request.query.get("log", "")
         index = query_int(request, "index")
         size = query_int(request, "size") if "size" in request.query else None
-        signed, path = await service.inclusion(origin, index, size)
+        signed, path = await service.proofs.inclusion(origin, index, size)
         entry = await service.store.entries(origin, index, index + 1)
         text = format_tlog_proof(index, path, signed.raw)
         return web.json_response(

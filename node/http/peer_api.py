@@ -104,7 +104,7 @@ def peer_app(
 
     async def entries(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
-        page = await service.entries_page(
+        page = await service.proofs.entries_page(
             origin,
             query_int(request, "start"),
             query_int(request, "limit", service.config.page_size),
@@ -112,7 +112,7 @@ def peer_app(
         return msgpack_response(wire.encode_page(page))
 
     async def consistency(request: web.Request) -> web.Response:
-        proof = await service.consistency(
+        proof = await service.proofs.consistency(
             request.query.get("log", ""), query_int(request, "old"), query_int(request, "new")
         )
         return msgpack_response(wire.encode_proof(proof))

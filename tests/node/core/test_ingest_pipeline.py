@@ -80,7 +80,7 @@ async def pages_of(
     raws = await origin.store.entries(origin.origin, 0, size)
     pages = [raws[i : i + PAGE] for i in range(0, size, PAGE)]
     proofs = [
-        list(await origin.consistency(origin.origin, end, size)) if end < size else []
+        list(await origin.proofs.consistency(origin.origin, end, size)) if end < size else []
         for end in range(PAGE, size + 1, PAGE)
     ]
     return signed.raw, pages, proofs
@@ -192,7 +192,7 @@ async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
         second = await source.service.sign_pending()
         assert second is not None
         raws = await source.service.store.entries(owner.origin, 8, 16)
-        middle_proof = list(await source.service.consistency(owner.origin, 12, 16))
+        middle_proof = list(await source.service.proofs.consistency(owner.origin, 12, 16))
     async with served(reader, store_for(reader)) as node:
         peers, store = node.service.peers, node.service.store
         first_store_may_finish = asyncio.Event()
