@@ -76,6 +76,14 @@ class NodeConfig:
         default=1,
         metadata={"doc": "match policy: act on a hash disputed by fewer than this many members"},
     )
+    act_agreement: int = field(
+        default=1,
+        metadata={
+            "doc": "match policy: act on a hash only when at least this many members stand"
+            " behind it (added, confirmed or corroborated it); the roster's act_agreement"
+            " applies if it is more"
+        },
+    )
     trusted_members: str = field(
         default="",
         metadata={"doc": "match policy: comma-separated member ids to act on ('' = every member)"},

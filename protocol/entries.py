@@ -1,9 +1,11 @@
-"""Log entries: one per action by a member (add, retract, dispute) and their canonical bytes.
+"""Log entries: one per action by a member (add, retract, dispute, confirm) and their canonical
+bytes.
 
 Layouts (msgpack arrays, see docs/protocol.md):
   add      [1, 0, timestamp_ms, signal_type, value, labels, incident|nil, reference|nil]
   retract  [1, 1, timestamp_ms, [log_origin, index], reason]
   dispute  [1, 2, timestamp_ms, [log_origin, index], reason_code, text]
+  confirm  [1, 3, timestamp_ms, [log_origin, index], reason_code, text]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from protocol.errors import DecodeError, ValidationError
 from protocol.signals import MAX_URL_BYTES, MAX_VPDQ_FRAMES, VPDQ_FRAME, validate_value
 
 ENTRY_VERSION = 1
-KIND_ADD, KIND_RETRACT, KIND_DISPUTE = 0, 1, 2
+KIND_ADD, KIND_RETRACT, KIND_DISPUTE, KIND_CONFIRM = 0, 1, 2, 3
 MAX_ENTRY_BYTES = MAX_VPDQ_FRAMES * VPDQ_FRAME.size + 4096
 MAX_LABELS = 16
 MAX_REFERENCE = 256
@@ -33,6 +35,9 @@ DISPUTE_REASONS: tuple[str, ...] = (
     "legal-order",
     "other",
 )
+#: Why a member confirms another's entry: its analysts reviewed the content and agree, or it
+#: removed the same content from its own platform.
+CONFIRM_REASONS: tuple[str, ...] = ("reviewed", "also-removed")
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 #: Label sets already found valid (a plain set, emptied when full: a cache, never a bound).
@@ -132,7 +137,27 @@ class Dispute:
         _check_text(self.text, "text")
 
 
-Entry: TypeAlias = Add | Retract | Dispute
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Another member stands behind an entry: it reviewed it and agrees, or removed the same
+    content itself (a reason code from CONFIRM_REASONS), with free text."""
+
+    timestamp_ms: int
+    target: EntryRef
+    reason_code: str
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        _check_timestamp(self.timestamp_ms)
+        _check_ref(self.target)
+        if self.reason_code not in CONFIRM_REASONS:
+            raise ValidationError(f"confirm reason is one of {', '.join(CONFIRM_REASONS)}")
+        _check_text(self.text, "text")
+
+
+Entry: TypeAlias = Add | Retract | Dispute | Confirm
+#: The kinds that refer to another entry (a target), as stored and looked up by target.
+Reference: TypeAlias = Retract | Dispute | Confirm
 
 
 def _check_labels(labels: tuple[str, ...]) -> None:
@@ -183,7 +208,8 @@ def encode_entry(entry: Entry) -> bytes:
     elif isinstance(entry, Retract):
         body = [KIND_RETRACT, entry.timestamp_ms, _ref(entry.target), entry.reason]
     else:
-        body = [KIND_DISPUTE, entry.timestamp_ms, _ref(entry.target), entry.reason_code, entry.text]
+        kind = KIND_DISPUTE if isinstance(entry, Dispute) else KIND_CONFIRM
+        body = [kind, entry.timestamp_ms, _ref(entry.target), entry.reason_code, entry.text]
     return codec.encode(head + body)
 
 
@@ -280,6 +306,14 @@ def _decode_items(value: codec.Value) -> Entry:
                 reason_code=codec.as_str(items[4], "reason_code", 64),
                 text=codec.as_str(items[5], "text", MAX_TEXT),
             )
+        if kind == KIND_CONFIRM:
+            codec.as_list(items, "confirm", 6)
+            return Confirm(
+                timestamp_ms=ts,
+                target=_decode_ref(items[3]),
+                reason_code=codec.as_str(items[4], "reason_code", 64),
+                text=codec.as_str(items[5], "text", MAX_TEXT),
+            )
     except ValidationError as e:
         raise DecodeError(f"entry: {e}") from e
     raise DecodeError(f"entry: unknown kind {kind}")
@@ -294,12 +328,15 @@ def _decode_ref(value: codec.Value) -> EntryRef:
 
 
 __all__ = [
+    "CONFIRM_REASONS",
     "DISPUTE_REASONS",
     "MAX_URL_BYTES",
     "Add",
+    "Confirm",
     "Dispute",
     "Entry",
     "EntryRef",
+    "Reference",
     "Retract",
     "decode_entry",
     "encode_entry",

@@ -9,7 +9,9 @@ of a chain (`verify_link`, `walk_chain`) hold whatever the time.
 
 Layouts (msgpack arrays, see docs/protocol.md):
   roster  [1, consortium, version, issued_ms, expires_ms, admins, threshold, witness_quorum,
-           taxonomy, members, pdq_threshold, resign_period_ms]
+           taxonomy, members, pdq_threshold, resign_period_ms(, act_agreement)]
+           act_agreement is present only when it is not 1, so rosters without it keep
+           their bytes and stay readable by nodes that predate it
   admin   [name, public_key]
   member  [member_id, display_name, origin, checkpoint_keys, node_key, endpoints, roles, contact]
   ckey    [public_key, first_size, last_size|nil, compromised(0|1)]
@@ -113,6 +115,9 @@ class Roster:
     members: tuple[Member, ...]
     pdq_threshold: int = 31
     resign_period_ms: int = 0
+    #: The consortium's default for its members' match policy: act on a hash when at least
+    #: this many members stand behind it (docs/matching.md); a node may ask for more.
+    act_agreement: int = 1
 
     def __post_init__(self) -> None:
         _check_roster(self)
@@ -147,6 +152,7 @@ class Roster:
         raise RosterError(f"no key of {origin!r} is valid for size {size}")
 
     def encode(self) -> bytes:
+        agreement: list[codec.Value] = [self.act_agreement] if self.act_agreement != 1 else []
         return codec.encode(
             [
                 ROSTER_VERSION,
@@ -161,12 +167,17 @@ class Roster:
                 [_encode_member(m) for m in self.members],
                 self.pdq_threshold,
                 self.resign_period_ms,
+                *agreement,
             ]
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Roster:
-        f = codec.as_list(codec.decode(data), "roster", 12)
+        f = codec.as_list(codec.decode(data), "roster")
+        if len(f) not in (12, 13):
+            raise DecodeError(f"roster: expected 12 or 13 items, got {len(f)}")
+        if len(f) == 13 and f[12] == 1:
+            raise DecodeError("roster: act_agreement 1 is the default and is left out")
         if codec.as_int(f[0], "roster version tag") != ROSTER_VERSION:
             raise DecodeError("unknown roster layout version")
         admins = tuple(
@@ -189,6 +200,9 @@ class Roster:
                 members=tuple(_decode_member(m) for m in codec.as_list(f[9], "members")),
                 pdq_threshold=codec.as_int(f[10], "pdq_threshold", 0, 256),
                 resign_period_ms=codec.as_int(f[11], "resign_period_ms"),
+                act_agreement=codec.as_int(f[12], "act_agreement", 1, MAX_MEMBERS)
+                if len(f) == 13
+                else 1,
             )
         except RosterError as e:
             raise DecodeError(f"invalid roster: {e}") from e
@@ -247,6 +261,8 @@ def _check_roster(r: Roster) -> None:
         raise RosterError("roster version must be >= 1 and expiry after issue")
     if len(r.members) > MAX_MEMBERS:
         raise RosterError("too many members")
+    if not 1 <= r.act_agreement <= MAX_MEMBERS:
+        raise RosterError(f"act_agreement is between 1 and {MAX_MEMBERS}")
     writers = [m for m in r.members if m.writes]
     if r.witness_quorum > len(writers):
         raise RosterError("witness quorum larger than the number of members")

@@ -22,7 +22,7 @@ import sys
 from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint
 from protocol.cosignature import cosign, cosigner_verifier
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
+from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, encode_entry
 from protocol.merkle import NodeId
 from protocol.note import Verifier, add_signatures, b64
 from protocol.signing import SigningKey
@@ -30,6 +30,8 @@ from protocol.tlogproof import format_tlog_proof
 from protocol.writer import LogWriter
 
 ORIGIN = "example.hashmesh/vectors"
+#: Another member's log, whose entries the sample log's confirmations are about.
+PEER_ORIGIN = "example.hashmesh/peer"
 WITNESS = "example.hashmesh/witness"
 LOG_KEY = SigningKey(hashlib.sha256(b"hashmesh test vectors: log key").digest())
 WITNESS_KEY = SigningKey(hashlib.sha256(b"hashmesh test vectors: witness key").digest())
@@ -51,6 +53,9 @@ def sample_entries() -> list[Entry]:
             entries.append(Retract(ts, EntryRef(ORIGIN, i - 2), "submitted by mistake"))
         elif i % 10 == 9:
             entries.append(Dispute(ts, EntryRef(ORIGIN, i - 1), "wrong-label", "news footage"))
+        elif i % 10 == 7:
+            reason = "also-removed" if i < 10 else "reviewed"
+            entries.append(Confirm(ts, EntryRef(PEER_ORIGIN, i), reason, "same video"))
         elif i % 3 == 0:
             entries.append(Add(ts, "pdq", digest, ("glorification",), f"incident-{i // 4}"))
         elif i % 3 == 1:

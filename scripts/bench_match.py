@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
-"""Benchmark PDQ matching: our exact index against brute force and ThreatExchange's PDQIndex.
+"""Benchmark PDQ matching: our exact index against brute force and ThreatExchange's PDQIndex,
+on hash banks of several shapes, and through a node's operator API.
 
-N random 256-bit hashes are stored; queries are near-duplicates of stored hashes planted at
-every distance 0..31 (the same number at each). For each matcher, in one process and on one
-core: build time, resident memory added by the index (and the peak while building), single
-queries a second, and recall of the planted originals within the radius (31). Our index
-also reports batched queries a second. ThreatExchange's `threatexchange` package (faiss
-IndexBinaryMultiHash) is measured when it is installed (`pip install threatexchange[faiss]`),
-and skipped with a message otherwise.
+For each shape of bank (scripts/pdq_data.py: `uniform` random bits; `clustered`, many variants
+of each item close together; `skewed`, bits set with uneven, correlated frequencies), N hashes
+are stored and queries are near-duplicates of stored hashes planted at every distance 0..31
+(the same number at each). For each matcher, in one process and on one core: build time,
+resident memory added by the index (and the peak while building), single queries a second,
+and recall of the planted originals within the radius (31). Our index also reports batched
+queries a second (all at once, and 100 a call, with 100 a call of queries matching nothing).
+ThreatExchange's `threatexchange` package (faiss IndexBinaryMultiHash) is measured when it is
+installed (`pip install threatexchange[faiss]`, or the `bench` extra), and skipped with a
+message otherwise.
 
-    .venv/bin/python scripts/bench_match.py [--n 1000000] [--json]
+The operator API part (scripts/match_api_bench.py) starts one node holding the first shape's
+bank and matches the same queries through `POST /v1/match`: one a request (queries a second,
+p50/p99 latency) and 100 a request, beside the in-process figures of the same run.
+
+    .venv/bin/python scripts/bench_match.py [--n 1000000] [--shapes uniform,clustered,skewed]
+        [--skip-api] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,8 +41,12 @@ from typing import Any
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from benchlib import work_dir  # noqa: E402
+from match_api_bench import BATCH, through_api  # noqa: E402
+from pdq_data import SHAPES, far_queries, make_hashes, plant_queries  # noqa: E402
 
 from node.matching.pdq_index import PdqIndex, columns, hashes_to_words, scan_columns  # noqa: E402
 
@@ -52,29 +66,13 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def make_data(n: int, per_distance: int, seed: int) -> tuple[np.ndarray, list[bytes], list[int]]:
-    """N random hashes; queries planted at distances 0..RADIUS; the row each came from."""
-    rng = np.random.default_rng(seed)
-    hashes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-    queries: list[bytes] = []
-    origins: list[int] = []
-    for distance in range(RADIUS + 1):
-        for row in rng.choice(n, size=per_distance, replace=False):
-            q = hashes[row].copy()
-            for bit in rng.choice(256, size=distance, replace=False):
-                q[bit // 8] ^= np.uint8(1 << (bit % 8))
-            queries.append(q.tobytes())
-            origins.append(int(row))
-    return hashes, queries, origins
-
-
 def measure(
     name: str,
     build: Callable[[], Any],
     query: Callable[[Any, bytes], set[int]],
     queries: list[bytes],
     origins: list[int],
-    batch: Callable[[Any, list[bytes]], Any] | None = None,
+    batch: Callable[[Any, list[bytes]], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     gc.collect()
     _reset_peak()
@@ -101,20 +99,31 @@ def measure(
         "recall": found / len(queries),
     }
     if batch is not None:
-        started = time.perf_counter()
-        batch(index, queries)
-        result["batch_queries_per_s"] = round(len(queries) / (time.perf_counter() - started), 1)
+        result.update(batch(index, queries))
     del index
     gc.collect()
     return result
 
 
-def bench_ours(hashes: np.ndarray, queries: list[bytes], origins: list[int]) -> dict[str, Any]:
+def bench_ours(
+    hashes: np.ndarray, queries: list[bytes], origins: list[int], misses: list[bytes]
+) -> dict[str, Any]:
     def query(index: PdqIndex, q: bytes) -> set[int]:
         return {row for row, _ in index.search(q, RADIUS)}
 
-    def batch(index: PdqIndex, qs: list[bytes]) -> None:
+    def batch(index: PdqIndex, qs: list[bytes]) -> dict[str, float]:
+        rates = {}
+        for name, asked in (("queries", qs), ("misses", misses)):
+            started = time.perf_counter()
+            for start in range(0, len(asked), BATCH):
+                index.search_many(asked[start : start + BATCH], RADIUS)
+            rates[f"batch_{BATCH}_{name}_per_s"] = round(
+                len(asked) / (time.perf_counter() - started), 1
+            )
+        started = time.perf_counter()
         index.search_many(qs, RADIUS)
+        rates["batch_queries_per_s"] = round(len(qs) / (time.perf_counter() - started), 1)
+        return rates
 
     return measure(
         "hashmesh PdqIndex", lambda: PdqIndex.build(hashes), query, queries, origins, batch
@@ -172,56 +181,134 @@ def _version(package: str) -> str:
         return "?"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="stored hashes (1,000,000)")
-    ap.add_argument("--per-distance", type=int, default=32, help="queries at each distance")
-    ap.add_argument(
-        "--brute-queries", type=int, default=320, help="queries timed for brute force (slow)"
-    )
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--skip-threatexchange", action="store_true")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    args = ap.parse_args()
-
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    hashes, queries, origins = make_data(args.n, args.per_distance, args.seed)
-    # Every other query gives brute force a sample across all distances.
+def bench_shape(shape: str, args: argparse.Namespace) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed)
+    hashes = make_hashes(shape, args.n, rng)
+    queries, origins = plant_queries(hashes, RADIUS, args.per_distance, rng)
+    misses = far_queries(len(queries), rng)
+    # A sample across all distances for brute force, which is slow.
     step = max(1, len(queries) // args.brute_queries)
     results = [
-        bench_ours(hashes, queries, origins),
+        bench_ours(hashes, queries, origins, misses),
         bench_brute(hashes, queries[::step], origins[::step]),
     ]
     if args.skip_threatexchange:
         results.append({"matcher": "threatexchange PDQIndex", "skipped": "--skip-threatexchange"})
     else:
         results.append(bench_threatexchange(hashes, queries, origins))
+    hits = [len(r) for r in PdqIndex.build(hashes).search_many(queries, RADIUS)]
+    report: dict[str, Any] = {
+        "shape": shape,
+        "mean_hits_per_query": round(sum(hits) / len(hits), 1),
+        "results": results,
+    }
+    theirs = results[2].get("queries_per_s")
+    if theirs:
+        report["ours_over_threatexchange"] = round(results[0]["queries_per_s"] / theirs, 2)
+    if shape == args.api_shape and not args.skip_api:
+        with work_dir(None, "hashmesh-bench-match-") as root:
+            api = through_api(root, hashes, queries, origins, misses)
+        ours = results[0]
+        api["batch_share_of_in_process"] = round(
+            api[f"batch_{BATCH}_queries_per_s"] / ours[f"batch_{BATCH}_queries_per_s"], 3
+        )
+        api["misses_share_of_in_process"] = round(
+            api[f"batch_{BATCH}_misses_per_s"] / ours[f"batch_{BATCH}_misses_per_s"], 3
+        )
+        api["single_share_of_in_process"] = round(
+            api["single_queries_per_s"] / ours["queries_per_s"], 3
+        )
+        report["operator_api"] = api
+    return report
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="stored hashes (1,000,000)")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help="banks to measure, in order")
+    ap.add_argument("--per-distance", type=int, default=32, help="queries at each distance")
+    ap.add_argument(
+        "--brute-queries", type=int, default=320, help="queries timed for brute force (slow)"
+    )
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-threatexchange", action="store_true")
+    ap.add_argument("--api-shape", default="uniform", help="the bank the node holds")
+    ap.add_argument("--skip-api", action="store_true", help="no operator API part")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    shapes = [bench_shape(shape, args) for shape in args.shapes.split(",")]
     report = {
         "n": args.n,
         "radius": RADIUS,
         "planted_distances": f"0..{RADIUS}",
         "queries_per_distance": args.per_distance,
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, pinned to one core",
+        "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "results": results,
+        "commit": _commit(),
+        "shapes": shapes,
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{args.n:,} random PDQ hashes; queries planted at distances 0..{RADIUS}; one core")
-    for r in results:
+    for shape in shapes:
+        _print_shape(args.n, shape)
+    return 0
+
+
+def _print_shape(n: int, shape: dict[str, Any]) -> None:
+    print(
+        f"{n:,} {shape['shape']} PDQ hashes; queries planted at distances 0..{RADIUS} "
+        f"({shape['mean_hits_per_query']} hits a query on average); one core"
+    )
+    for r in shape["results"]:
         if "skipped" in r:
             print(f"  {r['matcher']}: skipped: {r['skipped']}")
             continue
-        batch = f", batched {r['batch_queries_per_s']:,.0f}/s" if "batch_queries_per_s" in r else ""
+        batch = ""
+        if "batch_queries_per_s" in r:
+            batch = (
+                f", batched {r['batch_queries_per_s']:,.0f}/s "
+                f"({BATCH} a call: {r[f'batch_{BATCH}_queries_per_s']:,.0f}/s, "
+                f"misses {r[f'batch_{BATCH}_misses_per_s']:,.0f}/s)"
+            )
         print(
             f"  {r['matcher']}: {r['queries_per_s']:,.0f} queries/s{batch}, "
             f"recall {r['recall']:.4f} ({r['queries']} queries), build {r['build_s']:.2f} s, "
             f"+{r['rss_mb']:.0f} MB resident (peak +{r['peak_build_mb']:.0f} MB while building)"
         )
-    return 0
+    if "ours_over_threatexchange" in shape:
+        print(f"  single queries: {shape['ours_over_threatexchange']}x threatexchange's rate")
+    api = shape.get("operator_api")
+    if api:
+        print(
+            f"  operator API (one node, one kept-alive connection): "
+            f"one a request {api['single_queries_per_s']:,.0f}/s "
+            f"(p50 {api['single_p50_ms']} ms, p99 {api['single_p99_ms']} ms, "
+            f"{api['single_share_of_in_process']:.0%} of in-process); "
+            f"{BATCH} a request {api[f'batch_{BATCH}_queries_per_s']:,.0f}/s "
+            f"({api['batch_share_of_in_process']:.0%}), misses "
+            f"{api[f'batch_{BATCH}_misses_per_s']:,.0f}/s "
+            f"({api['misses_share_of_in_process']:.0%}); recall {api['recall']:.4f}"
+        )
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return out.stdout.strip()
 
 
 if __name__ == "__main__":

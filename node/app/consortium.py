@@ -189,10 +189,12 @@ def build_consortium(
     witness_quorum: int = 0,
     valid_days: float = 365.0,
     auditors: int = 0,
+    roster_act_agreement: int = 1,
     **settings: Any,
 ) -> Consortium:
     """N members (and `auditors` auditors) on 127.0.0.1 with free ports, one signed roster
-    pinned in each directory."""
+    pinned in each directory; `roster_act_agreement` is the roster's act_agreement, the
+    other `settings` are node settings."""
     admin_keys = [SigningKey.generate() for _ in range(admins)]
     admin_paths = []
     for i, key in enumerate(admin_keys):
@@ -216,6 +218,7 @@ def build_consortium(
         members.append(init_member(config, display_name=title, role=role).member())
         configs.append(config)
     roster = make_roster("demo", admin_keys, threshold, members, now_ms, valid_days, witness_quorum)
+    roster = replace(roster, act_agreement=roster_act_agreement)
     signed = SignedRoster(roster.encode(), ())
     for key in admin_keys[:threshold]:
         signed = signed.with_signature(key)

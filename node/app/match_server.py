@@ -22,7 +22,7 @@ from node.errors import ConfigError, NodeError
 from node.http.match_api import match_app
 from node.http.serving import serving
 from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
-from node.matching.lookups import lookup_views, match_hits
+from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import MatchPolicy, entry_standing, policy_from
 from node.store.base import Store
@@ -76,15 +76,28 @@ class MatchReplica:
         self.matcher.index.pdq_threshold = self.roster.pdq_threshold
 
     async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
-        return await lookup_views(self.store, signal_type, values, entry_standing(self.roster))
+        standing = entry_standing(self.roster)
+        return await lookup_views(self.store, signal_type, values, standing, self.matcher)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         threshold = self.roster.pdq_threshold
         standing = entry_standing(self.roster)
         return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
 
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]:
+        threshold = self.roster.pdq_threshold
+        standing = entry_standing(self.roster)
+        return await match_many_hits(
+            self.store, self.matcher, threshold, signal_type, values, standing
+        )
+
     def match_policy(self) -> MatchPolicy:
-        return policy_from(self.config.act_below_disputes, self.config.trusted_members, self.roster)
+        config = self.config
+        return policy_from(
+            config.act_below_disputes, config.trusted_members, self.roster, config.act_agreement
+        )
 
     def member_of(self, origin: str) -> str | None:
         try:

@@ -28,6 +28,7 @@ from node.cli.common import (
     UsageError,
     add_json_arg,
     add_node_arg,
+    print_json,
 )
 from node.errors import ConfigError
 from protocol.errors import ProtocolError
@@ -43,6 +44,7 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("keygen", help="make an admin key (private file + .pub)")
     p.add_argument("name")
     p.add_argument("--out", required=True, type=Path)
+    add_json_arg(p)
     p.set_defaults(func=cmd_keygen)
 
     p = cmds.add_parser("create", help="draft version 1 of a consortium's roster")
@@ -53,6 +55,12 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--taxonomy-file", type=Path, help="labels, one per line (default: built in)")
     p.add_argument("--witness-quorum", type=int, default=0)
     p.add_argument("--pdq-threshold", type=int, default=31)
+    p.add_argument(
+        "--act-agreement",
+        type=int,
+        default=1,
+        help="members' default: act on a hash only when this many members stand behind it",
+    )
     _validity(p)
     p.set_defaults(func=cmd_create)
 
@@ -64,7 +72,11 @@ def register(sub: Subcommands) -> None:
         ("compromise-key", "draft N+1 declaring a member's key compromised", cmd_compromise),
         ("set-admins", "draft N+1 with new admin keys and threshold", cmd_set_admins),
         ("renew", "draft N+1 that only extends the expiry", cmd_renew),
-        ("set", "draft N+1 changing the taxonomy, witness quorum or PDQ threshold", cmd_set),
+        (
+            "set",
+            "draft N+1 changing the taxonomy, witness quorum, PDQ threshold or agreement",
+            cmd_set,
+        ),
         (
             "update-member",
             "draft N+1 changing a member's endpoint, node key or details",
@@ -81,6 +93,7 @@ def register(sub: Subcommands) -> None:
             p.add_argument("--taxonomy-file", type=Path, help="labels, one per line")
             p.add_argument("--witness-quorum", type=int)
             p.add_argument("--pdq-threshold", type=int)
+            p.add_argument("--act-agreement", type=int, help="members needed behind a hash")
         if name == "update-member":
             p.add_argument("--endpoint", action="append", help="peer API URL (repeatable)")
             p.add_argument("--node-key", help="new base64 node key")
@@ -106,6 +119,7 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("sign", help="add your signature to a draft (in place)")
     p.add_argument("draft", type=Path)
     p.add_argument("--key", required=True, type=Path, help="your admin key file")
+    add_json_arg(p)
     p.set_defaults(func=cmd_sign)
 
     p = cmds.add_parser("show", help="print a roster")
@@ -116,11 +130,13 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("publish", help="hand a signed roster to a node")
     p.add_argument("roster", type=Path)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_publish)
 
     p = cmds.add_parser("current", help="fetch the roster a node trusts now")
     p.add_argument("--out", required=True, type=Path)
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_current)
 
 
@@ -132,6 +148,7 @@ def _validity(p: argparse.ArgumentParser) -> None:
         help="re-sign period in days (0: none; default: keep the current one, 0 for a new one)",
     )
     p.add_argument("--out", type=Path, help="where to write the draft")
+    add_json_arg(p)
 
 
 #: An admin's public key: `NAME BASE64` in its .pub file, 32 bytes once decoded.
@@ -161,6 +178,16 @@ def _write_draft(args: argparse.Namespace, roster: Roster) -> int:
 
     out = args.out or Path(f"roster-v{roster.version}.draft")
     out.write_bytes(SignedRoster(roster.encode(), ()).encode())
+    if args.json:
+        print_json(
+            {
+                "draft": str(out),
+                "consortium": roster.consortium,
+                "version": roster.version,
+                "threshold": roster.threshold,
+            }
+        )
+        return EXIT_OK
     print(f"wrote draft roster version {roster.version} to {out}; now each admin runs")
     print(f"  hashmesh admin sign {out} --key <their key>   ({roster.threshold} needed)")
     return EXIT_OK
@@ -205,6 +232,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             members=tuple(members),
             pdq_threshold=args.pdq_threshold,
             resign_period_ms=int((args.resign_days or 0) * DAY_MS),
+            act_agreement=args.act_agreement,
         )
     except ProtocolError as e:
         raise UsageError(str(e)) from e
@@ -298,9 +326,12 @@ def cmd_set(args: argparse.Namespace) -> int:
         changes["witness_quorum"] = args.witness_quorum
     if args.pdq_threshold is not None:
         changes["pdq_threshold"] = args.pdq_threshold
+    if args.act_agreement is not None:
+        changes["act_agreement"] = args.act_agreement
     if not changes:
         raise UsageError(
-            "nothing to change: give --taxonomy-file, --witness-quorum or --pdq-threshold"
+            "nothing to change: give --taxonomy-file, --witness-quorum, --pdq-threshold"
+            " or --act-agreement"
         )
     try:
         return _next(args, current, **changes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,18 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     key = SigningKey.generate()
     write_secret(args.out, signer_key_text(args.name, key))
     pub = args.out.with_suffix(".pub")
-    pub.write_text(f"{args.name} {base64.b64encode(key.public).decode()}\n")
+    public = base64.b64encode(key.public).decode()
+    pub.write_text(f"{args.name} {public}\n")
+    if args.json:
+        print_json(
+            {
+                "name": args.name,
+                "private_key": str(args.out),
+                "public_key": str(pub),
+                "public": public,
+            }
+        )
+        return EXIT_OK
     print(f"admin key {args.name}: private {args.out} (keep it offline), public {pub}")
     return EXIT_OK
 
@@ -46,11 +58,24 @@ def cmd_sign(args: argparse.Namespace) -> int:
     if key.public not in {a.public for a in roster.admins}:
         print(
             f"note: {name} is not an admin of version {roster.version} itself "
-            "(fine if you are an admin of the previous version)"
+            "(fine if you are an admin of the previous version)",
+            file=sys.stderr,
         )
     signed = signed.with_signature(key)
     args.draft.write_bytes(signed.encode())
     have = len(signed.signers(roster.admins))
+    if args.json:
+        print_json(
+            {
+                "draft": str(args.draft),
+                "version": roster.version,
+                "signer": name,
+                "signer_is_own_admin": key.public in {a.public for a in roster.admins},
+                "signatures_by_own_admins": have,
+                "threshold": roster.threshold,
+            }
+        )
+        return EXIT_OK
     print(f"signed version {roster.version} as {name}: {have} of {roster.threshold} own admins")
     return EXIT_OK
 
@@ -66,6 +91,7 @@ def roster_json(signed: SignedRoster) -> dict[str, object]:
         "witness_quorum": r.witness_quorum,
         "pdq_threshold": r.pdq_threshold,
         "resign_period_ms": r.resign_period_ms,
+        "act_agreement": r.act_agreement,
         "taxonomy": list(r.taxonomy),
         "admins": [
             {"name": a.name, "public": base64.b64encode(a.public).decode()} for a in r.admins
@@ -112,6 +138,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     raw = args.roster.read_bytes()
     read_signed(args.roster)
     result = client(args).call("POST", "/v1/roster", raw=raw)
+    if args.json:
+        print_json(result)
+        return EXIT_OK
     state = "accepted" if result["accepted"] else "already known"
     print(f"roster {state}; the node now trusts version {result['version']}")
     return EXIT_OK
@@ -122,5 +151,9 @@ def cmd_current(args: argparse.Namespace) -> int:
 
     raw = client(args).call("GET", "/v1/roster")
     args.out.write_bytes(raw)
-    print(f"wrote roster version {SignedRoster.decode(raw).roster.version} to {args.out}")
+    version = SignedRoster.decode(raw).roster.version
+    if args.json:
+        print_json({"out": str(args.out), "version": version})
+        return EXIT_OK
+    print(f"wrote roster version {version} to {args.out}")
     return EXIT_OK

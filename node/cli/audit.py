@@ -9,6 +9,7 @@ import argparse
 import base64
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,12 @@ from node.cli.common import (
 )
 from node.config import read_roster
 from node.errors import ConfigError
-from protocol.entries import Add, Dispute, Retract
+from protocol.entries import Add, Confirm, Dispute, Retract
 from protocol.errors import ProtocolError
 from protocol.signals import value_text
 
 if TYPE_CHECKING:
+    from node.cli.operator_client import OperatorClient
     from node.formats.report import Observed
     from node.store.base import Store
 
@@ -51,7 +53,13 @@ def register(sub: Subcommands) -> None:
     p = cmds.add_parser("proof", help="write a provenance bundle for a hash")
     p.add_argument("hash", metavar="TYPE:VALUE")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--confirmations",
+        action="store_true",
+        help="also write a bundle for each member's confirmation of the add, next to --out",
+    )
     add_node_arg(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_proof)
 
     p = cmds.add_parser("report", help="a transparency report over a period, as JSON and HTML")
@@ -188,29 +196,63 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
-    from protocol.bundle import ProvenanceBundle
     from protocol.roster import SignedRoster
-    from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
 
     item = parse_hash_arg(args.hash)
     api = client(args)
     result = api.call("POST", "/v1/lookup", {"hashes": [item]})["results"][0]
     if not result["found"]:
-        print(f"{args.hash} is not in any log this node holds")
+        if args.json:
+            print_json({"found": False, "hash": args.hash})
+        else:
+            print(f"{args.hash} is not in any log this node holds")
         return EXIT_NOT_FOUND
     first = result["submissions"][0]
-    proof = api.call("GET", f"/v1/proof?log={first['log']}&index={first['index']}")
-    parsed = parse_tlog_proof(proof["tlog_proof"].encode())
-    text = format_tlog_proof(
-        parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
-    )
     chain = api.call("GET", "/v1/roster/chain")
     rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
     if SignedRoster.decode(rosters[0]).roster.version > 1:
         rosters = _earlier_rosters(rosters) + rosters
-    args.out.write_bytes(ProvenanceBundle(text, rosters).encode())
+    args.out.write_bytes(_bundle(api, first["log"], first["index"], rosters))
+    confirmations = []
+    if args.confirmations:
+        for c in first.get("confirmations", []):
+            path = args.out.with_name(
+                f"{args.out.stem}.confirm.{c['member']}.{c['index']}{args.out.suffix}"
+            )
+            path.write_bytes(_bundle(api, c["log"], c["index"], rosters))
+            confirmations.append({**c, "out": str(path)})
+    if args.json:
+        print_json(
+            {
+                "found": True,
+                "hash": args.hash,
+                "log": first["log"],
+                "index": first["index"],
+                "out": str(args.out),
+                "first_roster_version": SignedRoster.decode(rosters[0]).roster.version,
+                "confirmations": confirmations,
+            }
+        )
+        return EXIT_OK
     print(f"wrote the provenance of {first['log']} #{first['index']} to {args.out}")
+    for c in confirmations:
+        print(f"wrote {c['member']}'s confirmation, {c['log']} #{c['index']}, to {c['out']}")
     return EXIT_OK
+
+
+def _bundle(api: OperatorClient, log: str, index: int, rosters: tuple[bytes, ...]) -> bytes:
+    """The provenance bundle of one entry: its tlog-proof carrying its bytes, and `rosters`."""
+    from urllib.parse import quote
+
+    from protocol.bundle import ProvenanceBundle
+    from protocol.tlogproof import format_tlog_proof, parse_tlog_proof
+
+    proof = api.call("GET", f"/v1/proof?log={quote(log)}&index={index}")
+    parsed = parse_tlog_proof(proof["tlog_proof"].encode())
+    text = format_tlog_proof(
+        parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
+    )
+    return ProvenanceBundle(text, rosters).encode()
 
 
 def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
@@ -244,7 +286,8 @@ def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
         return tuple(earlier)
     print(
         f"WARNING: no member served the rosters before version {pinned.roster.version}; "
-        "an auditor pinning the genesis cannot check this bundle"
+        "an auditor pinning the genesis cannot check this bundle",
+        file=sys.stderr,
     )
     return ()
 
@@ -259,9 +302,16 @@ def _entry_json(entry: object) -> dict[str, Any]:
             "incident": entry.incident,
             "timestamp_ms": entry.timestamp_ms,
         }
-    if isinstance(entry, Retract | Dispute):
-        kind = "retract" if isinstance(entry, Retract) else "dispute"
-        return {"kind": kind, "target": [entry.target.log, entry.target.index]}
+    if isinstance(entry, Retract):
+        return {"kind": "retract", "target": [entry.target.log, entry.target.index]}
+    if isinstance(entry, Dispute | Confirm):
+        kind = "dispute" if isinstance(entry, Dispute) else "confirm"
+        return {
+            "kind": kind,
+            "target": [entry.target.log, entry.target.index],
+            "reason_code": entry.reason_code,
+            "timestamp_ms": entry.timestamp_ms,
+        }
     return {"kind": "unknown"}
 
 
@@ -293,8 +343,9 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
+        verb = "added" if isinstance(p.entry, Add) else "written"
         print(
-            f"valid: entry #{p.index} of {p.origin} was added by {p.member_id} "
+            f"valid: entry #{p.index} of {p.origin} was {verb} by {p.member_id} "
             f"({p.display_name}); checkpoint size {p.checkpoint_size}"
         )
         print(f"  {out['entry']}")
@@ -306,7 +357,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
     from node.app.runner import open_store
-    from node.formats.report import observe
+    from node.formats.report import observe, roster_changes
     from protocol.roster import SignedRoster
 
     config = node_config(argparse.Namespace(node=str(directory)))
@@ -317,7 +368,19 @@ async def _observe(directory: Path, since_ms: int, until_ms: int) -> Observed:
         chain = [pinned, *await store.rosters()]
         rosters = [SignedRoster.decode(raw).roster for raw in chain]
         names = {m.origin: m.member_id for r in rosters for m in r.members}
-        return await observe(store, config.member_id, lambda o: names.get(o, o), since_ms, until_ms)
+        joined = [
+            r.issued_ms for r in rosters if any(m.member_id == config.member_id for m in r.members)
+        ]
+        seen = await observe(
+            store,
+            config.member_id,
+            lambda o: names.get(o, o),
+            since_ms,
+            until_ms,
+            joined_ms=min(joined, default=None),
+        )
+        seen.roster_changes = roster_changes(rosters, since_ms, until_ms)
+        return seen
     finally:
         await store.close()
 
@@ -341,11 +404,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         for member, counts in report["entries_by_member"].items():
-            print(f"{member:20} {counts['add']:6} added {counts['retract']:4} retracted "
+            taken = report["takedowns_by_member"].get(member, {})
+            print(f"{member:20} {taken.get('takedowns', 0):6} takedowns "
+                  f"({taken.get('retracted', 0)} more retracted; "
+                  f"{taken.get('hash_entries', 0)} hash entries) "
                   f"{counts['dispute']:4} disputes")  # fmt: skip
+        for change in report["roster_changes"]:
+            print(f"{change['member']}: {change['change']} by roster v{change['roster_version']}")
         for observer, p in report["arrival_ms"].items():
             if p["count"]:
-                print(f"arrival at {observer}: median {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms")
+                print(f"arrival at {observer}: median {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms"
+                      f" ({p['caught_up_excluded']} made before it joined left out)")  # fmt: skip
         if args.html:
             print(f"wrote {args.html}")
     return EXIT_OK

@@ -27,6 +27,9 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_NODE = 4  # the node refused the request or could not be reached; node run: store failed
 EXIT_VERIFY = 5  # an audit or proof verification failed
+#: lookup or match found hashes, but the match policy says to act on none of them: every hit
+#: is retracted by its origin, disputed, flagged or from an untrusted member (review or ignore).
+EXIT_NOT_ACTIONABLE = 6
 
 EXIT_CODES_HELP = """exit codes:
   0  success
@@ -34,7 +37,14 @@ EXIT_CODES_HELP = """exit codes:
   2  usage error (also a file named on the command line that cannot be read or written)
   3  configuration or key file problem (also node run: a port in use)
   4  the node refused the request or could not be reached (node run: its store failed)
-  5  verification failed (audit)"""
+  5  verification failed (audit)
+  6  found, but nothing to act on: every hit is to review or ignore (lookup, match)"""
+
+HIT_EXIT_CODES_HELP = """exit codes:
+  0  a hit the match policy says to act on
+  1  nothing found
+  6  hits, but none to act on: each is retracted, disputed, flagged or from an untrusted
+     member (its decision is review or ignore; --json shows each one's reason)"""
 
 
 class UsageError(ConfigError):

@@ -34,7 +34,6 @@ from node.cli.common import (
 from node.errors import ConfigError, NodeError, RequestError
 from node.formats.exchange import (
     IMPORT_FORMATS,
-    TE_TO_OURS,
     ExchangeError,
     ImportDefaults,
     ImportRow,
@@ -46,6 +45,7 @@ from node.formats.exchange import (
 )
 from protocol.errors import ProtocolError
 from protocol.signals import SIGNAL_TYPES
+from protocol.te_text import TE_TO_OURS
 
 if TYPE_CHECKING:
     from node.cli.operator_client import OperatorClient
@@ -134,6 +134,7 @@ def _report(parsed: ParsedImport, fmt: str, dry_run: bool) -> dict[str, Any]:
         "problems": [{"line": n.line, "error": n.message} for n in parsed.problems],
         "skipped": [{"line": n.line, "reason": n.message} for n in parsed.skipped],
         "ignored_tags": list(parsed.ignored_tags),
+        "unsupported_types": dict(parsed.unsupported),
         "submitted": 0,
         "already_held": 0,
         "entries": None,
@@ -219,8 +220,13 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], summary: str) -> N
         )
     if report["skipped"]:
         print(
-            f"skipped {len(report['skipped'])} row(s) (duplicates or not positive)", file=sys.stderr
+            f"skipped {len(report['skipped'])} row(s) (duplicates, not positive, or of a type"
+            " hashmesh lacks)",
+            file=sys.stderr,
         )
+    if report["unsupported_types"]:
+        counts = ", ".join(f"{n} {t}" for t, n in report["unsupported_types"].items())
+        print(f"rows of python-threatexchange types hashmesh lacks: {counts}", file=sys.stderr)
     if report["ignored_tags"]:
         print(
             f"tags that are not labels, ignored: {' '.join(report['ignored_tags'])}",

@@ -17,6 +17,8 @@ from node.cli.common import (
     EXIT_USAGE,
     EXIT_VERIFY,
     UsageError,
+    add_json_arg,
+    print_json,
 )
 from node.errors import ConfigError, NodeError
 from protocol.errors import ProtocolError
@@ -40,6 +42,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     request = init_member(
         config, display_name=args.display_name or "", contact=args.contact, role=args.role
     )
+    if args.json:
+        print_json(
+            {
+                "member_id": request.member_id,
+                "origin": request.origin,
+                "directory": str(config.directory),
+                "join_request": str(config.directory / JOIN_REQUEST),
+                "roster_path": str(config.roster_path),
+            }
+        )
+        return EXIT_OK
     print(f"initialised member {request.member_id} (log {request.origin}) in {config.directory}")
     print(f"send {config.directory / JOIN_REQUEST} to the consortium's admins;")
     print(f"once they publish a roster with you in it, save it as {config.roster_path}")
@@ -110,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-host", default="127.0.0.1", help="address peers reach us on")
     p.add_argument("--peer-port", type=int, default=7400)
     p.add_argument("--operator-port", type=int, default=7401)
+    add_json_arg(p)
     p.set_defaults(func=cmd_init)
 
     node = sub.add_parser("node", help="run the node").add_subparsers(

@@ -1,6 +1,6 @@
 """Operator commands: talk to the member's own node over its operator API (bearer token).
 
-submit, retract, dispute, lookup, match, status; and `hash`, which hashes files locally and
+submit, retract, dispute, confirm, lookup, match, status; and `hash`, which hashes files locally and
 sends nothing anywhere.
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from node.cli.common import (
     EXIT_NODE,
-    EXIT_NOT_FOUND,
     EXIT_OK,
+    HIT_EXIT_CODES_HELP,
     Subcommands,
     UsageError,
     add_json_arg,
@@ -27,9 +27,16 @@ from node.cli.common import (
     print_json,
     progress,
 )
+from node.cli.file_batches import (
+    files_under,
+    hash_files,
+    hits_exit_code,
+    lookup_in_batches,
+    shown,
+    submit_in_batches,
+)
 from node.errors import HashingError
-from protocol.entries import DISPUTE_REASONS
-from protocol.signals import value_text
+from protocol.entries import CONFIRM_REASONS, DISPUTE_REASONS
 
 if TYPE_CHECKING:
     from node.cli.operator_client import OperatorClient
@@ -38,7 +45,15 @@ if TYPE_CHECKING:
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("submit", help="add hashes of content your platform removed")
     p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE", help="e.g. pdq:<64 hex>")
-    p.add_argument("--file", action="append", default=[], help="hash this file and submit")
+    p.add_argument(
+        "--file",
+        nargs="+",
+        action="extend",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="hash these files, or every file under these folders, and submit their hashes",
+    )
     p.add_argument("--label", action="append", default=[], help="a label of the taxonomy")
     p.add_argument("--incident", help="incident id, e.g. a live-streamed attack")
     p.add_argument("--reference", help="your own record id (opaque to others)")
@@ -68,13 +83,49 @@ def register(sub: Subcommands) -> None:
     add_json_arg(p)
     p.set_defaults(func=cmd_dispute)
 
-    for name, helptext in (
-        ("lookup", "show the consortium's view of hashes (exact)"),
-        ("match", "match hashes or files against the consortium (near-duplicates too)"),
+    p = sub.add_parser("confirm", help="stand behind another member's entry")
+    p.add_argument("log", help="the entry's log origin")
+    p.add_argument("index", type=int, help="the entry's index in that log")
+    p.add_argument(
+        "--reason-code",
+        required=True,
+        choices=CONFIRM_REASONS,
+        help="reviewed: your analysts reviewed it and agree; also-removed: you removed it too",
+    )
+    p.add_argument("--text", default="", help="explanation shown with the hash")
+    add_node_arg(p)
+    add_json_arg(p)
+    p.set_defaults(func=cmd_confirm)
+
+    for name, helptext, file_help in (
+        (
+            "lookup",
+            "show the consortium's view of hashes (exact)",
+            "hash these files, or every file under these folders, and look the hashes up "
+            "exactly (use match for near-duplicates)",
+        ),
+        (
+            "match",
+            "match hashes or files against the consortium (near-duplicates too)",
+            "hash these files, or every file under these folders, and match their hashes",
+        ),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            epilog=HIT_EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE")
-        p.add_argument("--file", action="append", default=[], help="hash this file and match")
+        p.add_argument(
+            "--file",
+            nargs="+",
+            action="extend",
+            default=[],
+            type=Path,
+            metavar="PATH",
+            help=file_help,
+        )
         add_node_arg(p)
         add_json_arg(p)
         p.set_defaults(func=cmd_lookup, path=f"/v1/{name}")
@@ -97,42 +148,37 @@ def register(sub: Subcommands) -> None:
     p.set_defaults(func=cmd_hash)
 
 
-def _file_items(files: list[str], force: bool) -> list[dict[str, Any]]:
-    from node.matching.hashing import LOW_QUALITY, hash_file
-
-    items: list[dict[str, Any]] = []
-    for name in files:
-        try:
-            hashed = hash_file(Path(name))
-        except HashingError as e:  # a file named on the command line: a usage error
-            raise UsageError(str(e)) from e
-        for signal_type, value, quality in hashed:
-            if quality is not None and quality < LOW_QUALITY and not force:
-                raise UsageError(
-                    f"{name}: PDQ quality {quality} is below {LOW_QUALITY}; "
-                    "such hashes match unrelated images (use --force to submit anyway)"
-                )
-            items.append({"signal_type": signal_type, "value": value_text(signal_type, value)})
-    return items
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
-    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, args.force)
-    if not items:
+    hashes = [parse_hash_arg(h) for h in args.hashes]
+    files = hash_files(args.file, args.force, "submit")
+    if not hashes and not files:
         raise UsageError("nothing to submit: give TYPE:VALUE arguments or --file")
-    for item in items:
-        item["labels"] = args.label
-        if args.incident:
-            item["incident"] = args.incident
-        if args.reference:
-            item["reference"] = args.reference
+    fields: dict[str, Any] = {"labels": args.label}
+    if args.incident:
+        fields["incident"] = args.incident
+    if args.reference:
+        fields["reference"] = args.reference
     key = args.idempotency_key or str(uuid.uuid4())
-    result = submit_with_retries(client(args), items, key)
+    api = client(args)
+    entries: list[dict[str, Any]] = []
+    by_file: list[dict[str, Any]] = []
+    for done in submit_in_batches(
+        lambda items, request_key: submit_with_retries(api, items, request_key)["entries"],
+        hashes,
+        files,
+        fields,
+        key,
+    ):
+        entries.extend(done.entries)
+        if done.file is not None:
+            by_file.append({"file": done.file, "entries": done.entries})
+        if not args.json:
+            head = "" if done.file is None else f"{done.file}  "
+            for item, ref in zip(done.items, done.entries, strict=True):
+                added = shown(item["signal_type"], item["value"])
+                print(f"{head}added {added} as {ref['log']} #{ref['index']}")
     if args.json:
-        print_json(result)
-    else:
-        for item, ref in zip(items, result["entries"], strict=True):
-            print(f"added {item['signal_type']}:{item['value']} as {ref['log']} #{ref['index']}")
+        print_json({"entries": entries, "files": by_file})
     return EXIT_OK
 
 
@@ -182,6 +228,17 @@ def cmd_dispute(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    body = {"log": args.log, "index": args.index, "reason_code": args.reason_code}
+    body["text"] = args.text
+    result = client(args).call("POST", "/v1/confirm", body)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"confirmed {args.log} #{args.index}: confirmation is #{result['entry']['index']}")
+    return EXIT_OK
+
+
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -196,6 +253,8 @@ def describe(result: dict[str, Any]) -> list[str]:
         lines[0] += f"  FLAGGED ({', '.join(result['flags'])})"
     if "distance" in result:
         lines[0] += f"  distance={result['distance']}"
+    if "pdq_convention" in result:
+        lines[0] += f" ({result['pdq_convention']} hash)"
     if result.get("decision"):
         lines[0] += f"  -> {result['decision']['action'].upper()} ({result['decision']['reason']})"
     for s in result["submissions"]:
@@ -209,27 +268,46 @@ def describe(result: dict[str, Any]) -> list[str]:
         lines.append(line)
         for d in s["disputes"]:
             lines.append(f"    disputed by {d['member']}: {d['reason_code']} {d['text']}")
+        for c in s.get("confirmations", []):
+            state = "" if c["active"] else "  (withdrawn)"
+            when = _when(c["timestamp_ms"])
+            lines.append(f"    confirmed by {c['member']} at {when}: {c['reason_code']}{state}")
+        for c in s.get("corroborations", []):
+            near = f" (distance {c['distance']})" if c["distance"] else ""
+            lines.append(f"    corroborated by {c['member']}{near} at {_when(c['timestamp_ms'])}")
+    if "agreement" in result:
+        names = ", ".join(str(m["member"]) for m in result["agreement"]["members"]) or "-"
+        lines.append(f"  {result['agreement']['count']} member(s) stand behind it: {names}")
     return lines
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    items = [parse_hash_arg(h) for h in args.hashes] + _file_items(args.file, True)
-    if not items:
-        raise UsageError("nothing to look up: give TYPE:VALUE arguments or --file")
-    result = client(args).call("POST", args.path, {"hashes": items})
+    hashes = [parse_hash_arg(h) for h in args.hashes]
+    files = hash_files(args.file, True, args.command, both_pdq=args.path == "/v1/match")
+    if not hashes and not files:
+        raise UsageError(f"nothing to {args.command}: give TYPE:VALUE arguments or --file")
+    api = client(args)
+    results = lookup_in_batches(
+        lambda queries: api.call("POST", args.path, {"hashes": queries})["results"],
+        hashes,
+        files,
+        args.command,
+    )
     if args.json:
-        print_json(result)
+        print_json({"results": results})
     else:
-        for r in result["results"]:
+        for r in results:
+            head = f"{r['file']}  " if "file" in r else ""
             if "matches" not in r:
-                print("\n".join(describe(r)))
+                print(head + "\n".join(describe(r)))
                 continue
-            query = f"{r['query']['signal_type']}:{r['query']['value']}"
+            query = head + shown(r["query"]["signal_type"], r["query"]["value"])
+            if "threatexchange_value" in r["query"]:
+                query += f" (threatexchange: {r['query']['threatexchange_value']})"
             print(f"{query}  {len(r['matches'])} match(es)" if r["found"] else f"{query}  no match")
             for m in r["matches"]:
                 print("\n".join("  " + line for line in describe(m)))
-    found = any(r["found"] for r in result["results"])
-    return EXIT_OK if found else EXIT_NOT_FOUND
+    return hits_exit_code(results)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -313,22 +391,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if caught_up else EXIT_NODE
 
 
-def _files_under(paths: list[Path]) -> list[Path]:
-    """The files named, with every file under each directory named (sorted, recursive)."""
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file()))
-        else:
-            out.append(path)
-    return out
-
-
 def cmd_hash(args: argparse.Namespace) -> int:
-    from node.matching.hashing import LOW_QUALITY, hash_file
+    from node.matching.hashing import hash_file
 
     out: list[dict[str, Any]] = []
-    files = _files_under(args.files)
+    files = files_under(args.files)
     failed = 0
     for done, path in enumerate(files, 1):
         try:
@@ -339,16 +406,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
             failed += 1
             print(f"hashmesh: skipped {path}: {e}", file=sys.stderr)
             continue
-        for signal_type, value, quality in hashes:
-            out.append(
-                {
-                    "file": str(path),
-                    "signal_type": signal_type,
-                    "value": value_text(signal_type, value),
-                    "quality": quality,
-                    "low_quality": quality is not None and quality < LOW_QUALITY,
-                }
-            )
+        out.extend({"file": str(path), **h.to_json()} for h in hashes)
         if len(files) > 1:
             progress(done, len(files), "files hashed")
     if args.json:
@@ -357,7 +415,8 @@ def cmd_hash(args: argparse.Namespace) -> int:
         for h in out:
             q = f"  quality={h['quality']}" if h["quality"] is not None else ""
             flag = "  LOW QUALITY" if h["low_quality"] else ""
-            text = str(h["value"])
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            print(f"{h['file']}  {h['signal_type']}:{shown}{q}{flag}")
+            print(f"{h['file']}  {shown(h['signal_type'], str(h['value']))}{q}{flag}")
+            if "threatexchange_value" in h:
+                tx = f"quality={h['threatexchange_quality']}"
+                print(f"{h['file']}  pdq:{h['threatexchange_value']}  {tx}  (threatexchange)")
     return EXIT_OK if not failed else EXIT_NODE

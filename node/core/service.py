@@ -28,16 +28,26 @@ from node.errors import (
     StoreError,
 )
 from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
-from node.matching.lookups import lookup_views, match_hits
+from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
+from node.matching.review_queue import ReviewQueue
 from node.store.base import LogHead, Store, Submission
 from node.store.disk_watch import DiskWatch
 from node.store.rows import entry_row
 from node.store.schema import SUBMISSION_RETENTION_MS
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, encode_entry
-from protocol.errors import RosterError, ValidationError
+from protocol.entries import (
+    Add,
+    Confirm,
+    Dispute,
+    Entry,
+    EntryRef,
+    Retract,
+    decode_entry,
+    encode_entry,
+)
+from protocol.errors import DecodeError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.roster import Member, Roster
 from protocol.signals import value_text
@@ -101,6 +111,7 @@ class NodeService:
         self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
         self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.listeners.decoded)
+        self.review_queue = ReviewQueue(config.origin, clock)
         self.peers.subscribe(self.matcher.on_entries, "match_index")
         self.on_own_checkpoint(self.matcher.on_entries, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
@@ -289,6 +300,22 @@ class NodeService:
             raise RequestError(str(e)) from e
         return (await self.append([entry]))[0]
 
+    async def confirm(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
+        """Stand behind another member's add: reviewed and agreed, or removed it too."""
+        if target.log == self.origin:
+            raise RequestError("a member's own add already stands behind its hash")
+        replica = self.peers.replicas().get(target.log)
+        if replica is None or target.index >= replica.size:
+            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+        raws = await self.store.entries(target.log, target.index, target.index + 1)
+        try:
+            if not raws or not isinstance(decode_entry(raws[0]), Add):
+                raise RequestError(f"entry {target.index} of {target.log} is not an add")
+            entry = Confirm(self.clock(), target, reason_code, text)
+        except (ValidationError, DecodeError) as e:
+            raise RequestError(f"cannot confirm: {e}") from e
+        return (await self.append([entry]))[0]
+
     async def sign_pending(self) -> SignedCheckpoint | None:
         """Sign a checkpoint over every committed entry, if any is unsigned.
 
@@ -374,15 +401,30 @@ class NodeService:
 
     # Lookups.
 
-    async def lookup(self, signal_type: str, values: Sequence[bytes | str]) -> list[HashView]:
-        """The consortium's view of each hash, in the order asked."""
-        return await lookup_views(self.store, signal_type, values, self.entry_standing())
+    async def lookup(
+        self, signal_type: str, values: Sequence[bytes | str], near: bool = True
+    ) -> list[HashView]:
+        """The consortium's view of each hash, in the order asked; `near=False` leaves out
+        the PDQ near-duplicates that corroborate it (an index search and reads per hash)."""
+        standing = self.entry_standing()
+        matcher = self.matcher if near else None
+        return await lookup_views(self.store, signal_type, values, standing, matcher)
 
     async def match(self, signal_type: str, value: bytes | str) -> list[MatchHit]:
         """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
         threshold = self.rosters.roster.pdq_threshold
         standing = self.entry_standing()
         return await match_hits(self.store, self.matcher, threshold, signal_type, value, standing)
+
+    async def match_many(
+        self, signal_type: str, values: Sequence[bytes | str]
+    ) -> list[list[MatchHit]]:
+        """`match` for each of `values`, searched and looked up together."""
+        threshold = self.rosters.roster.pdq_threshold
+        standing = self.entry_standing()
+        return await match_many_hits(
+            self.store, self.matcher, threshold, signal_type, values, standing
+        )
 
     def entry_standing(self) -> EntryStanding:
         """Which held entries the roster no longer vouches for (node/matching/policy.py)."""
@@ -416,7 +458,10 @@ class NodeService:
 
     def match_policy(self) -> MatchPolicy:
         config = self.config
-        return policy_from(config.act_below_disputes, config.trusted_members, self.rosters.roster)
+        roster = self.rosters.roster
+        return policy_from(
+            config.act_below_disputes, config.trusted_members, roster, config.act_agreement
+        )
 
 
 def _no_sync() -> None:

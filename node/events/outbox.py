@@ -14,8 +14,9 @@ Tables:
   ids are kept, and those the webhook has not acknowledged.
 - `cursors`: per log, how many of its entries have become events; an entry is recorded once,
   whichever path (listener, catch-up at start) reports it.
-- `meta`: `started`, `next_id` (the id the next recorded entry gets), and `delivered` (ids up
-  to it are acknowledged by the webhook endpoint; only while a webhook is configured).
+- `meta`: `started`, `next_id` (the id the next recorded entry gets), `delivered` (ids up
+  to it are acknowledged by the webhook endpoint; only while a webhook is configured), and
+  `feed_id` (random, made with the file: the ids of another file mean other events).
 Delivery is in id order, so the webhook queue is every id above `delivered`; acknowledging an
 event moves that cursor, and it survives restarts (at least once, in order).
 
@@ -114,6 +115,7 @@ class Outbox:
         self._db = SqliteWorker(self.path, "the outbox")
         self._changed = asyncio.Event()
         self._stopping = False
+        self.feed_id = ""  # read at open
 
     async def _call(self, fn: Callable[[sqlite3.Connection], _R], write: bool = False) -> _R:
         """Run `fn` on the outbox's worker thread; in one transaction if it writes."""
@@ -127,6 +129,9 @@ class Outbox:
         await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         self._stopping = False
         await self._db.open(lambda conn: create_tables(conn, self.deliver))
+        self.feed_id = await self._call(
+            lambda c: str(c.execute("SELECT value FROM meta WHERE key = 'feed_id'").fetchone()[0])
+        )
 
     async def close(self) -> None:
         self.stop_waiters()
@@ -246,6 +251,16 @@ class Outbox:
 
     async def latest_id(self) -> int:
         return await self._call(lambda c: _meta_int(c, "next_id", 1)) - 1
+
+    async def oldest_id(self) -> int:
+        """The smallest event id still held (retention drops older ranges); the next id to be
+        recorded when none is held. A consumer whose cursor is below it - 1 missed events."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT min(first_id) FROM event_ranges").fetchone()
+            return int(row[0]) if row[0] is not None else _meta_int(conn, "next_id", 1)
+
+        return await self._call(read)
 
     async def wait_after(self, cursor: int, limit: int, timeout_s: float) -> list[Event]:
         """Events after `cursor`, waiting up to `timeout_s` for the first one (long poll)."""

@@ -11,6 +11,7 @@ and ids keep counting from where they were.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 
 _TABLES = (
@@ -30,6 +31,11 @@ def create_tables(conn: sqlite3.Connection, deliver: bool) -> None:
             conn.execute(statement)
         if _has_table(conn, "events"):
             _move_first_layout(conn, deliver)
+        # The event log's identity: a new file numbers events from 1 again, and a consumer
+        # whose cursor came from another file must be able to tell.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('feed_id', ?)", (secrets.token_hex(8),)
+        )
         if deliver:
             # A queue begins at the newest event: earlier ones were never queued.
             conn.execute(

@@ -1,4 +1,4 @@
-"""Events for the platform: every new add, retract or dispute of any log, as JSON.
+"""Events for the platform: every new add, retract, dispute or confirm of any log, as JSON.
 
 `EventRecorder` records stored log entries as events in the outbox (node/events/outbox.py), a
 range of entries a row; `EntryEvents` builds each event's JSON from the store's entry when the
@@ -26,13 +26,13 @@ from node.formats.json_views import ref_json
 from node.matching.lookups import Standing
 from node.store.base import Store
 from node.store.decoded import DecodedEntries, decoded_or_none
-from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.entries import Add, Confirm, Dispute, EntryRef, Reference, Retract
 from protocol.errors import RosterError
 from protocol.signals import value_text
 
 log = logging.getLogger(__name__)
 
-KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute"}
+KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute", Confirm: "confirm"}
 #: One encoder for every payload: json.dumps with options builds a new one each call.
 _JSON = json.JSONEncoder(ensure_ascii=False)
 _json_str: Callable[[str], str] = json.encoder.encode_basestring  # what _JSON writes for a str
@@ -136,10 +136,8 @@ class EntryEvents:
                 events.append(Event(event_id, KIND_NAMES[type(entry)], body))
         return events
 
-    async def _reference_body(
-        self, payloads: AddPayloads, index: int, entry: Retract | Dispute
-    ) -> str:
-        """The JSON of a retract or dispute, with the hash of the add it is about."""
+    async def _reference_body(self, payloads: AddPayloads, index: int, entry: Reference) -> str:
+        """The JSON of a retract, dispute or confirm, with the hash of the add it is about."""
         body: dict[str, Any] = {
             "log": payloads.origin,
             "index": index,

@@ -9,6 +9,8 @@ Formats:
   te-csv    python-threatexchange's `threatexchange dataset -P --csv`:
             signal_type,signal_str,collab,category,tags (tags separated by spaces)
   te-file   python-threatexchange's local file exchange: one `signal_type signal` per line
+In both te- formats vPDQ is in threatexchange's text form (protocol/te_text.py), and rows of
+threatexchange types we have no equivalent for are skipped and counted by type, not errors.
   jsonl     one JSON object per line (ours; what `export --format jsonl` writes imports back)
 STIX 2.1 output lives in node.formats.stix.
 """
@@ -26,21 +28,18 @@ from node.errors import NodeError
 from protocol.entries import Add
 from protocol.errors import ValidationError
 from protocol.signals import SIGNAL_TYPES, parse_value, value_text
+from protocol.te_text import (
+    OURS_TO_TE,
+    TE_TO_OURS,
+    TE_WITHOUT_EQUIVALENT,
+    vpdq_from_te_text,
+    vpdq_to_te_text,
+)
 
 IMPORT_FORMATS: tuple[str, ...] = ("csv", "te-csv", "te-file", "jsonl")
 CSV_HEADER: tuple[str, ...] = ("signal_type", "value", "labels", "incident", "reference")
 TE_CSV_HEADER: tuple[str, ...] = ("signal_type", "signal_str", "collab", "category", "tags")
 
-#: python-threatexchange signal type names (SignalType.get_name()) with an exact equivalent
-#: here. A video's file SHA-256 is a file SHA-256, so video_sha256 imports as sha256; the
-#: reverse would mislabel images, so sha256 and md5 are not exported in TE formats.
-TE_TO_OURS: dict[str, str] = {
-    "pdq": "pdq",
-    "video_md5": "video_md5",
-    "video_sha256": "sha256",
-    "url": "url",
-}
-OURS_TO_TE: dict[str, str] = {"pdq": "pdq", "video_md5": "video_md5", "url": "url"}
 #: Opinion categories (SignalOpinionCategory, AggregateSignalOpinionCategory, and the older
 #: names) of rows we import: a member's log holds content it removed, so only hashes the source
 #: calls positive go in. An empty category is taken as positive (signals-only listings).
@@ -101,6 +100,8 @@ class ParsedImport:
     problems: tuple[RowNote, ...]
     skipped: tuple[RowNote, ...]
     ignored_tags: tuple[str, ...] = field(default=())  # te-csv tags outside the taxonomy
+    #: (threatexchange type, rows) skipped for want of an equivalent type, by type name.
+    unsupported: tuple[tuple[str, int], ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class _Raw:
     incident: str | None = None
     reference: str | None = None
     skip_reason: str | None = None
+    unsupported_type: str | None = None  # a threatexchange type we have no equivalent for
 
 
 def parse_import(
@@ -139,10 +141,13 @@ def parse_import(
     problems: list[RowNote] = []
     skipped: list[RowNote] = []
     first_line: dict[tuple[str, str], int] = {}
+    unsupported: dict[str, int] = {}
     for raw in raws:
         if isinstance(raw, RowNote):
             problems.append(raw)
             continue
+        if raw.unsupported_type is not None:
+            unsupported[raw.unsupported_type] = unsupported.get(raw.unsupported_type, 0) + 1
         if raw.skip_reason is not None:
             skipped.append(RowNote(raw.line, raw.skip_reason))
             continue
@@ -157,7 +162,13 @@ def parse_import(
             continue
         first_line[key] = row.line
         rows.append(row)
-    return ParsedImport(tuple(rows), tuple(problems), tuple(skipped), tuple(sorted(ignored)))
+    return ParsedImport(
+        tuple(rows),
+        tuple(problems),
+        tuple(skipped),
+        tuple(sorted(ignored)),
+        tuple(sorted(unsupported.items())),
+    )
 
 
 def _check(raw: _Raw, taxonomy: Collection[str], defaults: ImportDefaults) -> ImportRow:
@@ -238,6 +249,23 @@ def _te_type(name: str) -> str | None:
     return TE_TO_OURS.get(name) or (name if name in ("md5", "sha256") else None)
 
 
+def _te_row(line: int, name: str, value: str, labels: tuple[str, ...] = ()) -> _Raw | RowNote:
+    """A row of a threatexchange type: ours, skipped for want of an equivalent, or a problem.
+    A vPDQ in threatexchange's text form becomes ours here."""
+    ours = _te_type(name)
+    if ours is None and name in TE_WITHOUT_EQUIVALENT:
+        reason = f"python-threatexchange type {name} has no equivalent here"
+        return _Raw(line, name, value, skip_reason=reason, unsupported_type=name)
+    if ours is None:
+        return RowNote(line, f"python-threatexchange signal type {name!r} has no equivalent")
+    if ours == "vpdq" and value.lstrip().startswith("["):
+        try:
+            value = value_text("vpdq", vpdq_from_te_text(value))
+        except ValidationError as e:
+            return RowNote(line, str(e))
+    return _Raw(line, ours, value, labels)
+
+
 def _read_te_csv(
     text: str, taxonomy: Collection[str], ignored: set[str]
 ) -> Iterator[_Raw | RowNote]:
@@ -247,9 +275,9 @@ def _read_te_csv(
             yield note
             continue
         name = (record.get("signal_type") or "").strip()
-        ours = _te_type(name)
-        if ours is None:
-            yield RowNote(line, f"python-threatexchange signal type {name!r} has no equivalent")
+        row = _te_row(line, name, record.get("signal_str") or "")
+        if not isinstance(row, _Raw) or row.unsupported_type is not None:
+            yield row
             continue
         category = (record.get("category") or "").strip().upper()
         skip = None
@@ -262,7 +290,7 @@ def _read_te_csv(
         tags = (record.get("tags") or "").split()
         ignored.update(t for t in tags if t not in taxonomy)
         labels = tuple(t for t in tags if t in taxonomy)
-        yield _Raw(line, ours, record.get("signal_str") or "", labels, skip_reason=skip)
+        yield _Raw(line, row.signal_type, row.value, labels, skip_reason=skip)
 
 
 def _read_te_file(text: str, signal_type: str | None) -> Iterator[_Raw | RowNote]:
@@ -273,11 +301,7 @@ def _read_te_file(text: str, signal_type: str | None) -> Iterator[_Raw | RowNote
         name, value = signal_type, stripped
         if name is None:
             name, _, value = stripped.partition(" ")
-        ours = _te_type(name)
-        if ours is None:
-            yield RowNote(number, f"python-threatexchange signal type {name!r} has no equivalent")
-            continue
-        yield _Raw(number, ours, value.strip())
+        yield _te_row(number, name, value.strip())
 
 
 def _read_jsonl(text: str) -> Iterator[_Raw | RowNote]:
@@ -362,7 +386,10 @@ def write_te_csv(views: Iterable[dict[str, Any]], out: TextIO, collab: str) -> t
         if name is None:
             left_out += 1
             continue
-        writer.writerow([name, view["value"], collab, te_category(view), " ".join(view["labels"])])
+        value = view["value"]
+        if name == "vpdq":
+            value = vpdq_to_te_text(bytes.fromhex(value))
+        writer.writerow([name, value, collab, te_category(view), " ".join(view["labels"])])
         written += 1
     return written, left_out
 
@@ -389,9 +416,13 @@ def jsonl_record(view: dict[str, Any]) -> dict[str, Any]:
                 "disputes": s["disputes"],
                 # A node older than the flags gives none (node/matching/policy.py).
                 "standing": s.get("standing"),
+                # A node older than confirmations gives neither (docs/agreement.md).
+                "confirmations": s.get("confirmations", []),
+                "corroborations": s.get("corroborations", []),
             }
             for s in view["submissions"]
         ],
+        "agreement": view.get("agreement"),
     }
 
 

@@ -12,7 +12,7 @@ from node.errors import RequestError
 from protocol.entries import Add, EntryRef
 from protocol.errors import ValidationError
 from protocol.signals import parse_value, value_text
-from protocol.view import HashView
+from protocol.view import HashView, NearAdd, Submission
 
 #: An Idempotency-Key: printable ASCII without quotes or backslashes, optionally quoted (the
 #: IETF draft makes it a structured-field string, "..."), at most 255 characters.
@@ -41,9 +41,16 @@ def ref_json(ref: EntryRef) -> dict[str, Any]:
 def view_json(view: HashView, member_of: Callable[[str], str | None]) -> dict[str, Any]:
     """A hash's provenance as the operator API and `hashmesh lookup --json` show it.
 
-    Disputes and retractions are given per submission; `disputes` also lists them all at once.
+    Disputes, confirmations, corroborations and retractions are given per submission;
+    `disputes` also lists the disputes all at once, and `agreement` names the members that
+    stand behind the hash (protocol/view.py: HashView.backers).
     """
     body = _view_body(view, member_of)
+    backers = sorted(view.backers())
+    body["agreement"] = {
+        "count": len(backers),
+        "members": [{"member": member_of(log), "log": log} for log in backers],
+    }
     body["disputes"] = [
         {**d, "target": {"log": s["log"], "index": s["index"]}}
         for s in body["submissions"]
@@ -87,10 +94,42 @@ def _view_body(view: HashView, member_of: Callable[[str], str | None]) -> dict[s
                     }
                     for d in s.disputes
                 ],
+                "confirmations": [
+                    {
+                        "member": member_of(c.ref.log),
+                        **ref_json(c.ref),
+                        "timestamp_ms": c.timestamp_ms,
+                        "reason_code": c.reason_code,
+                        "text": c.text,
+                        "active": c.active,
+                        "standing": c.standing,
+                        "retraction": None
+                        if c.retraction is None
+                        else {
+                            **ref_json(c.retraction.ref),
+                            "timestamp_ms": c.retraction.timestamp_ms,
+                        },
+                    }
+                    for c in s.confirmations
+                ],
+                "corroborations": [
+                    _corroboration_json(c, member_of) for c in view.corroborations(s)
+                ],
             }
             for s in view.submissions
         ],
     }
+
+
+def _corroboration_json(
+    by: Submission | NearAdd, member_of: Callable[[str], str | None]
+) -> dict[str, Any]:
+    """Another member's add of the same hash (distance 0) or of a near-duplicate."""
+    if isinstance(by, NearAdd):
+        ref, ts, distance = by.ref, by.timestamp_ms, by.distance
+    else:
+        ref, ts, distance = by.ref, by.add.timestamp_ms, 0
+    return {"member": member_of(ref.log), **ref_json(ref), "timestamp_ms": ts, "distance": distance}
 
 
 def parse_add(item: Any, now_ms: int) -> Add:

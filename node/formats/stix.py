@@ -12,7 +12,10 @@ stream. Choices (see docs/operator.md (section "Importing and exporting hash lis
   extension-definition object (STIX 2.1's toplevel-property-extension);
 - every member is an `identity` (organization), the first submitter is `created_by_ref`;
   a hash every submitter withdrew (only with --include-withdrawn) is `revoked`; one whose
-  live adds the roster no longer vouches for carries `x_hashmesh_flags` (node/matching/policy.py).
+  live adds the roster no longer vouches for carries `x_hashmesh_flags` (node/matching/policy.py);
+- `confidence` (STIX 2.1 section 3.2, on the Low/Med/High scale of its Appendix A) says how many
+  members stand behind the hash (docs/agreement.md): disputed, Low (15); one member, Med (50);
+  two or more, High (85). A view without `agreement` (an older node's) has no confidence.
 """
 
 from __future__ import annotations
@@ -108,6 +111,19 @@ def extension_definition() -> dict[str, Any]:
     }
 
 
+CONFIDENCE_DISPUTED, CONFIDENCE_ONE_MEMBER, CONFIDENCE_AGREED = 15, 50, 85
+
+
+def confidence(view: dict[str, Any]) -> int | None:
+    """STIX confidence from the members standing behind a hash and the disputes it drew."""
+    agreement = view.get("agreement")
+    if agreement is None:
+        return None
+    if any(s["disputes"] for s in view["submissions"] if s["active"]):
+        return CONFIDENCE_DISPUTED
+    return CONFIDENCE_AGREED if agreement["count"] >= 2 else CONFIDENCE_ONE_MEMBER
+
+
 def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
     """One hash view as an indicator; times are the members' entry timestamps."""
     subs = view["submissions"]
@@ -116,6 +132,7 @@ def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
         if s["retraction"] is not None:
             times.append(s["retraction"]["timestamp_ms"])
         times.extend(d["timestamp_ms"] for d in s["disputes"])
+        times.extend(c["timestamp_ms"] for c in s.get("confirmations", []))
     first = min(subs, key=lambda s: (s["timestamp_ms"], s["log"], s["index"]))
     members = sorted({s["member"] for s in subs if s["member"] is not None})
     incidents = sorted({s["incident"] for s in subs if s["incident"] is not None})
@@ -154,6 +171,9 @@ def indicator(view: dict[str, Any], consortium: str) -> dict[str, Any]:
         body["labels"] = list(view["labels"])
     if view.get("flags"):  # a node older than the flags gives none
         body["x_hashmesh_flags"] = list(view["flags"])
+    level = confidence(view)
+    if level is not None:
+        body["confidence"] = level
     if not view["active"]:
         body["revoked"] = True
     return body

@@ -1,6 +1,9 @@
 """The operator API's pull stream over the event log (node/events/outbox.py):
 - GET /v1/events?after=<id>&wait=<s>&limit=<n>: long poll; events with an id above `after`,
-  waiting up to `wait` seconds (at most 60) for the first one; at most 1000 per answer.
+  waiting up to `wait` seconds (at most 60) for the first one; at most 1000 per answer. The
+  answer also gives `oldest` (the first id still held: a cursor below `oldest - 1` missed
+  events the retention dropped), `latest` (the newest id recorded) and `feed` (the event
+  log's identity: if it changes, ids were numbered afresh and old cursors mean nothing).
 - GET /v1/events/stream: server-sent events from `Last-Event-ID` (or ?after=), one SSE
   message per event (id, event kind, JSON data), with a keep-alive comment every 15 s.
 """
@@ -58,7 +61,18 @@ def events_routes(outbox: Outbox) -> list[web.RouteDef]:
         limit = int(_number(request, "limit", MAX_EVENTS, MAX_EVENTS)) or MAX_EVENTS
         events = await outbox.wait_after(after, limit, wait)
         cursor = events[-1].id if events else after
-        return web.json_response({"events": [e.body() for e in events], "cursor": cursor})
+        # Read after the events: retention only moves forward, so `after` >= oldest - 1 here
+        # means nothing between `after` and the events answered was dropped.
+        oldest, latest = await outbox.oldest_id(), await outbox.latest_id()
+        return web.json_response(
+            {
+                "events": [e.body() for e in events],
+                "cursor": cursor,
+                "oldest": oldest,
+                "latest": latest,
+                "feed": outbox.feed_id,
+            }
+        )
 
     async def stream(request: web.Request) -> web.StreamResponse:
         header = request.headers.get("Last-Event-ID")

@@ -74,7 +74,8 @@ def export_routes(service: NodeService) -> list[web.RouteDef]:
         if not page:
             return []
         values = list(dict.fromkeys(_value(signal_type, key) for _, _, key in page))
-        views = {v.value: v for v in await service.lookup(signal_type, values)}
+        # Without near-duplicates: a search and reads per PDQ hash would slow a whole export.
+        views = {v.value: v for v in await service.lookup(signal_type, values, near=False)}
         lines = []
         for log, index, key in page:
             view = views[_value(signal_type, key)]

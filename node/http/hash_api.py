@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from aiohttp import BodyPartReader, web
 
 from node.errors import HashingError, RequestError
 from node.http.match_api import Matching, match_results
-from node.matching.hashing import LOW_QUALITY, hash_file
-from protocol.signals import value_text
+from node.matching.hashing import hash_file
+from protocol.view import HashView
 
 MAX_FILES = 100
 
@@ -62,15 +63,7 @@ async def _hash_uploads(
             {
                 "file": name,
                 "bytes": size,
-                "hashes": [
-                    {
-                        "signal_type": signal_type,
-                        "value": value_text(signal_type, value),
-                        "quality": quality,
-                        "low_quality": quality is not None and quality < LOW_QUALITY,
-                    }
-                    for signal_type, value, quality in hashes
-                ],
+                "hashes": [h.to_json() for h in hashes],
             }
         )
     if not out:
@@ -78,15 +71,32 @@ async def _hash_uploads(
     return out
 
 
-def hash_routes(matching: Matching, directory: Path, max_bytes: int) -> list[web.RouteDef]:
+def match_query(h: dict[str, Any]) -> dict[str, Any]:
+    """The /v1/match query for a hash as `FileHash.to_json` shows it: both PDQ hashes if it
+    has two."""
+    query = {"signal_type": h["signal_type"], "value": h["value"]}
+    if "threatexchange_value" in h:
+        query["threatexchange_value"] = h["threatexchange_value"]
+    return query
+
+
+def hash_routes(
+    matching: Matching,
+    directory: Path,
+    max_bytes: int,
+    on_view: Callable[[HashView], None] | None = None,
+) -> list[web.RouteDef]:
+    """The hashing routes; `on_view` is given every view a file's hashes matched (the node's
+    review queue)."""
+
     async def hash_files(request: web.Request) -> web.Response:
         return web.json_response({"files": await _hash_uploads(request, directory, max_bytes)})
 
     async def match_files(request: web.Request) -> web.Response:
         files = await _hash_uploads(request, directory, max_bytes)
         for f in files:
-            queries = [{"signal_type": h["signal_type"], "value": h["value"]} for h in f["hashes"]]
-            f["results"] = await match_results(matching, queries)
+            queries = [match_query(h) for h in f["hashes"]]
+            f["results"] = await match_results(matching, queries, on_view)
             f["found"] = any(r["found"] for r in f["results"])
         return web.json_response({"files": files})
 

@@ -72,6 +72,16 @@ def operator_app(
         )
         return web.json_response({"entry": ref_json(ref)})
 
+    async def confirm(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("index"), int):
+            raise RequestError("confirm needs log, index and reason_code")
+        target = EntryRef(str(body.get("log", "")), body["index"])
+        ref = await service.confirm(
+            target, str(body.get("reason_code", "")), str(body.get("text", ""))
+        )
+        return web.json_response({"entry": ref_json(ref)})
+
     async def status(request: web.Request) -> web.Response:
         body = node_status(service)
         body["peers"] = peer_status() if peer_status else {}
@@ -116,15 +126,19 @@ def operator_app(
     app = web.Application(
         middlewares=[errors_middleware, bearer], client_max_size=service.config.max_body_bytes
     )
-    app.add_routes(match_routes(service, on_lookup))
+    app.add_routes(match_routes(service, on_lookup, service.review_queue.offer))
     app.add_routes(export_routes(service))
     tmp = service.config.data_dir / "uploads"
-    app.add_routes(hash_routes(service, tmp, service.config.max_upload_bytes))
+    queue = service.review_queue
+    app.add_routes(
+        hash_routes(service, tmp, service.config.max_upload_bytes, lambda v: queue.offer([v]))
+    )
     app.add_routes(
         [
             web.post("/v1/submit", submit),
             web.post("/v1/retract", retract),
             web.post("/v1/dispute", dispute),
+            web.post("/v1/confirm", confirm),
             web.get("/v1/status", status),
             web.get("/v1/proof", proof),
             web.get("/v1/roster", roster_get),

@@ -99,6 +99,7 @@ class MatchIndex:
     ) -> None:
         self.pdq_threshold = pdq_threshold
         self.vpdq_thresholds = vpdq_thresholds
+        self._merging = asyncio.Lock()
         self._kinds: dict[str, _Kind] = {
             "pdq": _Kind(PdqIndex()),
             "vpdq": _Kind(VpdqIndex(vpdq_thresholds.quality)),
@@ -107,6 +108,12 @@ class MatchIndex:
     def size(self, signal_type: str) -> int:
         kind = self._kinds.get(signal_type)
         return 0 if kind is None else len(kind.index)
+
+    def pdq_buffered(self) -> int:
+        """PDQ hashes added since the chunk tables were last merged (searches scan them)."""
+        index = self._kinds["pdq"].index
+        assert isinstance(index, PdqIndex)
+        return len(index) - index.snapshot()[0].rows
 
     def add(self, log: str, index: int, signal_type: str, value: bytes) -> None:
         """Index one add entry (other signal types are ignored, as are repeats)."""
@@ -159,15 +166,20 @@ class MatchIndex:
         kind.refs.extend(log, indexes)
         kind.newest[log] = indexes[-1]
 
-    async def merge_pdq_in_thread(self) -> None:
-        """Merge the PDQ index's recent adds into its tables if due, the tables built in a
-        worker thread: numpy lets go of the GIL for most of it, so a catch-up's event loop
-        goes on verifying meanwhile. Searches stay exact throughout (the buffer is scanned
-        until the new tables are adopted)."""
+    async def merge_pdq_in_thread(self, for_search: bool = False) -> None:
+        """Merge the PDQ index's recent adds into its tables if due (`for_search`: if worth
+        it before a search), the tables built in a worker thread: numpy lets go of the GIL for
+        most of it, so a catch-up's event loop goes on verifying meanwhile. Searches stay
+        exact throughout (the buffer is scanned until the new tables are adopted). One merge
+        at a time: searches arriving together wait for the same one."""
         index = self._kinds["pdq"].index
-        if isinstance(index, PdqIndex) and index.merge_due():
-            tables = await asyncio.to_thread(extend_tables, *index.snapshot())
-            index.adopt(tables)
+        if not isinstance(index, PdqIndex) or not _due(index, for_search):
+            return
+        async with self._merging:
+            # Due is checked again: the merge waited for may have taken the buffer.
+            if _due(index, for_search):
+                tables = await asyncio.to_thread(extend_tables, *index.snapshot())
+                index.adopt(tables)
 
     @staticmethod
     def _add_to(kind: _Kind, log: str, index: int, value: bytes) -> None:
@@ -239,6 +251,25 @@ class MatchIndex:
         found = kind.index.search_many(list(hashes), radius)
         return [[PdqHit(*kind.refs[row], distance) for row, distance in f] for f in found]
 
+    def match_pdq_values(
+        self, hashes: Sequence[bytes], threshold: int | None = None
+    ) -> list[list[tuple[bytes, int]]]:
+        """For each query, every distinct pdq value held within `threshold` (default the
+        index's) and its distance, nearest first: the values a match shows, with no need to
+        read their entries back from the store."""
+        kind = self._kinds["pdq"]
+        assert isinstance(kind.index, PdqIndex)
+        radius = self.pdq_threshold if threshold is None else threshold
+        index = kind.index
+        out: list[list[tuple[bytes, int]]] = []
+        for found in index.search_many(list(hashes), radius):
+            # Several members may hold one value: one hit per value (at the same distance).
+            nearest: dict[bytes, int] = {}
+            for row, distance in found:  # nearest first
+                nearest.setdefault(index.hash_at(row), distance)
+            out.append(list(nearest.items()))
+        return out
+
     def match_vpdq(
         self, value: bytes | Sequence[VpdqFrame], thresholds: VpdqThresholds | None = None
     ) -> list[VpdqHit]:
@@ -248,6 +279,10 @@ class MatchIndex:
         frames = _frames(value) if isinstance(value, bytes) else value
         hits = kind.index.search(frames, thresholds or self.vpdq_thresholds)
         return [VpdqHit(*kind.refs[h.video], h.query_percent, h.target_percent) for h in hits]
+
+
+def _due(index: PdqIndex, for_search: bool) -> bool:
+    return index.search_merge_due() if for_search else index.merge_due()
 
 
 def _frames(value: bytes) -> list[VpdqFrame]:

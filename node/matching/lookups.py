@@ -1,19 +1,29 @@
 """Looking hashes up in a store: the consortium's view of each hash (exact), and every hash a
 query matches (near-duplicates for PDQ and vPDQ through the match index, exact otherwise).
-Shared by the node and by read-only match servers."""
+Shared by the node and by read-only match servers.
+
+A PDQ hash's view also names the other members' live adds of near-duplicates within the
+consortium's threshold (the index's), which corroborate it (protocol/view.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from node.matching.matcher import Matcher, MatchHit
 from node.store.base import Store
 from node.store.rows import located
-from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.entries import Add, Confirm, EntryRef, Reference, Retract
 from protocol.signals import value_key
-from protocol.view import HashView, LocatedEntry, fold
+from protocol.view import HashView, LocatedEntry, NearAdd, fold
 
 Standing = Callable[[EntryRef], str | None]
+#: At most this many near-duplicates are named as corroborating one PDQ hash (nearest first).
+MAX_NEAR_ADDS = 32
+
+#: The two ways an image's PDQ hash is made (node/matching/hashing.py): hashmesh's, of the
+#: image converted to RGB, and python-threatexchange's, of the decoded array as it is.
+RGB_HASH, THREATEXCHANGE_HASH = "rgb", "threatexchange"
 
 
 async def lookup_views(
@@ -21,13 +31,23 @@ async def lookup_views(
     signal_type: str,
     values: Sequence[bytes | str],
     standing: Standing | None = None,
+    matcher: Matcher | None = None,
 ) -> list[HashView]:
     """The consortium's view of each hash, in the order asked; `standing` (node/matching/policy.py)
-    flags the adds the roster no longer vouches for."""
+    flags the adds the roster no longer vouches for; with a `matcher`, PDQ views name the
+    near-duplicates that corroborate them."""
     keys = [value_key(v) for v in values]
     found = [x for f in await store.find_adds(signal_type, keys) if (x := located(f))]
     refs = [(x.ref.log, x.ref.index) for x in found]
     references = [x for f in await store.find_references(refs) if (x := located(f))]
+    # A confirmation's confirmer may have retracted it: those retractions are found too.
+    confirm_refs = [(x.ref.log, x.ref.index) for x in references if isinstance(x.entry, Confirm)]
+    if confirm_refs:
+        references += [x for f in await store.find_references(confirm_refs) if (x := located(f))]
+    near: dict[bytes | str, list[NearAdd]] = {}
+    if matcher is not None and signal_type == "pdq":
+        pdq_values = [v for v in values if isinstance(v, bytes)]
+        near = await _near_adds(store, matcher, pdq_values, standing)
     # Grouped once, so a batch of n hashes costs O(n), not O(n^2).
     adds_by_value: dict[bytes | str, list[LocatedEntry]] = {}
     for x in found:
@@ -35,14 +55,79 @@ async def lookup_views(
             adds_by_value.setdefault(x.entry.value, []).append(x)
     related_by_target: dict[EntryRef, list[LocatedEntry]] = {}
     for x in references:
-        if isinstance(x.entry, Retract | Dispute):
+        if isinstance(x.entry, Reference):
             related_by_target.setdefault(x.entry.target, []).append(x)
     views = []
     for value in values:
         adds = adds_by_value.get(value, [])
         related = [r for a in adds for r in related_by_target.get(a.ref, [])]
-        views.append(fold(signal_type, value, adds, related, standing))
+        related += [
+            r
+            for c in related
+            if isinstance(c.entry, Confirm)
+            for r in related_by_target.get(c.ref, [])
+        ]
+        views.append(fold(signal_type, value, adds, related, standing, near.get(value, ())))
     return views
+
+
+async def _near_adds(
+    store: Store, matcher: Matcher, values: Sequence[bytes], standing: Standing | None
+) -> dict[bytes | str, list[NearAdd]]:
+    """The live adds within the index's threshold of each PDQ value, other than the value
+    itself (distance 0), nearest first."""
+    hits = {
+        value: [h for h in found if h.distance > 0][:MAX_NEAR_ADDS]
+        for value, found in zip(values, matcher.index.match_pdq_many(values), strict=True)
+    }
+    refs = sorted({(h.log, h.index) for found in hits.values() for h in found})
+    if not refs:
+        return {}
+    adds = await matcher.stored_values(refs)
+    retracted = set()
+    for f in await store.find_references(refs):
+        x = located(f)
+        if x is not None and isinstance(x.entry, Retract) and x.ref.log == x.entry.target.log:
+            retracted.add(x.entry.target)
+    near: dict[bytes | str, list[NearAdd]] = {}
+    for value, found in hits.items():
+        for h in found:
+            ref = EntryRef(h.log, h.index)
+            add = adds.get((h.log, h.index))
+            if add is None or ref in retracted:
+                continue
+            flag = standing(ref) if standing else None
+            near.setdefault(value, []).append(NearAdd(ref, add.timestamp_ms, h.distance, flag))
+    return near
+
+
+async def match_many_hits(
+    store: Store,
+    matcher: Matcher,
+    pdq_threshold: int,
+    signal_type: str,
+    values: Sequence[bytes | str],
+    standing: Standing | None = None,
+) -> list[list[MatchHit]]:
+    """`match_hits` for each of `values`, in the order asked. PDQ queries are searched as one
+    batch and every hash they hit is looked up in one store read: per query, a round trip to
+    the store's thread and the re-reading of each hit's entry were most of a match's time."""
+    binary = [v for v in values if isinstance(v, bytes)]
+    if signal_type == "pdq" and len(binary) == len(values):
+        await matcher.index.merge_pdq_in_thread(for_search=True)
+        found = matcher.index.match_pdq_values(binary, pdq_threshold)
+        # The index holds each hit's value, so the store is asked only for the views.
+        distinct = list(dict.fromkeys(value for hits in found for value, _ in hits))
+        views = await lookup_views(store, "pdq", distinct, standing, matcher)
+        by_value = {view.value: view for view in views if view.submissions}
+        return [
+            [MatchHit(by_value[value], distance=d) for value, d in hits if value in by_value]
+            for hits in found
+        ]
+    if signal_type == "vpdq" and len(binary) == len(values):
+        return [await _match_vpdq(store, matcher, v, standing) for v in binary]
+    views = await lookup_views(store, signal_type, values, standing)
+    return [[MatchHit(view)] if view.submissions else [] for view in views]
 
 
 async def match_hits(
@@ -54,28 +139,36 @@ async def match_hits(
     standing: Standing | None = None,
 ) -> list[MatchHit]:
     """Every hash held that matches: near-duplicates for pdq and vpdq, exact otherwise."""
-    if signal_type == "pdq" and isinstance(value, bytes):
-        pdq_hits = matcher.index.match_pdq(value, pdq_threshold)
-        nearest: dict[bytes | str, int] = {}
-        adds = await matcher.stored_values([(h.log, h.index) for h in pdq_hits])
-        for h in pdq_hits:
-            stored = adds.get((h.log, h.index))
-            if stored is not None and stored.value not in nearest:
-                nearest[stored.value] = h.distance
-        views = await lookup_views(store, "pdq", list(nearest), standing)
-        return [MatchHit(v, distance=nearest[v.value]) for v in views]
-    if signal_type == "vpdq" and isinstance(value, bytes):
-        video_hits = matcher.index.match_vpdq(value)
-        adds = await matcher.stored_values([(h.log, h.index) for h in video_hits])
-        shares: dict[bytes | str, tuple[float, float]] = {}
-        for v in video_hits:
-            stored = adds.get((v.log, v.index))
-            if stored is not None and stored.value not in shares:
-                shares[stored.value] = (v.query_percent, v.target_percent)
-        views = await lookup_views(store, "vpdq", list(shares), standing)
-        return [
-            MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
-            for v in views
-        ]
-    views = await lookup_views(store, signal_type, [value], standing)
-    return [MatchHit(v) for v in views if v.submissions]
+    [hits] = await match_many_hits(store, matcher, pdq_threshold, signal_type, [value], standing)
+    return hits
+
+
+async def _match_vpdq(
+    store: Store, matcher: Matcher, value: bytes, standing: Standing | None
+) -> list[MatchHit]:
+    video_hits = matcher.index.match_vpdq(value)
+    adds = await matcher.stored_values([(h.log, h.index) for h in video_hits])
+    shares: dict[bytes | str, tuple[float, float]] = {}
+    for v in video_hits:
+        stored = adds.get((v.log, v.index))
+        if stored is not None and stored.value not in shares:
+            shares[stored.value] = (v.query_percent, v.target_percent)
+    views = await lookup_views(store, "vpdq", list(shares), standing)
+    return [
+        MatchHit(v, query_percent=shares[v.value][0], target_percent=shares[v.value][1])
+        for v in views
+    ]
+
+
+def nearest_of_both(
+    rgb_hits: Sequence[MatchHit], threatexchange_hits: Sequence[MatchHit]
+) -> list[MatchHit]:
+    """The PDQ hits of an image searched with both its hashes, each stored hash once, at the
+    nearer distance, saying which of the two hashes found it there (the RGB one on a tie)."""
+    nearest: dict[bytes | str, MatchHit] = {}
+    for convention, hits in ((RGB_HASH, rgb_hits), (THREATEXCHANGE_HASH, threatexchange_hits)):
+        for hit in hits:
+            known = nearest.get(hit.view.value)
+            if known is None or (hit.distance or 0) < (known.distance or 0):
+                nearest[hit.view.value] = dataclasses.replace(hit, pdq_convention=convention)
+    return list(nearest.values())

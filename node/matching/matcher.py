@@ -25,6 +25,9 @@ class MatchHit:
     distance: int | None = None  # PDQ: Hamming distance
     query_percent: float | None = None  # vPDQ: share of the query's frames matched
     target_percent: float | None = None  # vPDQ: share of the stored video's frames matched
+    #: PDQ searched with both of an image's hashes: which found it nearest, RGB_HASH or
+    #: THREATEXCHANGE_HASH (node/matching/lookups.py, `nearest_of_both`).
+    pdq_convention: str | None = None
 
 
 class Matcher:

@@ -10,7 +10,10 @@ decides for itself what to do with that. Decisions:
 
 A submission counts towards `act` when it is not retracted, not flagged, its origin is trusted
 (all members are, unless `trusted_members` names some) and fewer than `act_below_disputes`
-distinct other members dispute it.
+distinct other members dispute it. Then the hash is acted on when at least `act_agreement`
+trusted members stand behind it (the origins of its live adds, the members that confirmed
+one, the origins of near-duplicates: HashView.backers); below that it goes to review. The
+consortium's default is the roster's `act_agreement`; a node may ask for more, never less.
 
 A held entry is *flagged* (`EntryStanding`) when the roster in force no longer vouches for it:
 its log's member was removed (`member-removed`), or it lies at or past the size S where the
@@ -72,13 +75,18 @@ def entry_standing(roster: Roster, vouched: Mapping[str, int] | None = None) -> 
 class MatchPolicy:
     act_below_disputes: int = 1
     trusted_origins: frozenset[str] | None = None  # None: every member is trusted
+    act_agreement: int = 1  # act when at least this many trusted members stand behind it
 
 
-def policy_from(act_below_disputes: int, trusted_members: str, roster: Roster) -> MatchPolicy:
-    """The policy a node's settings describe; `trusted_members` is comma-separated member ids."""
+def policy_from(
+    act_below_disputes: int, trusted_members: str, roster: Roster, act_agreement: int = 1
+) -> MatchPolicy:
+    """The policy a node's settings describe; `trusted_members` is comma-separated member ids;
+    the agreement asked for is the roster's or the node's `act_agreement`, whichever is more."""
     trusted = [m.strip() for m in trusted_members.split(",") if m.strip()]
     origins = frozenset(m.origin for m in roster.members if m.member_id in trusted)
-    return MatchPolicy(act_below_disputes, origins if trusted else None)
+    agreement = max(roster.act_agreement, act_agreement)
+    return MatchPolicy(act_below_disputes, origins if trusted else None, agreement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,5 +115,16 @@ def decide(view: HashView, policy: MatchPolicy) -> Decision | None:
     for s in trusted:
         disputers = {d.ref.log for d in s.disputes if d.ref.log != s.ref.log}
         if len(disputers) < policy.act_below_disputes:
-            return Decision(ACT, f"added by {s.ref.log}, disputed by {len(disputers)}")
+            backers = len(view.backers(policy.trusted_origins))
+            if backers < policy.act_agreement:
+                return Decision(
+                    REVIEW,
+                    f"{backers} member(s) stand behind it; this node acts at"
+                    f" {policy.act_agreement}",
+                )
+            return Decision(
+                ACT,
+                f"added by {s.ref.log}, {backers} member(s) stand behind it,"
+                f" disputed by {len(disputers)}",
+            )
     return Decision(REVIEW, f"disputed by {policy.act_below_disputes} or more members")

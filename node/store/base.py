@@ -25,10 +25,10 @@ class EntryRow(NamedTuple):
 
     idx: int  # its index in the log (named as its column: `index` is a tuple method)
     raw: bytes
-    kind: int | None = None  # 0 add, 1 retract, 2 dispute; None if it did not decode
+    kind: int | None = None  # 0 add, 1 retract, 2 dispute, 3 confirm; None: did not decode
     signal_type: str | None = None  # adds only
     value_key: bytes | None = None  # adds only: raw hash bytes, or a URL's UTF-8
-    target_log: str | None = None  # retracts and disputes
+    target_log: str | None = None  # retracts, disputes and confirms
     target_index: int | None = None
     timestamp_ms: int = 0  # the origin's timestamp in the entry
     received_ms: int = 0  # when this node stored it
@@ -156,7 +156,7 @@ class Store(Protocol):
         """Every add entry of that signal type whose value is one of `value_keys`."""
 
     async def find_references(self, targets: Sequence[tuple[str, int]]) -> list[FoundEntry]:
-        """Every retract or dispute entry whose target is one of `targets`."""
+        """Every retract, dispute or confirm entry whose target is one of `targets`."""
 
     def iter_values(self, signal_type: str) -> AsyncIterator[tuple[str, int, bytes]]:
         """(log, index, value_key) of every add of a signal type, in batches, for indexes."""

@@ -272,7 +272,7 @@ class PostgresStore:
         with _translated("finding references"):
             rows = await self.pool.fetch(
                 f"{_FOUND} JOIN unnest($1::text[], $2::bigint[]) AS t (target_log, target_index)"
-                " USING (target_log, target_index) WHERE e.kind IN (1, 2)",
+                " USING (target_log, target_index) WHERE e.kind IN (1, 2, 3)",
                 [log for log, _ in wanted],
                 [index for _, index in wanted],
             )

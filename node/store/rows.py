@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.store.base import EntryRow, FoundEntry
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError
 from protocol.records import new_record
 from protocol.signals import value_key
@@ -18,8 +18,8 @@ def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> 
         return new_record(
             EntryRow, (index, raw, 0, entry.signal_type, key, None, None, ts, received_ms)
         )
-    if isinstance(entry, Retract | Dispute):
-        kind = 1 if isinstance(entry, Retract) else 2
+    if isinstance(entry, Retract | Dispute | Confirm):
+        kind = 1 if isinstance(entry, Retract) else 2 if isinstance(entry, Dispute) else 3
         log, target, ts = entry.target.log, entry.target.index, entry.timestamp_ms
         return new_record(EntryRow, (index, raw, kind, None, None, log, target, ts, received_ms))
     return new_record(EntryRow, (index, raw, None, None, None, None, None, 0, received_ms))

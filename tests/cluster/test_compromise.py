@@ -20,7 +20,16 @@ from protocol import merkle
 from protocol.roster import SignedRoster, verify_chain
 from protocol.tlogproof import parse_tlog_proof
 from protocol.trust import open_trusted
-from tests.cluster.support import api, consortium, md5_item, roots, status, submit, wait_until
+from tests.cluster.support import (
+    NOW,
+    api,
+    consortium,
+    md5_item,
+    roots,
+    status,
+    submit,
+    wait_until,
+)
 from tests.cluster.test_governance import cli, draft, sign
 
 
@@ -161,7 +170,7 @@ def test_an_auditor_without_a_token_fetches_rosters_old_checkpoints_and_proofs(
         wait_until(lambda: signed_size(a, b.origin) == 3, 30, "b's log at 3 on a")
 
         chain = [base64.b64decode(r) for r in get_json(a, "/v1/audit/rosters")["rosters"]]
-        roster = verify_chain(chain[0], chain[1:])
+        roster = verify_chain(chain[0], chain[1:], NOW())
         assert chain[0] == a.roster_path.read_bytes()
         sizes = get_json(a, f"/v1/audit/checkpoints?log={b.origin}")["sizes"]
         assert 2 in sizes and sizes[-1] == 3

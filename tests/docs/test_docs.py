@@ -19,7 +19,7 @@ import pytest
 
 from node.cli.main import build_parser
 from node.config import NodeConfig
-from protocol.entries import Add, Dispute, Retract, decode_entry, encode_entry
+from protocol.entries import Add, Confirm, Dispute, Retract, decode_entry, encode_entry
 from protocol.errors import DecodeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,7 +235,7 @@ def test_the_entry_examples_of_the_protocol_spec_decode_to_exactly_their_bytes()
         kinds.add(type(entry))
         if isinstance(entry, Add):
             assert f"{len(raw)} bytes" in text, f"docs/protocol.md:{line}: size not stated"
-    assert kinds == {Add, Retract, Dispute}
+    assert kinds == {Add, Retract, Dispute, Confirm}
     entries = [decode_entry(bytes.fromhex(h)) for _, h in blocks]
     signal_types = {e.signal_type for e in entries if isinstance(e, Add)}
     assert {"md5", "url", "pdq", "vpdq"} <= signal_types

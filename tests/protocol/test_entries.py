@@ -15,6 +15,7 @@ from protocol.entries import (
     MAX_REMEMBERED_INCIDENTS,
     MAX_REMEMBERED_LABEL_SETS,
     Add,
+    Confirm,
     Dispute,
     EntryRef,
     Retract,
@@ -217,3 +218,23 @@ def test_a_str_subclass_equal_to_a_remembered_incident_is_still_checked() -> Non
     Add(0, "md5", bytes(16), (), "inc-remembered")
     with pytest.raises(ValidationError):
         Add(0, "md5", bytes(16), (), Posing("-not valid-"))
+
+
+def test_a_confirmation_round_trips_with_its_layout() -> None:
+    c = Confirm(7, EntryRef("b.example/log", 9), "also-removed", "same video")
+    raw = encode_entry(c)
+    assert decode_entry(raw) == c
+    assert codec.decode(raw) == [1, 3, 7, ["b.example/log", 9], "also-removed", "same video"]
+
+
+def test_a_confirmation_needs_a_known_reason_code() -> None:
+    with pytest.raises(ValidationError):
+        Confirm(7, EntryRef("b.example/log", 9), "wrong-label")
+    raw = codec.encode([1, 3, 7, ["b.example/log", 9], "agree", ""])
+    with pytest.raises(DecodeError):
+        decode_entry(raw)
+
+
+def test_an_entry_of_an_unknown_kind_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="unknown kind 9"):
+        decode_entry(codec.encode([1, 9, 7, ["b.example/log", 9], "reviewed", ""]))

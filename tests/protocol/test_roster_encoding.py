@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -32,6 +33,20 @@ def test_round_trip() -> None:
     assert Roster.decode(roster.encode()) == roster
     assert SignedRoster.decode(signed.encode()) == signed
     assert signed.roster == roster
+
+
+def test_a_roster_asking_for_agreement_round_trips_and_one_without_keeps_its_bytes() -> None:
+    roster, _ = first_roster()
+    assert len(codec.decode(roster.encode())) == 12  # type: ignore[arg-type]
+    strict = dataclasses.replace(roster, act_agreement=2)
+    assert Roster.decode(strict.encode()).act_agreement == 2
+    assert strict.encode()[1:] == roster.encode()[1:] + b"\x02"  # one more item: 2
+    items = codec.decode(roster.encode())
+    assert isinstance(items, list)
+    with pytest.raises(DecodeError, match="default"):
+        Roster.decode(codec.encode([*items, 1]))  # 1 is the default: never written
+    with pytest.raises(DecodeError):
+        Roster.decode(codec.encode([*items, 0]))
 
 
 def test_decode_strictness() -> None:

@@ -148,3 +148,22 @@ def test_load_test_sees_a_log_that_differs_or_is_missing_on_a_node() -> None:
     assert set(differing_logs(configs, lacking)) == {"o/1"}
     # A node that did not answer its status counts against every log.
     assert set(differing_logs(configs, {"m1": same["m1"]})) == {"o/1", "o/2"}
+
+
+def test_match_benchmark_reports_every_shape_and_the_operator_api_path() -> None:
+    r = bench(
+        "bench_match.py",
+        *("--n", "3000", "--per-distance", "1", "--brute-queries", "32"),
+        "--skip-threatexchange",
+        timeout_s=300.0,
+    )
+    assert [s["shape"] for s in r["shapes"]] == ["uniform", "clustered", "skewed"]
+    for shape in r["shapes"]:
+        ours = shape["results"][0]
+        assert ours["recall"] == 1.0
+        assert all(positive(ours[k]) for k in ("queries_per_s", "batch_100_queries_per_s"))
+    api = r["shapes"][0]["operator_api"]
+    assert api["recall"] == 1.0
+    assert api["single_p50_ms"] <= api["single_p99_ms"]
+    figures = ("single_queries_per_s", "batch_100_queries_per_s", "batch_100_misses_per_s")
+    assert all(positive(api[k]) for k in figures)

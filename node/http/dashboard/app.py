@@ -2,11 +2,13 @@
 
 Every page but the login form needs a session cookie (see session.py); every POST needs the
 form's CSRF token. Pages only read the node through NodeService and the replicator's peer
-status, the same sources as the operator API. The one action, "sync now", asks for an
-anti-entropy round. A small script (static/feed.js) refreshes the live feed from feed.json.
-Every value a template shows passes `visible` (the environment's finalize), so control, bidi
-and other invisible format characters in peer-supplied text show as ⟨U+202E⟩ instead of
-reordering or hiding what is around them.
+status, the same sources as the operator API. The actions: "sync now" asks for an
+anti-entropy round; the review queue's confirm and dispute buttons append a confirmation or
+a dispute to our log, as `hashmesh confirm` and `hashmesh dispute` do. A small script
+(static/feed.js) refreshes the live feed from feed.json. Every value a template shows passes
+`visible` (the environment's finalize), so control, bidi and other invisible format
+characters in peer-supplied text show as ⟨U+202E⟩ instead of reordering or hiding what is
+around them.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from aiohttp import web
 
 from node.core.service import NodeService
 from node.core.status import node_status
-from node.errors import NodeError
+from node.errors import NodeError, RequestError
 from node.formats.json_views import view_json
 from node.http.dashboard import panels, queries
 from node.http.dashboard.session import COOKIE_NAME, Session, Sessions
+from protocol.entries import CONFIRM_REASONS, DISPUTE_REASONS, EntryRef
 from protocol.errors import ProtocolError, ValidationError
 from protocol.signals import SIGNAL_TYPES, parse_value
 
@@ -106,8 +109,9 @@ class Dashboard:
             page=name.removesuffix(".html"),
             csrf=self.sessions.csrf_token(session) if session else "",
             logged_in=session is not None,
-            member_id=self.service.config.member_id,
-            consortium=status_now["roster"]["consortium"],
+            # Nothing about the consortium before login: the login page is public.
+            member_id=self.service.config.member_id if session else "",
+            consortium=status_now["roster"]["consortium"] if session else "",
             alert_count=len(panels.alerts(status_now, self.peers())) if session else 0,
             now_ms=self.service.clock(),
             **ctx,
@@ -262,6 +266,33 @@ class Dashboard:
                     results.append(view_json(view, member_of))
         return results
 
+    async def review(self, request: web.Request, session: Session) -> web.Response:
+        items = await queries.review_items(self.service)
+        return self.render(
+            request,
+            "review.html",
+            session,
+            items=items,
+            done=request.query.get("done", ""),
+            confirm_reasons=CONFIRM_REASONS,
+            dispute_reasons=DISPUTE_REASONS,
+        )
+
+    async def review_confirm(self, request: web.Request, session: Session) -> web.StreamResponse:
+        form = await request.post()
+        target = _target(form.get("log"), form.get("index"))
+        ref = await self.service.confirm(target, _text(form.get("reason_code")) or "", "")
+        done = f"confirmed {target.log}#{target.index} (your entry #{ref.index})"
+        raise web.HTTPSeeOther(self.router["review"].url_for().with_query({"done": done}))
+
+    async def review_dispute(self, request: web.Request, session: Session) -> web.StreamResponse:
+        form = await request.post()
+        target = _target(form.get("log"), form.get("index"))
+        reason_code, text = _text(form.get("reason_code")) or "", _text(form.get("text")) or ""
+        ref = await self.service.dispute(target, reason_code, text)
+        done = f"disputed {target.log}#{target.index} (your entry #{ref.index})"
+        raise web.HTTPSeeOther(self.router["review"].url_for().with_query({"done": done}))
+
     async def alerts(self, request: web.Request, session: Session) -> web.Response:
         status = node_status(self.service)
         return self.render(
@@ -292,6 +323,9 @@ def dashboard_app(
     app.router.add_get("/incidents", board.page(board.incidents), name="incidents")
     app.router.add_get("/search", board.page(board.search), name="search")
     app.router.add_get("/alerts", board.page(board.alerts), name="alerts")
+    app.router.add_get("/review", board.page(board.review), name="review")
+    app.router.add_post("/review/confirm", board.page(board.review_confirm), name="review_confirm")
+    app.router.add_post("/review/dispute", board.page(board.review_dispute), name="review_dispute")
     app.router.add_static("/static", HERE / "static", name="static")
     return app
 
@@ -368,3 +402,11 @@ def duration(ms: int | float | None) -> str:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _target(log: object, index: object) -> EntryRef:
+    """The entry a review form names; a malformed one is the operator's request error."""
+    text = _text(index) or ""
+    if not _text(log) or not text.isdigit() or len(text) > 19:
+        raise RequestError("the form names no entry (log and index)")
+    return EntryRef(str(log), int(text))

@@ -1,4 +1,6 @@
-"""What the dashboard shows, read from the node: recent entries of every log and incidents.
+"""What the dashboard shows, read from the node: recent entries of every log, incidents
+counted in takedowns (node.formats.takedowns: one removed file's hashes), retracted ones apart,
+and the review queue's hashes with their current views.
 
 The store has no "latest entries" or "by incident" index, so both are read from the tail of
 each log (a bounded number of entries per log) and their arrival times looked up through the
@@ -10,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from node.core.service import NodeService
 from node.core.status import node_status
-from protocol.entries import Add, Dispute, Entry, EntryRef, Retract, decode_entry
+from node.formats.json_views import view_json
+from node.formats.takedowns import Takedown, group_takedowns
+from node.matching.review_queue import needs_review
+from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError
 from protocol.signals import value_key, value_text
 
@@ -28,7 +34,7 @@ class FeedItem:
     origin: str
     index: int
     member: str | None
-    kind: str  # "add", "retract" or "dispute"
+    kind: str  # "add", "retract", "dispute" or "confirm"
     timestamp_ms: int  # when the origin says it acted
     received_ms: int  # when this node stored it
     signal_type: str = ""
@@ -62,10 +68,13 @@ class FeedItem:
 
 @dataclass(frozen=True, slots=True)
 class MemberArrival:
-    """One member's part in an incident: how many hashes, first submitted, first here."""
+    """One member's part in an incident: its takedowns (standing, and retracted apart), their
+    hash entries, when it first submitted one and when that was first here."""
 
     member: str | None
     origin: str
+    takedowns: int
+    retracted: int
     hashes: int
     first_timestamp_ms: int
     first_received_ms: int
@@ -76,10 +85,48 @@ class Incident:
     incident_id: str
     hashes: tuple[FeedItem, ...]  # oldest first
     members: tuple[MemberArrival, ...]  # by first submission
+    takedowns: int  # standing: not every entry retracted by its origin
+    retracted: int
 
     @property
     def latest_ms(self) -> int:
         return max(h.received_ms for h in self.hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A queued hash as the review page shows it: its view (JSON), the one submission that
+    stands behind it, and when this platform first matched it."""
+
+    view: dict[str, Any]
+    submission: dict[str, Any]
+    first_matched_ms: int
+
+
+async def review_items(service: NodeService) -> list[ReviewItem]:
+    """The review queue, oldest first, with each hash's current view; hashes that no longer
+    need review (confirmed, corroborated, retracted) leave the queue."""
+    queued = service.review_queue.oldest_first()
+    by_type: dict[str, list[bytes | str]] = {}
+    for q in queued:
+        by_type.setdefault(q.signal_type, []).append(q.value)
+    views = {}
+    for signal_type, values in by_type.items():
+        found = await service.lookup(signal_type, values)
+        service.review_queue.settle(found)
+        views.update({(v.signal_type, v.value): v for v in found})
+    member_of = member_lookup(service)
+    items = []
+    for q in queued:
+        view = views.get((q.signal_type, q.value))
+        if view is None or not needs_review(view, service.origin):
+            continue
+        shown = view_json(view, member_of)
+        live = [s for s in shown["submissions"] if s["active"] and not s["standing"]]
+        if not live:
+            continue  # its one backer is a near-duplicate's origin: nothing here to confirm
+        items.append(ReviewItem(shown, live[0], q.first_matched_ms))
+    return items
 
 
 def member_lookup(service: NodeService) -> Callable[[str], str | None]:
@@ -100,38 +147,81 @@ async def recent_entries(service: NodeService, limit: int = FEED_PER_LOG) -> lis
 
 
 async def incidents(service: NodeService, per_log: int = INCIDENT_SCAN_PER_LOG) -> list[Incident]:
-    """Adds that name an incident, grouped by it; the most recently active incident first."""
-    grouped: dict[str, list[FeedItem]] = {}
-    for item in await _tail(service, per_log, adds_only=True):
-        if item.incident is not None:
-            grouped.setdefault(item.incident, []).append(item)
+    """Adds that name an incident, grouped by it and into takedowns; the most recently active
+    incident first."""
+    located: list[tuple[str, int, Entry]] = []
+    adds: list[tuple[str, int, Add]] = []
+    for origin, index, entry in await _read_tail(service, per_log, adds_only=True):
+        if isinstance(entry, Add) and entry.incident is not None:
+            located.append((origin, index, entry))
+            adds.append((origin, index, entry))
+    items = {(i.origin, i.index): i for i in await _items(service, located)}
+    retracted = await _retracted(service, list(items))
+    grouped: dict[str, list[Takedown]] = {}
+    for takedown in group_takedowns(adds):
+        grouped.setdefault(takedown.incident or "", []).append(takedown)
     out = []
-    for incident_id, hashes in grouped.items():
+    for incident_id, takedowns in grouped.items():
+        hashes = [items[(t.origin, i)] for t in takedowns for i in t.indexes()]
         hashes.sort(key=lambda h: (h.timestamp_ms, h.origin, h.index))
-        out.append(Incident(incident_id, tuple(hashes), _arrivals(hashes)))
+        gone = sum(1 for t in takedowns if t.retracted_by(retracted))
+        rows = _arrivals(takedowns, items, retracted)
+        out.append(Incident(incident_id, tuple(hashes), rows, len(takedowns) - gone, gone))
     out.sort(key=lambda i: i.latest_ms, reverse=True)
     return out
 
 
-def _arrivals(hashes: list[FeedItem]) -> tuple[MemberArrival, ...]:
-    by_origin: dict[str, list[FeedItem]] = {}
-    for item in hashes:
-        by_origin.setdefault(item.origin, []).append(item)
-    rows = [
-        MemberArrival(
-            items[0].member,
-            origin,
-            len(items),
-            min(i.timestamp_ms for i in items),
-            min(i.received_ms for i in items),
+async def _retracted(service: NodeService, adds: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these adds their origin retracted, through the store's index of targets."""
+    out: set[tuple[str, int]] = set()
+    if not adds:
+        return out
+    for found in await service.store.find_references(sorted(adds)):
+        try:
+            entry = decode_entry(found.raw)
+        except DecodeError:
+            continue
+        if isinstance(entry, Retract) and entry.target.log == found.log:
+            out.add((entry.target.log, entry.target.index))
+    return out
+
+
+def _arrivals(
+    takedowns: list[Takedown],
+    items: dict[tuple[str, int], FeedItem],
+    retracted: set[tuple[str, int]],
+) -> tuple[MemberArrival, ...]:
+    by_origin: dict[str, list[Takedown]] = {}
+    for takedown in takedowns:
+        by_origin.setdefault(takedown.origin, []).append(takedown)
+    rows = []
+    for origin, own in by_origin.items():
+        shown = [items[(origin, i)] for t in own for i in t.indexes()]
+        gone = sum(1 for t in own if t.retracted_by(retracted))
+        rows.append(
+            MemberArrival(
+                shown[0].member,
+                origin,
+                len(own) - gone,
+                gone,
+                len(shown),
+                min(i.timestamp_ms for i in shown),
+                min(i.received_ms for i in shown),
+            )
         )
-        for origin, items in by_origin.items()
-    ]
     rows.sort(key=lambda r: (r.first_timestamp_ms, r.origin))
     return tuple(rows)
 
 
 async def _tail(service: NodeService, per_log: int, adds_only: bool = False) -> list[FeedItem]:
+    return await _items(service, await _read_tail(service, per_log, adds_only))
+
+
+async def _read_tail(
+    service: NodeService, per_log: int, adds_only: bool
+) -> list[tuple[str, int, Entry]]:
+    """The last `per_log` entries of every log that decode, in log order, as (origin, index,
+    entry)."""
     located: list[tuple[str, int, Entry]] = []
     for origin, log in node_status(service)["logs"].items():
         size = int(log["size"])
@@ -144,6 +234,10 @@ async def _tail(service: NodeService, per_log: int, adds_only: bool = False) -> 
             if adds_only and not isinstance(entry, Add):
                 continue
             located.append((origin, start + offset, entry))
+    return located
+
+
+async def _items(service: NodeService, located: list[tuple[str, int, Entry]]) -> list[FeedItem]:
     received = await _received_times(service, located)
     member_of = member_lookup(service)
     return [
@@ -196,13 +290,13 @@ def _item(origin: str, index: int, entry: Entry, member: str | None, received: i
             target=entry.target,
             note=entry.reason,
         )
-    assert isinstance(entry, Dispute)
+    assert isinstance(entry, Dispute | Confirm)
     note = f"{entry.reason_code}: {entry.text}" if entry.text else entry.reason_code
     return FeedItem(
         origin,
         index,
         member,
-        "dispute",
+        "dispute" if isinstance(entry, Dispute) else "confirm",
         entry.timestamp_ms,
         received,
         target=entry.target,

@@ -260,7 +260,7 @@ class SqliteStore:
     ) -> list[FoundEntry]:
         rows: list[tuple[str, int, bytes, int]] = []
         for part in chunks(targets, MAX_PAIRS):
-            sql = f"{_FOUND} WHERE kind IN (1, 2) AND "
+            sql = f"{_FOUND} WHERE kind IN (1, 2, 3) AND "
             rows += conn.execute(
                 sql + _pairs("target_log", "target_index", len(part)),
                 [x for target in part for x in target],

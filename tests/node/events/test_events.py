@@ -186,6 +186,49 @@ async def test_retention_keeps_the_newest_events_and_the_undelivered(tmp_path: P
         await outbox.close()
 
 
+async def test_a_poll_says_which_events_retention_dropped_so_a_consumer_knows_it_missed_some(
+    tmp_path: Path,
+) -> None:
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False, retain_events=3)
+    await outbox.open()
+    try:
+        async with events_api(outbox) as url, aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/v1/events?after=0") as r:
+                first = await r.json()
+            assert (first["events"], first["oldest"], first["latest"]) == ([], 1, 0)
+            for i in range(6):
+                await record_adds(outbox, "log-a", i + 1)
+            async with http.get(f"{url}/v1/events?after=1") as r:
+                answer = await r.json()
+            # Events 2 and 3 are gone: a consumer at 1 sees oldest - 1 > 1 and starts over.
+            assert [e["id"] for e in answer["events"]] == [4, 5, 6]
+            assert (answer["oldest"], answer["latest"]) == (4, 6)
+            async with http.get(f"{url}/v1/events?after=3") as r:
+                assert (await r.json())["oldest"] == 4  # a consumer at 3 missed nothing
+    finally:
+        await outbox.close()
+
+
+async def test_a_new_event_log_has_a_feed_id_of_its_own_and_a_reopened_one_keeps_its(
+    tmp_path: Path,
+) -> None:
+    ids = []
+    for path in ("a.db", "a.db", "b.db"):
+        outbox = fake_outbox(tmp_path / path, deliver=False)
+        await outbox.open()
+        try:
+            async with (
+                events_api(outbox) as url,
+                aiohttp.ClientSession() as http,
+                http.get(f"{url}/v1/events") as r,
+            ):
+                ids.append((await r.json())["feed"])
+        finally:
+            await outbox.close()
+    # Ids from b.db mean other events than ids from a.db: a consumer must start over.
+    assert ids[0] == ids[1] != ids[2] and len(ids[0]) == 16
+
+
 @asynccontextmanager
 async def events_api(outbox: Outbox) -> AsyncIterator[str]:
     app = web.Application(middlewares=[errors_middleware])
@@ -221,7 +264,13 @@ async def test_long_poll_returns_new_events_as_they_are_recorded(outbox: Outbox)
 
         started = time.monotonic()
         async with http.get(f"{url}/v1/events?after=1&wait=0.2") as r:
-            assert await r.json() == {"events": [], "cursor": 1}
+            assert await r.json() == {
+                "events": [],
+                "cursor": 1,
+                "oldest": 1,
+                "latest": 1,
+                "feed": outbox.feed_id,
+            }
         assert time.monotonic() - started >= 0.19
 
         async def poll() -> dict[str, Any]:
@@ -348,3 +397,29 @@ async def test_entries_that_do_not_decode_make_no_event_and_the_rest_keep_order(
         (4, 3, "add"),
     ]
     assert events[1]["value"] == events[0]["value"] and events[1]["reason"] == "mistake"
+
+
+async def test_a_confirmation_becomes_a_confirm_event_naming_the_hash(tmp_path: Path) -> None:
+    one, two = build_consortium(tmp_path, 2, now_ms()).configs
+    async with running(one) as node1, running(two) as node2:
+        outbox = outbox_of(node1, tmp_path / "outbox.db", deliver=True)
+        await outbox.open()
+        try:
+            recorder = recorder_for(node1, outbox)
+            assert await recorder.catch_up() == 0
+            await node2.submit([md5(7)])
+            await node2.sign_pending()
+            await copy_log(node2, node1)
+            await node1.confirm(EntryRef(two.origin, 0), "also-removed", "same video")
+            await node1.sign_pending()
+            events = await bodies(outbox)
+        finally:
+            await outbox.close()
+    assert [(e["event"], e["log"], e["index"]) for e in events] == [
+        ("add", two.origin, 0),
+        ("confirm", one.origin, 0),
+    ]
+    confirm = events[1]
+    assert confirm["target"] == {"log": two.origin, "index": 0}
+    assert confirm["target_member"] == "member2" and confirm["value"] == "07" * 16
+    assert confirm["reason_code"] == "also-removed" and confirm["text"] == "same video"

@@ -140,9 +140,10 @@ def test_te_csv_imports_positive_rows_and_maps_types_and_tags() -> None:
         ("pdq", ("terrorist-attack",)),
         ("sha256", ()),
     ]
-    assert [n.line for n in parsed.skipped] == [4, 5]
-    assert [n.line for n in parsed.problems] == [6, 7, 8]
+    assert [n.line for n in parsed.skipped] == [4, 5, 6]
+    assert [n.line for n in parsed.problems] == [7, 8]
     assert parsed.ignored_tags == ("media_type_photo",)
+    assert parsed.unsupported == (("raw_text", 1),)
 
 
 def test_te_file_lines_with_and_without_their_type() -> None:
@@ -339,3 +340,41 @@ def test_a_flagged_hash_keeps_its_flags_in_jsonl_and_stix_exports() -> None:
     assert result.is_valid, [str(e) for e in result.errors]
     indicators = [o for o in bundle["objects"] if o["type"] == "indicator"]
     assert [o.get("x_hashmesh_flags") for o in indicators] == [["past-compromised-key"], None]
+
+
+def test_stix_confidence_rises_with_the_members_standing_behind_a_hash() -> None:
+    def agreed(view: dict[str, Any], count: int) -> dict[str, Any]:
+        members = [{"member": f"m{i + 1}", "log": f"o/m{i + 1}"} for i in range(count)]
+        return {**view, "agreement": {"count": count, "members": members}}
+
+    views = [
+        agreed(_view("md5", MD5), 1),
+        agreed(_view("sha256", SHA256), 2),
+        agreed(_view("url", UNICODE_URL, disputes=1), 2),
+        _view("pdq", PDQ),  # from a node that predates agreement: no confidence
+    ]
+    out = io.StringIO()
+    write_stix(views, out, "demo", "bundle--0b7c5d0e-3c43-4b8a-9d6b-6c1c0c3e1a11")
+    bundle = json.loads(out.getvalue())
+    result = validate_instance(bundle, ValidationOptions(version="2.1"))
+    assert result.is_valid, [str(e) for e in result.errors]
+    indicators = [o for o in bundle["objects"] if o["type"] == "indicator"]
+    assert [o.get("confidence") for o in indicators] == [50, 85, 15, None]
+
+
+def test_jsonl_export_keeps_who_confirmed_and_corroborated_a_hash() -> None:
+    confirmation = {"member": "m2", "log": "o/m2", "index": 4, "timestamp_ms": 5,
+                    "reason_code": "reviewed", "text": "", "active": True, "standing": None,
+                    "retraction": None}  # fmt: skip
+    first = VIEWS[0]
+    view = {
+        **first,
+        "agreement": {"count": 2, "members": [{"member": "m1", "log": "o/m1"}]},
+        "submissions": [{**first["submissions"][0], "confirmations": [confirmation]}],
+    }
+    out = io.StringIO()
+    write_jsonl([view, VIEWS[1]], out)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert records[0]["submissions"][0]["confirmations"] == [confirmation]
+    assert records[0]["agreement"]["count"] == 2
+    assert records[1]["agreement"] is None and records[1]["submissions"][0]["confirmations"] == []

@@ -32,7 +32,7 @@ async def test_an_unauthenticated_auditor_gets_checkpoints_by_size_and_proofs_ag
         base, log = node.peer_url + "/v1/audit", owner.origin
         async with http.get(f"{base}/rosters") as r:
             chain = [base64.b64decode(x) for x in (await r.json())["rosters"]]
-        roster = verify_chain(chain[0], chain[1:])
+        roster = verify_chain(chain[0], chain[1:], now_ms())
         async with http.get(f"{base}/checkpoints", params={"log": log}) as r:
             assert await r.json() == {"log": log, "sizes": [1, 2], "more": True}
         async with http.get(f"{base}/checkpoints", params={"log": log, "after": "2"}) as r:

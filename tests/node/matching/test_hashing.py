@@ -10,10 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_bytes
 
 from node.errors import HashingError
-from node.matching.hashing import LOW_QUALITY, hash_file, is_low_quality, pdq_of_pixels
+from node.matching.hashing import (
+    LOW_QUALITY,
+    FileHash,
+    hash_file,
+    is_low_quality,
+    pdq_of_pixels,
+)
 from protocol.signals import decode_vpdq
+from tests.pdq_modes import CONVENTIONS_DIFFER, pillow_modes
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -23,8 +31,8 @@ def _expected_pdq() -> list[tuple[str, str]]:
     return [(ln.split()[0], ln.split()[1]) for ln in lines if ln and not ln.startswith("#")]
 
 
-def _by_type(results: list[tuple[str, bytes, int | None]]) -> dict[str, tuple[bytes, int | None]]:
-    return {signal_type: (value, quality) for signal_type, value, quality in results}
+def _by_type(results: list[FileHash]) -> dict[str, tuple[bytes, int | None]]:
+    return {h.signal_type: (h.value, h.quality) for h in results}
 
 
 def _distance(a: bytes, b: bytes) -> int:
@@ -156,3 +164,46 @@ def test_a_file_that_claims_to_be_video_but_is_not_raises(tmp_path: Path) -> Non
 def test_negative_frame_rate_is_refused(tmp_path: Path) -> None:
     with pytest.raises(HashingError):
         hash_file(DATA / "pdq" / "wee.jpg", vpdq_fps=-1)
+
+
+def test_every_pillow_mode_carries_threatexchanges_pdq_exactly_where_it_differs(
+    tmp_path: Path,
+) -> None:
+    differ = set()
+    for name, path in pillow_modes(tmp_path).items():
+        [got] = [h for h in hash_file(path) if h.signal_type == "pdq"]
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGBA" if image.mode == "P" else "RGB"))[:, :, :3]
+        assert (got.value, got.quality) == pdq_of_pixels(rgb), name
+        try:
+            theirs, quality = pdq_from_bytes(path.read_bytes())
+        except (ValueError, IndexError):  # 32-bit integer and float modes: no hash of theirs
+            assert got.threatexchange_value is None, name
+            continue
+        if theirs == got.value.hex() or quality < LOW_QUALITY:
+            assert got.threatexchange_value is None, name
+            continue
+        differ.add(name)
+        assert got.threatexchange_value is not None, name
+        assert (got.threatexchange_value.hex(), got.threatexchange_quality) == (theirs, quality)
+    assert differ == CONVENTIONS_DIFFER
+
+
+def test_a_one_bit_image_hashes_alike_both_ways_with_threatexchange_quality_zero(
+    tmp_path: Path,
+) -> None:
+    path = pillow_modes(tmp_path)["1.png"]
+    [got] = [h for h in hash_file(path) if h.signal_type == "pdq"]
+    assert pdq_from_bytes(path.read_bytes()) == (got.value.hex(), 0)
+    assert got.quality == 100 and got.threatexchange_value is None
+
+
+def test_a_palette_image_with_transparency_hashes_its_colours_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    path = pillow_modes(tmp_path)["quantized.png"]
+    with Image.open(path) as image:
+        assert image.mode == "P" and isinstance(image.info["transparency"], bytes)
+        colours = np.asarray(image.convert("RGBA"))[:, :, :3]
+    [got] = [h for h in hash_file(path) if h.signal_type == "pdq"]  # warnings are errors here
+    assert (got.value, got.quality) == pdq_of_pixels(colours)

@@ -31,12 +31,13 @@ def _brute(stored: list[bytes], query: bytes, radius: int) -> list[tuple[int, in
 
 
 def _spread_flips(rng: random.Random, distance: int) -> list[int]:
-    """`distance` bit positions spread as evenly as possible over the 16 chunks: the case
-    where no chunk matches exactly, which the pigeonhole argument must still cover."""
+    """`distance` bit positions spread as evenly as possible over the index's 16 chunks (the
+    diagonals of the 16x16 bit grid: chunk c holds bit (row i, column (i + c) mod 16)): the
+    case where no chunk matches exactly, which the pigeonhole argument must still cover."""
     per_chunk = [distance // 16 + (1 if c < distance % 16 else 0) for c in range(16)]
     bits = []
     for c, k in enumerate(per_chunk):
-        bits += [c * 16 + b for b in rng.sample(range(16), k)]
+        bits += [16 * i + (i + c) % 16 for i in rng.sample(range(16), k)]
     return bits
 
 
@@ -200,3 +201,40 @@ def test_an_index_merged_many_times_searches_as_one_built_at_once() -> None:
     for i in range(0, len(stored), 97):
         query = _flip(stored[i], [3, 100])
         assert grown.search(query, 31) == built.search(query, 31) == _brute(stored, query, 31)
+
+
+def _bank(shape: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A bank shaped like real ones: `clustered`, a few items with many variants each (0..20
+    bits from the item); `skewed`, each row of the 16x16 bit grid leaning to 0 or 1."""
+    if shape == "clustered":
+        items = rng.integers(0, 256, size=(max(1, n // 25), 32), dtype=np.uint8)
+        bank = items[rng.integers(0, len(items), size=n)]
+        flips = rng.integers(0, 21, size=n)
+        masks = rng.random((n, 256)) < (flips[:, None] / 256)
+        return np.asarray(bank ^ np.packbits(masks, axis=1), dtype=np.uint8)
+    lean = np.repeat(rng.choice([0.1, 0.3, 0.5, 0.7, 0.9], size=16), 16)
+    return np.packbits(rng.random((n, 256)) < lean, axis=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from(["clustered", "skewed"]),
+    n=st.integers(min_value=1, max_value=600),
+    radius=st.sampled_from([0, 15, 16, 31, 32, 47]),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_property_index_is_exact_on_clustered_and_skewed_banks(
+    shape: str, n: int, radius: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    bank = _bank(shape, n, rng)
+    stored = [bytes(h) for h in bank]
+    index = PdqIndex.build(bank[: n // 2], merge_at=64)
+    index.add_many(bank[n // 2 :])  # some merged at add time, some left in the buffer
+    queries = [
+        _flip(stored[pick.randrange(n)], _spread_flips(pick, pick.randint(0, radius)))
+        for _ in range(6)
+    ] + [_flip(stored[pick.randrange(n)], pick.sample(range(256), radius)) for _ in range(4)]
+    got = index.search_many(queries, radius)
+    assert got == [_brute(stored, q, radius) for q in queries]

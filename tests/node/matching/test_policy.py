@@ -14,8 +14,9 @@ from node.matching.policy import (
     MatchPolicy,
     decide,
     entry_standing,
+    policy_from,
 )
-from protocol.entries import Add, Dispute, EntryRef, Retract
+from protocol.entries import Add, Confirm, Dispute, EntryRef, Retract
 from protocol.roster import CheckpointKey
 from protocol.view import LocatedEntry, fold
 from tests.support import make_members, make_roster
@@ -102,3 +103,38 @@ def test_entries_past_a_compromise_stay_flagged_until_a_valid_key_signs_over_the
     # A match server judges by the roster alone: a successor key vouches for the log.
     changed = dataclasses.replace(roster, members=(rekeyed, *roster.members[1:]))
     assert entry_standing(changed).flagged_from == {}
+
+
+def confirm(by: str, log: str, index: int = 0, at: int = 6) -> LocatedEntry:
+    return LocatedEntry(EntryRef(by, at), Confirm(4, EntryRef(log, index), "reviewed", ""))
+
+
+def test_a_hash_one_member_stands_behind_is_reviewed_until_a_confirmation_makes_two() -> None:
+    policy = MatchPolicy(act_agreement=2)
+    alone = decide(fold("md5", VALUE, [add("a")], []), policy)
+    assert alone is not None and alone.action == REVIEW and "1 member(s)" in alone.reason
+    confirmed = fold("md5", VALUE, [add("a")], [confirm("b", "a")])
+    assert decide(confirmed, policy).action == ACT  # type: ignore[union-attr]
+    corroborated = fold("md5", VALUE, [add("a"), add("b")], [])
+    assert decide(corroborated, policy).action == ACT  # type: ignore[union-attr]
+
+
+def test_confirmations_by_untrusted_members_do_not_count_towards_agreement() -> None:
+    view = fold("md5", VALUE, [add("a")], [confirm("b", "a"), confirm("c", "a", at=7)])
+    policy = MatchPolicy(act_agreement=2, trusted_origins=frozenset({"a"}))
+    assert decide(view, policy).action == REVIEW  # type: ignore[union-attr]
+    policy = MatchPolicy(act_agreement=2, trusted_origins=frozenset({"a", "c"}))
+    assert decide(view, policy).action == ACT  # type: ignore[union-attr]
+
+
+def test_agreement_does_not_outweigh_disputes() -> None:
+    view = fold("md5", VALUE, [add("a")], [confirm("b", "a"), dispute("c", "a")])
+    assert decide(view, MatchPolicy(act_agreement=2)).action == REVIEW  # type: ignore[union-attr]
+
+
+def test_a_node_may_ask_for_more_agreement_than_the_roster_never_less() -> None:
+    roster, _, _ = make_roster(MEMBERS)
+    strict = dataclasses.replace(roster, act_agreement=3)
+    assert policy_from(1, "", strict, 2).act_agreement == 3
+    assert policy_from(1, "", strict, 4).act_agreement == 4
+    assert policy_from(1, "", roster).act_agreement == 1

@@ -349,3 +349,12 @@ async def test_leaf_hashes_are_not_stored_but_answered_from_the_entries(tmp_path
         (0, 5): leaf_hash(raws[5]),
         (1, 2): log.all_nodes[(1, 2)],
     }
+
+
+async def test_confirmations_are_found_by_their_target_like_disputes(store: Store) -> None:
+    log_b = Log(B)
+    rows = [reference(0, 3, A, 5), reference(1, 2, A, 5), add(2, b"k9")]
+    start, _, nodes = log_b.batch([r.raw for r in rows])
+    await store.append(B, start, rows, nodes, None)
+    refs = await store.find_references([(A, 5)])
+    assert [(f.log, f.index) for f in refs] == [(B, 0), (B, 1)]

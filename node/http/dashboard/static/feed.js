@@ -41,15 +41,29 @@
     const rows = items.map(function (item) {
       const tr = document.createElement("tr");
       tr.className = "kind-" + item.kind;
-      cell(tr, when(item.received_ms));
+      cell(tr, when(item.received_ms), "when");
       cell(tr, item.member || item.log);
       cell(tr, item.kind + (item.target ? " of " + item.target : ""));
       const hash = cell(tr, "", "hash");
       if (item.value) {
         const a = document.createElement("a");
         a.href = searchUrl + "?" + new URLSearchParams({ signal_type: item.signal_type, value: item.value });
-        a.textContent = visible(item.signal_type + ":" + item.value);
+        const full = visible(item.signal_type + ":" + item.value);
         hash.appendChild(a);
+        if (full.length > 72) {  // as macros.html's hash_link: head and tail, and a copy button
+          a.textContent = full.slice(0, 48) + "\u2026" + full.slice(-12);
+          a.className = "hash short";
+          a.title = full;
+          const copy = document.createElement("button");
+          copy.type = "button";
+          copy.className = "copy";
+          copy.dataset.copy = item.signal_type + ":" + item.value;
+          copy.title = "Copy the whole hash (" + full.length + " characters)";
+          copy.textContent = "copy";
+          hash.appendChild(copy);
+        } else {
+          a.textContent = full;
+        }
       } else {
         hash.textContent = visible(item.note);
       }

@@ -23,6 +23,8 @@ import pytest
 from node.core.status import node_status
 from node.formats.json_views import parse_add
 from protocol.entries import EntryRef
+from protocol.roster import SignedRoster
+from protocol.signals import VpdqFrame, encode_vpdq, value_text
 from tests.node.http.dashboard.support import Node, consortium, running, wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -100,10 +102,13 @@ async def test_dashboard_in_a_browser(tmp_path: Path, driver: Any, shots: Path) 
             one, [{"signal_type": "md5", "value": attack[0], "incident": "incident-2026-03"}]
         )
         await submit(one, [{"signal_type": "md5", "value": md5("manifesto pdf")}])
+        frames = [VpdqFrame(bytes([i]) * 32, 90, i, i * 1000) for i in range(40)]
+        video = value_text("vpdq", encode_vpdq(frames))
+        await submit(two, [{"signal_type": "vpdq", "value": video}])
         await two.service.retract(refs[2].index, "duplicate of an earlier submission")
         two_log = two.config.origin
         await wait_for(
-            lambda: node_status(one.service)["logs"].get(two_log, {}).get("size") == 4,
+            lambda: node_status(one.service)["logs"].get(two_log, {}).get("size") == 5,
             10.0,
             "member2's entries at member1",
         )
@@ -123,6 +128,9 @@ async def test_dashboard_in_a_browser(tmp_path: Path, driver: Any, shots: Path) 
             driver.get(one.ui)
             assert driver.current_url.endswith("/ui/login")
             driver.save_screenshot(str(shots / "dashboard-login.png"))
+            before = page_text(driver) + str(driver.title)
+            name = SignedRoster.decode(members.roster).roster.consortium
+            assert "member1" not in before and name not in before
             driver.find_element(By.ID, "token").send_keys(one.token)
             driver.find_element(By.ID, "login").click()
             WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "members"))
@@ -178,7 +186,8 @@ async def test_dashboard_in_a_browser(tmp_path: Path, driver: Any, shots: Path) 
 
         grouped = await in_thread(incidents)
         assert "incident-2026-03" in grouped
-        assert "4 hash(es)" in grouped
+        # member2's three md5 hashes are three files, one of them retracted; member1's is one.
+        assert "3 takedown(s), 1 more retracted; 4 hash(es)" in grouped
 
         # The live feed refreshes itself: a takedown on member2 appears without a reload.
         def open_feed() -> str:
@@ -187,6 +196,21 @@ async def test_dashboard_in_a_browser(tmp_path: Path, driver: Any, shots: Path) 
             return page_text(driver)
 
         assert attack[2] in await in_thread(open_feed)
+
+        def feed_layout() -> tuple[list[int], str]:
+            driver.save_screenshot(str(shots / "dashboard-feed.png"))
+            lines = driver.execute_script(
+                "return [...document.querySelectorAll('#feed td.when')].map(td => {"
+                "  const r = document.createRange(); r.selectNodeContents(td);"
+                "  return r.getClientRects().length; });"
+            )
+            short = driver.find_element(By.CSS_SELECTOR, "#feed a.hash.short").text
+            return lines, str(short)
+
+        lines, short = await in_thread(feed_layout)
+        # Each arrival time on one line, and the vPDQ shortened.
+        assert lines and set(lines) == {1}, lines
+        assert short.startswith("vpdq:") and len(short) < 80 and video not in short
         fresh = md5("livestream clip")
         await submit(two, [{"signal_type": "md5", "value": fresh}])
 

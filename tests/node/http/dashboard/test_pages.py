@@ -21,12 +21,17 @@ from node.errors import StoreError
 from node.formats.json_views import parse_add
 from node.http.dashboard.session import COOKIE_NAME, Sessions
 from protocol.roster import SignedRoster
+from protocol.signals import VpdqFrame, encode_vpdq, value_text
 from tests.node.event_fakes import fake_outbox
 from tests.node.http.dashboard.support import Node, consortium, running, wait_for
 
 
 def md5(seed: str) -> str:
     return hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+def sha256(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
 
 
 async def submit(node: Node, items: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -248,8 +253,57 @@ async def test_feed_and_incidents_show_new_entries(
     async with browser.get(node.ui + "incidents") as r:
         page = await r.text()
     assert "christchurch-like-1" in page
-    assert "2 hash(es)" in page
+    assert "2 takedown(s); 2 hash(es)" in page  # two md5 hashes: two files
     assert md5("unrelated") not in page
+
+
+async def test_incidents_count_takedowns_not_hashes_and_retracted_ones_apart(
+    node: Node, browser: aiohttp.ClientSession
+) -> None:
+    files = [
+        [
+            {"signal_type": "md5", "value": md5(f"file {n}"), "incident": "attack-7"},
+            {"signal_type": "sha256", "value": sha256(f"file {n}"), "incident": "attack-7"},
+        ]
+        for n in range(3)
+    ]
+    refs = await submit(node, [item for f in files for item in f])  # one request, three files
+    for ref in refs[2:4]:  # every hash of the second file
+        await node.service.retract(int(str(ref["index"])), "wrong file")
+    await node.service.retract(int(str(refs[4]["index"])), "half of the third file")
+    await log_in(browser, node)
+    async with browser.get(node.ui + "incidents") as r:
+        page = await r.text()
+    assert "2 takedown(s), 1 more retracted; 6 hash(es)" in page
+    row = re.search(r"<td><code>member1</code></td>(.*?)</tr>", page, re.S)
+    assert row is not None
+    assert re.findall(r'<td class="num">(\d+)</td>', row.group(1)) == ["2", "1", "6"]
+
+
+async def test_long_hashes_are_shortened_with_a_button_that_copies_them_whole(
+    node: Node, browser: aiohttp.ClientSession
+) -> None:
+    frames = [VpdqFrame(bytes([i]) * 32, 90, i, i * 1000) for i in range(40)]
+    video = value_text("vpdq", encode_vpdq(frames))
+    await submit(node, [{"signal_type": "vpdq", "value": video, "incident": "attack-8"}])
+    await log_in(browser, node)
+    for page in ("feed", "incidents", f"search?signal_type=vpdq&value={video}"):
+        async with browser.get(node.ui + page) as r:
+            text = await r.text()
+        assert f'data-copy="vpdq:{video}"' in text, page
+        shown = re.findall(r'class="hash short" title="[^"]*">([^<]*)</a>', text)
+        assert shown and all(len(s) < 80 and s.startswith("vpdq:") for s in shown), page
+        assert f">vpdq:{video}<" not in text, page  # never the whole value as text
+        assert "copy.js" in text
+
+
+async def test_the_login_page_shows_nothing_about_the_consortium(node: Node) -> None:
+    consortium_name = node_status(node.service)["roster"]["consortium"]
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(node.ui + "login") as r:
+        page = await r.text()
+    assert r.status == 200 and 'id="token"' in page
+    for secret in (consortium_name, node.config.member_id, node.config.origin, "member2"):
+        assert secret not in page, secret
 
 
 async def test_alerts_show_an_expiring_roster_and_sync_needs_csrf(

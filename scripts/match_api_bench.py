@@ -1,0 +1,136 @@
+"""The operator API part of scripts/bench_match.py: PDQ matches through `POST /v1/match` of a
+running node, against the same node's hashes and queries in an in-process `PdqIndex`.
+
+One node process holds the hashes (submitted through the API in batches of 1,000). The client
+keeps one HTTP/1.1 connection open, as a platform's upload path would, and sends one request
+at a time: single queries (one a request: queries a second, and p50/p99 latency of a request),
+batches of 100 near-duplicates, and batches of 100 queries that match nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchlib import log, percentile
+
+from node.app.consortium import build_consortium
+from node.app.procs import NodeProcess
+from node.cli.operator_client import OperatorClient
+from node.credentials.key_files import read_secret
+
+BATCH = 100
+SUBMIT_BATCH = 1000
+
+
+class Connection:
+    """One kept-alive connection to a node's operator API."""
+
+    def __init__(self, url: str, token: str) -> None:
+        parts = urlsplit(url)
+        self._conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def match(self, hashes: list[bytes]) -> list[dict[str, Any]]:
+        body = {"hashes": [{"signal_type": "pdq", "value": h.hex()} for h in hashes]}
+        self._conn.request("POST", "/v1/match", json.dumps(body), self._headers)
+        response = self._conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/v1/match answered {response.status}: {data[:200]!r}")
+        results: list[dict[str, Any]] = json.loads(data)["results"]
+        return results
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _fill(client: OperatorClient, hashes: Any) -> float:
+    """Submit every hash; returns the seconds taken."""
+    started = time.monotonic()
+    for start in range(0, len(hashes), SUBMIT_BATCH):
+        items = [
+            {"signal_type": "pdq", "value": h.tobytes().hex()}
+            for h in hashes[start : start + SUBMIT_BATCH]
+        ]
+        client.call("POST", "/v1/submit", {"items": items})
+    return time.monotonic() - started
+
+
+def _wait_indexed(client: OperatorClient, n: int, timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        index = client.call("GET", "/v1/status")["match_index"]
+        if index["loaded"] and index["hashes"]["pdq"] >= n:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the node did not index {n} hashes in {timeout_s:.0f} s")
+
+
+def through_api(
+    root: Path, hashes: Any, queries: list[bytes], origins: list[int], misses: list[bytes]
+) -> dict[str, Any]:
+    """Matches through a node's operator API: rates, latency and recall of the planted rows."""
+    setup = build_consortium(root, 1, time.time_ns() // 1_000_000)
+    [config] = setup.configs
+    node = NodeProcess(config).start()
+    try:
+        pid = node.pid
+        cpus = sorted(os.sched_getaffinity(0))
+        if pid is not None and len(cpus) > 1:
+            # The node gets a core of its own, as on a server the client is not on.
+            os.sched_setaffinity(pid, {cpus[-1]})
+        client = OperatorClient.for_node(config)
+        log(f"API: submitting {len(hashes):,} PDQ hashes")
+        fill_s = _fill(client, hashes)
+        _wait_indexed(client, len(hashes))
+        conn = Connection(config.operator_url, read_secret(config.token_path))
+        try:
+            return _measure(conn, hashes, queries, origins, misses, fill_s)
+        finally:
+            conn.close()
+    finally:
+        node.stop()
+
+
+def _measure(
+    conn: Connection,
+    hashes: Any,
+    queries: list[bytes],
+    origins: list[int],
+    misses: list[bytes],
+    fill_s: float,
+) -> dict[str, Any]:
+    for q in queries[:20]:  # warm the connection and the node
+        conn.match([q])
+    latencies: list[float] = []
+    found = 0
+    started = time.perf_counter()
+    for q, origin in zip(queries, origins, strict=True):
+        sent = time.perf_counter()
+        [result] = conn.match([q])
+        latencies.append((time.perf_counter() - sent) * 1000)
+        found += hashes[origin].tobytes().hex() in {m["value"] for m in result["matches"]}
+    single_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for start in range(0, len(queries), BATCH):
+        conn.match(queries[start : start + BATCH])
+    batch_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for start in range(0, len(misses), BATCH):
+        assert not any(r["found"] for r in conn.match(misses[start : start + BATCH]))
+    miss_s = time.perf_counter() - started
+    return {
+        "submit_per_s": round(len(hashes) / fill_s),
+        "single_queries_per_s": round(len(queries) / single_s, 1),
+        "single_p50_ms": round(percentile(latencies, 50), 2),
+        "single_p99_ms": round(percentile(latencies, 99), 2),
+        f"batch_{BATCH}_queries_per_s": round(len(queries) / batch_s, 1),
+        f"batch_{BATCH}_misses_per_s": round(len(misses) / miss_s, 1),
+        "recall": found / len(queries),
+    }
