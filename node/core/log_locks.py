@@ -64,6 +64,10 @@ class LogLocks:
         self._check = check
         self._locks: dict[str, LogLock] = {}
 
+    def __len__(self) -> int:
+        """How many logs have a lock (bounded by the roster's members)."""
+        return len(self._locks)
+
     def of(self, origin: str) -> LogLock:
         lock = self._locks.get(origin)
         if lock is None:
