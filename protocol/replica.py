@@ -26,6 +26,7 @@ from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_c
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, EquivocationError, ProofError, RollbackError
 from protocol.merkle import CompactRange, NodeId
+from protocol.records import new_record
 from protocol.roster import Roster
 
 #: How many signed checkpoints ahead of our entries we remember, to compare against later.
@@ -273,14 +274,9 @@ class LogReplica:
             del self._ahead[min(self._ahead)]
 
 
-#: ReceivedEntry's own __new__ is generated Python that calls tuple.__new__ with its fields;
-#: calling that directly, every field given, saves a frame an entry of a catch-up.
-_new_tuple = tuple.__new__
-
-
 def _receive(index: int, raw: bytes) -> ReceivedEntry:
     try:
-        return _new_tuple(ReceivedEntry, (index, raw, decode_entry(raw), None))
+        return new_record(ReceivedEntry, (index, raw, decode_entry(raw), None))
     except DecodeError as e:
         # The origin signed it, so it stays in the log (proofs need it), but it means nothing.
         return ReceivedEntry(index, raw, None, str(e))

@@ -1,6 +1,6 @@
 """Print the node's configuration reference as a markdown table, from the code's own model.
 
-docs/operator.md shows this table between `<!-- config:start -->` and `<!-- config:end -->`;
+docs/configuration.md shows this table between `<!-- config:start -->` and `<!-- config:end -->`;
 tests/docs checks the two agree. After changing a setting in node/config.py, run
 
     .venv/bin/python scripts/config_doc.py

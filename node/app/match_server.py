@@ -14,15 +14,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-
-from aiohttp import web
+from typing import Any
 
 from node.config import NodeConfig, read_roster
 from node.credentials.key_files import read_secret
-from node.credentials.request_auth import check_bearer
 from node.errors import ConfigError, NodeError
-from node.http.match_api import match_routes
-from node.http.server import Handler, errors_middleware
+from node.http.match_api import match_app
+from node.http.serving import serving
 from node.matching.indexes import DEFAULT_PDQ_THRESHOLD
 from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
@@ -107,30 +105,18 @@ class MatchReplica:
         except RosterError:
             return None
 
-
-def match_app(replica: MatchReplica, token: str) -> web.Application:
-    @web.middleware
-    async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        check_bearer(request.headers.get("Authorization"), token)
-        return await handler(request)
-
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "role": "match-server",
-                "member_id": replica.config.member_id,
-                "roster_version": replica.roster.version,
-                "indexed": {
-                    "pdq": replica.matcher.index.size("pdq"),
-                    "vpdq": replica.matcher.index.size("vpdq"),
-                },
-                "logs": replica.indexed,
-            }
-        )
-
-    app = web.Application(middlewares=[errors_middleware, bearer])
-    app.add_routes([*match_routes(replica), web.get("/v1/status", status)])
-    return app
+    def status(self) -> dict[str, Any]:
+        """The answer to GET /v1/status."""
+        return {
+            "role": "match-server",
+            "member_id": self.config.member_id,
+            "roster_version": self.roster.version,
+            "indexed": {
+                "pdq": self.matcher.index.size("pdq"),
+                "vpdq": self.matcher.index.size("vpdq"),
+            },
+            "logs": self.indexed,
+        }
 
 
 async def serve_matches(
@@ -144,23 +130,18 @@ async def serve_matches(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await store.open()
-    runner: web.AppRunner | None = None
     try:
         replica = MatchReplica(config, store, pinned)
         await replica.start()
-        runner = web.AppRunner(match_app(replica, read_secret(config.token_path)), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        print(f"{READY} member={config.member_id} operator=http://{host}:{port}", flush=True)
-        while not stop.is_set():
-            try:
-                await replica.refresh()
-            except (NodeError, ProtocolError) as e:
-                log.warning("refresh failed: %s", e)  # the store may be restarting: try again
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(refresh_s):
-                    await stop.wait()
+        async with serving(match_app(replica, read_secret(config.token_path)), host, port):
+            print(f"{READY} member={config.member_id} operator=http://{host}:{port}", flush=True)
+            while not stop.is_set():
+                try:
+                    await replica.refresh()
+                except (NodeError, ProtocolError) as e:
+                    log.warning("refresh failed: %s", e)  # the store may be restarting: try again
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(refresh_s):
+                        await stop.wait()
     finally:
-        if runner is not None:
-            await runner.cleanup()
         await store.close()

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a node (prometheus-client), served as GET /metrics.
+"""Prometheus metrics of a node (prometheus-client), served as GET /metrics
+(node/http/metrics_api.py).
 
 `NodeMetrics` owns its own CollectorRegistry (never the process-global one), so several nodes
 in one process (the tests) keep separate counts. Counters and the arrival histogram are fed
@@ -13,7 +14,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -239,7 +239,7 @@ class NodeMetrics:
             self._batches.observe(end - start)  # PeerLogs tells of each stored batch once
             now_ms = self._service.clock()
             first = max(start, end - MAX_DELAYS_PER_BATCH)
-            decoded = self._service.decoded
+            decoded = self._service.listeners.decoded
             try:
                 entries = await decoded.read_decoded(self._service.store, origin, first, end)
             except StoreError as e:  # metrics must never fail the ingest that called us
@@ -249,17 +249,9 @@ class NodeMetrics:
             delays += [(now_ms - e.timestamp_ms) / 1000 for e in entries if e is not None]
         self.entries_stored(origin, end - start, delays)
 
+    #: The exposition's media type, for the HTTP answer.
+    content_type = CONTENT_TYPE_LATEST
+
     def exposition(self) -> bytes:
         """The registry in Prometheus' text exposition format."""
         return generate_latest(self.registry)
-
-
-def metrics_routes(metrics: NodeMetrics) -> list[web.RouteDef]:
-    """GET /metrics for the operator app (behind its bearer token, like every operator route)."""
-
-    async def scrape(request: web.Request) -> web.Response:
-        return web.Response(
-            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    return [web.get("/metrics", scrape)]

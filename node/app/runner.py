@@ -15,26 +15,17 @@ import sys
 import time
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from node.app.logging_setup import add_secret
-from node.app.metrics import NodeMetrics, metrics_routes
+from node.app.metrics import NodeMetrics
 from node.config import NodeConfig, read_roster
 from node.core.service import NodeService
 from node.credentials.key_files import NodeKeys, load_key, read_secret
 from node.errors import ConfigError, StoreError
 from node.events.outbox import Outbox
-from node.events.recorder import (
-    EntryEvents,
-    EventRecorder,
-    events_on_shutdown,
-    events_routes,
-    member_lookup,
-)
+from node.events.recorder import EntryEvents, EventRecorder, member_lookup
 from node.events.webhooks import WebhookSender, load_webhook_secret
-from node.http.connection_guard import GuardedSite
-from node.http.dashboard import mount_dashboard
-from node.http.server import operator_app, peer_runner
+from node.http.operator_api import node_operator_app
+from node.http.serving import serving, serving_peers
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
 from node.replication.scheduler import SyncSchedule
@@ -122,7 +113,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         outbox = Outbox(
             config.data_dir / "outbox.db",
             deliver=bool(config.webhook_url),
-            build=EntryEvents(store, member_of, service.decoded, service.entry_standing),
+            build=EntryEvents(store, member_of, service.listeners.decoded, service.entry_standing),
         )
         await outbox.open()
         stack.push_async_callback(outbox.close)
@@ -159,52 +150,46 @@ class Parts:
 
 async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio.Event) -> None:
     service, replicator = parts.service, parts.replicator
-    peer, guard = peer_runner(service)
-    operator = operator_app(
-        service, keys.token, replicator.peer_status, on_lookup=parts.metrics.lookups
+    operator = node_operator_app(
+        service, keys.token, replicator.peer_status, parts.metrics, parts.outbox
     )
-    operator.add_routes(metrics_routes(parts.metrics) + events_routes(parts.outbox))
-    operator.on_shutdown.append(events_on_shutdown(parts.outbox))
-    mount_dashboard(operator, service, keys.token, replicator.peer_status, events=parts.outbox)
-    operator_runner = web.AppRunner(operator, access_log=None)
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
-    await peer.setup()
-    await operator_runner.setup()
     try:
-        await GuardedSite(peer, config.peer_host, config.peer_port, guard).start()
-        await web.TCPSite(operator_runner, config.operator_host, config.operator_port).start()
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(service.run_checkpointer()),
-                group.create_task(service.listeners.run_retries()),
-                group.create_task(replicator.run()),
-            ]
-            if config.webhook_url:
-                sender = WebhookSender(
-                    parts.outbox,
-                    config.webhook_url,
-                    parts.webhook_secret,
-                    config.webhook_max_backoff_s,
-                    config.peer_timeout_s,
-                    on_result=parts.metrics.webhook_result,
+        async with (
+            serving_peers(service, config.peer_host, config.peer_port),
+            serving(operator, config.operator_host, config.operator_port),
+        ):
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(service.run_checkpointer()),
+                    group.create_task(service.listeners.run_retries()),
+                    group.create_task(replicator.run()),
+                ]
+                if config.webhook_url:
+                    sender = WebhookSender(
+                        parts.outbox,
+                        config.webhook_url,
+                        parts.webhook_secret,
+                        config.webhook_max_backoff_s,
+                        config.peer_timeout_s,
+                        on_result=parts.metrics.webhook_result,
+                    )
+                    tasks.append(group.create_task(sender.run()))
+                # The match index loads while the node already serves; lookups work meanwhile.
+                group.create_task(service.matcher.load())
+                schedule.start()
+                print(
+                    f"hashmesh node ready member={config.member_id} "
+                    f"peer=http://{config.peer_host}:{config.peer_port} "
+                    f"operator={config.operator_url}",
+                    flush=True,
                 )
-                tasks.append(group.create_task(sender.run()))
-            # The match index loads while the node already serves; lookups work meanwhile.
-            group.create_task(service.matcher.load())
-            schedule.start()
-            print(
-                f"hashmesh node ready member={config.member_id} "
-                f"peer=http://{config.peer_host}:{config.peer_port} operator={config.operator_url}",
-                flush=True,
-            )
-            await stop.wait()
-            schedule.stop()
-            for task in tasks:
-                task.cancel()
-        # Sign whatever was acknowledged but not yet signed, so peers can verify it.
-        await service.sign_pending()
+                await stop.wait()
+                schedule.stop()
+                for task in tasks:
+                    task.cancel()
+            # Sign whatever was acknowledged but not yet signed, so peers can verify it.
+            await service.sign_pending()
     finally:
         schedule.stop()
-        await operator_runner.cleanup()
-        await peer.cleanup()
         print(f"hashmesh node stopped member={config.member_id}", file=sys.stderr, flush=True)

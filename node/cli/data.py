@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "te-csv", "jsonl", "stix")
 DEFAULT_BATCH = 500
-#: The operator API takes at most this many hashes per request (node.http.server.MAX_LOOKUP).
+#: The operator API takes at most this many hashes per request (node.http.operator_api.MAX_LOOKUP).
 MAX_BATCH = 10_000
 #: Problems listed in the text output; --json lists them all.
 SHOWN_PROBLEMS = 50

@@ -1,6 +1,7 @@
 """The domain core: the node service (`service`) that owns our log and the node's view of every
 peer's log; peers' logs as verified replicas fed by pushes and pulls (`peer_logs`) through the
-catch-up pipeline (`pipeline`); the trusted roster chain (`rosters`); our checkpoint keys
+catch-up pipeline (`pipeline`) under each log's lock (`log_locks`); pages and proofs as we
+serve them (`log_proofs`); the trusted roster chain (`rosters`); our checkpoint keys
 through a rotation (`log_keys`); witnessing (`witness`); the peer API's bodies (`wire`); the
 status report and alerts (`status`); listeners' isolation (`listeners`).
 

@@ -16,6 +16,10 @@ doubles nothing. What is owed is at most one range per (listener, log), and a re
 reads at most REDELIVERY_CHUNK entries at a time. A restart rebuilds what listeners keep (the
 index loads from the store, the recorder catches up), so nothing owed survives a restart.
 
+The listeners' shared cache of recent decodings (`decoded`, node/store/decoded.py) is owned
+here: whoever makes a range durable remembers its decodings in it (`remember`) before telling
+of it, and the listeners read them from it rather than from the store and the decoder.
+
 Each failure is logged (with its traceback the first time a listener fails that way),
 counted by listener (`failures`), and alerted for ALERT_MS afterwards and while anything is
 owed (`alerts`).
@@ -25,8 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+from node.store.decoded import DecodedEntries
+from protocol.entries import Entry
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,13 @@ class Listeners:
         self._failures: dict[str, int] = {}
         self._latest: dict[str, ListenerFailure] = {}
         self._logged_as: dict[str, str] = {}
+        #: The decodings of the latest durable ranges, read by the listeners of each.
+        self.decoded = DecodedEntries()
+
+    def remember(self, origin: str, start: int, decodings: Sequence[Entry | None]) -> None:
+        """The decodings of entries [start, start+len) of `origin`, just made durable, for
+        the listeners that will hear of them (None: the bytes did not decode)."""
+        self.decoded.remember_range(origin, start, decodings)
 
     def add(self, callback: Listener, *, own: bool, name: str | None = None) -> None:
         """Subscribe `callback` to our own log (`own`) or to peers' logs; the same callback

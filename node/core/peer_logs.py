@@ -17,11 +17,11 @@ from operator import attrgetter
 
 from node.core.evidence_maker import VerifiedPage, make_evidence
 from node.core.listeners import Listener, Listeners
-from node.core.pipeline import IngestResult, LogLock, PagePipeline
+from node.core.log_locks import LogLock, LogLocks
+from node.core.pipeline import IngestResult, PagePipeline
 from node.core.rosters import RosterKeeper
 from node.errors import PeerError
 from node.store.base import Evidence, LogHead, Store
-from node.store.decoded import DecodedEntries
 from node.store.rows import entry_row
 from protocol.audit import witnesses_of
 from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
@@ -47,17 +47,15 @@ class PeerLogs:
         rosters: RosterKeeper,
         own_origin: str,
         clock: Callable[[], int],
-        decoded: DecodedEntries | None = None,
         listeners: Listeners | None = None,
     ) -> None:
-        self.decoded = decoded or DecodedEntries()
         self.listeners = listeners or Listeners(own_origin, clock)
         self._store = store
         self._rosters = rosters
         self._own = own_origin
         self._clock = clock
         self._replicas: dict[str, LogReplica] = {}
-        self._locks: dict[str, LogLock] = {}
+        self._locks = LogLocks(self._check_member_log)
         self._held: dict[str, Evidence] = {}
         #: Plans of a log whose store failed and whose outcome is not settled yet (by log;
         #: a member's log only, so bounded by the roster).
@@ -188,11 +186,7 @@ class PeerLogs:
     def lock(self, origin: str) -> LogLock:
         """The lock every change to our view of `origin`'s log is made under; PeerError if no
         member of the roster has that log (a lock per name a peer sends would be unbounded)."""
-        lock = self._locks.get(origin)
-        if lock is None:
-            self._check_member_log(origin)
-            lock = self._locks[origin] = LogLock()
-        return lock
+        return self._locks.of(origin)
 
     def _check_member_log(self, origin: str) -> None:
         if origin == self._own:
@@ -264,12 +258,12 @@ class PeerLogs:
 
     async def notify_stored(self, plans: Sequence[AppendPlan], source: str | None) -> None:
         """Tell every listener of consecutive plans just stored and committed; their entries
-        and decodings are remembered first (DecodedEntries), so the listeners need neither
+        and decodings are remembered first (Listeners.remember), so the listeners need neither
         the store nor the decoder. Remembered here, not when stored: a catch-up stores the
         next batches meanwhile, and would push this one out of the cache first."""
         entries = [e for plan in plans for e in plan.entries]
         decodings = list(map(_ENTRY, entries))
-        self.decoded.remember_range(plans[0].origin, plans[0].start, decodings)
+        self.listeners.remember(plans[0].origin, plans[0].start, decodings)
         await self.notify(plans[0].origin, plans[0].start, plans[-1].end, source)
 
     async def notify(self, origin: str, start: int, end: int, source: str | None) -> None:

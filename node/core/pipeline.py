@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from node.core.evidence_maker import VerifiedPage
+from node.core.log_locks import LogLock
 from node.core.rosters import RosterKeeper
 from node.errors import StoreError
 from protocol.errors import EquivocationError
@@ -56,38 +57,6 @@ MAX_QUEUED_ENTRIES = 24_000
 #: in call order): enough for the store's next transaction to be a large one, sent before
 #: the store is free. Less is sent when the store is free.
 EARLY_BATCH_ENTRIES = 12_000
-
-
-class LogLock:
-    """The lock of one peer log: an asyncio.Lock that also says whether anyone waits for it,
-    so a long pull lets it go only when someone does (a push of that log, a sync round's
-    checkpoint), instead of draining its pipeline every so often for no one."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._waiting = 0
-
-    async def acquire(self) -> None:
-        self._waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self._waiting -= 1
-
-    def release(self) -> None:
-        self._lock.release()
-
-    async def __aenter__(self) -> LogLock:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
-    @property
-    def wanted(self) -> bool:
-        """Whether another task waits to take the lock."""
-        return self._waiting > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +119,10 @@ class PagePipeline:
             self._lock.release()
 
     @property
-    def lock_wanted(self) -> bool:
-        """Whether another task waits for this log's lock (see LogLock)."""
-        return self._lock.wanted
+    def hand_over_due(self) -> bool:
+        """Whether this run should end now, to let another task that waits for the log's
+        lock in (node/core/log_locks.py)."""
+        return self._lock.hand_over_due
 
     def _last_plan(self) -> AppendPlan | None:
         if self._queued:

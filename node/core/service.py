@@ -15,9 +15,10 @@ from pathlib import Path
 from node.config import NodeConfig
 from node.core.listeners import Listeners
 from node.core.log_keys import CheckpointKeys
+from node.core.log_proofs import LogProofs
 from node.core.peer_logs import PeerLogs
 from node.core.rosters import RosterKeeper
-from node.core.wire import CheckpointVector, EntriesPage
+from node.core.wire import CheckpointVector
 from node.core.witness import Witness
 from node.errors import (
     ForbiddenError,
@@ -32,11 +33,9 @@ from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import EntryStanding, MatchPolicy, entry_standing, policy_from
 from node.matching.review_queue import ReviewQueue
 from node.store.base import LogHead, Store, Submission
-from node.store.decoded import DecodedEntries
 from node.store.disk_watch import DiskWatch
 from node.store.rows import entry_row
 from node.store.schema import SUBMISSION_RETENTION_MS
-from protocol import merkle
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import (
     Add,
@@ -48,12 +47,12 @@ from protocol.entries import (
     decode_entry,
     encode_entry,
 )
-from protocol.errors import DecodeError, ProtocolError, RosterError, ValidationError
+from protocol.errors import DecodeError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
 from protocol.roster import Member, Roster
 from protocol.signals import value_text
 from protocol.signing import SigningKey
-from protocol.trust import compromise_of, open_trusted
+from protocol.trust import compromise_of
 from protocol.view import HashView
 from protocol.writer import LogWriter, WritePlan
 
@@ -87,11 +86,8 @@ class NodeService:
             config.data_dir, clock, config.disk_alert_free_percent, config.disk_alert_free_mib
         )
         self.rosters = RosterKeeper(store, clock)
-        self.decoded = DecodedEntries()
         self.listeners = Listeners(config.origin, clock)
-        self.peers = PeerLogs(
-            store, self.rosters, config.origin, clock, self.decoded, self.listeners
-        )
+        self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.listeners)
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
         #: A write of our log whose outcome is not known yet (the store failed or the caller
@@ -103,6 +99,7 @@ class NodeService:
         #: (error, when) of the checkpointer's last failure other than the store's, until it
         #: signs again.
         self.sign_failure: tuple[str, int] | None = None
+        self.proofs = LogProofs(store, self.rosters, self.signed_checkpoint, config.page_size)
         self.witness = Witness(
             config.member_id,
             config.origin,
@@ -113,7 +110,7 @@ class NodeService:
         )
         self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
-        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.decoded)
+        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.listeners.decoded)
         self.review_queue = ReviewQueue(config.origin, clock)
         self.peers.subscribe(self.matcher.on_entries, "match_index")
         self.on_own_checkpoint(self.matcher.on_entries, "match_index")
@@ -243,7 +240,7 @@ class NodeService:
     def _commit_own(self, plan: WritePlan, entries: Sequence[Entry]) -> None:
         """Adopt a write of our log the store made durable."""
         self._pending = None
-        self.decoded.remember_range(self.origin, plan.start, entries)
+        self.listeners.remember(self.origin, plan.start, entries)
         self._writer.commit(plan)
         self._unsigned.set()
 
@@ -402,77 +399,6 @@ class NodeService:
         if signed is not None and signed.checkpoint.size == end:
             await self.witness.reached(signed)
 
-    async def entries_page(self, origin: str, start: int, limit: int) -> EntriesPage:
-        """Entries from `start` with a consistency proof from the page's end to our checkpoint."""
-        signed = self.signed_checkpoint(origin)
-        if signed is None:
-            raise RequestError(f"no checkpoint of {origin!r} here")
-        size = signed.checkpoint.size
-        if not 0 <= start < size:
-            raise RequestError(f"start {start} outside the checkpoint's {size} entries")
-        end = min(size, start + max(1, min(limit, self.config.page_size)))
-        entries = await self.store.entries(origin, start, end)
-        proof = await self.consistency(origin, end, size) if end < size else []
-        return EntriesPage(signed.raw, start, tuple(entries), tuple(proof))
-
-    async def consistency(self, origin: str, old: int, new: int) -> list[bytes]:
-        signed = self.signed_checkpoint(origin)
-        if signed is None or not 0 < old <= new <= signed.checkpoint.size:
-            raise RequestError("no such sizes in this log")
-        ids = merkle.consistency_proof_ids(old, new)
-        return merkle.consistency_proof(old, new, await self.store.nodes(origin, ids))
-
-    async def inclusion(
-        self, origin: str, index: int, size: int | None = None
-    ) -> tuple[SignedCheckpoint, list[bytes]]:
-        """A proof of entry `index` against the newest checkpoint the roster trusts (or the
-        stored one of `size`): after a key is declared compromised at S, the newest checkpoint
-        may vouch for nothing, and entries below S are proven with one of size <= S."""
-        signed = await self.proof_checkpoint(origin, index, size)
-        n = signed.checkpoint.size
-        ids = merkle.inclusion_proof_ids(index, n)
-        return signed, merkle.inclusion_proof(index, n, await self.store.nodes(origin, ids))
-
-    async def proof_checkpoint(
-        self, origin: str, index: int, size: int | None = None
-    ) -> SignedCheckpoint:
-        served = self.signed_checkpoint(origin)
-        if served is None or not 0 <= index < served.checkpoint.size:
-            raise RequestError(f"entry {index} of {origin} is not under a checkpoint here")
-        top = served.checkpoint.size
-        if size in (None, top) and self._trusted(origin, served.raw):
-            return served  # with the cosignatures collected since it was stored
-        # Else the newest stored checkpoint in the range of some key of the log's member,
-        # newest key first: a few rows a key, however long the history.
-        try:
-            keys = self.rosters.roster.member_by_origin(origin).checkpoint_keys
-            ranges = [(k.first_size, top if k.last_size is None else k.last_size) for k in keys]
-        except RosterError:
-            ranges = [(0, top)]  # a removed member's log: any stored checkpoint
-        for first, last in reversed(ranges):
-            low, high = max(first, index + 1), min(last, top)
-            if size is not None:
-                low, high = max(low, size), min(high, size)
-            if low > high:
-                continue
-            for _, raw in await self.store.checkpoint_range(origin, low, high, 4, True):
-                if self._trusted(origin, raw):
-                    return parse_signed_checkpoint(raw)
-        raise RequestError(
-            f"no checkpoint held of {origin} that the roster trusts covers entry {index}"
-            + ("" if size is None else f" at size {size}")
-        )
-
-    def _trusted(self, origin: str, raw: bytes) -> bool:
-        roster = self.rosters.roster
-        if origin not in roster.origins():
-            return True  # a removed member's log: judged by the last roster that listed it
-        try:
-            open_trusted(raw, roster, origin)
-        except ProtocolError:
-            return False
-        return True
-
     # Lookups.
 
     async def lookup(
@@ -507,7 +433,7 @@ class NodeService:
         # Only logs past a compromise need their checkpoint judged (a signature check each).
         for member in roster.members:
             signed = self.signed_checkpoint(member.origin) if compromise_of(member) else None
-            if signed is not None and self._trusted(member.origin, signed.raw):
+            if signed is not None and self.proofs.trusted(member.origin, signed.raw):
                 vouched[member.origin] = signed.checkpoint.size
         return entry_standing(roster, vouched)
 

@@ -7,14 +7,7 @@ NodeService.on_own_checkpoint; at start `catch_up` records whatever entries the 
 while the recorder was not listening (a crash between storing entries and recording them),
 so no entry is ever missed.
 
-`events_routes` is the operator-facing pull stream over the same event log:
-- GET /v1/events?after=<id>&wait=<s>&limit=<n>: long poll; events with an id above `after`,
-  waiting up to `wait` seconds (at most 60) for the first one; at most 1000 per answer. The
-  answer also gives `oldest` (the first id still held: a cursor below `oldest - 1` missed
-  events the retention dropped), `latest` (the newest id recorded) and `feed` (the event
-  log's identity: if it changes, ids were numbered afresh and old cursors mean nothing).
-- GET /v1/events/stream: server-sent events from `Last-Event-ID` (or ?after=), one SSE
-  message per event (id, event kind, JSON data), with a keep-alive comment every 15 s.
+The operator API's pull stream over the same event log is node/http/events_api.py.
 """
 
 from __future__ import annotations
@@ -26,10 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
 from node.core.service import NodeService
-from node.errors import RequestError, StoreError
+from node.errors import StoreError
 from node.events.outbox import Event, EventRange, Outbox
 from node.formats.json_views import ref_json
 from node.matching.lookups import Standing
@@ -41,9 +32,6 @@ from protocol.signals import value_text
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS = 1000
-MAX_WAIT_S = 60.0
-KEEPALIVE_S = 15.0
 KIND_NAMES = {Add: "add", Retract: "retract", Dispute: "dispute", Confirm: "confirm"}
 #: One encoder for every payload: json.dumps with options builds a new one each call.
 _JSON = json.JSONEncoder(ensure_ascii=False)
@@ -237,87 +225,3 @@ def _hash_fields(add: Add | None) -> dict[str, Any]:
         "labels": list(add.labels),
         "incident": add.incident,
     }
-
-
-def _number(request: web.Request, name: str, default: float, most: float) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as e:
-        raise RequestError(f"{name} is a number") from e
-    if not 0 <= value <= most:
-        raise RequestError(f"{name} is between 0 and {most:g}")
-    return value
-
-
-def _cursor(raw: str | None, name: str) -> int:
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit() or len(raw) > 19:
-        raise RequestError(f"{name} is an event id (a non-negative integer)")
-    return int(raw)
-
-
-def sse_message(event: Event) -> bytes:
-    """One server-sent event; the JSON is on one line, so one `data:` field carries it."""
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {event.to_json()}\n\n".encode()
-
-
-def events_routes(outbox: Outbox) -> list[web.RouteDef]:
-    """The pull stream, for the operator app (behind its bearer token)."""
-
-    async def poll(request: web.Request) -> web.Response:
-        after = _cursor(request.query.get("after"), "after")
-        wait = _number(request, "wait", 0.0, MAX_WAIT_S)
-        limit = int(_number(request, "limit", MAX_EVENTS, MAX_EVENTS)) or MAX_EVENTS
-        events = await outbox.wait_after(after, limit, wait)
-        cursor = events[-1].id if events else after
-        # Read after the events: retention only moves forward, so `after` >= oldest - 1 here
-        # means nothing between `after` and the events answered was dropped.
-        oldest, latest = await outbox.oldest_id(), await outbox.latest_id()
-        return web.json_response(
-            {
-                "events": [e.body() for e in events],
-                "cursor": cursor,
-                "oldest": oldest,
-                "latest": latest,
-                "feed": outbox.feed_id,
-            }
-        )
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Last-Event-ID")
-        after = _cursor(header if header is not None else request.query.get("after"), "cursor")
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",  # a proxy in front must not hold events back
-            }
-        )
-        await response.prepare(request)
-        try:
-            while not outbox.stopping:
-                events = await outbox.wait_after(after, MAX_EVENTS, KEEPALIVE_S)
-                if not events:
-                    if not outbox.stopping:
-                        await response.write(b": keep-alive\n\n")
-                    continue
-                await response.write(b"".join(sse_message(e) for e in events))
-                after = events[-1].id
-        except ConnectionResetError:
-            log.info("an event stream consumer went away at event %d", after)
-        return response
-
-    return [web.get("/v1/events", poll), web.get("/v1/events/stream", stream)]
-
-
-def events_on_shutdown(outbox: Outbox) -> Callable[[web.Application], Any]:
-    """An `app.on_shutdown` hook ending open long polls and streams, so shutdown is prompt."""
-
-    async def shutdown(app: web.Application) -> None:
-        outbox.stop_waiters()
-
-    return shutdown

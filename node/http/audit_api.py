@@ -88,7 +88,7 @@ def audit_app(service: NodeService) -> web.Application:
     async def proof(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
         index = _int(request, "index")
-        signed, path = await service.inclusion(origin, index, _optional_int(request, "size"))
+        signed, path = await service.proofs.inclusion(origin, index, _optional_int(request, "size"))
         text = format_tlog_proof(index, path, signed.raw)
         return web.json_response(
             {
@@ -102,7 +102,7 @@ def audit_app(service: NodeService) -> web.Application:
     async def consistency(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
         old, new = _int(request, "old"), _int(request, "new")
-        path = await service.consistency(origin, old, new)
+        path = await service.proofs.consistency(origin, old, new)
         return web.json_response(
             {
                 "log": origin,

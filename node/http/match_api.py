@@ -1,5 +1,6 @@
 """The operator API's lookup and match routes, over anything that can look hashes up: the node
-itself, or a read-only match server sharing its PostgreSQL store (node.app.match_server)."""
+itself, or a read-only match server sharing its PostgreSQL store (node.app.match_server), whose
+whole app (`match_app`: these routes and /v1/status behind the bearer token) is here too."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from node.credentials.request_auth import check_bearer
 from node.errors import RequestError
 from node.formats.json_views import parse_hash, view_json
+from node.http.common import Handler, errors_middleware
 from node.matching.lookups import nearest_of_both
 from node.matching.matcher import MatchHit
 from node.matching.policy import MatchPolicy, decide
@@ -29,6 +32,12 @@ class Matching(Protocol):
     ) -> list[list[MatchHit]]: ...
     def match_policy(self) -> MatchPolicy: ...
     def member_of(self, origin: str) -> str | None: ...
+
+
+class MatchServing(Matching, Protocol):
+    """A read-only match server: matching, and its status."""
+
+    def status(self) -> dict[str, Any]: ...
 
 
 async def _hashes(request: web.Request) -> list[Any]:
@@ -156,3 +165,19 @@ async def match_results(
         matches.sort(key=lambda m: m.get("distance", 0))
         results.append({"query": item, "found": bool(matches), "matches": matches})
     return results
+
+
+def match_app(server: MatchServing, token: str) -> web.Application:
+    """A read-only match server's app: lookups, matches and its status, behind `token`."""
+
+    @web.middleware
+    async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        check_bearer(request.headers.get("Authorization"), token)
+        return await handler(request)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(server.status())
+
+    app = web.Application(middlewares=[errors_middleware, bearer])
+    app.add_routes([*match_routes(server), web.get("/v1/status", status)])
+    return app

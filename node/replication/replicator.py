@@ -36,8 +36,6 @@ from protocol.roster import Roster
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Seconds a pull holds a log's lock before letting a waiting push of that log in.
-HOLD_LOCK_S = 1.0
 #: Pages of one log asked for ahead of the one being verified.
 PREFETCH_PAGES = 2
 #: Seconds between checks that each peer of the roster, and only those, has a pusher.
@@ -364,11 +362,9 @@ class Replicator:
         our time to verify one. Pages after the next are asked for where the last page's
         length says they start; a guess that missed (a peer serving shorter pages) is
         cancelled and asked again. The fetches are this call's own tasks, cancelled if it
-        stops early. The log's lock is held until the pull ends, unless another task waits
-        for it: then it is let go (the pipeline drained) once HOLD_LOCK_S has passed since it
-        was taken, so a push of that log waits about that long at most. Letting it go every
-        HOLD_LOCK_S for no one drained the pipeline each time, and the joiner and its store
-        took turns instead of working side by side.
+        stops early. The log's lock is held until the pull ends, unless its hand-over is due
+        (node/core/log_locks.py): then the pipeline is drained, the lock let go, and the pull
+        goes on in a new pipeline.
         """
         peers = self._service.peers
         start = peers.replica(origin).size
@@ -376,12 +372,10 @@ class Replicator:
             return
         fetches = PageFetches(lambda at: self._client.entries(member_id, url, origin, at), size)
         fetches.ask(start, self._config.page_size)
-        loop = asyncio.get_running_loop()
         try:
             while fetches:
                 async with peers.pipeline(origin, member_id) as pipeline:
-                    until = loop.time() + HOLD_LOCK_S
-                    while fetches and (loop.time() < until or not pipeline.lock_wanted):
+                    while fetches and not pipeline.hand_over_due:
                         page = await fetches.next_page()
                         result = await _translate(
                             member_id,

@@ -1,6 +1,7 @@
 """Storage for a node: the interface every store implements and its rows, the rules both
 stores share (schema), the cache of stored entries' decodings, and the two stores: SQLite
-(`store.sqlite`, the default) and PostgreSQL; `open_store` makes the one a location names.
+(`store.sqlite`, the default) and PostgreSQL (`postgres`, its write transactions in
+`postgres_writes`); `open_store` makes the one a location names.
 
 May import: `node.errors`, `node.config`, `protocol`.
 """

@@ -1,9 +1,9 @@
 """A Store in PostgreSQL (asyncpg), for members who run their node on a database server.
 
 Everything lives in one schema per store (default "hashmesh"), so tests and several nodes can
-share a server. Writes to a log lock its row (SELECT ... FOR UPDATE) before checking the size,
-so concurrent appends from several processes are serialised and never duplicate or skip an
-entry. Every driver or connection error leaves as StoreError.
+share a server. The statements of its write transactions are node/store/postgres_writes.py
+(a write to a log locks its row first, so appends from several processes are serialised).
+Every driver or connection error leaves as StoreError.
 """
 
 from __future__ import annotations
@@ -17,18 +17,13 @@ import asyncpg
 
 from node.errors import StoreConflictError, StoreError
 from node.store.base import EntryRow, Evidence, FoundEntry, LogHead, Submission
+from node.store.postgres_writes import append_rows, keep_submission, lock_log, upsert_checkpoint
 from node.store.schema import (
     BATCH_ROWS,
-    MAX_SUBMISSIONS,
     POSTGRES_TABLES,
-    SUBMISSION_RETENTION_MS,
     check_checkpoint,
-    check_rows,
-    inner_nodes,
     leaf_mapping,
-    new_peaks,
     node_mapping,
-    pack_peaks,
     sorted_found,
     split_leaves,
     unpack_peaks,
@@ -52,30 +47,6 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"PostgreSQL store, {what}: {e}") from e
 
 
-async def _lock_log(conn: Connection, origin: str) -> tuple[int, bytes, bytes | None]:
-    """Lock the log's row (creating an empty log if new); its (size, peaks, head checkpoint)."""
-    await conn.execute(
-        "INSERT INTO logs (origin, size, peaks) VALUES ($1, 0, '') ON CONFLICT DO NOTHING", origin
-    )
-    row = await conn.fetchrow(
-        "SELECT size, peaks, checkpoint FROM logs WHERE origin = $1 FOR UPDATE", origin
-    )
-    if row is None:
-        raise StoreError(f"the row of log {origin} vanished while locking it")
-    return int(row["size"]), bytes(row["peaks"]), row["checkpoint"]
-
-
-async def _save_checkpoint(conn: Connection, origin: str, size: int, raw: bytes) -> None:
-    # The newest checkpoint of a size replaces the older one: it may carry more cosignatures.
-    await conn.execute(
-        "INSERT INTO checkpoints (origin, size, raw) VALUES ($1, $2, $3)"
-        " ON CONFLICT (origin, size) DO UPDATE SET raw = excluded.raw",
-        origin,
-        size,
-        raw,
-    )
-
-
 _CHECKPOINTS_WHERE = (
     "SELECT size, raw FROM checkpoints WHERE origin = $1 AND size BETWEEN $2 AND $3 "
 )
@@ -87,24 +58,6 @@ def _head(row: asyncpg.Record) -> LogHead:
     """A LogHead from a row of (origin, size, peaks, checkpoint)."""
     checkpoint = None if row["checkpoint"] is None else bytes(row["checkpoint"])
     return LogHead(row["origin"], int(row["size"]), unpack_peaks(bytes(row["peaks"])), checkpoint)
-
-
-async def _keep_submission(conn: Connection, submission: Submission) -> None:
-    """Keep an idempotency key; drop those past their retention, then all but the newest."""
-    await conn.execute(
-        "DELETE FROM submissions WHERE created_ms < $1",
-        submission.created_ms - SUBMISSION_RETENTION_MS,
-    )
-    kept = await conn.fetchval(
-        "INSERT INTO submissions (key, digest, start, count, created_ms)"
-        " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-        submission.key,
-        bytes(submission.digest),
-        submission.start,
-        submission.count,
-        submission.created_ms,
-    )
-    await conn.execute("DELETE FROM submissions WHERE seq <= $1", kept - MAX_SUBMISSIONS)
 
 
 class PostgresStore:
@@ -204,9 +157,9 @@ class PostgresStore:
     ) -> None:
         with _translated(f"appending to {origin}"):
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._append(conn, origin, start, entries, nodes, checkpoint, checkpoint_size)
+                await append_rows(conn, origin, start, entries, nodes, checkpoint, checkpoint_size)
                 if submission is not None:
-                    await _keep_submission(conn, submission)
+                    await keep_submission(conn, submission)
 
     async def settled_head(self, origin: str) -> LogHead | None:
         # Locking the log's row waits for a transaction still holding it: one whose COMMIT
@@ -227,68 +180,12 @@ class PostgresStore:
             )
         return None if row is None else Submission(*row)  # str, bytes and three ints
 
-    @staticmethod
-    async def _append(
-        conn: Connection,
-        origin: str,
-        start: int,
-        entries: Sequence[EntryRow],
-        nodes: Sequence[tuple[NodeId, bytes]],
-        checkpoint: bytes | None,
-        checkpoint_size: int | None,
-    ) -> None:
-        size, packed, head = await _lock_log(conn, origin)
-        indexes = [e.idx for e in entries]
-        end = check_rows(origin, size, start, indexes, checkpoint, checkpoint_size)
-        peaks = new_peaks(origin, start, unpack_peaks(packed), end, nodes)
-        if entries:
-            # One statement per batch: the columns travel as arrays, unnest makes the rows.
-            await conn.execute(
-                "INSERT INTO entries (origin, idx, raw, kind, signal_type, value_key,"
-                " target_log, target_index, timestamp_ms, received_ms)"
-                " SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::smallint[],"
-                " $5::text[], $6::bytea[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])",
-                origin,
-                indexes,
-                [bytes(e.raw) for e in entries],
-                [e.kind for e in entries],
-                [e.signal_type for e in entries],
-                [None if e.value_key is None else bytes(e.value_key) for e in entries],
-                [e.target_log for e in entries],
-                [e.target_index for e in entries],
-                [e.timestamp_ms for e in entries],
-                [e.received_ms for e in entries],
-            )
-        kept = inner_nodes(nodes)
-        if kept:
-            await conn.execute(
-                "INSERT INTO nodes (origin, level, k, hash)"
-                " SELECT $1, * FROM unnest($2::integer[], $3::bigint[], $4::bytea[])",
-                origin,
-                [level for (level, _), _ in kept],
-                [k for (_, k), _ in kept],
-                [bytes(value) for _, value in kept],
-            )
-        if checkpoint is not None and checkpoint_size is not None:
-            await _save_checkpoint(conn, origin, checkpoint_size, bytes(checkpoint))
-            if checkpoint_size == end:
-                head = bytes(checkpoint)
-        if end not in (size, checkpoint_size):
-            head = None  # the old head no longer covers the whole log
-        await conn.execute(
-            "UPDATE logs SET size = $2, peaks = $3, checkpoint = $4 WHERE origin = $1",
-            origin,
-            end,
-            pack_peaks(peaks),
-            head,
-        )
-
     async def save_checkpoint(self, origin: str, size: int, raw: bytes) -> None:
         with _translated(f"saving a checkpoint of {origin}"):
             async with self.pool.acquire() as conn, conn.transaction():
-                stored, _, _ = await _lock_log(conn, origin)
+                stored, _, _ = await lock_log(conn, origin)
                 check_checkpoint(origin, stored, size)
-                await _save_checkpoint(conn, origin, size, bytes(raw))
+                await upsert_checkpoint(conn, origin, size, bytes(raw))
                 if size == stored:
                     await conn.execute(
                         "UPDATE logs SET checkpoint = $2 WHERE origin = $1", origin, bytes(raw)

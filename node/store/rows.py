@@ -5,13 +5,9 @@ from __future__ import annotations
 from node.store.base import EntryRow, FoundEntry
 from protocol.entries import Add, Confirm, Dispute, Entry, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError
+from protocol.records import new_record
 from protocol.signals import value_key
 from protocol.view import LocatedEntry
-
-#: EntryRow's own __new__ is generated Python that calls tuple.__new__ with its fields; a
-#: catch-up makes a row an entry, and calling tuple.__new__ directly (every field given) saves
-#: that frame, a third of making a row.
-_new_tuple = tuple.__new__
 
 
 def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> EntryRow:
@@ -19,14 +15,14 @@ def entry_row(index: int, raw: bytes, entry: Entry | None, received_ms: int) -> 
     if isinstance(entry, Add):
         key = value_key(entry.value)
         ts = entry.timestamp_ms
-        return _new_tuple(
+        return new_record(
             EntryRow, (index, raw, 0, entry.signal_type, key, None, None, ts, received_ms)
         )
     if isinstance(entry, Retract | Dispute | Confirm):
         kind = 1 if isinstance(entry, Retract) else 2 if isinstance(entry, Dispute) else 3
         log, target, ts = entry.target.log, entry.target.index, entry.timestamp_ms
-        return _new_tuple(EntryRow, (index, raw, kind, None, None, log, target, ts, received_ms))
-    return _new_tuple(EntryRow, (index, raw, None, None, None, None, None, 0, received_ms))
+        return new_record(EntryRow, (index, raw, kind, None, None, log, target, ts, received_ms))
+    return new_record(EntryRow, (index, raw, None, None, None, None, None, 0, received_ms))
 
 
 def located(found: FoundEntry) -> LocatedEntry | None:

@@ -161,12 +161,14 @@ def load_config_doc() -> object:
     return module
 
 
-def test_the_config_table_in_the_operator_guide_is_the_generated_one() -> None:
-    text = (ROOT / "docs/operator.md").read_text()
+def test_the_config_table_in_the_configuration_reference_is_the_generated_one() -> None:
+    text = (ROOT / "docs/configuration.md").read_text()
     assert text.count(CONFIG_START) == 1 and text.count(CONFIG_END) == 1
     shown = text.split(CONFIG_START)[1].split(CONFIG_END)[0].strip()
     generated: str = load_config_doc().config_table()  # type: ignore[attr-defined]
-    assert shown == generated.strip(), "run scripts/config_doc.py and paste it into operator.md"
+    assert shown == generated.strip(), (
+        "run scripts/config_doc.py and paste it into configuration.md"
+    )
     for name, _, _ in NodeConfig.fields_doc():
         assert f"| `{name}` |" in shown
 

@@ -16,7 +16,8 @@ from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import RequestVerifier
 from node.http.connection_guard import GuardedSite
-from node.http.server import operator_app, peer_runner
+from node.http.operator_api import operator_app
+from node.http.peer_api import peer_runner
 from node.store.base import Store
 from node.store.sqlite.store import SqliteStore
 

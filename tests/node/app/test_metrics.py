@@ -23,11 +23,12 @@ from node.app.logging_setup import (
     add_secret,
     configure_logging,
 )
-from node.app.metrics import NodeMetrics, failure_reason, metrics_routes
+from node.app.metrics import NodeMetrics, failure_reason
 from node.config import NodeConfig
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import new_token
+from node.http.metrics_api import metrics_routes
 from node.store.sqlite.store import SqliteStore
 from protocol.entries import Add
 

@@ -36,7 +36,7 @@ async def _log(tmp_path: Path, store_for: StoreFor):  # type: ignore[no-untyped-
         signed = await service.sign_pending()
         assert signed is not None
         raws = await service.store.entries(owner.origin, 0, SIZE)
-        proof = list(await service.consistency(owner.origin, PAGE, SIZE))
+        proof = list(await service.proofs.consistency(owner.origin, PAGE, SIZE))
     return owner, reader, signed.raw, raws, proof
 
 
@@ -125,7 +125,7 @@ async def test_a_fork_remembered_ahead_is_held_on_evidence_from_the_page_that_pa
     owner, reader, checkpoint, raws, _ = await _log(tmp_path, store_for)
     stored = 3
     async with served(owner, store_for(owner)) as source:
-        proof = list(await source.service.consistency(owner.origin, stored, SIZE))
+        proof = list(await source.service.proofs.consistency(owner.origin, stored, SIZE))
     async with served(reader, store_for(reader)) as node:
         peers = node.service.peers
         result = await peers.ingest(owner.origin, checkpoint, 0, raws[:stored], proof, None)

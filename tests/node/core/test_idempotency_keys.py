@@ -13,7 +13,7 @@ import pytest
 
 from node.cli import operator as operator_cli
 from node.cli.operator_client import OperatorClient
-from node.store import postgres as postgres_store
+from node.store import postgres_writes
 from node.store.base import Store, Submission
 from node.store.schema import SUBMISSION_RETENTION_MS
 from node.store.sqlite import writes as sqlite_writes
@@ -123,7 +123,7 @@ async def test_idempotency_keys_beyond_the_newest_allowed_are_dropped(
         finally:
             conn.close()
     else:
-        monkeypatch.setattr(postgres_store, "MAX_SUBMISSIONS", 3)
+        monkeypatch.setattr(postgres_writes, "MAX_SUBMISSIONS", 3)
         for n in range(5):
             await _keyed_append(store, log, f"k{n}", n)
     kept = [key for key in ("k0", "k1", "k2", "k3", "k4") if await store.submission(key)]

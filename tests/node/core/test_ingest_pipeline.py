@@ -80,7 +80,7 @@ async def pages_of(
     raws = await origin.store.entries(origin.origin, 0, size)
     pages = [raws[i : i + PAGE] for i in range(0, size, PAGE)]
     proofs = [
-        list(await origin.consistency(origin.origin, end, size)) if end < size else []
+        list(await origin.proofs.consistency(origin.origin, end, size)) if end < size else []
         for end in range(PAGE, size + 1, PAGE)
     ]
     return signed.raw, pages, proofs
@@ -192,7 +192,7 @@ async def test_a_batch_ends_at_a_page_that_reaches_a_checkpoint_so_each_is_kept(
         second = await source.service.sign_pending()
         assert second is not None
         raws = await source.service.store.entries(owner.origin, 8, 16)
-        middle_proof = list(await source.service.consistency(owner.origin, 12, 16))
+        middle_proof = list(await source.service.proofs.consistency(owner.origin, 12, 16))
     async with served(reader, store_for(reader)) as node:
         peers, store = node.service.peers, node.service.store
         first_store_may_finish = asyncio.Event()
@@ -319,26 +319,6 @@ async def test_listeners_still_hear_of_a_stored_batch_when_a_later_store_fails(
         assert heard == [(0, 4)]  # the durable batch was heard of, not cut short
 
 
-async def test_a_log_lock_says_whether_another_task_waits_for_it() -> None:
-    lock = pipeline_module.LogLock()
-    assert not lock.wanted
-    async with lock:
-        assert not lock.wanted  # held, but no one waits
-        waiter = asyncio.create_task(lock.acquire())
-        await asyncio.sleep(0)
-        assert lock.wanted
-    await waiter
-    assert not lock.wanted  # the waiter holds it now
-    lock.release()
-    cancelled = asyncio.create_task(lock.acquire())
-    async with lock:
-        await asyncio.sleep(0)
-        cancelled.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await cancelled
-        assert not lock.wanted  # a waiter that gave up no longer counts
-
-
 async def test_listeners_find_their_batch_decoded_though_later_batches_were_stored_meanwhile(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -347,7 +327,7 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
     # every entry again (a tenth of the joiner's time).
     async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
-        monkeypatch.setattr(peers.decoded, "_capacity", 2 * PAGE)  # one batch at most
+        monkeypatch.setattr(peers.listeners.decoded, "_capacity", 2 * PAGE)  # one batch at most
         decoded_again = 0
         real_decode = entry_cache.decode_entry
 
@@ -363,7 +343,7 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
 
         async def listener(origin: str, start: int, end: int, via: str | None) -> None:
             await asyncio.sleep(0.05)  # the next batch is being stored meanwhile
-            decoded = await peers.decoded.read_decoded(store, origin, start, end)
+            decoded = await peers.listeners.decoded.read_decoded(store, origin, start, end)
             assert all(isinstance(e, Add) for e in decoded) and len(decoded) == end - start
             heard.append((start, end))
 

@@ -23,11 +23,10 @@ from node.events.recorder import (
     AddPayloads,
     EntryEvents,
     EventRecorder,
-    events_on_shutdown,
-    events_routes,
     member_lookup,
 )
-from node.http.server import errors_middleware
+from node.http.common import errors_middleware
+from node.http.events_api import events_on_shutdown, events_routes
 from node.store.sqlite.store import SqliteStore
 from protocol.entries import Add, EntryRef, Retract, encode_entry
 from protocol.signals import value_text

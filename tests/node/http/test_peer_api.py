@@ -90,7 +90,7 @@ async def test_a_node_stopped_between_two_checkpoints_still_serves_the_earlier_o
         second = await origin.service.sign_pending()
         assert first is not None and second is not None
         raws = await origin.service.store.entries(owner.origin, 0, 10)
-        proof = await origin.service.consistency(owner.origin, 6, 10)
+        proof = await origin.service.proofs.consistency(owner.origin, 6, 10)
     async with served(reader, store_for(reader)) as node:
         peers = node.service.peers
         await peers.ingest(owner.origin, first.raw, 0, raws[:4], [], None)

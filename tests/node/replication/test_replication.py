@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from node.core import wire
+from node.core import log_locks, wire
 from node.core.pipeline import PagePipeline
 from node.credentials.key_files import load_key
-from node.replication import replicator as replication
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
 from protocol.entries import Add
@@ -80,7 +79,7 @@ async def pull_with_a_waiter(
     """Pull 40 entries in pages of 5 (each fetch slowed); maybe another task wants the log's
     lock meanwhile. Returns how often the pull took the lock, and how many entries the
     waiter saw when it got the lock (None: no waiter)."""
-    monkeypatch.setattr(replication, "HOLD_LOCK_S", 0.05)
+    monkeypatch.setattr(log_locks, "HOLD_LOCK_S", 0.05)
     setup = consortium(tmp_path, 2)
     me, origin = setup.configs
     async with served(origin, store_for(origin)) as source, served(me, store_for(me)) as node:
@@ -105,7 +104,7 @@ async def pull_with_a_waiter(
                 return await entries(*args)
 
             monkeypatch.setattr(client, "entries", slow_entries)
-            pull = replication.Replicator(node.service, client)._pull_log(
+            pull = Replicator(node.service, client)._pull_log(
                 origin.member_id, source.peer_url, origin.origin, 40
             )
             seen: list[int] = []

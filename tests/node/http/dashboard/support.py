@@ -21,7 +21,8 @@ from node.config import NodeConfig, read_roster
 from node.core.service import NodeService
 from node.http.dashboard import mount_dashboard
 from node.http.dashboard.app import EventSource
-from node.http.server import operator_app, peer_app
+from node.http.operator_api import operator_app
+from node.http.peer_api import peer_app
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
 from node.store.sqlite.store import SqliteStore
