@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -87,6 +88,7 @@ class Ledger:
 
     entries: dict[tuple[str, int], tuple[float, bool, int, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)  # how long each submit took to answer
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -131,6 +133,7 @@ def plan(args: argparse.Namespace, seed: int) -> list[Submit]:
 
 
 def submit(client: OperatorClient, job: Submit, ledger: Ledger) -> None:
+    sent = wall_ms()
     try:
         answer = client.call("POST", "/v1/submit", {"items": list(job.items)})
     except NodeError as e:
@@ -140,6 +143,7 @@ def submit(client: OperatorClient, job: Submit, ledger: Ledger) -> None:
     acked = wall_ms()
     sizes = [len(encode_entry(parse_add(item, int(acked)))) for item in job.items]
     with ledger.lock:
+        ledger.ack_ms.append(acked - sent)
         for ref, size in zip(answer["entries"], sizes, strict=True):
             ledger.entries[(ref["log"], ref["index"])] = (acked, job.incident, job.member, size)
 
@@ -239,6 +243,7 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         group = NodeGroup(configs)
         try:
             start_all(group, args.start_timeout)
+            load_before = os.getloadavg()[0]
             pids = [n.pid for n in group.nodes if n.pid is not None]
             cpu_before = [tree_cpu_seconds(p) for p in pids]
             result = load(mode, args, configs)
@@ -247,6 +252,7 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             ]
             result["nodes_peak_rss_mib"] = [peak_rss_mib(p) for p in pids]
             proxy_cpu = proc_cpu_seconds(proxy.pid)
+            result["load_average_1m"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
         finally:
             group.stop()
         proxy.stdin.write("stop\n")
@@ -290,6 +296,7 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
     held = [arrivals_on(c) for c in configs]
     origin_of = {c.origin: i for i, c in enumerate(configs)}
     groups: dict[str, list[float]] = {"before_burst": [], "during_burst": [], "incident": []}
+    each_member: list[float] = []  # ack to stored, on each member but the origin
     missing = 0
     own = [0] * len(configs)
     for ref, (acked, incident, member, _size) in ledger.entries.items():
@@ -298,7 +305,9 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
         if None in times:
             missing += 1
             continue
-        latency = max(t for t in times if t is not None) - acked
+        arrived = [t - acked for i, t in enumerate(times) if t is not None and i != member]
+        each_member += arrived
+        latency = max(arrived)
         groups["during_burst" if acked >= burst_ms else "before_burst"].append(latency)
         if incident:
             groups["incident"].append(latency)
@@ -309,9 +318,15 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
         "incident_entries": sum(1 for e in ledger.entries.values() if e[1]),
         "submit_errors": len(ledger.errors),
         "submit_error_samples": ledger.errors[:3],
+        "planned_s": args.steady_seconds + args.burst_seconds,
         "streamed_s": round(streamed_s, 1),
         "missing": missing,
         "latency_ms": {k: summary(v) for k, v in groups.items()},
+        "each_member_latency_ms": summary(each_member),
+        "entries_over_1s": sum(
+            v > 1000 for k in ("before_burst", "during_burst") for v in groups[k]
+        ),
+        "submit_ack_ms": summary(ledger.ack_ms),
         "latency_max_all_ms": round(max((max(v) for v in groups.values() if v), default=0.0), 1),
         "encoded_entry_bytes": round(sum(sizes) / max(1, len(sizes)), 1),
         "_own": own,
@@ -404,11 +419,17 @@ def lines_of(r: dict[str, Any]) -> list[str]:
             f" (max received x{w['received_max_vs_encoded']});"
             f" {w['requests']} requests, {w['resets']} reset"
         )
+        e, a = m["each_member_latency_ms"], m["submit_ack_ms"]
+        out.append(
+            f"      on each member p50 {e['p50']:.1f}  p99 {e['p99']:.1f};"
+            f" {m['entries_over_1s']} entries over 1 s; submits answered in p50 {a['p50']:.1f}"
+            f" p99 {a['p99']:.1f} ms; streamed in {m['streamed_s']} s of {m['planned_s']} planned"
+        )
         cpu, rss = m["nodes_cpu_s"], m["nodes_peak_rss_mib"]
         out.append(
             f"    nodes: peak RSS max {max(rss)} MiB, mean {sum(rss) / len(rss):.1f} MiB;"
             f" CPU max {max(cpu)} s, mean {sum(cpu) / len(cpu):.1f} s, all {sum(cpu):.1f} s;"
-            f" proxy {m['proxy_cpu_s']} s"
+            f" proxy {m['proxy_cpu_s']} s; load average {m['load_average_1m']}"
         )
     out.append("  aims: " + ", ".join(f"{k} {v}" for k, v in r["aims_met"].items()))
     return out
@@ -423,7 +444,7 @@ def main() -> None:
     parser.add_argument("--burst-members", type=int, default=3)
     parser.add_argument("--burst-hashes", type=int, default=1000, help="per burst member")
     parser.add_argument("--burst-seconds", type=float, default=60.0)
-    parser.add_argument("--burst-batch", type=int, default=1, help="hashes a burst submit")
+    parser.add_argument("--burst-batch", type=int, default=10, help="hashes a burst submit")
     parser.add_argument("--vpdq-frames", type=int, default=16)
     parser.add_argument(
         "--delay-ms", type=float, nargs=2, default=[20.0, 150.0], metavar=("LOW", "HIGH")
