@@ -58,6 +58,7 @@ from benchlib import (
     wall_ms,
     work_dir,
 )
+from crisis_report import aims, lines_of, wire_figures
 
 from node.app.consortium import build_consortium, free_port
 from node.app.procs import NodeGroup, logs_of
@@ -258,7 +259,6 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         proxy.stdin.write("stop\n")
         proxy.stdin.flush()
         wire = json.loads(proxy.stdout.readline())
-        proxy.wait(30)
     finally:
         if proxy.poll() is None:
             proxy.kill()
@@ -290,9 +290,10 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
     for log_name, index in ledger.entries:
         expected[log_name] = max(expected.get(log_name, 0), index + 1)
     log(f"{mode}: waiting for every entry on every member")
-    deadline = time.monotonic() + args.settle
-    while behind_logs(configs, expected) and time.monotonic() < deadline:
+    waited = time.monotonic()
+    while (behind := behind_logs(configs, expected)) and time.monotonic() < waited + args.settle:
         time.sleep(0.5)
+    log(f"{mode}: {behind} logs short on some member after {time.monotonic() - waited:.0f} s")
     held = [arrivals_on(c) for c in configs]
     origin_of = {c.origin: i for i, c in enumerate(configs)}
     groups: dict[str, list[float]] = {"before_burst": [], "during_burst": [], "incident": []}
@@ -331,108 +332,6 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
         "encoded_entry_bytes": round(sum(sizes) / max(1, len(sizes)), 1),
         "_own": own,
     }
-
-
-def wire_figures(
-    counts: dict[str, Any],
-    configs: tuple[NodeConfig, ...],
-    own: list[int],
-    entries: int,
-    encoded: float,
-) -> dict[str, Any]:
-    sent = {c.member_id: 0 for c in configs}
-    received = dict(sent)
-    for link, size in counts["links"].items():
-        a, b = link.split(">")
-        if a in sent:
-            sent[a] += size
-        if b in received:
-            received[b] += size
-    per_member = {}
-    for config, mine in zip(configs, own, strict=True):
-        m = config.member_id
-        got = max(1, entries - mine)
-        per_member[m] = {
-            "sent_bytes": sent[m],
-            "received_bytes": received[m],
-            "sent_per_entry": round(sent[m] / max(1, entries), 1),
-            "received_per_received_entry": round(received[m] / got, 1),
-        }
-    rec = [p["received_per_received_entry"] for p in per_member.values()]
-    snt = [p["sent_per_entry"] for p in per_member.values()]
-    return {
-        "per_member": per_member,
-        "received_per_entry": {"mean": round(sum(rec) / len(rec), 1), "max": max(rec)},
-        "sent_per_entry": {"mean": round(sum(snt) / len(snt), 1), "max": max(snt)},
-        "received_max_vs_encoded": round(max(rec) / encoded, 2) if encoded else None,
-        "unknown_sender_bytes": sum(s for k, s in counts["links"].items() if "unknown" in k),
-        **{k: counts[k] for k in ("connections", "requests", "resets", "unknown_sender")},
-    }
-
-
-def aims(modes: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, bool | None]:
-    """Whether each aim holds; None where the mode it needs was not run."""
-    push, pull = modes.get("push"), modes.get("pull")
-
-    def complete(m: dict[str, Any]) -> bool:
-        return m["missing"] == 0 and m["submit_errors"] == 0 and m["entries"] > 0
-
-    bound_ms = 1000 * (args.sync_interval + args.sync_jitter)
-    return {
-        "burst_p99_under_1s_with_push": None
-        if push is None
-        else complete(push) and push["latency_ms"]["during_burst"]["p99"] < 1000,
-        "every_entry_within_one_sync_interval_without_push": None
-        if pull is None
-        else complete(pull) and pull["latency_max_all_ms"] <= bound_ms,
-        "wire_bytes_under_3x_encoded_entry": None
-        if not modes
-        else all(complete(m) and m["wire"]["received_max_vs_encoded"] < 3 for m in modes.values()),
-    }
-
-
-def lines_of(r: dict[str, Any]) -> list[str]:
-    s = r["settings"]
-    out = [
-        f"crisis: {s['nodes']} members, WAN delay {s['delay_ms'][0]}-{s['delay_ms'][1]} ms one way,"
-        f" {s['loss'] * 100:g} % of requests reset, {s['bandwidth_mbit']} Mbit/s a link;"
-        f" steady {s['steady_rate']}/s, incident {s['burst_members']} x {s['burst_hashes']}"
-        f" hashes over {s['burst_seconds']} s; sync every {s['sync_interval_s']} s"
-        f" (+{s['sync_jitter_s']} s jitter)",
-    ]
-    for mode, m in r["modes"].items():
-        w = m["wire"]
-        out.append(
-            f"  {mode}: {m['entries']} entries ({m['incident_entries']} of the incident),"
-            f" {m['submit_errors']} submit errors, {m['missing']} not on every member"
-        )
-        out.append("    acknowledged -> stored on every member (ms):")
-        for name, v in m["latency_ms"].items():
-            out.append(
-                f"      {name:13} p50 {v['p50']:8.1f}  p99 {v['p99']:8.1f}  max {v['max']:8.1f}"
-                f"  ({v['count']})"
-            )
-        out.append(
-            f"    wire per entry: received {w['received_per_entry']['mean']} B mean,"
-            f" {w['received_per_entry']['max']} B max a member; sent"
-            f" {w['sent_per_entry']['mean']} B mean; encoded entry {m['encoded_entry_bytes']} B"
-            f" (max received x{w['received_max_vs_encoded']});"
-            f" {w['requests']} requests, {w['resets']} reset"
-        )
-        e, a = m["each_member_latency_ms"], m["submit_ack_ms"]
-        out.append(
-            f"      on each member p50 {e['p50']:.1f}  p99 {e['p99']:.1f};"
-            f" {m['entries_over_1s']} entries over 1 s; submits answered in p50 {a['p50']:.1f}"
-            f" p99 {a['p99']:.1f} ms; streamed in {m['streamed_s']} s of {m['planned_s']} planned"
-        )
-        cpu, rss = m["nodes_cpu_s"], m["nodes_peak_rss_mib"]
-        out.append(
-            f"    nodes: peak RSS max {max(rss)} MiB, mean {sum(rss) / len(rss):.1f} MiB;"
-            f" CPU max {max(cpu)} s, mean {sum(cpu) / len(cpu):.1f} s, all {sum(cpu):.1f} s;"
-            f" proxy {m['proxy_cpu_s']} s; load average {m['load_average_1m']}"
-        )
-    out.append("  aims: " + ", ".join(f"{k} {v}" for k, v in r["aims_met"].items()))
-    return out
 
 
 def main() -> None:
