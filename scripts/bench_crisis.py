@@ -64,6 +64,7 @@ from node.app.consortium import build_consortium, free_port
 from node.app.procs import NodeGroup, logs_of
 from node.cli.operator_client import OperatorClient
 from node.config import NodeConfig
+from node.credentials.key_files import read_secret
 from node.errors import NodeError
 from node.formats.json_views import parse_add
 from protocol.entries import encode_entry
@@ -173,28 +174,40 @@ def wan_plan(
     }
 
 
-def behind_logs(configs: tuple[NodeConfig, ...], expected: dict[str, int]) -> int:
-    """How many (member, log) pairs are still short of the expected sizes."""
+def behind_logs(
+    configs: tuple[NodeConfig, ...], expected: dict[str, int], errors: list[str]
+) -> int:
+    """How many (member, log) pairs are still short of the expected sizes (a member that does
+    not answer counts as short of every log; its error is kept)."""
     short = 0
     for config in configs:
         try:
-            logs = OperatorClient.for_node(config).call("GET", "/v1/status")["logs"]
-        except NodeError:
+            logs = client_of(config).call("GET", "/v1/status")["logs"]
+        except NodeError as e:
+            errors.append(f"{config.member_id}: status: {e}")
             short += len(expected)
             continue
         short += sum(logs.get(o, {}).get("size", 0) < size for o, size in expected.items())
     return short
 
 
-def arrivals_on(config: NodeConfig) -> dict[tuple[str, int], int]:
-    """(log, index) -> received_ms of every submission the member holds."""
+def client_of(config: NodeConfig) -> OperatorClient:
+    """An operator client patient enough for a node among dozens on two cores."""
+    return OperatorClient(config.operator_url, read_secret(config.token_path), 300.0)
+
+
+def arrivals_on(config: NodeConfig, errors: list[str]) -> dict[tuple[str, int], int]:
+    """(log, index) -> received_ms of every submission the member holds (none if its export
+    fails: its error is kept, and every entry counts as missing there)."""
     out: dict[tuple[str, int], int] = {}
-    for line in OperatorClient.for_node(
-        config,
-    ).lines("/v1/export?types=pdq,vpdq,md5"):
-        view = json.loads(line)
-        for s in view.get("submissions", []):
-            out[(s["log"], s["index"])] = s["received_ms"]
+    try:
+        for line in client_of(config).lines("/v1/export?types=pdq,vpdq,md5"):
+            view = json.loads(line)
+            for s in view.get("submissions", []):
+                out[(s["log"], s["index"])] = s["received_ms"]
+    except NodeError as e:
+        errors.append(f"{config.member_id}: export: {e}")
+        return {}
     return out
 
 
@@ -275,7 +288,7 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -> dict[str, Any]:
     """Run the streams, wait for every entry everywhere, and measure the latencies."""
-    clients = [OperatorClient.for_node(c) for c in configs]
+    clients = [client_of(c) for c in configs]
     ledger = Ledger()
     jobs = plan(args, args.seed)
     log(f"{mode}: {len(jobs)} submits over {args.steady_seconds + args.burst_seconds} s")
@@ -291,10 +304,15 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
         expected[log_name] = max(expected.get(log_name, 0), index + 1)
     log(f"{mode}: waiting for every entry on every member")
     waited = time.monotonic()
-    while (behind := behind_logs(configs, expected)) and time.monotonic() < waited + args.settle:
+    status_errors: list[str] = []
+    while (
+        behind := behind_logs(configs, expected, status_errors)
+    ) and time.monotonic() < waited + args.settle:
         time.sleep(0.5)
     log(f"{mode}: {behind} logs short on some member after {time.monotonic() - waited:.0f} s")
-    held = [arrivals_on(c) for c in configs]
+    if status_errors:
+        log(f"{mode}: {len(status_errors)} status errors, the last: {status_errors[-1]}")
+    held = [arrivals_on(c, status_errors) for c in configs]
     origin_of = {c.origin: i for i, c in enumerate(configs)}
     groups: dict[str, list[float]] = {"before_burst": [], "during_burst": [], "incident": []}
     each_member: list[float] = []  # ack to stored, on each member but the origin
@@ -319,6 +337,8 @@ def load(mode: str, args: argparse.Namespace, configs: tuple[NodeConfig, ...]) -
         "incident_entries": sum(1 for e in ledger.entries.values() if e[1]),
         "submit_errors": len(ledger.errors),
         "submit_error_samples": ledger.errors[:3],
+        "status_errors": len(status_errors),
+        "status_error_samples": status_errors[:3],
         "planned_s": args.steady_seconds + args.burst_seconds,
         "streamed_s": round(streamed_s, 1),
         "missing": missing,
@@ -373,7 +393,10 @@ def main() -> None:
     ):
         parser.error("at least 2 nodes, modes push and/or pull, positive rates and sizes")
     with work_dir(args.dir, "bench-crisis-") as root:
-        results = {mode: run_mode(mode, args, root) for mode in modes}
+        results = {}
+        for mode in modes:
+            results[mode] = run_mode(mode, args, root)
+            (root / f"{mode}.json").write_text(json.dumps(results[mode]))  # kept with --dir
     settings = {
         k: getattr(args, k)
         for k in (

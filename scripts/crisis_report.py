@@ -8,6 +8,9 @@ from typing import Any
 
 from node.config import NodeConfig
 
+PROXY_COUNTS = ("connections", "requests", "resets", "unknown_sender")
+PROXY_COUNTS += ("peak_open_connections", "chunks", "late_ms")
+
 
 def wire_figures(
     counts: dict[str, Any],
@@ -46,7 +49,7 @@ def wire_figures(
         "requests_per_received_entry": round(counts["requests"] / max(1, received_entries), 3),
         "bytes_per_request": round(sum(received.values()) / max(1, counts["requests"]), 1),
         "unknown_sender_bytes": sum(s for k, s in counts["links"].items() if "unknown" in k),
-        **{k: counts[k] for k in ("connections", "requests", "resets", "unknown_sender")},
+        **{k: counts[k] for k in PROXY_COUNTS},
     }
 
 
@@ -98,7 +101,8 @@ def lines_of(r: dict[str, Any]) -> list[str]:
             f" {w['sent_per_entry']['mean']} B mean; encoded entry {m['encoded_entry_bytes']} B"
             f" (max received x{w['received_max_vs_encoded']});"
             f" {w['requests']} requests ({w['requests_per_received_entry']} a received entry,"
-            f" {w['bytes_per_request']} B each), {w['resets']} reset"
+            f" {w['bytes_per_request']} B each), {w['resets']} reset;"
+            f" proxy late by {w['late_ms']['mean']} ms mean, {w['late_ms']['max']} ms max"
         )
         e, a = m["each_member_latency_ms"], m["submit_ack_ms"]
         out.append(

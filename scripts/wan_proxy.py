@@ -64,6 +64,12 @@ class Counts:
     requests: int = 0
     resets: int = 0
     unknown_sender: int = 0
+    open: int = 0
+    peak_open: int = 0
+    #: How late the proxy wrote chunks against their due time (its own CPU share): max, sum.
+    late_max_s: float = 0.0
+    late_sum_s: float = 0.0
+    chunks: int = 0
 
 
 class Pipe:
@@ -132,6 +138,12 @@ class Wan:
             "requests": self.counts.requests,
             "resets": self.counts.resets,
             "unknown_sender": self.counts.unknown_sender,
+            "peak_open_connections": self.counts.peak_open,
+            "chunks": self.counts.chunks,
+            "late_ms": {
+                "max": round(1000 * self.counts.late_max_s, 1),
+                "mean": round(1000 * self.counts.late_sum_s / max(1, self.counts.chunks), 2),
+            },
         }
 
     async def start(self) -> list[asyncio.Server]:
@@ -145,7 +157,12 @@ class Wan:
                 member: str = member,
                 target: int = target,
             ) -> None:
-                await self.connection(member, target, reader, writer)
+                self.counts.open += 1
+                self.counts.peak_open = max(self.counts.peak_open, self.counts.open)
+                try:
+                    await self.connection(member, target, reader, writer)
+                finally:
+                    self.counts.open -= 1
 
             servers.append(
                 await asyncio.start_server(
@@ -206,8 +223,8 @@ class Wan:
         await asyncio.gather(
             from_client(),
             from_server(),
-            deliver(up, server_w, writers),
-            deliver(down, client_w, writers),
+            deliver(up, server_w, writers, self.counts),
+            deliver(down, client_w, writers, self.counts),
         )
 
 
@@ -227,7 +244,10 @@ async def read(reader: asyncio.StreamReader) -> bytes:
 
 
 async def deliver(
-    pipe: Pipe, writer: asyncio.StreamWriter, both: tuple[asyncio.StreamWriter, ...]
+    pipe: Pipe,
+    writer: asyncio.StreamWriter,
+    both: tuple[asyncio.StreamWriter, ...],
+    counts: Counts,
 ) -> None:
     """Write the pipe's chunks at their times; at its end close, or reset both sides."""
     loop = asyncio.get_running_loop()
@@ -246,6 +266,10 @@ async def deliver(
                 reset(w)
             return
         assert isinstance(data, bytes)
+        late = max(0.0, loop.time() - at)
+        counts.chunks += 1
+        counts.late_sum_s += late
+        counts.late_max_s = max(counts.late_max_s, late)
         pipe.queued -= len(data)
         if pipe.queued <= MAX_QUEUED:
             pipe.drained.set()
