@@ -258,6 +258,7 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         try:
             start_all(group, args.start_timeout)
             load_before = os.getloadavg()[0]
+            log_offsets = [len(n.log()) for n in group.nodes]  # not the start's failures
             pids = [n.pid for n in group.nodes if n.pid is not None]
             cpu_before = [tree_cpu_seconds(p) for p in pids]
             result = load(mode, args, configs)
@@ -266,6 +267,11 @@ def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             ]
             result["nodes_peak_rss_mib"] = [peak_rss_mib(p) for p in pids]
             proxy_cpu = proc_cpu_seconds(proxy.pid)
+            # Peer requests that failed (timeouts, resets), as the nodes logged them.
+            result["peer_request_failures"] = sum(
+                n.log()[offset:].count(" failed: ")
+                for n, offset in zip(group.nodes, log_offsets, strict=True)
+            )
             result["load_average_1m"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
         finally:
             group.stop()

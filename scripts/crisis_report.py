@@ -114,7 +114,8 @@ def lines_of(r: dict[str, Any]) -> list[str]:
         out.append(
             f"    nodes: peak RSS max {max(rss)} MiB, mean {sum(rss) / len(rss):.1f} MiB;"
             f" CPU max {max(cpu)} s, mean {sum(cpu) / len(cpu):.1f} s, all {sum(cpu):.1f} s;"
-            f" proxy {m['proxy_cpu_s']} s; load average {m['load_average_1m']}"
+            f" proxy {m['proxy_cpu_s']} s; load average {m['load_average_1m']};"
+            f" {m['peer_request_failures']} peer requests failed"
         )
     out.append("  aims: " + ", ".join(f"{k} {v}" for k, v in r["aims_met"].items()))
     return out
