@@ -154,7 +154,7 @@ def test_crisis_benchmark_reports_latencies_wire_bytes_and_aims_through_the_wan_
     r = bench(
         "bench_crisis.py", "--nodes", "4", "--steady-seconds", "2", "--burst-hashes", "12",
         "--burst-seconds", "2", "--sync-interval", "3", "--sync-jitter", "0.2", "--settle", "30",
-        timeout_s=240.0,
+        timeout_s=480.0,
     )  # fmt: skip
     assert r["benchmark"] == "crisis"
     assert set(r["modes"]) == {"push", "pull"}
