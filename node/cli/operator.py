@@ -217,26 +217,24 @@ def cmd_retract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_dispute(args: argparse.Namespace) -> int:
+def _about_an_entry(args: argparse.Namespace, path: str, done: str, noun: str) -> int:
+    """`dispute` and `confirm`: another member's entry, with a reason code and text."""
     body = {"log": args.log, "index": args.index, "reason_code": args.reason_code}
     body["text"] = args.text
-    result = client(args).call("POST", "/v1/dispute", body)
+    result = client(args).call("POST", path, body)
     if args.json:
         print_json(result)
     else:
-        print(f"disputed {args.log} #{args.index}: dispute is #{result['entry']['index']}")
+        print(f"{done} {args.log} #{args.index}: {noun} is #{result['entry']['index']}")
     return EXIT_OK
+
+
+def cmd_dispute(args: argparse.Namespace) -> int:
+    return _about_an_entry(args, "/v1/dispute", "disputed", "dispute")
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    body = {"log": args.log, "index": args.index, "reason_code": args.reason_code}
-    body["text"] = args.text
-    result = client(args).call("POST", "/v1/confirm", body)
-    if args.json:
-        print_json(result)
-    else:
-        print(f"confirmed {args.log} #{args.index}: confirmation is #{result['entry']['index']}")
-    return EXIT_OK
+    return _about_an_entry(args, "/v1/confirm", "confirmed", "confirmation")
 
 
 def _when(ms: int) -> str:

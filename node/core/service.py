@@ -291,22 +291,24 @@ class NodeService:
     async def dispute(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
         if target.log == self.origin:
             raise RequestError("a member retracts its own entries; it does not dispute them")
-        replica = self.peers.replicas().get(target.log)
-        if replica is None or target.index >= replica.size:
-            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+        self._require_held(target)
         try:
             entry = Dispute(self.clock(), target, reason_code, text)
         except ValidationError as e:
             raise RequestError(str(e)) from e
         return (await self.append([entry]))[0]
 
+    def _require_held(self, target: EntryRef) -> None:
+        """A dispute or confirmation names an entry of a peer's log that this node holds."""
+        replica = self.peers.replicas().get(target.log)
+        if replica is None or target.index >= replica.size:
+            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+
     async def confirm(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
         """Stand behind another member's add: reviewed and agreed, or removed it too."""
         if target.log == self.origin:
             raise RequestError("a member's own add already stands behind its hash")
-        replica = self.peers.replicas().get(target.log)
-        if replica is None or target.index >= replica.size:
-            raise RequestError(f"this node holds no entry {target.index} of {target.log}")
+        self._require_held(target)
         raws = await self.store.entries(target.log, target.index, target.index + 1)
         try:
             if not raws or not isinstance(decode_entry(raws[0]), Add):

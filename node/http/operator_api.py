@@ -5,7 +5,7 @@ own platform and operators. Handlers are thin: parse, call NodeService, shape th
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -62,25 +62,24 @@ def operator_app(
         ref = await service.retract(body["index"], str(body.get("reason", "")))
         return web.json_response({"entry": ref_json(ref)})
 
-    async def dispute(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("index"), int):
-            raise RequestError("dispute needs log, index and reason_code")
-        target = EntryRef(str(body.get("log", "")), body["index"])
-        ref = await service.dispute(
-            target, str(body.get("reason_code", "")), str(body.get("text", ""))
-        )
-        return web.json_response({"entry": ref_json(ref)})
+    def about_an_entry(
+        kind: str, act: Callable[[EntryRef, str, str], Awaitable[EntryRef]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """POST /v1/dispute and /v1/confirm: {log, index, reason_code, text} of another
+        member's entry, appended to our log."""
 
-    async def confirm(request: web.Request) -> web.Response:
-        body = await json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("index"), int):
-            raise RequestError("confirm needs log, index and reason_code")
-        target = EntryRef(str(body.get("log", "")), body["index"])
-        ref = await service.confirm(
-            target, str(body.get("reason_code", "")), str(body.get("text", ""))
-        )
-        return web.json_response({"entry": ref_json(ref)})
+        async def handler(request: web.Request) -> web.Response:
+            body = await json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("index"), int):
+                raise RequestError(f"{kind} needs log, index and reason_code")
+            target = EntryRef(str(body.get("log", "")), body["index"])
+            ref = await act(target, str(body.get("reason_code", "")), str(body.get("text", "")))
+            return web.json_response({"entry": ref_json(ref)})
+
+        return handler
+
+    dispute = about_an_entry("dispute", service.dispute)
+    confirm = about_an_entry("confirm", service.confirm)
 
     async def status(request: web.Request) -> web.Response:
         body = node_status(service)
