@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.errors import RequestError
+from node.matching.near_cache import NearCache
 from node.matching.pdq_index import PDQ_BYTES, PdqIndex, extend_tables
 from node.matching.vpdq import REFERENCE_THRESHOLDS, VpdqIndex, VpdqThresholds
 from protocol.errors import ValidationError
@@ -104,6 +105,8 @@ class MatchIndex:
             "pdq": _Kind(PdqIndex()),
             "vpdq": _Kind(VpdqIndex(vpdq_thresholds.quality)),
         }
+        self._near = NearCache()
+        self._pdq_loads = 0  # names the PDQ index in use, for the remembered searches
 
     def size(self, signal_type: str) -> int:
         kind = self._kinds.get(signal_type)
@@ -213,6 +216,8 @@ class MatchIndex:
             kind.loading = False
             pending, kind.pending = kind.pending, []
             self._kinds[signal_type] = fresh
+            if signal_type == "pdq":
+                self._pdq_loads += 1
             for log, index, value in pending:
                 self._add_to(fresh, log, index, value)
         return len(fresh.index)
@@ -249,6 +254,15 @@ class MatchIndex:
         assert isinstance(kind.index, PdqIndex)
         radius = self.pdq_threshold if threshold is None else threshold
         found = kind.index.search_many(list(hashes), radius)
+        return [[PdqHit(*kind.refs[row], distance) for row, distance in f] for f in found]
+
+    def near_pdq_many(self, hashes: Sequence[bytes]) -> list[list[PdqHit]]:
+        """`match_pdq_many` at the index's threshold, for hashes the index holds and is asked
+        about again and again (the corroboration of hits): answers are remembered and kept
+        exact (node/matching/near_cache.py)."""
+        kind = self._kinds["pdq"]
+        assert isinstance(kind.index, PdqIndex)
+        found = self._near.search(kind.index, self._pdq_loads, hashes, self.pdq_threshold)
         return [[PdqHit(*kind.refs[row], distance) for row, distance in f] for f in found]
 
     def match_pdq_values(

@@ -75,10 +75,11 @@ async def _near_adds(
     store: Store, matcher: Matcher, values: Sequence[bytes], standing: Standing | None
 ) -> dict[bytes | str, list[NearAdd]]:
     """The live adds within the index's threshold of each PDQ value, other than the value
-    itself (distance 0), nearest first."""
+    itself (distance 0), nearest first. The search is remembered per value
+    (node/matching/near_cache.py): a hash hit by upload after upload is searched once."""
     hits = {
         value: [h for h in found if h.distance > 0][:MAX_NEAR_ADDS]
-        for value, found in zip(values, matcher.index.match_pdq_many(values), strict=True)
+        for value, found in zip(values, matcher.index.near_pdq_many(values), strict=True)
     }
     refs = sorted({(h.log, h.index) for found in hits.values() for h in found})
     if not refs:

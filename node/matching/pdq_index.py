@@ -331,6 +331,22 @@ class PdqIndex:
             out.append([(int(r), int(d)) for r, d in p[order]])
         return out
 
+    def search_from(
+        self, queries: Sequence[bytes], radius: int, first_row: int
+    ) -> list[list[tuple[int, int]]]:
+        """`search_many` over the rows from `first_row` on only (the hashes added since a
+        search that covered the rows before it), by brute force; nearest first."""
+        if not 0 <= radius <= 256:
+            raise RequestError("a PDQ search radius is 0..256")
+        first_row = max(0, min(first_row, self._size))
+        words = self._words[first_row : self._size]
+        found = scan(words, hashes_to_words(queries), radius, first_row) if len(queries) else []
+        out: list[list[tuple[int, int]]] = []
+        for p in found:
+            order = np.lexsort((p[:, 0], p[:, 1]))
+            out.append([(int(r), int(d)) for r, d in p[order]])
+        return out
+
     def _probe(self, qwords: Words, radius: int, masks: npt.NDArray[np.int64]) -> list[Rows]:
         """Candidates from the chunk tables, verified; one (k, 2) array per query."""
         empty = np.empty((0, 2), dtype=np.int64)
