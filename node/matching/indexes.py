@@ -275,8 +275,11 @@ class MatchIndex:
         assert isinstance(kind.index, PdqIndex)
         radius = self.pdq_threshold if threshold is None else threshold
         index = kind.index
+        answers = index.search_many(list(hashes), radius)
+        if radius == self.pdq_threshold:
+            self._near.remember(index, self._pdq_loads, hashes, answers, radius)
         out: list[list[tuple[bytes, int]]] = []
-        for found in index.search_many(list(hashes), radius):
+        for found in answers:
             # Several members may hold one value: one hit per value (at the same distance).
             nearest: dict[bytes, int] = {}
             for row, distance in found:  # nearest first

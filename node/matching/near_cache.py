@@ -8,7 +8,9 @@ answer for a hash is remembered, with the number of rows the index held when it 
 Rows are numbered in insertion order and never change (node/matching/pdq_index.py), so a
 remembered answer is brought up to date by scanning only the rows added since: the answer
 stays exact. When more than `rescan_max` rows were added since, or the index was loaded anew
-(`epoch` changed), the hash is searched again. At most `capacity` hashes are remembered, the
+(`epoch` changed), the hash is searched again. A match query that is itself a held hash (an
+exact re-upload: a hit at distance 0) has made that hash's search already, so its answer is
+remembered too (`remember`). At most `capacity` hashes are remembered, the
 least recently asked dropped first; nothing a peer sends is a key here, only hashes the
 node's own index holds.
 """
@@ -44,14 +46,30 @@ class NearCache:
     def __len__(self) -> int:
         return len(self._held)
 
+    def remember(
+        self,
+        index: PdqIndex,
+        epoch: int,
+        values: Sequence[bytes],
+        answers: Sequence[Found],
+        radius: int,
+    ) -> None:
+        """Keep `search_many` answers at `radius` that `index` gave just now for `values`
+        that it holds (a query hit at distance 0 is such a hash: an exact re-upload's search
+        is its corroboration search too)."""
+        self._use(epoch, radius)
+        size = len(index)
+        for value, found in zip(values, answers, strict=True):
+            if found and found[0][1] == 0:
+                self._keep(value, size, found)
+        self._bound()
+
     def search(
         self, index: PdqIndex, epoch: int, values: Sequence[bytes], radius: int
     ) -> list[Found]:
         """For each value, every row of `index` within `radius`, as `search_many` answers;
         `epoch` names the index (a new one forgets every answer)."""
-        if epoch != self._epoch or radius != self._radius:
-            self._held.clear()
-            self._epoch, self._radius = epoch, radius
+        self._use(epoch, radius)
         size = len(index)
         answers: dict[bytes, Found] = {}
         stale: dict[bytes, tuple[int, Found]] = {}
@@ -74,8 +92,19 @@ class NearCache:
                 merged = sorted(found + added, key=lambda hit: (hit[1], hit[0]))
                 answers[value] = merged if added else found
         for value, found in answers.items():
-            self._held[value] = (size, found)
-            self._held.move_to_end(value)
+            self._keep(value, size, found)
+        self._bound()
+        return [answers[value] for value in values]
+
+    def _use(self, epoch: int, radius: int) -> None:
+        if epoch != self._epoch or radius != self._radius:
+            self._held.clear()
+            self._epoch, self._radius = epoch, radius
+
+    def _keep(self, value: bytes, size: int, found: Found) -> None:
+        self._held[value] = (size, found)
+        self._held.move_to_end(value)
+
+    def _bound(self) -> None:
         while len(self._held) > self._capacity:
             self._held.popitem(last=False)
-        return [answers[value] for value in values]

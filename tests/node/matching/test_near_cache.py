@@ -96,3 +96,15 @@ async def test_match_index_near_searches_see_adds_and_reloads() -> None:
     await index.load("pdq", rows())
     [found] = index.near_pdq_many([values[0]])
     assert [(h.log, h.index, h.distance) for h in found] == [("c" * 64, 0, 5)]
+
+
+def test_a_query_that_is_a_held_hash_is_remembered_as_its_corroboration_search() -> None:
+    rng = random.Random(7)
+    values = [rng.randbytes(32) for _ in range(30)]
+    index = MatchIndex()
+    index.add_pdq_run("a" * 64, list(range(30)), values)
+    miss = rng.randbytes(32)
+    index.match_pdq_values([values[4], _near(rng, values[5], 3), miss])
+    # Only the exact hit is remembered: near queries and misses are not hashes the index holds.
+    assert len(index._near) == 1
+    assert index.near_pdq_many([values[4]]) == index.match_pdq_many([values[4]])
