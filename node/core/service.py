@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from node.config import NodeConfig
-from node.core.listeners import Listeners
+from node.core.listeners import DurableRange, Listener, Listeners
 from node.core.log_keys import CheckpointKeys
 from node.core.log_proofs import LogProofs
 from node.core.peer_logs import PeerLogs
@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 #: Seconds between tries to sign a checkpoint the store failed to save.
 SIGN_RETRY_S = 0.5
 
-#: Called after our own log gained a signed checkpoint: (origin, start, end, None).
-OwnListener = Callable[[str, int, int, str | None], Awaitable[None]]
-
 
 class NodeService:
     """One member's node, minus the network."""
@@ -86,7 +83,7 @@ class NodeService:
             config.data_dir, clock, config.disk_alert_free_percent, config.disk_alert_free_mib
         )
         self.rosters = RosterKeeper(store, clock)
-        self.listeners = Listeners(config.origin, clock)
+        self.listeners = Listeners(config.origin, store, clock)
         self.peers = PeerLogs(store, self.rosters, config.origin, clock, self.listeners)
         self.keys = CheckpointKeys(config.origin, checkpoint_key, keys_dir)
         self._writer = LogWriter(config.origin, checkpoint_key)
@@ -110,10 +107,10 @@ class NodeService:
         )
         self.peers.subscribe(self._cosign_reached, "witness")
         self.rosters.listeners.append(self.roster_changed)
-        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD, self.listeners.decoded)
+        self.matcher = Matcher(store, DEFAULT_PDQ_THRESHOLD)
         self.review_queue = ReviewQueue(config.origin, clock)
-        self.peers.subscribe(self.matcher.on_entries, "match_index")
-        self.on_own_checkpoint(self.matcher.on_entries, "match_index")
+        self.peers.subscribe(self._index, "match_index")
+        self.on_own_checkpoint(self._index, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
         #: The peers that refuse to authenticate us; the Replicator connects it to its own.
@@ -146,7 +143,11 @@ class NodeService:
         if self._signed is None or self._signed.checkpoint.size < head.size:
             self._unsigned.set()  # entries acknowledged before a crash still need a signature
 
-    def on_own_checkpoint(self, listener: OwnListener, name: str | None = None) -> None:
+    async def _index(self, told: DurableRange) -> None:
+        """Index the adds of a durable range (the match index's listener)."""
+        await self.matcher.add_entries(told.origin, told.start, await told.entries())
+
+    def on_own_checkpoint(self, listener: Listener, name: str | None = None) -> None:
         """Hear of every signed checkpoint of our own log (see node/core/listeners.py)."""
         self.listeners.add(listener, own=True, name=name)
 
@@ -396,9 +397,9 @@ class NodeService:
             await self.witness.offered(self.peers.served_checkpoint(origin), raw)
         return status
 
-    async def _cosign_reached(self, origin: str, start: int, end: int, source: str | None) -> None:
-        signed = self.peers.served_checkpoint(origin)
-        if signed is not None and signed.checkpoint.size == end:
+    async def _cosign_reached(self, told: DurableRange) -> None:
+        signed = self.peers.served_checkpoint(told.origin)
+        if signed is not None and signed.checkpoint.size == told.end:
             await self.witness.reached(signed)
 
     # Lookups.

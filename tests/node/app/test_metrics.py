@@ -25,6 +25,7 @@ from node.app.logging_setup import (
 )
 from node.app.metrics import NodeMetrics, failure_reason
 from node.config import NodeConfig
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import new_token
@@ -149,7 +150,7 @@ async def test_listener_failures_are_counted_by_listener_with_the_entries_they_o
         metrics = NodeMetrics(node)
         metrics.watch_pushers(lambda: 2)
 
-        async def broken(origin: str, start: int, end: int, via: str | None) -> None:
+        async def broken(told: DurableRange) -> None:
             raise RuntimeError("broken listener (simulated)")
 
         node.on_own_checkpoint(broken, "broken")

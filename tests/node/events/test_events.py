@@ -16,6 +16,7 @@ from aiohttp import web
 
 from node.app.consortium import build_consortium
 from node.config import NodeConfig
+from node.core.listeners import Decodings, DurableRange
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.events.outbox import Outbox
@@ -145,7 +146,8 @@ async def test_entries_stored_while_not_listening_are_recorded_at_catch_up(
             recorder = recorder_for(node, outbox)
             assert await recorder.catch_up() == 2
             assert await recorder.catch_up() == 0
-            await recorder.listener(one.origin, 0, 4, None)  # reported again: no duplicate
+            told_again = DurableRange(one.origin, 0, 4, None, Decodings.of([]))
+            await recorder.listener(told_again)  # reported again: no duplicate
             events = await bodies(outbox)
         finally:
             await outbox.close()
