@@ -107,8 +107,9 @@ class EventRecorder:
 class EntryEvents:
     """The outbox's EventBuilder: the events of a recorded range, from the store's entries.
 
-    Events are read long after their entries were made durable (a webhook retried, a platform
-    pulling at its own pace), so the entries are read from the store and decoded here.
+    Events are read at the pace of the webhook sender and of platforms pulling, apart from the
+    listeners of the range (node/core/listeners.py) and often after it has left their cache of
+    recent decodings, so the entries are read from the store and decoded here.
     """
 
     def __init__(
