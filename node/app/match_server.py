@@ -26,6 +26,7 @@ from node.matching.lookups import lookup_views, match_hits, match_many_hits
 from node.matching.matcher import Matcher, MatchHit
 from node.matching.policy import MatchPolicy, entry_standing, policy_from
 from node.store.base import Store
+from node.store.decoded import decoded_or_none
 from protocol.errors import ProtocolError, RosterError
 from protocol.roster import Roster, SignedRoster, verify_link, verify_self_signed
 from protocol.view import HashView
@@ -62,7 +63,8 @@ class MatchReplica:
         for origin, head in (await self.store.log_heads()).items():
             done = self._indexed.get(origin, 0)
             if head.size > done:
-                await self.matcher.on_entries(origin, done, head.size, None)
+                raws = await self.store.entries(origin, done, head.size)
+                await self.matcher.add_entries(origin, done, list(map(decoded_or_none, raws)))
                 self._indexed[origin] = head.size
                 added += head.size - done
         return added

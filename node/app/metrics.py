@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.core.status import node_status
 from node.errors import StoreError
@@ -232,22 +233,20 @@ class NodeMetrics:
         """Matches WebhookSender's `on_result` callback."""
         self._webhooks.labels("ok" if ok else reason or "failed").inc()
 
-    async def listener(self, origin: str, start: int, end: int, source: str | None) -> None:
+    async def listener(self, told: DurableRange) -> None:
         """For PeerLogs.subscribe and NodeService.on_own_checkpoint: count and time entries."""
         delays: list[float] = []
-        if origin != self._service.origin:  # our own entries do not "arrive"
-            self._batches.observe(end - start)  # PeerLogs tells of each stored batch once
+        if told.origin != self._service.origin:  # our own entries do not "arrive"
+            self._batches.observe(told.end - told.start)  # each stored batch is told of once
             now_ms = self._service.clock()
-            first = max(start, end - MAX_DELAYS_PER_BATCH)
-            decoded = self._service.listeners.decoded
             try:
-                entries = await decoded.read_decoded(self._service.store, origin, first, end)
+                entries = (await told.entries())[-MAX_DELAYS_PER_BATCH:]
             except StoreError as e:  # metrics must never fail the ingest that called us
-                log.warning("arrival delays of %s not observed: %s", origin, e)
+                log.warning("arrival delays of %s not observed: %s", told.origin, e)
                 entries = []
             # An entry stored but never decoded is None; PeerLogs has warned about it.
             delays += [(now_ms - e.timestamp_ms) / 1000 for e in entries if e is not None]
-        self.entries_stored(origin, end - start, delays)
+        self.entries_stored(told.origin, told.end - told.start, delays)
 
     #: The exposition's media type, for the HTTP answer.
     content_type = CONTENT_TYPE_LATEST

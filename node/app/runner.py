@@ -113,7 +113,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         outbox = Outbox(
             config.data_dir / "outbox.db",
             deliver=bool(config.webhook_url),
-            build=EntryEvents(store, member_of, service.listeners.decoded, service.entry_standing),
+            build=EntryEvents(store, member_of, service.entry_standing),
         )
         await outbox.open()
         stack.push_async_callback(outbox.close)

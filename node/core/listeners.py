@@ -16,9 +16,14 @@ doubles nothing. What is owed is at most one range per (listener, log), and a re
 reads at most REDELIVERY_CHUNK entries at a time. A restart rebuilds what listeners keep (the
 index loads from the store, the recorder catches up), so nothing owed survives a restart.
 
-The listeners' shared cache of recent decodings (`decoded`, node/store/decoded.py) is owned
-here: whoever makes a range durable remembers its decodings in it (`remember`) before telling
-of it, and the listeners read them from it rather than from the store and the decoder.
+A listener is handed one `DurableRange`: the log's origin, the range's start and end, the
+peer the entries came from, and `entries()`, the range's decodings. Whoever makes a range
+durable remembers its decodings here first (`remember`, into the cache of recent ranges,
+node/store/decoded.py, which only this module reads); `entries()` resolves them from that
+cache, else from the store and the strict decoder, on the first listener's ask, and every
+other listener of that range is handed the same decodings. So a stored batch is decoded once
+(when verified) and read back by no listener; a listener that needs no entries (witness,
+relay, events) costs nothing to resolve. A re-delivered chunk is resolved for its listener.
 
 Each failure is logged (with its traceback the first time a listener fails that way),
 counted by listener (`failures`), and alerted for ALERT_MS afterwards and while anything is
@@ -30,15 +35,61 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from node.store.base import Store
 from node.store.decoded import DecodedEntries
 from protocol.entries import Entry
 
 log = logging.getLogger(__name__)
 
-#: Called after new entries of a log are durable: (origin, start, end, peer they came from).
-Listener = Callable[[str, int, int, str | None], Awaitable[None]]
+
+class Decodings:
+    """The decodings of one range of a log (None: bytes that did not decode), resolved on the
+    first ask and then shared by everyone who asks again."""
+
+    __slots__ = ("_held", "_resolve")
+
+    def __init__(self, resolve: Callable[[], Awaitable[Sequence[Entry | None]]]) -> None:
+        self._resolve = resolve
+        self._held: Sequence[Entry | None] | None = None
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry | None]) -> Decodings:
+        """Decodings already in hand."""
+        made = cls(_nothing_to_resolve)
+        made._held = entries
+        return made
+
+    async def get(self) -> Sequence[Entry | None]:
+        if self._held is None:
+            self._held = await self._resolve()
+        return self._held
+
+
+async def _nothing_to_resolve() -> Sequence[Entry | None]:
+    raise AssertionError("decodings made in hand are never resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class DurableRange:
+    """Entries [start, end) of `origin`'s log, durable, as a listener hears of them."""
+
+    origin: str
+    start: int
+    end: int
+    #: The peer the entries came from; None for our own log, or entries found in the store.
+    source: str | None
+    decodings: Decodings = field(repr=False, compare=False)
+
+    async def entries(self) -> Sequence[Entry | None]:
+        """The decodings of the range's entries in order (None: bytes that did not decode);
+        may raise StoreError (read from the store when no longer remembered)."""
+        return await self.decodings.get()
+
+
+#: Called after new entries of a log are durable.
+Listener = Callable[[DurableRange], Awaitable[None]]
 
 #: Seconds before the first retry of a failed delivery; doubled per failed retry up to the max.
 RETRY_S = 1.0
@@ -82,8 +133,9 @@ class ListenerFailure:
 class Listeners:
     """The subscribers of one node's logs, the ranges they owe, and their failures."""
 
-    def __init__(self, own_origin: str, clock: Callable[[], int]) -> None:
+    def __init__(self, own_origin: str, store: Store, clock: Callable[[], int]) -> None:
         self._own = own_origin
+        self._store = store
         self._clock = clock
         self._subscribers: dict[str, _Subscriber] = {}
         # Keyed by listener name (set by the code) and a log's origin (verified, a member's).
@@ -93,13 +145,13 @@ class Listeners:
         self._failures: dict[str, int] = {}
         self._latest: dict[str, ListenerFailure] = {}
         self._logged_as: dict[str, str] = {}
-        #: The decodings of the latest durable ranges, read by the listeners of each.
-        self.decoded = DecodedEntries()
+        # The decodings of the latest durable ranges, for the DurableRanges handed out.
+        self._decoded = DecodedEntries()
 
     def remember(self, origin: str, start: int, decodings: Sequence[Entry | None]) -> None:
         """The decodings of entries [start, start+len) of `origin`, just made durable, for
         the listeners that will hear of them (None: the bytes did not decode)."""
-        self.decoded.remember_range(origin, start, decodings)
+        self._decoded.remember_range(origin, start, decodings)
 
     def add(self, callback: Listener, *, own: bool, name: str | None = None) -> None:
         """Subscribe `callback` to our own log (`own`) or to peers' logs; the same callback
@@ -121,10 +173,11 @@ class Listeners:
         whatever each still owes of that log in front. Never raises a listener's error."""
         own = origin == self._own
         pending = [s for s in self._subscribers.values() if (s.own if own else s.peers)]
+        told = self._range(origin, start, end, source)  # one for all: decoded at most once
         try:
             async with self._lock(origin):
                 while pending:
-                    await self._deliver(pending[0], origin, start, end, source)
+                    await self._deliver(pending[0], told)
                     del pending[0]
         except asyncio.CancelledError:
             # Cancelled (a pipeline cut short, the node stopping): the entries are durable all
@@ -149,7 +202,7 @@ class Listeners:
             async with self._lock(origin):
                 sub = self._subscribers.get(name)
                 if sub is not None and self._owed.get((name, origin)) == owed:
-                    await self._deliver(sub, origin, owed.end, owed.end, owed.source)
+                    await self._deliver(sub, self._range(origin, owed.end, owed.end, owed.source))
 
     def failures(self) -> dict[str, int]:
         """Listener name -> failed deliveries since the start (every listener listed)."""
@@ -188,19 +241,31 @@ class Listeners:
             lock = self._locks[origin] = asyncio.Lock()
         return lock
 
-    async def _deliver(
-        self, sub: _Subscriber, origin: str, start: int, end: int, source: str | None
-    ) -> None:
-        """Deliver [start, end) to one listener, behind what it owes of `origin`; on failure
-        it owes everything from the range that failed on."""
+    def _range(self, origin: str, start: int, end: int, source: str | None) -> DurableRange:
+        """Entries [start, end) of `origin` for listeners, their decodings resolved once."""
+        return DurableRange(
+            origin,
+            start,
+            end,
+            source,
+            Decodings(lambda: self._decoded.read_decoded(self._store, origin, start, end)),
+        )
+
+    async def _deliver(self, sub: _Subscriber, told: DurableRange) -> None:
+        """Deliver `told` to one listener, behind what it owes of that log; on failure it
+        owes everything from the range that failed on."""
+        origin, start, end, source = told.origin, told.start, told.end, told.source
         chunk = max(REDELIVERY_CHUNK, end - start)
         owed = self._owed.pop((sub.name, origin), None)
         if owed is not None:
             start, end = min(start, owed.start), max(end, owed.end)
         while start < end:
             stop = min(end, start + chunk)
+            handed = told
+            if (start, stop) != (told.start, told.end):  # a re-delivery: resolved for it
+                handed = self._range(origin, start, stop, source)
             try:
-                await sub.callback(origin, start, stop, source)
+                await sub.callback(handed)
             except Exception as e:  # a listener's failure is its own (see above)
                 self._owe(sub.name, origin, start, end, source)
                 self._failed(sub.name, origin, start, stop, e)

@@ -49,7 +49,7 @@ class PeerLogs:
         clock: Callable[[], int],
         listeners: Listeners | None = None,
     ) -> None:
-        self.listeners = listeners or Listeners(own_origin, clock)
+        self.listeners = listeners or Listeners(own_origin, store, clock)
         self._store = store
         self._rosters = rosters
         self._own = own_origin

@@ -19,13 +19,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.errors import StoreError
 from node.events.outbox import Event, EventRange, Outbox
 from node.formats.json_views import ref_json
 from node.matching.lookups import Standing
 from node.store.base import Store
-from node.store.decoded import DecodedEntries, decoded_or_none
+from node.store.decoded import decoded_or_none
 from protocol.entries import Add, Confirm, Dispute, EntryRef, Reference, Retract
 from protocol.errors import RosterError
 from protocol.signals import value_text
@@ -86,17 +87,17 @@ class EventRecorder:
                 recorded += await self.record_up_to(origin, head.size)
         return recorded
 
-    async def listener(self, origin: str, start: int, end: int, source: str | None) -> None:
-        """New entries [start, end) of `origin` are stored: record their events.
+    async def listener(self, told: DurableRange) -> None:
+        """New entries of a log are durable: record their events (nothing of them is read).
 
         A failing outbox must not fail the ingest or the checkpoint signing that called us:
         the entries stay unrecorded behind the log's cursor, and the next entries of that log
         (or the catch-up at the next start) record them.
         """
         try:
-            await self.record_up_to(origin, end)
+            await self.record_up_to(told.origin, told.end)
         except StoreError as e:
-            log.error("events of %s up to %d not recorded yet: %s", origin, end, e)
+            log.error("events of %s up to %d not recorded yet: %s", told.origin, told.end, e)
 
     async def record_up_to(self, origin: str, end: int) -> int:
         """Record `origin`'s entries from its cursor up to `end`; returns how many."""
@@ -104,24 +105,27 @@ class EventRecorder:
 
 
 class EntryEvents:
-    """The outbox's EventBuilder: the events of a recorded range, from the store's entries."""
+    """The outbox's EventBuilder: the events of a recorded range, from the store's entries.
+
+    Events are read at the pace of the webhook sender and of platforms pulling, apart from the
+    listeners of the range (node/core/listeners.py) and often after it has left their cache of
+    recent decodings, so the entries are read from the store and decoded here.
+    """
 
     def __init__(
         self,
         store: Store,
         member_of: Callable[[str], str | None],
-        decoded: DecodedEntries | None = None,
         standing: Callable[[], Standing] | None = None,
     ) -> None:
         self._store = store
         self._member_of = member_of
-        self._decoded = decoded or DecodedEntries()
         # Judged when an event is read, under the roster then in force (node/matching/policy.py).
         self._standing = standing
 
     async def __call__(self, recorded: EventRange, start: int, stop: int) -> list[Event]:
         origin = recorded.log
-        decoded = await self._decoded.read_decoded(self._store, origin, start, stop)
+        decoded = map(decoded_or_none, await self._store.entries(origin, start, stop))
         standing = self._standing() if self._standing else None
         payloads = AddPayloads(origin, recorded.member, recorded.received_ms, standing)
         events = []

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from node.matching.indexes import INDEXED_TYPES, MatchIndex
 from node.store.base import Store
-from node.store.decoded import DecodedEntries
-from protocol.entries import Add, decode_entry
+from protocol.entries import Add, Entry, decode_entry
 from protocol.view import HashView
 
 log = logging.getLogger(__name__)
@@ -33,11 +32,8 @@ class MatchHit:
 class Matcher:
     """Owns the match indexes of one node."""
 
-    def __init__(
-        self, store: Store, pdq_threshold: int, decoded: DecodedEntries | None = None
-    ) -> None:
+    def __init__(self, store: Store, pdq_threshold: int) -> None:
         self._store = store
-        self._decoded = decoded or DecodedEntries()
         self.index = MatchIndex(pdq_threshold)
         self.loaded = False
 
@@ -48,9 +44,9 @@ class Matcher:
             log.info("match index: %d %s hashes loaded", count, signal_type)
         self.loaded = True
 
-    async def on_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
-        """Index the adds of a newly stored range of a log."""
-        decoded = await self._decoded.read_decoded(self._store, origin, start, end)
+    async def add_entries(self, origin: str, start: int, decoded: Sequence[Entry | None]) -> None:
+        """Index the adds among the decodings of a log's entries from `start` (a range just
+        made durable: the service's listener hands them over, node/core/listeners.py)."""
         pdq_indexes: list[int] = []
         pdq_values: list[bytes] = []
         others: list[tuple[int, str, bytes]] = []

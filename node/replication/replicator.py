@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from node.core import wire
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.errors import NodeError, PeerError, PeerRefusedError
 from node.replication.peer_client import PeerClient
@@ -195,7 +196,8 @@ class Replicator:
 
     # Push and relay.
 
-    async def _on_new_entries(self, origin: str, start: int, end: int, source: str | None) -> None:
+    async def _on_new_entries(self, told: DurableRange) -> None:
+        origin, start, end, source = told.origin, told.start, told.end, told.source
         if not self._config.push or (source is not None and not self._config.relay):
             return
         self._refresh_peers()

@@ -1,9 +1,10 @@
 """Entries decoded once: the last few stored ranges of entries with their decodings, so the
-listeners of one stored batch (match index, events, metrics) neither read it back from the
-store nor decode it again. A batch is remembered when its listeners are told of it (after
-it is stored, and after the batches before it were told of), so it is the newest range while
-they run. Entries are immutable, so sharing the decoded objects is safe; a miss falls back to
-the store and to the strict decoder."""
+listeners of one stored batch (match index, metrics) neither read it back from the store nor
+decode it again; node/core/listeners.py, its one reader, hands them over. A batch is
+remembered when its listeners are told of it (after it is stored, and after the batches
+before it were told of), so it is the newest range while they run. Entries are immutable, so
+sharing the decoded objects is safe; a miss falls back to the store and to the strict
+decoder."""
 
 from __future__ import annotations
 

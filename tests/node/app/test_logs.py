@@ -1,15 +1,24 @@
-"""The node's log set-up keeps repeated warnings from flooding the log
-(node/app/logging_setup.py)."""
+"""The node's log set-up (node/app/logging_setup.py) keeps repeated warnings from flooding
+the log, writes JSON lines with the member and peer, and never writes a secret."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from node.app.logging_setup import RepeatLimiter, configure_logging
+from node.app.logging_setup import (
+    REDACTED,
+    JsonFormatter,
+    RedactingFormatter,
+    RepeatLimiter,
+    add_secret,
+    configure_logging,
+)
+from node.credentials.request_auth import new_token
 
 
 class FakeClock:
@@ -93,3 +102,40 @@ def test_the_node_log_writes_a_repeated_warning_once(root_logger: None) -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2, lines
     assert "member2" in lines[0] and "member3" in lines[1]
+
+
+def test_json_lines_carry_member_and_peer_and_never_a_token(root_logger: None) -> None:
+    token = new_token()
+    key_text = (
+        "PRIVATE+KEY+demo.hashmesh/member1+0a1b2c3d+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+    )
+    add_secret(token)
+    out = io.StringIO()
+    configure_logging(json_lines=True, stream=out)
+    log = logging.getLogger("hashmesh.test")
+    log.info("pushed to %s", "member2", extra={"member": "member1", "peer": "member2"})
+    log.warning("request had Authorization: Bearer %s", token)
+    log.warning("token was %s", token)
+    log.info("headers %s", {"Authorization": f"Bearer {token}"})
+    try:
+        raise ValueError(f"bad key {key_text}")
+    except ValueError:
+        log.exception("loading failed")
+    text = out.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert len(lines) == 5
+    assert lines[0]["member"] == "member1" and lines[0]["peer"] == "member2"
+    assert lines[0]["msg"] == "pushed to member2" and lines[0]["level"] == "info"
+    assert token not in text and "PRIVATE+KEY" not in text and key_text[-20:] not in text
+    assert all(REDACTED in line["msg"] for line in lines[1:4])
+    assert REDACTED in lines[4]["exc"] and "ValueError" in lines[4]["exc"]
+
+
+def test_plain_text_logs_are_redacted_too() -> None:
+    token = new_token()
+    formatter = RedactingFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent bearer %s", (token,), None)
+    record.peer = "member2"
+    line = formatter.format(record)
+    assert token not in line and REDACTED in line and "peer=member2" in line
+    assert JsonFormatter().format(record).count(token) == 0

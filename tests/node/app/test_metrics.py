@@ -1,34 +1,21 @@
-"""Metrics of real node services over SQLite, scraped over HTTP; structured, redacted logs."""
+"""Metrics of real node services over SQLite (node/app/metrics.py), read from their text
+exposition. Their route: tests/node/http/test_metrics_api.py."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
-import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.app.consortium import build_consortium
-from node.app.logging_setup import (
-    REDACTED,
-    JsonFormatter,
-    RedactingFormatter,
-    add_secret,
-    configure_logging,
-)
 from node.app.metrics import NodeMetrics, failure_reason
 from node.config import NodeConfig
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
-from node.credentials.request_auth import new_token
-from node.http.metrics_api import metrics_routes
 from node.store.sqlite.store import SqliteStore
 from protocol.entries import Add
 
@@ -51,20 +38,8 @@ async def running(config: NodeConfig) -> AsyncIterator[NodeService]:
 
 
 async def scrape(metrics: NodeMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """GET /metrics from a real server; samples by (name, sorted labels)."""
-    app = web.Application()
-    app.add_routes(metrics_routes(metrics))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
-        async with aiohttp.ClientSession() as http, http.get(url) as r:
-            assert r.status == 200
-            assert r.headers["Content-Type"].startswith("text/plain")
-            text = await r.text()
-    finally:
-        await runner.cleanup()
+    """The metrics as GET /metrics serves them; samples by (name, sorted labels)."""
+    text = metrics.exposition().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -149,7 +124,7 @@ async def test_listener_failures_are_counted_by_listener_with_the_entries_they_o
         metrics = NodeMetrics(node)
         metrics.watch_pushers(lambda: 2)
 
-        async def broken(origin: str, start: int, end: int, via: str | None) -> None:
+        async def broken(told: DurableRange) -> None:
             raise RuntimeError("broken listener (simulated)")
 
         node.on_own_checkpoint(broken, "broken")
@@ -162,49 +137,3 @@ async def test_listener_failures_are_counted_by_listener_with_the_entries_they_o
     assert samples[("hashmesh_listener_owed_entries", (("listener", "match_index"),))] == 0
     assert samples[("hashmesh_alerts", ())] == 1
     assert samples[("hashmesh_pusher_tasks", ())] == 2
-
-
-@pytest.fixture
-def restore_root_logger() -> object:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield None
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-
-
-def test_json_lines_carry_member_and_peer_and_never_a_token(restore_root_logger: object) -> None:
-    token = new_token()
-    key_text = (
-        "PRIVATE+KEY+demo.hashmesh/member1+0a1b2c3d+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
-    )
-    add_secret(token)
-    out = io.StringIO()
-    configure_logging(json_lines=True, stream=out)
-    log = logging.getLogger("hashmesh.test")
-    log.info("pushed to %s", "member2", extra={"member": "member1", "peer": "member2"})
-    log.warning("request had Authorization: Bearer %s", token)
-    log.warning("token was %s", token)
-    log.info("headers %s", {"Authorization": f"Bearer {token}"})
-    try:
-        raise ValueError(f"bad key {key_text}")
-    except ValueError:
-        log.exception("loading failed")
-    text = out.getvalue()
-    lines = [json.loads(line) for line in text.splitlines()]
-    assert len(lines) == 5
-    assert lines[0]["member"] == "member1" and lines[0]["peer"] == "member2"
-    assert lines[0]["msg"] == "pushed to member2" and lines[0]["level"] == "info"
-    assert token not in text and "PRIVATE+KEY" not in text and key_text[-20:] not in text
-    assert all(REDACTED in line["msg"] for line in lines[1:4])
-    assert REDACTED in lines[4]["exc"] and "ValueError" in lines[4]["exc"]
-
-
-def test_plain_text_logs_are_redacted_too() -> None:
-    token = new_token()
-    formatter = RedactingFormatter("%(levelname)s %(message)s")
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent bearer %s", (token,), None)
-    record.peer = "member2"
-    line = formatter.format(record)
-    assert token not in line and REDACTED in line and "peer=member2" in line
-    assert JsonFormatter().format(record).count(token) == 0

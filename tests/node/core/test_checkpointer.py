@@ -19,7 +19,7 @@ async def test_a_checkpoint_the_store_failed_to_save_is_signed_later_and_the_nod
 ) -> None:
     # Regression: a full disk during a checkpoint save ended the checkpointer's task, and with
     # it the node (seen as a flaky full-disk test: the node was gone after the disk was freed).
-    monkeypatch.setattr("node.core.service.SIGN_RETRY_S", 0.05)
+    monkeypatch.setattr("node.core.own_log.SIGN_RETRY_S", 0.05)
     setup = consortium(tmp_path)
     owner = setup.configs[0]
     async with served(owner, store_for(owner)) as node:
@@ -56,7 +56,7 @@ async def test_a_checkpointer_failure_other_than_the_stores_is_alerted_retried_a
 ) -> None:
     # Regression: the checkpointer caught StoreError only; anything else ended its task, and
     # with it the node's task group.
-    monkeypatch.setattr("node.core.service.SIGN_RETRY_S", 0.05)
+    monkeypatch.setattr("node.core.own_log.SIGN_RETRY_S", 0.05)
     owner = consortium(tmp_path).configs[0]
     async with served(owner) as node:
         service = node.service

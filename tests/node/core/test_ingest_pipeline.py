@@ -11,6 +11,7 @@ import pytest
 
 import node.core.pipeline as pipeline_module
 from node.config import NodeConfig
+from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.errors import StoreError
 from node.store import decoded as entry_cache
@@ -107,9 +108,9 @@ async def test_pages_through_a_pipeline_are_durable_before_listeners_hear_of_the
         peers = node.service.peers
         heard: list[tuple[int, int, int]] = []
 
-        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
-            stored = (await node.service.store.log_heads())[origin].size
-            heard.append((start, end, stored))
+        async def listener(told: DurableRange) -> None:
+            stored = (await node.service.store.log_heads())[told.origin].size
+            heard.append((told.start, told.end, stored))
 
         peers.subscribe(listener)
         async with peers.pipeline(owner.origin, "member1") as pipeline:
@@ -216,8 +217,8 @@ async def test_pages_queued_behind_a_busy_store_are_stored_without_waiting_for_a
         batches = intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
         all_heard_of = asyncio.Event()
 
-        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
-            if end == 12:
+        async def listener(told: DurableRange) -> None:
+            if told.end == 12:
                 all_heard_of.set()
 
         peers.subscribe(listener)
@@ -301,9 +302,9 @@ async def test_listeners_still_hear_of_a_stored_batch_when_a_later_store_fails(
         peers, store = node.service.peers, node.service.store
         heard: list[tuple[int, int]] = []
 
-        async def slow_listener(origin: str, start: int, end: int, via: str | None) -> None:
+        async def slow_listener(told: DurableRange) -> None:
             await asyncio.sleep(0.3)  # still hearing of the first batch when the second fails
-            heard.append((start, end))
+            heard.append((told.start, told.end))
 
         async def fail_the_second(number: int) -> None:
             if number == 2:
@@ -327,7 +328,8 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
     # every entry again (a tenth of the joiner's time).
     async with fed_reader(tmp_path, store_for, 3) as (owner, node, checkpoint, pages, proofs):
         peers, store = node.service.peers, node.service.store
-        monkeypatch.setattr(peers.listeners.decoded, "_capacity", 2 * PAGE)  # one batch at most
+        cache = peers.listeners._decoded
+        monkeypatch.setattr(cache, "_capacity", 2 * PAGE)  # one batch at most
         decoded_again = 0
         real_decode = entry_cache.decode_entry
 
@@ -341,11 +343,13 @@ async def test_listeners_find_their_batch_decoded_though_later_batches_were_stor
         intercept_appends(store, monkeypatch, first_waits_for(first_store_may_finish))
         heard: list[tuple[int, int]] = []
 
-        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
+        async def listener(told: DurableRange) -> None:
             await asyncio.sleep(0.05)  # the next batch is being stored meanwhile
-            decoded = await peers.listeners.decoded.read_decoded(store, origin, start, end)
-            assert all(isinstance(e, Add) for e in decoded) and len(decoded) == end - start
-            heard.append((start, end))
+            decoded = await told.entries()
+            assert (
+                all(isinstance(e, Add) for e in decoded) and len(decoded) == told.end - told.start
+            )
+            heard.append((told.start, told.end))
 
         peers.subscribe(listener)
         async with peers.pipeline(owner.origin, "member1") as pipeline:
@@ -369,15 +373,15 @@ async def test_a_listener_failing_on_a_batch_fails_neither_the_pipeline_nor_the_
         handled: list[tuple[int, int]] = []
         heard: list[tuple[int, int]] = []
 
-        async def fails_first(origin: str, start: int, end: int, via: str | None) -> None:
+        async def fails_first(told: DurableRange) -> None:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise RuntimeError("listener bug (simulated)")
-            handled.append((start, end))
+            handled.append((told.start, told.end))
 
-        async def listener(origin: str, start: int, end: int, via: str | None) -> None:
-            heard.append((start, end))
+        async def listener(told: DurableRange) -> None:
+            heard.append((told.start, told.end))
 
         peers.subscribe(fails_first, "fails_first")
         peers.subscribe(listener, "listener")
@@ -403,16 +407,16 @@ async def test_listeners_cut_short_by_a_cancelled_pipeline_hear_of_its_stored_ba
         calls = 0
         heard: list[tuple[str, int, int]] = []
 
-        async def slow_first(origin: str, start: int, end: int, via: str | None) -> None:
+        async def slow_first(told: DurableRange) -> None:
             nonlocal calls
             calls += 1
             if calls == 1:
                 hearing.set()
                 await asyncio.sleep(30)  # cancelled meanwhile
-            heard.append(("slow_first", start, end))
+            heard.append(("slow_first", told.start, told.end))
 
-        async def after_it(origin: str, start: int, end: int, via: str | None) -> None:
-            heard.append(("after_it", start, end))
+        async def after_it(told: DurableRange) -> None:
+            heard.append(("after_it", told.start, told.end))
 
         peers.subscribe(slow_first, "slow_first")
         peers.subscribe(after_it, "after_it")

@@ -1,17 +1,20 @@
 """Listeners of a real node service (SQLite): a listener that raises costs only itself, the
-others hear of the range, and it hears of the range again (next range, or the retry loop)."""
+others hear of the range, and it hears of the range again (next range, or the retry loop);
+the listeners of a range are handed its decodings, resolved once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from node.core import listeners as listeners_module
+from node.core.listeners import DurableRange, Listeners
 from node.core.status import node_alerts
-from protocol.entries import Add
+from protocol.entries import Add, Entry, encode_entry
 from tests.node.services import consortium, now_ms, served
 
 NEAR_ZERO = bytes(32)
@@ -28,8 +31,8 @@ async def test_a_match_index_failure_costs_no_other_listener_and_the_entry_is_in
         service = node.service
         heard: list[tuple[int, int]] = []
 
-        async def after_the_index(origin: str, start: int, end: int, via: str | None) -> None:
-            heard.append((start, end))
+        async def after_the_index(told: DurableRange) -> None:
+            heard.append((told.start, told.end))
 
         service.on_own_checkpoint(after_the_index, "after_the_index")
         index = service.matcher.index
@@ -74,11 +77,11 @@ async def test_a_failed_delivery_is_retried_by_itself_and_its_traceback_logged_o
         handled: list[tuple[int, int]] = []
         recovered = asyncio.Event()
 
-        async def flaky(origin: str, start: int, end: int, via: str | None) -> None:
-            calls.append((start, end))
+        async def flaky(told: DurableRange) -> None:
+            calls.append((told.start, told.end))
             if len(calls) <= 3:
                 raise ConnectionError("webhook relay down (simulated)")
-            handled.append((start, end))
+            handled.append((told.start, told.end))
             recovered.set()
 
         service.on_own_checkpoint(flaky, "flaky")
@@ -112,8 +115,8 @@ async def test_a_re_delivery_passes_the_owed_entries_in_bounded_chunks_in_order(
         service = node.service
         calls: list[tuple[int, int]] = []
 
-        async def fails_first(origin: str, start: int, end: int, via: str | None) -> None:
-            calls.append((start, end))
+        async def fails_first(told: DurableRange) -> None:
+            calls.append((told.start, told.end))
             if len(calls) == 1:
                 raise RuntimeError("first delivery fails (simulated)")
 
@@ -123,3 +126,60 @@ async def test_a_re_delivery_passes_the_owed_entries_in_bounded_chunks_in_order(
         await service.listeners.retry_owed()
         assert calls == [(0, 5), (0, 2), (2, 4), (4, 5)]
         assert service.listeners.owed_entries()["fails_first"] == 0
+
+
+class _CountingStore:
+    """Entries of any log: a run of adds, each read counted."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, int]] = []
+
+    async def entries(self, origin: str, start: int, end: int) -> list[bytes]:
+        self.reads.append((start, end))
+        return [encode_entry(Add(i, "md5", bytes([i]) * 16)) for i in range(start, end)]
+
+
+async def test_the_listeners_of_a_range_share_its_decodings_read_once_when_not_remembered() -> None:
+    store = _CountingStore()
+    listeners = Listeners("own", store, now_ms)  # type: ignore[arg-type]
+    handed: list[Sequence[Entry | None]] = []
+
+    async def reads(told: DurableRange) -> None:
+        handed.append(await told.entries())
+
+    async def reads_nothing(told: DurableRange) -> None:
+        pass
+
+    listeners.add(reads, own=False, name="first")
+    listeners.add(reads_nothing, own=False, name="idle")
+    listeners.add(reads, own=False, name="second")
+    await listeners.notify("peer", 3, 6, "member2")
+    assert store.reads == [(3, 6)]
+    assert handed[0] is handed[1] and [e.timestamp_ms for e in handed[0] if e] == [3, 4, 5]
+
+    remembered: list[Entry | None] = [Add(9, "md5", bytes(16)), None]
+    listeners.remember("peer", 6, remembered)
+    await listeners.notify("peer", 6, 8, "member2")
+    assert store.reads == [(3, 6)]  # what its maker remembered is not read again
+    assert list(handed[2]) == remembered
+
+
+async def test_a_re_delivered_chunk_is_handed_its_own_decodings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(listeners_module, "REDELIVERY_CHUNK", 2)
+    store = _CountingStore()
+    listeners = Listeners("own", store, now_ms)  # type: ignore[arg-type]
+    handed: list[tuple[int, int, list[int]]] = []
+
+    async def fails_first(told: DurableRange) -> None:
+        if not handed:
+            handed.append((told.start, told.end, []))
+            raise RuntimeError("first delivery fails (simulated)")
+        stamps = [e.timestamp_ms for e in await told.entries() if e]
+        handed.append((told.start, told.end, stamps))
+
+    listeners.add(fails_first, own=False)
+    await listeners.notify("peer", 0, 3, "member2")
+    await listeners.retry_owed()
+    assert handed == [(0, 3, []), (0, 2, [0, 1]), (2, 3, [2])]

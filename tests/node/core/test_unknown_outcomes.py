@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from node.core.listeners import DurableRange
 from node.errors import StoreError
 from node.formats.json_views import parse_add
 from node.store.postgres import PostgresStore
@@ -86,8 +87,8 @@ async def test_a_peer_batch_stored_though_its_store_reported_a_failure_is_kept_a
         peers, store = node.service.peers, node.service.store
         heard: list[tuple[int, int]] = []
 
-        async def heard_of(origin: str, start: int, end: int, via: str | None) -> None:
-            heard.append((start, end))
+        async def heard_of(told: DurableRange) -> None:
+            heard.append((told.start, told.end))
 
         peers.subscribe(heard_of)
         lose_answers(store, monkeypatch, heads_lost=0)
@@ -126,8 +127,8 @@ async def test_a_peer_batch_whose_outcome_cannot_be_settled_yet_is_settled_by_th
         peers, store = node.service.peers, node.service.store
         heard: list[tuple[int, int]] = []
 
-        async def heard_of(origin: str, start: int, end: int, via: str | None) -> None:
-            heard.append((start, end))
+        async def heard_of(told: DurableRange) -> None:
+            heard.append((told.start, told.end))
 
         peers.subscribe(heard_of)
         lose_answers(store, monkeypatch, heads_lost=1)

@@ -1,4 +1,5 @@
-"""The outbox's event log as ranges: ids across ranges, the webhook cursor, the first layout."""
+"""The outbox's event log as ranges: ids across ranges, the webhook cursor, the first layout,
+retention."""
 
 from __future__ import annotations
 
@@ -174,5 +175,17 @@ async def test_retention_keeps_a_range_that_still_holds_a_kept_id(tmp_path: Path
         assert [e.id for e in await outbox.after(0, 100)] == list(range(1, 9))
         await record_adds(outbox, "log-a", 9)  # id 9: keep 5..9, the first range goes
         assert [e.id for e in await outbox.after(0, 100)] == list(range(5, 10))
+    finally:
+        await outbox.close()
+
+
+async def test_retention_keeps_the_newest_events_and_the_undelivered(tmp_path: Path) -> None:
+    outbox = fake_outbox(tmp_path / "outbox.db", deliver=False, retain_events=3)
+    await outbox.open()
+    try:
+        for i in range(6):
+            await record_adds(outbox, "log-a", i + 1)
+        assert [e.id for e in await outbox.after(0, 100)] == [4, 5, 6]
+        assert await outbox.latest_id() == 6
     finally:
         await outbox.close()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from node.core import log_locks, wire
+from node.core.listeners import Decodings, DurableRange
 from node.core.pipeline import PagePipeline
 from node.credentials.key_files import load_key
 from node.replication.peer_client import PeerClient
@@ -19,6 +20,11 @@ from node.replication.replicator import Replicator
 from protocol.entries import Add
 from tests.node.conftest import StoreFor
 from tests.node.services import consortium, now_ms, served
+
+
+def durable(origin: str, start: int, end: int, source: str | None) -> DurableRange:
+    """A range told to relay, which reads none of its entries."""
+    return DurableRange(origin, start, end, source, Decodings.of([]))
 
 
 async def test_own_entries_go_to_every_peer_and_relays_to_a_few(
@@ -32,13 +38,13 @@ async def test_own_entries_go_to_every_peer_and_relays_to_a_few(
         _, key = load_key(me.node_key_path)
         async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             replicator = Replicator(node.service, client)
-            await replicator._on_new_entries(me.origin, 0, 5, None)
+            await replicator._on_new_entries(durable(me.origin, 0, 5, None))
             assert len(replicator.pending_pushes()) == 7  # our own: to every peer
             for peer in replicator.pending_pushes():
                 replicator._peers[peer].dirty.clear()
-            await replicator._on_new_entries(origin.origin, 0, 5, origin.member_id)
+            await replicator._on_new_entries(durable(origin.origin, 0, 5, origin.member_id))
             assert replicator.pending_pushes() == {}  # straight from the origin: no relay
-            await replicator._on_new_entries(origin.origin, 0, 5, "member3")
+            await replicator._on_new_entries(durable(origin.origin, 0, 5, "member3"))
             relayed = replicator.pending_pushes()
             assert len(relayed) == 3
             assert not {"member2", "member3"} & set(relayed)  # never back to origin or source
@@ -55,7 +61,7 @@ async def test_a_peer_known_to_hold_the_entries_gets_no_push(
             replicator = Replicator(node.service, client)
             replicator.peer_status()  # learn the peers
             replicator._peers["member2"].holds[me.origin] = 5
-            await replicator._on_new_entries(me.origin, 0, 5, None)
+            await replicator._on_new_entries(durable(me.origin, 0, 5, None))
             assert set(replicator.pending_pushes()) == {"member3"}
 
 
@@ -68,8 +74,8 @@ async def test_with_push_off_nothing_is_pushed_or_relayed(
         _, key = load_key(me.node_key_path)
         async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             replicator = Replicator(node.service, client)
-            await replicator._on_new_entries(me.origin, 0, 5, None)  # our own
-            await replicator._on_new_entries(origin.origin, 0, 5, "member3")  # learned
+            await replicator._on_new_entries(durable(me.origin, 0, 5, None))  # our own
+            await replicator._on_new_entries(durable(origin.origin, 0, 5, "member3"))  # learned
             assert replicator.pending_pushes() == {}
 
 
