@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
-from node.credentials.key_files import create_key, create_token, write_secret
+from node.credentials.key_files import create_key, create_token
+from node.credentials.secret_files import write_secret
 from node.errors import ConfigError
 from protocol.note import signer_key_text
 from protocol.roster import (
