@@ -20,7 +20,8 @@ from node.errors import ConfigError
 from protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from protocol.roster import AdminKey, Member, Roster
+    from protocol.roster import AdminKey, Roster
+    from protocol.roster_members import Member
 
 
 #: An admin's public key: `NAME BASE64` in its .pub file, 32 bytes once decoded.
@@ -148,7 +149,7 @@ def cmd_replace(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from protocol.roster import CheckpointKey
+    from protocol.roster_members import CheckpointKey
 
     current = read_signed(args.roster).roster
     new_key = base64.b64decode(args.new_key, validate=True)

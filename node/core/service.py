@@ -49,7 +49,8 @@ from protocol.entries import (
 )
 from protocol.errors import DecodeError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
-from protocol.roster import Member, Roster
+from protocol.roster import Roster
+from protocol.roster_members import Member
 from protocol.signals import value_text
 from protocol.signing import SigningKey
 from protocol.trust import compromise_of
