@@ -36,7 +36,7 @@ from hashmesh_threatexchange.records import (
 )
 from node.cli.operator_client import OperatorClient
 from node.errors import NodeError
-from protocol.te_text import OURS_TO_TE
+from protocol.signal_names import OURS_TO_TE
 
 log = logging.getLogger(__name__)
 

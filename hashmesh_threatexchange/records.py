@@ -24,7 +24,8 @@ from threatexchange.exchanges.fetch_state import (
     SignalOpinionCategory,
 )
 
-from protocol.te_text import OURS_TO_TE, vpdq_to_te_text
+from protocol.signal_names import OURS_TO_TE
+from protocol.te_text import vpdq_to_te_text
 
 RecordKey = tuple[str, str]
 

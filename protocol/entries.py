@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 from protocol import codec
 from protocol.errors import DecodeError, ValidationError
+from protocol.reason_codes import CONFIRM_REASONS, DISPUTE_REASONS
 from protocol.signals import MAX_URL_BYTES, MAX_VPDQ_FRAMES, VPDQ_FRAME, validate_value
 
 ENTRY_VERSION = 1
@@ -26,18 +27,6 @@ MAX_REFERENCE = 256
 MAX_TEXT = 1024
 MAX_TIMESTAMP_MS = 2**53
 MAX_ORIGIN = 128
-DISPUTE_REASONS: tuple[str, ...] = (
-    "not-terrorist-content",
-    "wrong-label",
-    "wrong-incident",
-    "low-quality-hash",
-    "hash-collision",
-    "legal-order",
-    "other",
-)
-#: Why a member confirms another's entry: its analysts reviewed the content and agree, or it
-#: removed the same content from its own platform.
-CONFIRM_REASONS: tuple[str, ...] = ("reviewed", "also-removed")
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 #: Label sets already found valid (a plain set, emptied when full: a cache, never a bound).
@@ -328,8 +317,6 @@ def _decode_ref(value: codec.Value) -> EntryRef:
 
 
 __all__ = [
-    "CONFIRM_REASONS",
-    "DISPUTE_REASONS",
     "MAX_URL_BYTES",
     "Add",
     "Confirm",

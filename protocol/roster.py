@@ -13,29 +13,24 @@ Layouts (msgpack arrays, see docs/protocol.md):
            act_agreement is present only when it is not 1, so rosters without it keep
            their bytes and stay readable by nodes that predate it
   admin   [name, public_key]
-  member  [member_id, display_name, origin, checkpoint_keys, node_key, endpoints, roles, contact]
-  ckey    [public_key, first_size, last_size|nil, compromised(0|1)]
+  member, ckey: protocol/roster_members.py
   signed  [1, roster_bytes, [[public_key, signature], ...]]
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from protocol import codec
 from protocol.errors import DecodeError, ExpiredError, RollbackError, RosterError
-from protocol.note import check_name
+from protocol.roster_members import MAX_NAME, Member, check_member, decode_member, encode_member
 from protocol.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, verify
 
 ROSTER_VERSION = 1
 SIGNING_CONTEXT = b"hashmesh roster v1\n"
-MAX_NAME = 128
 MAX_MEMBERS = 4096
 MAX_ADMINS = 64
-ROLES = ("member", "auditor")
-MAX_SIZE = (1 << 63) - 1
 #: Labels modelled on the industry's shared taxonomy for terrorist and violent-extremist content.
 DEFAULT_TAXONOMY: tuple[str, ...] = (
     "terrorist-attack",
@@ -47,53 +42,6 @@ DEFAULT_TAXONOMY: tuple[str, ...] = (
     "threat",
     "designated-organisation",
 )
-_MEMBER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointKey:
-    """A log key, valid for checkpoints whose size lies in [first_size, last_size].
-
-    A rotated-out key has last_size set to where its successor took over. A compromised key
-    signs nothing valid beyond last_size, and entries beyond it are not valid either.
-    """
-
-    public: bytes
-    first_size: int = 0
-    last_size: int | None = None
-    compromised: bool = False
-
-    def covers(self, size: int) -> bool:
-        return self.first_size <= size and (self.last_size is None or size <= self.last_size)
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    member_id: str
-    display_name: str
-    origin: str
-    checkpoint_keys: tuple[CheckpointKey, ...]
-    node_key: bytes
-    endpoints: tuple[str, ...] = ()
-    roles: tuple[str, ...] = ("member",)
-    contact: str = ""
-
-    @property
-    def writes(self) -> bool:
-        return "member" in self.roles
-
-    def valid_size_limit(self) -> int | None:
-        """The size beyond which this member's log is not valid, if any.
-
-        A key declared compromised from size N is trusted for nothing beyond N. The log stays
-        valid beyond N only where an uncompromised successor key (rotated in after N) takes over.
-        """
-        limits = [k.last_size for k in self.checkpoint_keys if k.compromised]
-        limit = min((x for x in limits if x is not None), default=None)
-        if limit is None:
-            return None
-        successors = [k for k in self.checkpoint_keys if not k.compromised and k.first_size > limit]
-        return None if successors else limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +112,7 @@ class Roster:
                 self.threshold,
                 self.witness_quorum,
                 list(self.taxonomy),
-                [_encode_member(m) for m in self.members],
+                [encode_member(m) for m in self.members],
                 self.pdq_threshold,
                 self.resign_period_ms,
                 *agreement,
@@ -197,7 +145,7 @@ class Roster:
                 threshold=codec.as_int(f[6], "threshold"),
                 witness_quorum=codec.as_int(f[7], "witness_quorum"),
                 taxonomy=codec.as_str_list(f[8], "taxonomy", 256, 64),
-                members=tuple(_decode_member(m) for m in codec.as_list(f[9], "members")),
+                members=tuple(decode_member(m) for m in codec.as_list(f[9], "members")),
                 pdq_threshold=codec.as_int(f[10], "pdq_threshold", 0, 256),
                 resign_period_ms=codec.as_int(f[11], "resign_period_ms"),
                 act_agreement=codec.as_int(f[12], "act_agreement", 1, MAX_MEMBERS)
@@ -206,48 +154,6 @@ class Roster:
             )
         except RosterError as e:
             raise DecodeError(f"invalid roster: {e}") from e
-
-
-def _encode_member(m: Member) -> list[codec.Value]:
-    keys: list[codec.Value] = [
-        [k.public, k.first_size, k.last_size, int(k.compromised)] for k in m.checkpoint_keys
-    ]
-    return [
-        m.member_id,
-        m.display_name,
-        m.origin,
-        keys,
-        m.node_key,
-        list(m.endpoints),
-        list(m.roles),
-        m.contact,
-    ]
-
-
-def _decode_member(value: codec.Value) -> Member:
-    f = codec.as_list(value, "member", 8)
-    keys = []
-    for item in codec.as_list(f[3], "checkpoint keys"):
-        k = codec.as_list(item, "checkpoint key", 4)
-        last = None if k[2] is None else codec.as_int(k[2], "last_size", 0, MAX_SIZE)
-        keys.append(
-            CheckpointKey(
-                codec.as_bytes(k[0], "checkpoint key", PUBLIC_KEY_SIZE, PUBLIC_KEY_SIZE),
-                codec.as_int(k[1], "first_size", 0, MAX_SIZE),
-                last,
-                bool(codec.as_int(k[3], "compromised", 0, 1)),
-            )
-        )
-    return Member(
-        member_id=codec.as_str(f[0], "member id", 64),
-        display_name=codec.as_str(f[1], "display name", MAX_NAME),
-        origin=codec.as_str(f[2], "origin", MAX_NAME),
-        checkpoint_keys=tuple(keys),
-        node_key=codec.as_bytes(f[4], "node key", PUBLIC_KEY_SIZE, PUBLIC_KEY_SIZE),
-        endpoints=codec.as_str_list(f[5], "endpoints", 8, 256),
-        roles=codec.as_str_list(f[6], "roles", 4, 16),
-        contact=codec.as_str(f[7], "contact", 256),
-    )
 
 
 def _check_roster(r: Roster) -> None:
@@ -268,7 +174,7 @@ def _check_roster(r: Roster) -> None:
         raise RosterError("witness quorum larger than the number of members")
     seen: dict[str, set[object]] = {"id": set(), "origin": set(), "node": set()}
     for m in r.members:
-        _check_member(m)
+        check_member(m)
         for kind, value in (("id", m.member_id), ("node", m.node_key)):
             if value in seen[kind]:
                 raise RosterError(f"member {m.member_id!r}: {kind} used twice")
@@ -277,26 +183,6 @@ def _check_roster(r: Roster) -> None:
             if m.origin in seen["origin"]:
                 raise RosterError(f"log origin {m.origin!r} used twice")
             seen["origin"].add(m.origin)
-
-
-def _check_member(m: Member) -> None:
-    if not _MEMBER_ID.fullmatch(m.member_id):
-        raise RosterError(f"bad member id {m.member_id!r}")
-    if not m.roles or any(role not in ROLES for role in m.roles):
-        raise RosterError(f"member {m.member_id!r}: roles must be among {ROLES}")
-    if m.writes:
-        try:
-            check_name(m.origin)  # the origin names the checkpoint key in signed notes
-        except DecodeError as e:
-            raise RosterError(f"member {m.member_id!r}: bad log origin") from e
-        if not m.checkpoint_keys:
-            raise RosterError(f"member {m.member_id!r} has no checkpoint key")
-    for k in m.checkpoint_keys:
-        if k.last_size is not None and k.last_size < k.first_size:
-            raise RosterError(f"member {m.member_id!r}: key range is empty")
-        # Without an end, a compromised key would still cover every size (see `covers`).
-        if k.compromised and k.last_size is None:
-            raise RosterError(f"member {m.member_id!r}: a compromised key needs a last_size")
 
 
 def signing_message(body: bytes) -> bytes:

@@ -1,8 +1,8 @@
-"""Signal types and their hash values: names, sizes, validation and text forms.
+"""Signal types' hash values: sizes, validation and text forms (their names:
+protocol/signal_names.py).
 
-Names follow python-threatexchange where one exists (pdq, vpdq, video_md5, url); md5 and sha256
-cover exact files. Binary hashes travel as raw bytes; text forms (hex, or the URL itself) are for
-people and for the CLI.
+Binary hashes travel as raw bytes; text forms (hex, or the URL itself) are for people and for
+the CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from protocol.errors import ValidationError
+from protocol.signal_names import SIGNAL_TYPES
 
 PDQ_BYTES = 32
 #: vPDQ frame: PDQ hash (32), quality 0-100 (1), frame number (u32 BE), timestamp in ms (u32 BE).
@@ -21,8 +22,6 @@ MAX_URL_BYTES = 2048
 
 #: Fixed-size binary signal types and their byte lengths.
 FIXED_SIZES: dict[str, int] = {"pdq": PDQ_BYTES, "md5": 16, "sha256": 32, "video_md5": 16}
-SIGNAL_TYPES: tuple[str, ...] = ("pdq", "vpdq", "md5", "sha256", "video_md5", "url")
-EXACT_TYPES: tuple[str, ...] = ("md5", "sha256", "video_md5", "url")
 
 _URL = re.compile(r"^https?://[^\s]+$")
 _HEX = re.compile(r"^[0-9a-fA-F]*$")

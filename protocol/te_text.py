@@ -1,10 +1,6 @@
 """python-threatexchange's names for our signal types, and its text form of a vPDQ hash.
 
-Names: its signal types (SignalType.get_name()) with an exact equivalent here. A video's file
-SHA-256 is a file SHA-256, so its video_sha256 is our sha256; the reverse would call an
-image's SHA-256 a video's, so our sha256 and md5 have no name there.
-
-vPDQ:
+Names (protocol/signal_names.py): its signal types with an exact equivalent here.
 
 threatexchange writes a vPDQ signal as a JSON list of strings `"<pdq hex>,<quality>,<seconds>"`,
 one per sampled frame, in order (its `vpdq_to_json`). It has no frame numbers, and its own
@@ -27,19 +23,6 @@ import re
 
 from protocol.errors import ValidationError
 from protocol.signals import MAX_VPDQ_FRAMES, VpdqFrame, decode_vpdq, encode_vpdq
-
-TE_TO_OURS: dict[str, str] = {
-    "pdq": "pdq",
-    "vpdq": "vpdq",
-    "video_md5": "video_md5",
-    "video_sha256": "sha256",
-    "url": "url",
-}
-OURS_TO_TE: dict[str, str] = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "video_md5", "url": "url"}
-#: Its signal types (its own and its bundled extensions') with no equivalent here.
-TE_WITHOUT_EQUIVALENT: frozenset[str] = frozenset(
-    {"raw_text", "trend_query", "url_md5", "tlsh", "pdq_ocr"}
-)
 
 _PDQ_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MAX_TIMESTAMP_MS = 2**32 - 1

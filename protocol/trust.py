@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from protocol.checkpoint import SignedCheckpoint, open_checkpoint, parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError, SignatureError
-from protocol.roster import Member, Roster
+from protocol.roster import Roster
+from protocol.roster_members import Member
 
 
 class UntrustedCheckpointError(SignatureError):

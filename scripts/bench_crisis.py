@@ -64,7 +64,7 @@ from node.app.consortium import build_consortium, free_port
 from node.app.procs import NodeGroup, logs_of
 from node.cli.operator_client import OperatorClient
 from node.config import NodeConfig
-from node.credentials.key_files import read_secret
+from node.credentials.secret_files import read_secret
 from node.errors import NodeError
 from node.formats.json_views import parse_add
 from protocol.entries import encode_entry

@@ -25,7 +25,7 @@ from benchlib import log, percentile
 from node.app.consortium import build_consortium
 from node.app.procs import NodeProcess
 from node.cli.operator_client import OperatorClient
-from node.credentials.key_files import read_secret
+from node.credentials.secret_files import read_secret
 
 BATCH = 100
 SUBMIT_BATCH = 1000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.roster import AdminKey, CheckpointKey, Member, Roster, SignedRoster
+from protocol.roster import AdminKey, Roster, SignedRoster
+from protocol.roster_members import CheckpointKey, Member
 from protocol.signing import SigningKey
 
 NOW_MS = 1_800_000_000_000

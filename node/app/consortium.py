@@ -17,17 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from node.config import NodeConfig
-from node.credentials.key_files import create_key, create_token, write_secret
+from node.credentials.key_files import create_key, create_token
+from node.credentials.secret_files import write_secret
 from node.errors import ConfigError
 from protocol.note import signer_key_text
-from protocol.roster import (
-    DEFAULT_TAXONOMY,
-    AdminKey,
-    CheckpointKey,
-    Member,
-    Roster,
-    SignedRoster,
-)
+from protocol.roster import DEFAULT_TAXONOMY, AdminKey, Roster, SignedRoster
+from protocol.roster_members import CheckpointKey, Member
 from protocol.signing import SigningKey
 
 JOIN_REQUEST = "join-request.json"

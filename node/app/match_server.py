@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from node.config import NodeConfig, read_roster
-from node.credentials.key_files import read_secret
+from node.credentials.secret_files import read_secret
 from node.errors import ConfigError, NodeError
 from node.http.match_api import match_app
 from node.http.serving import serving

@@ -19,7 +19,8 @@ from node.app.logging_setup import add_secret
 from node.app.metrics import NodeMetrics
 from node.config import NodeConfig, read_roster
 from node.core.service import NodeService
-from node.credentials.key_files import NodeKeys, load_key, read_secret
+from node.credentials.key_files import NodeKeys, load_key
+from node.credentials.secret_files import read_secret
 from node.errors import ConfigError, StoreError
 from node.events.outbox import Outbox
 from node.events.recorder import EntryEvents, EventRecorder, member_lookup

@@ -26,7 +26,7 @@ def read_signed(path: Path) -> SignedRoster:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from node.credentials.key_files import write_secret
+    from node.credentials.secret_files import write_secret
     from protocol.note import signer_key_text
     from protocol.signing import SigningKey
 

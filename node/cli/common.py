@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from node.errors import ConfigError
 from protocol.errors import ValidationError
-from protocol.signals import SIGNAL_TYPES, parse_value
+from protocol.signal_names import SIGNAL_TYPES
 
 if TYPE_CHECKING:
     from node.cli.operator_client import OperatorClient
@@ -51,6 +53,27 @@ class UsageError(ConfigError):
     """Arguments that parse but make no sense together."""
 
 
+class Command:
+    """A command body, `name` in `module`, imported only when the command runs. The modules
+    that declare a group's arguments import argparse and constants only, so `hashmesh --help`
+    and each command load what that command needs and no more."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def body(self) -> Callable[[argparse.Namespace], int]:
+        body: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(self.module), self.name
+        )
+        return body
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.body()(args)
+
+
 def add_node_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--node",
@@ -75,6 +98,13 @@ def client(args: argparse.Namespace) -> OperatorClient:
     return OperatorClient.for_node(node_config(args))
 
 
+def when(ms: int) -> str:
+    """A wall-clock time in milliseconds as the CLI prints it (UTC)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
@@ -87,6 +117,8 @@ def parse_hash_arg(text: str) -> dict[str, str]:
         raise UsageError(
             f"{text!r}: expected TYPE:VALUE with TYPE one of {', '.join(SIGNAL_TYPES)}"
         )
+    from protocol.signals import parse_value
+
     try:
         parse_value(signal_type, value)
     except ValidationError as e:

@@ -59,6 +59,8 @@ def hash_files(
     (match) a pdq item also carries python-threatexchange's hash of the image where it
     differs; a submission shares only the RGB hash (docs/matching.md, "Two PDQ
     conventions")."""
+    if not paths:
+        return []  # hashes given as TYPE:VALUE only: no need to load the hashers (numpy, Pillow)
     from node.matching.hashing import LOW_QUALITY, hash_file
 
     files = files_under(paths)

@@ -7,11 +7,13 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from node.config import NodeConfig
-from node.credentials.key_files import read_secret
+from node.credentials.secret_files import read_secret
 from node.errors import NodeError, RequestError
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 
 class NodeUnreachableError(NodeError):

@@ -35,7 +35,7 @@ from protocol.checkpoint import SignedCheckpoint
 from protocol.entries import Add, Confirm, Dispute, EntryRef, Retract, decode_entry
 from protocol.errors import DecodeError, RosterError, ValidationError
 from protocol.replica import CheckpointStatus
-from protocol.roster import Member
+from protocol.roster_members import Member
 from protocol.signals import value_text
 from protocol.signing import SigningKey
 from protocol.trust import compromise_of

@@ -1,4 +1,5 @@
-"""Key and token files of a node: written once with mode 0600, never logged.
+"""Key and token files of a node: signing keys and the operator token, made once and never
+logged (the files themselves are written and read by node.credentials.secret_files).
 
 Private keys are kept in the signed-note signer key text form
 ("PRIVATE+KEY+<name>+<key id>+<base64>") that Go's golang.org/x/mod/sumdb/note also reads.
@@ -6,33 +7,15 @@ Private keys are kept in the signed-note signer key text form
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from node.credentials.request_auth import new_token
+from node.credentials.secret_files import read_secret, write_secret
 from node.errors import ConfigError
 from protocol.errors import DecodeError
 from protocol.note import parse_signer_key, signer_key_text
 from protocol.signing import SigningKey
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Create `path` readable by its owner only; refuse to overwrite an existing secret."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as e:
-        raise ConfigError(f"{path} exists already; refusing to overwrite a key") from e
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-
-
-def read_secret(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e}") from e
 
 
 def create_key(path: Path, name: str) -> SigningKey:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from node.credentials.key_files import read_secret
+from node.credentials.secret_files import read_secret
 from node.errors import ConfigError, NodeError, StoreError
 from node.events.outbox import Event, Outbox
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from node.core.service import NodeService
 from node.errors import RequestError
-from protocol.roster import MAX_SIZE
+from protocol.roster_members import MAX_SIZE
 from protocol.tlogproof import format_tlog_proof
 
 AUDIT_PREFIX = "/v1/audit/"

@@ -24,7 +24,7 @@ from node.core.service import NodeService
 from node.errors import RequestError
 from node.formats.json_views import view_json
 from protocol.errors import RosterError
-from protocol.signals import SIGNAL_TYPES
+from protocol.signal_names import SIGNAL_TYPES
 from protocol.view import HashView
 
 #: Hashes looked up per store round trip.

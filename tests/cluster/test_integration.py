@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from node.app.procs import NodeGroup, NodeProcess
-from node.credentials.key_files import write_secret
+from node.credentials.secret_files import write_secret
 from node.events.webhooks import verify_signature
 from tests.cluster.support import api, consortium, md5_item, submit, wait_until
 

@@ -11,8 +11,6 @@ from protocol.errors import DecodeError, ExpiredError, RollbackError, RosterErro
 from protocol.roster import (
     SIGNING_CONTEXT,
     AdminKey,
-    CheckpointKey,
-    Member,
     Roster,
     SignedRoster,
     check_fresh,
@@ -23,6 +21,7 @@ from protocol.roster import (
     verify_update,
     walk_chain,
 )
+from protocol.roster_members import CheckpointKey, Member
 from protocol.signing import SigningKey, verify
 from tests.protocol.roster_support import (
     ADMINS,

@@ -11,14 +11,8 @@ import pytest
 
 from protocol import codec
 from protocol.errors import DecodeError
-from protocol.roster import (
-    AdminKey,
-    CheckpointKey,
-    Member,
-    Roster,
-    SignedRoster,
-    verify_genesis,
-)
+from protocol.roster import AdminKey, Roster, SignedRoster, verify_genesis
+from protocol.roster_members import CheckpointKey, Member
 from protocol.signing import SigningKey
 from tests.protocol.roster_support import (
     first_roster,

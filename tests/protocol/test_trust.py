@@ -13,7 +13,8 @@ from protocol.bundle import ProvenanceBundle, verify_bundle
 from protocol.checkpoint import Checkpoint, sign_checkpoint
 from protocol.entries import Add, encode_entry
 from protocol.errors import ProtocolError
-from protocol.roster import CheckpointKey, Roster, SignedRoster
+from protocol.roster import Roster, SignedRoster
+from protocol.roster_members import CheckpointKey
 from protocol.signing import SigningKey
 from protocol.tlogproof import format_tlog_proof
 from protocol.trust import UntrustedCheckpointError, compromise_of, open_trusted

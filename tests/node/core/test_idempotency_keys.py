@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from node.cli import operator as operator_cli
+from node.cli import entry_writes as operator_cli
 from node.cli.operator_client import OperatorClient
 from node.store import postgres_writes
 from node.store.base import Store, Submission

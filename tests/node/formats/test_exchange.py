@@ -14,14 +14,9 @@ import pytest
 from aiohttp import web
 from stix2validator import ValidationOptions, validate_instance
 
-from node.formats.exchange import (
-    ExchangeError,
-    ImportDefaults,
-    parse_import,
-    write_csv,
-    write_jsonl,
-    write_te_csv,
-)
+from node.formats.exchange import ExchangeError
+from node.formats.export_writers import write_csv, write_jsonl, write_te_csv
+from node.formats.import_check import ImportDefaults, parse_import
 from node.formats.stix import indicator_id, pattern, write_stix
 from node.http.export_api import export_routes
 from protocol.entries import Add

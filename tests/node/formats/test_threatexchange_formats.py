@@ -20,7 +20,8 @@ from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 from threatexchange.signal_type.url import URLSignal
 
-from node.formats.exchange import parse_import, write_te_csv
+from node.formats.export_writers import write_te_csv
+from node.formats.import_check import parse_import
 from protocol.errors import ValidationError
 from protocol.roster import DEFAULT_TAXONOMY
 from protocol.signals import VpdqFrame, decode_vpdq, encode_vpdq, value_text

@@ -17,7 +17,7 @@ from node.matching.policy import (
     policy_from,
 )
 from protocol.entries import Add, Confirm, Dispute, EntryRef, Retract
-from protocol.roster import CheckpointKey
+from protocol.roster_members import CheckpointKey
 from protocol.view import LocatedEntry, fold
 from tests.support import make_members, make_roster
 

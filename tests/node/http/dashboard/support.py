@@ -20,7 +20,7 @@ from node.app.runner import load_keys
 from node.config import NodeConfig, read_roster
 from node.core.service import NodeService
 from node.http.dashboard import mount_dashboard
-from node.http.dashboard.app import EventSource
+from node.http.dashboard.pages import EventSource
 from node.http.operator_api import operator_app
 from node.http.peer_api import peer_app
 from node.replication.peer_client import PeerClient
