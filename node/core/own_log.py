@@ -26,7 +26,8 @@ from node.store.schema import SUBMISSION_RETENTION_MS
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.entries import Entry, EntryRef, encode_entry
 from protocol.errors import RosterError
-from protocol.roster import Member, Roster
+from protocol.roster import Roster
+from protocol.roster_members import Member
 from protocol.writer import LogWriter, WritePlan
 
 log = logging.getLogger(__name__)
