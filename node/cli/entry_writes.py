@@ -88,8 +88,11 @@ def cmd_retract(args: argparse.Namespace) -> int:
     result = client(args).call("POST", "/v1/retract", {"index": args.index, "reason": args.reason})
     if args.json:
         print_json(result)
-    else:
+    elif result.get("appended", True):
         print(f"retracted entry {args.index}: retraction is #{result['entry']['index']}")
+    else:
+        # Retracted before (another request, or an earlier run): the node appended nothing.
+        print(f"entry {args.index} was already retracted by #{result['entry']['index']}")
     return EXIT_OK
 
 

@@ -1,19 +1,21 @@
 """Our own log: appends acknowledged once durable, checkpoints signed over them in batches.
 
 `OwnLog` owns the LogWriter of this node's log (protocol/writer.py) and everything that moves
-it: `append` (under the append lock, an Idempotency-Key's earlier answer given again, an
-unknown outcome of the store believed as the store holds it), `sign_pending` and the
-checkpointer task that calls it (`run_checkpointer`), and the start of a key rotation. Once a
-checkpoint is signed the listeners hear of the new range (node/core/listeners.py). What an
-entry may say (labels in the taxonomy, a dispute of an entry held) is checked before it gets
-here, by NodeService (node/core/service.py).
+it: `append` (under the append lock, an Idempotency-Key's earlier answer given again, a
+caller's check of what the log already holds made atomic with the write, an unknown outcome
+of the store believed as the store holds it), `sign_pending` and the checkpointer task that
+calls it (`run_checkpointer`), and the start of a key rotation. Once a checkpoint is signed
+the listeners hear of the new range (node/core/listeners.py). What an entry may say (labels
+in the taxonomy, a dispute of an entry held) is checked by NodeService (node/core/service.py):
+before it gets here, or through `append`'s `already` when it depends on what the log holds
+(an entry retracted once is not retracted again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from node.config import NodeConfig
 from node.core.listeners import Listeners
@@ -100,14 +102,21 @@ class OwnLog:
             return None
 
     async def append(
-        self, entries: Sequence[Entry], idempotency: tuple[str, bytes] | None = None
+        self,
+        entries: Sequence[Entry],
+        idempotency: tuple[str, bytes] | None = None,
+        already: Callable[[], Awaitable[list[EntryRef] | None]] | None = None,
     ) -> list[EntryRef]:
         """Append entries to our log; returns once they are durable.
 
         `idempotency` is (key, digest of the request): a request whose key is kept gets the
         entries it appended then instead of new ones (IdempotencyKeyReusedError if the
-        digest differs). If the store fails, what it holds is believed: entries it stored
-        after all are acknowledged, and the next append continues whatever it holds.
+        digest differs). `already` checks what the log holds (NodeService.retract): it runs
+        under the append lock once any earlier write is settled, so no other append comes
+        between its check and this one; the entries it returns are the answer instead of
+        new ones, and it may raise to refuse the request. If the store fails, what it holds
+        is believed: entries it stored after all are acknowledged, and the next append
+        continues whatever it holds.
         """
         member = self.member()
         if member is None:
@@ -130,6 +139,10 @@ class OwnLog:
                             "that Idempotency-Key was used for a different request"
                         )
                     return [EntryRef(self.origin, done.start + i) for i in range(done.count)]
+            if already is not None:
+                earlier = await already()
+                if earlier is not None:
+                    return earlier
             plan = self._writer.plan(raws)
             now = self.clock()
             rows = [

@@ -4,14 +4,16 @@ HTTP handlers, the replicator and the CLI are thin layers over this one object. 
 own log (`OwnLog`, node/core/own_log.py: appends acknowledged once durable, checkpoints
 signed in batches), the PeerLogs, the RosterKeeper, the witness and the match index, and
 wires the listeners of durable ranges (node/core/listeners.py). What it adds itself: what an
-entry of ours may say (`submit`, `retract`, `dispute`, `confirm`), the checkpoints we serve
-peers with the cosignatures collected, and lookups judged under the roster in force.
+entry of ours may say (`submit`, `retract` once per entry, `dispute`, `confirm`), the
+checkpoints we serve peers with the cosignatures collected, and lookups judged under the
+roster in force.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from node.config import NodeConfig
@@ -42,6 +44,15 @@ from protocol.trust import compromise_of
 from protocol.view import HashView
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Retracted:
+    """The answer to a retraction: the retraction entry, and whether this request appended it
+    (False: the entry was retracted before, and `ref` is that earlier retraction)."""
+
+    ref: EntryRef
+    appended: bool
 
 
 class NodeService:
@@ -167,11 +178,39 @@ class NodeService:
                 raise RequestError(f"labels not in the consortium's taxonomy: {', '.join(unknown)}")
         return await self.own_log.append(adds, idempotency)
 
-    async def retract(self, index: int, reason: str) -> EntryRef:
+    async def retract(self, index: int, reason: str) -> Retracted:
+        """Withdraw an entry of ours everywhere: an add, or a dispute or confirmation.
+
+        An entry retracted before is answered with that retraction, and nothing is appended:
+        the check runs under the own log's append lock (OwnLog.append's `already`), so of
+        concurrent retractions of one entry exactly one appends. A retraction cannot itself
+        be retracted (RequestError).
+        """
         if not 0 <= index < self.own_log.size:
             raise RequestError(f"our log has no entry {index}")
-        retract = Retract(self.clock(), EntryRef(self.origin, index), reason)
-        return (await self.own_log.append([retract]))[0]
+        target = EntryRef(self.origin, index)
+        earlier: list[EntryRef] = []
+
+        async def retracted_before() -> list[EntryRef] | None:
+            raws = await self.store.entries(self.origin, index, index + 1)
+            if raws and isinstance(decode_entry(raws[0]), Retract):
+                raise RequestError(f"entry {index} is a retraction, which cannot be retracted")
+            earlier.extend(await self._retractions_of(target))
+            return earlier[:1] or None
+
+        retract = Retract(self.clock(), target, reason)
+        refs = await self.own_log.append([retract], already=retracted_before)
+        return Retracted(refs[0], appended=not earlier)
+
+    async def _retractions_of(self, target: EntryRef) -> list[EntryRef]:
+        """Our retractions of `target` the store holds, earliest (the one that counts) first."""
+        refs = []
+        for found in await self.store.find_references([(target.log, target.index)]):
+            if found.log == self.origin:
+                entry = decode_entry(found.raw)
+                if isinstance(entry, Retract) and entry.target == target:
+                    refs.append(EntryRef(found.log, found.index))
+        return sorted(refs, key=lambda ref: ref.index)
 
     async def dispute(self, target: EntryRef, reason_code: str, text: str) -> EntryRef:
         if target.log == self.origin:

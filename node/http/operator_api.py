@@ -59,8 +59,8 @@ def operator_app(
         body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("index"), int):
             raise RequestError("retract needs the index of our entry")
-        ref = await service.retract(body["index"], str(body.get("reason", "")))
-        return web.json_response({"entry": ref_json(ref)})
+        done = await service.retract(body["index"], str(body.get("reason", "")))
+        return web.json_response({"entry": ref_json(done.ref), "appended": done.appended})
 
     def about_an_entry(
         kind: str, act: Callable[[EntryRef, str, str], Awaitable[EntryRef]]

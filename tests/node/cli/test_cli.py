@@ -159,10 +159,16 @@ def test_operators_submit_look_up_retract_and_auditors_verify(
         code, out = run(capsys, "dispute", a.origin, str(index), "--reason-code", "wrong-label",
                         "--text", "not an attack", "--node", str(b.directory))  # fmt: skip
         assert code == 0
-        code, _ = run(
+        code, out = run(
             capsys, "retract", str(index), "--reason", "mistake", "--node", str(a.directory)
         )
-        assert code == 0
+        assert code == 0 and out == f"retracted entry {index}: retraction is #{index + 1}\n"
+        # Asked again, the entry is retracted already: one line, success, nothing appended
+        # (the audit report below counts one retraction); a retraction is not retracted.
+        code, out = run(capsys, "retract", str(index), "--node", str(a.directory))
+        assert code == 0 and out == f"entry {index} was already retracted by #{index + 1}\n"
+        code, out = run(capsys, "retract", str(index + 1), "--node", str(a.directory))
+        assert code == 4 and out.count("\n") == 1 and "is a retraction" in out
 
         def withdrawn_on_b() -> bool:
             _, text = run(capsys, "lookup", MD5, "--node", str(b.directory), "--json")
