@@ -1,14 +1,12 @@
 """`hashmesh audit proof` and `audit verify-proof`: write the provenance bundle of one hash
-(its entry's tlog-proof and the roster chain back to the genesis, fetched from other members
-when the node's own chain starts later) and check a bundle with no network.
+(its entry's tlog-proof and the roster chain the node serves, from the genesis) and check a
+bundle with no network.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +41,17 @@ def cmd_proof(args: argparse.Namespace) -> int:
     first = result["submissions"][0]
     chain = api.call("GET", "/v1/roster/chain")
     rosters = tuple(bytes.fromhex(r) for r in chain["rosters"])
-    if SignedRoster.decode(rosters[0]).roster.version > 1:
-        rosters = _earlier_rosters(rosters) + rosters
+    first_version = SignedRoster.decode(rosters[0]).roster.version
+    if first_version > 1:
+        # A node set up from a later roster fetches the earlier versions from its peers at
+        # its first sync (RosterKeeper.adopt_earlier) and serves the chain from the genesis
+        # from then on; only before that does it lack them.
+        print(
+            f"WARNING: this node holds the rosters from version {first_version} on only, "
+            "until a sync with a peer brings it the earlier ones (`hashmesh sync`): an "
+            "auditor pinning the genesis cannot check this bundle",
+            file=sys.stderr,
+        )
     args.out.write_bytes(_bundle(api, first["log"], first["index"], rosters))
     confirmations = []
     if args.confirmations:
@@ -62,7 +69,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
                 "log": first["log"],
                 "index": first["index"],
                 "out": str(args.out),
-                "first_roster_version": SignedRoster.decode(rosters[0]).roster.version,
+                "first_roster_version": first_version,
                 "confirmations": confirmations,
             }
         )
@@ -86,43 +93,6 @@ def _bundle(api: OperatorClient, log: str, index: int, rosters: tuple[bytes, ...
         parsed.index, parsed.proof, parsed.checkpoint_raw, bytes.fromhex(proof["entry"])
     )
     return ProvenanceBundle(text, rosters).encode()
-
-
-def _earlier_rosters(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
-    """The versions before a node's pinned roster (a member that joined later starts from the
-    roster naming it), from another member's public auditor route, so that an auditor who
-    pins only the genesis can check the bundle. Empty if no member gives a chain that leads
-    to it; the auditor's check decides in any case, so nothing fetched is trusted here."""
-    import urllib.request
-
-    from protocol.bundle import MAX_BUNDLE_BYTES
-    from protocol.roster import SignedRoster, walk_chain
-
-    pinned = SignedRoster.decode(chain[0])
-    current = SignedRoster.decode(chain[-1]).roster
-    for member in current.members:
-        if not member.endpoints:
-            continue
-        url = member.endpoints[0].rstrip("/") + "/v1/audit/rosters"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # roster URL
-                body = json.loads(response.read(MAX_BUNDLE_BYTES))
-            fetched = [base64.b64decode(r, validate=True) for r in body["rosters"]]
-            earlier = [
-                r for r in fetched if SignedRoster.decode(r).roster.version < pinned.roster.version
-            ]
-            if SignedRoster.decode(earlier[0]).roster.version != 1:
-                continue  # that node too started from a later version
-            walk_chain([*earlier, chain[0]])  # links only: a bundle is evidence of the past
-        except (OSError, ValueError, KeyError, TypeError, IndexError, ProtocolError):
-            continue  # this member's node is unreachable or gives no usable chain: try another
-        return tuple(earlier)
-    print(
-        f"WARNING: no member served the rosters before version {pinned.roster.version}; "
-        "an auditor pinning the genesis cannot check this bundle",
-        file=sys.stderr,
-    )
-    return ()
 
 
 def _entry_json(entry: object) -> dict[str, Any]:

@@ -73,8 +73,11 @@ def test_a_genesis_only_auditor_verifies_bundles_from_every_node_through_roster_
                 out = tmp_path / f"bundle{checked}.json"
                 hash_arg = f"md5:{item['value']}"
                 code, text = cli(capsys, "audit", "proof", hash_arg, "--out", str(out),
-                                 "--node", str(node.directory))  # fmt: skip
+                                 "--node", str(node.directory), "--json")  # fmt: skip
                 assert code == 0, text
+                # Every node serves the chain from the genesis, the newcomer too (it fetched
+                # the versions before its own from a peer): the bundle carries it as served.
+                assert "WARNING" not in text and '"first_roster_version": 1' in text, text
                 code, text = cli(
                     capsys, "audit", "verify-proof", str(out), "--genesis", str(genesis)
                 )
