@@ -119,7 +119,8 @@ async def match_many_hits(
         found = matcher.index.match_pdq_values(binary, pdq_threshold)
         # The index holds each hit's value, so the store is asked only for the views.
         distinct = list(dict.fromkeys(value for hits in found for value, _ in hits))
-        views = await lookup_views(store, "pdq", distinct, standing, matcher)
+        # A batch that hits nothing (most uploads) needs no store read.
+        views = await lookup_views(store, "pdq", distinct, standing, matcher) if distinct else []
         by_value = {view.value: view for view in views if view.submissions}
         return [
             [MatchHit(by_value[value], distance=d) for value, d in hits if value in by_value]
