@@ -26,6 +26,7 @@ from node.http.common import (
 )
 from node.http.connection_guard import ConnectionGuard, ConnectionLimits
 from node.http.evidence_api import evidence_routes
+from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import RosterError
 
 PEER_KEY = web.RequestKey("peer", str)
@@ -129,7 +130,12 @@ def peer_app(
             body.origin, body.checkpoint, body.start, body.entries, (), request[PEER_KEY]
         )
         if result.status == "gap":
-            service.request_sync()  # we are behind on this log: pull it now, not at the next tick
+            # We lack entries before those pushed. If they fit in one push the pusher sends
+            # them next (node/replication); else we fetch that log from it now, not at the
+            # next sync round.
+            size = parse_signed_checkpoint(body.checkpoint).checkpoint.size
+            if size - result.size > service.config.page_size:
+                service.request_catch_up(body.origin, request[PEER_KEY], size)
         return msgpack_response(
             wire.encode_push_result(wire.PushResult(result.status, result.size))
         )

@@ -1,8 +1,12 @@
 """Replication: push new entries to peers at once, relay what we learn, pull on a schedule.
 
-- Push: when our log gains a signed checkpoint, or a peer's log gains verified entries (relay),
-  each peer's pusher sends the checkpoint and the new entries. A peer that answers "gap" is
-  pulled from at once for that log.
+- Push: when our log gains a signed checkpoint each peer's pusher sends it and the new entries;
+  when a peer's log gains verified entries from someone other than its origin, a few peers'
+  pushers offer that checkpoint alone (relay), and send entries only to a peer that answers it
+  lacks them. A failed push is tried again after a short, growing delay (peer_state.py).
+- Gap: a peer that answers "gap" lacks entries before those pushed. If they fit in one push
+  they are pushed at once; else the peer fetches that one log from us (`request_catch_up`, at
+  most one fetch a log under way however many gaps are answered), not a sync round.
 - Pull: `sync_all` (run by the scheduler's trigger, and on demand) fetches every peer's
   equivocation evidence and checkpoint vector and pages in whatever we lack, verified against
   the origin's checkpoint.
@@ -18,15 +22,15 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from node.core import wire
 from node.core.service import NodeService
 from node.errors import NodeError, PeerError, PeerRefusedError
+from node.replication.page_fetches import PageFetches
 from node.replication.peer_client import PeerClient
+from node.replication.peer_state import PeerState, retry_delay
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
 from protocol.evidence import Equivocation
@@ -36,32 +40,10 @@ from protocol.roster import Roster
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Pages of one log asked for ahead of the one being verified.
-PREFETCH_PAGES = 2
 #: Seconds between checks that each peer of the roster, and only those, has a pusher.
 PUSHERS_CHECK_S = 1.0
 #: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
 TELL_REMOVED_TRIES = 30
-
-
-@dataclass
-class PeerState:
-    """What we know of one peer: reachability, last sync, last error, pending pushes."""
-
-    member_id: str
-    reachable: bool | None = None
-    #: The peer answers but refuses to authenticate us (it holds a roster without us).
-    refusing: bool = False
-    last_ok_ms: int | None = None
-    last_error: str | None = None
-    failures: int = 0
-    #: origin -> the smallest start not yet pushed to this peer
-    dirty: dict[str, int] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    #: origin -> how many entries of that log the peer holds, as it last told us
-    holds: dict[str, int] = field(default_factory=dict)
-    #: origin -> verified evidence not yet offered to this peer (one a held log: bounded)
-    evidence: dict[str, bytes] = field(default_factory=dict)
 
 
 class Replicator:
@@ -81,6 +63,12 @@ class Replicator:
         self._removed: dict[str, tuple[str, int]] = {}
         self._removal = asyncio.Event()
         #: Told of every sync with a peer: (member id, ok, failure reason).
+        #: origin -> (member id, size) of logs to fetch from that peer (request_catch_up).
+        self._wanted: dict[str, tuple[str, int]] = {}
+        self._catching: set[str] = set()
+        self._catch_up = asyncio.Event()
+        #: Logs caught up on request (a count, for the tests and the benchmark).
+        self.catch_ups = 0
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
@@ -134,6 +122,7 @@ class Replicator:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
             group.create_task(self._removal_teller())
+            group.create_task(self._catcher())
             if self._config.push:
                 await self._run_pushers(group)
 
@@ -207,6 +196,8 @@ class Replicator:
             # The origin pushes to every peer itself; anyone it could not reach pulls it from
             # us, and what we learn that way we do relay (below).
             return
+        if source is not None and source in self._peers:
+            self._peers[source].note_holds(origin, end)  # it just sent us these
         targets = [
             state
             for member_id, state in self._peers.items()
@@ -235,28 +226,47 @@ class Replicator:
                 state.wake.set()
 
     async def _pusher(self, state: PeerState) -> None:
+        """Push what is pending for one peer; after a failure, try again after retry_delay
+        (what failed stays pending, merged with what arrives meanwhile), until PUSH_TRIES
+        failures in a row leave it to the scheduled pull."""
         self._pushers_running += 1
         try:
             while True:
                 await state.wake.wait()
                 state.wake.clear()
-                while state.evidence:
-                    # Evidence first: the peer should hold the log before it takes more of it.
-                    origin, evidence = state.evidence.popitem()
-                    try:
-                        await self._offer_evidence(state, evidence)
-                    except NodeError as e:
-                        self._failed(state, e)
-                        # The peer pulls it at its next sync, from us or from another peer.
-                while state.dirty:
-                    origin, start = state.dirty.popitem()
-                    try:
-                        await self._push_log(state, origin, start)
-                    except NodeError as e:
-                        self._failed(state, e)
-                        # The peer will get it from the schedule, from us or from another peer.
+                while (state.evidence or state.dirty) and not await self._push_pending(state):
+                    delay = None if state.refusing else retry_delay(state.failures, self._random)
+                    if delay is None:
+                        # The peer pulls these at its next sync, from us or from another peer.
+                        state.dirty.clear()
+                        state.evidence.clear()
+                        break
+                    await asyncio.sleep(delay)
+                    state.retries += 1
         finally:
             self._pushers_running -= 1
+
+    async def _push_pending(self, state: PeerState) -> bool:
+        """Offer the pending evidence, then push the pending logs; False at the first failure,
+        what failed pending again."""
+        while state.evidence:
+            # Evidence first: the peer should hold the log before it takes more of it.
+            origin, evidence = state.evidence.popitem()
+            try:
+                await self._offer_evidence(state, evidence)
+            except NodeError as e:
+                state.evidence.setdefault(origin, evidence)
+                self._failed(state, e)
+                return False
+        while state.dirty:
+            origin, start = state.dirty.popitem()
+            try:
+                await self._push_log(state, origin, start)
+            except NodeError as e:
+                state.put_back(origin, start)
+                self._failed(state, e)
+                return False
+        return True
 
     async def _offer_evidence(self, state: PeerState, evidence: bytes) -> None:
         url = self.peers().get(state.member_id)
@@ -265,22 +275,77 @@ class Replicator:
             self._ok(state)
 
     async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
+        """Push `origin`'s entries from `start` (at most a page, ending at its checkpoint).
+
+        Another member's log (a relay) is offered as its checkpoint alone: the peer most
+        likely holds the entries already, from their origin or another relay, and says so
+        ("known"). A peer that answers "gap" says how many entries it holds; if the entries it
+        lacks fit in one push they are pushed at once, else the peer fetches that log from us
+        (see the push handler)."""
         signed = self._service.signed_checkpoint(origin)
         url = self.peers().get(state.member_id)
         if signed is None or url is None:
             return
         size = signed.checkpoint.size
+        if origin != self._config.origin:
+            start = size
         start = max(start, size - self._config.page_size, 0)
-        if start >= size:
+        if start > size or (start == size and origin == self._config.origin):
             return
-        entries = await self._service.store.entries(origin, start, size)
+        held = await self._push_range(state, url, origin, signed.raw, start)
+        if held < start and held >= size - self._config.page_size:
+            await self._push_range(state, url, origin, signed.raw, held)
+
+    async def _push_range(
+        self, state: PeerState, url: str, origin: str, checkpoint: bytes, start: int
+    ) -> int:
+        """Push entries [start, checkpoint size) of `origin`; how many the peer holds."""
+        size = parse_signed_checkpoint(checkpoint).checkpoint.size
+        entries = await self._service.store.entries(origin, start, size) if start < size else []
         result = await self._client.push(
-            state.member_id, url, wire.Push(origin, signed.raw, start, tuple(entries))
+            state.member_id, url, wire.Push(origin, checkpoint, start, tuple(entries))
         )
         self._ok(state)
-        # On "gap" the peer lacks older entries than one push carries; it starts a pull of its
-        # own (see the push handler), which fetches them with proofs page by page.
-        state.holds[origin] = max(state.holds.get(origin, 0), result.size)
+        state.note_holds(origin, result.size)
+        return result.size
+
+    # Catching up one log.
+
+    def request_catch_up(self, origin: str, member_id: str, size: int) -> None:
+        """Fetch `origin`'s entries up to `size` from `member_id` (a peer that pushed us a
+        checkpoint of that log far ahead of what we hold): that one log, not a sync round.
+        Requests for a log already wanted or under way merge: at most one fetch a log runs,
+        and one more waits."""
+        _, wanted = self._wanted.get(origin, ("", 0))
+        self._wanted[origin] = (member_id, max(size, wanted))
+        self._catch_up.set()
+
+    async def _catcher(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            while True:
+                await self._catch_up.wait()
+                self._catch_up.clear()
+                for origin in [o for o in self._wanted if o not in self._catching]:
+                    member_id, size = self._wanted.pop(origin)
+                    self._catching.add(origin)
+                    group.create_task(self._catch_up_log(origin, member_id, size))
+
+    async def _catch_up_log(self, origin: str, member_id: str, size: int) -> None:
+        try:
+            url = self.peers().get(member_id)
+            if url is None:
+                return
+            state = self._peers.setdefault(member_id, PeerState(member_id))
+            try:
+                await self._pull_log(member_id, url, origin, size)
+            except NodeError as e:
+                self._failed(state, e)  # the scheduled pull catches the log up
+            else:
+                self.catch_ups += 1
+        finally:
+            self._catching.discard(origin)
+            if origin in self._wanted:
+                self._catch_up.set()
 
     # Pull.
 
@@ -330,7 +395,7 @@ class Replicator:
         state = self._peers.setdefault(member_id, PeerState(member_id))
         for origin, raw in vector.checkpoints:
             size = _size_of(raw)
-            state.holds[origin] = max(state.holds.get(origin, 0), size)
+            state.note_holds(origin, size)
             try:
                 status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
@@ -405,50 +470,6 @@ class Replicator:
     async def wait_round(self) -> None:
         async with self._synced:
             await self._synced.wait()
-
-
-#: A page fetch: the coroutine of PeerClient.entries.
-Fetch = Coroutine[Any, Any, wire.EntriesPage]
-
-
-class PageFetches:
-    """The page fetches of one pull, in order: at most PREFETCH_PAGES under way."""
-
-    def __init__(self, fetch: Callable[[int], Fetch], size: int) -> None:
-        self._fetch = fetch
-        self._size = size
-        self._under_way: deque[tuple[int, asyncio.Task[wire.EntriesPage]]] = deque()
-
-    def __bool__(self) -> bool:
-        return bool(self._under_way)
-
-    def ask(self, start: int, step: int) -> None:
-        """Ask for pages from `start` on, `step` entries apart, until enough are under way."""
-        at = self._under_way[-1][0] + step if self._under_way else start
-        while len(self._under_way) < PREFETCH_PAGES and at < self._size:
-            self._under_way.append((at, asyncio.create_task(self._fetch(at))))
-            at += step
-
-    async def next_page(self) -> wire.EntriesPage:
-        """The next page; the pages after it are asked for before it is returned."""
-        _, task = self._under_way.popleft()
-        page = await task
-        if not page.entries:
-            await self.cancel()  # the peer has nothing more: stop asking
-            return page
-        following = page.start + len(page.entries)
-        if self._under_way and self._under_way[0][0] != following:
-            await self.cancel()  # the peer's pages are shorter than guessed
-        self.ask(following, len(page.entries))
-        return page
-
-    async def cancel(self) -> None:
-        """Cancel every fetch under way and wait for them to end."""
-        while self._under_way:
-            _, task = self._under_way.pop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, NodeError):
-                await task
 
 
 def _size_of(raw: bytes) -> int:
