@@ -369,15 +369,26 @@ class Replicator:
             self._synced.notify_all()
 
     async def _sync_peer_guarded(self, member_id: str, url: str) -> None:
+        """Sync with one peer; a peer that was answering until now and fails (a reset, on a
+        lossy link) is tried once more after retry_delay, not left for a sync interval. A
+        peer already failing is not: a peer that is down must not lengthen every round."""
         state = self._peers.setdefault(member_id, PeerState(member_id))
-        try:
-            await self.sync_peer(member_id, url)
-        except NodeError as e:
-            self._failed(state, e)
-            self.on_round(member_id, False, type(e).__name__)
-        else:
-            self._ok(state)
-            self.on_round(member_id, True, "")
+        retry = state.failures == 0
+        while True:
+            try:
+                await self.sync_peer(member_id, url)
+            except NodeError as e:
+                self._failed(state, e)
+                self.on_round(member_id, False, type(e).__name__)
+                if not retry or state.refusing:
+                    return
+                retry = False
+                await asyncio.sleep(retry_delay(state.failures, self._random) or 0.0)
+                state.retries += 1
+            else:
+                self._ok(state)
+                self.on_round(member_id, True, "")
+                return
 
     async def sync_peer(self, member_id: str, url: str) -> None:
         await self._pull_evidence(member_id, url)
