@@ -9,9 +9,11 @@ the webhook secret), so no key or token is ever written to a log, not even in a 
 `RepeatLimiter` keeps a warning that repeats word for word (a peer that fails the same way
 every sync round) from flooding the log: the first one is written, its repeats within
 REPEAT_WINDOW_S are counted instead, and the first one after the window carries the count,
-"... (repeated 57 times in the last 10 min)"; a count no later record can carry (the warning
-stopped, or was forgotten among too many others) is written as a line of its own, so that
-every repeat is reported, exactly once.
+"... (repeated 57 times in the last 10 min)". A count no later record can carry (the warning
+stopped, or was forgotten among too many others) is written as a line of its own, "...
+(repeated 57 times in the last 10 min, summary only)", when the window ends (at the next line
+of any kind) or at exit. So every occurrence is in the log exactly once: a line is one, plus
+the count it carries, and a "summary only" line is its count alone.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class RepeatLimiter(logging.Filter):
             return
         name, level, message = key
         record = logging.LogRecord(name, level, __file__, 0, "%s", (message,), None)
-        record.msg = f"{message} {_repeated(seen, now)}"
+        record.msg = f"{message} {_repeated(seen, now, SUMMARY_ONLY)}"
         record.args = None
         setattr(record, _SUMMARY, True)
         self.emit(record)
@@ -182,10 +184,14 @@ class RepeatLimiter(logging.Filter):
 _SUMMARY = "hashmesh_repeat_summary"
 
 
-def _repeated(seen: _Repeats, now: float) -> str:
+#: Ends the count of a summary written as a line of its own (not one more occurrence).
+SUMMARY_ONLY = ", summary only"
+
+
+def _repeated(seen: _Repeats, now: float, only: str = "") -> str:
     span = now - seen.since
     when = f"{span / 60:.0f} min" if span >= 60 else f"{span:.0f} s"
-    return f"(repeated {seen.count} times in the last {when})"
+    return f"(repeated {seen.count} times in the last {when}{only})"
 
 
 class _LimitedHandler(logging.StreamHandler):  # type: ignore[type-arg]
