@@ -28,22 +28,21 @@ from typing import TypeVar
 from node.core import wire
 from node.core.service import NodeService
 from node.errors import NodeError, PeerError, PeerRefusedError
+from node.replication.catch_ups import CatchUps
 from node.replication.page_fetches import PageFetches
 from node.replication.peer_client import PeerClient
 from node.replication.peer_state import PeerState, retry_delay
+from node.replication.removals import RemovalTeller
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
 from protocol.evidence import Equivocation
 from protocol.replica import CheckpointStatus
-from protocol.roster import Roster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Seconds between checks that each peer of the roster, and only those, has a pusher.
 PUSHERS_CHECK_S = 1.0
-#: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
-TELL_REMOVED_TRIES = 30
 
 
 class Replicator:
@@ -59,21 +58,14 @@ class Replicator:
         self.rounds = 0
         self._pushers_running = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
-        #: member id -> (endpoint, tries left) of members a new roster removed, to be sent it.
-        self._removed: dict[str, tuple[str, int]] = {}
-        self._removal = asyncio.Event()
+        self._removals = RemovalTeller(service, client)
         #: Told of every sync with a peer: (member id, ok, failure reason).
-        #: origin -> (member id, size) of logs to fetch from that peer (request_catch_up).
-        self._wanted: dict[str, tuple[str, int]] = {}
-        self._catching: set[str] = set()
-        self._catch_up = asyncio.Event()
-        #: Logs caught up on request (a count, for the tests and the benchmark).
-        self.catch_ups = 0
+        self._catch_ups = CatchUps(self._catch_up_log)
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
         service.peers.subscribe_holds(self._on_hold)
-        service.rosters.listeners.append(self._roster_changed)
+        service.rosters.listeners.append(self._removals.roster_changed)
         service.refused_by = self.refusing_peers
 
     def peers(self) -> dict[str, str]:
@@ -121,8 +113,8 @@ class Replicator:
         self._refresh_peers()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
-            group.create_task(self._removal_teller())
-            group.create_task(self._catcher())
+            group.create_task(self._removals.run())
+            group.create_task(self._catch_ups.run())
             if self._config.push:
                 await self._run_pushers(group)
 
@@ -150,37 +142,6 @@ class Replicator:
     def pusher_tasks(self) -> int:
         """How many pusher tasks are running (one per peer, when pushing)."""
         return self._pushers_running
-
-    # Telling removed members.
-
-    def _roster_changed(self, previous: Roster) -> None:
-        """Note the members `previous` named that the new roster does not: they are told."""
-        current = {m.member_id for m in self._service.rosters.roster.members}
-        for member in previous.members:
-            gone = member.member_id not in current and member.member_id != self._config.member_id
-            if gone and member.endpoints:
-                self._removed[member.member_id] = (member.endpoints[0], TELL_REMOVED_TRIES)
-        if self._removed:
-            self._removal.set()
-
-    async def _removal_teller(self) -> None:
-        """Send a removed member the rosters that removed it: its node still trusts us, so it
-        learns it is no longer a member and says so, instead of acknowledging submissions no
-        peer will take. Tried again at later sync rounds, TELL_REMOVED_TRIES times in all."""
-        while True:
-            await self._removal.wait()
-            self._removal.clear()
-            for member_id in list(self._removed):
-                # Taken out before the awaits: a newer roster met meanwhile puts it back, fresh.
-                url, tries = self._removed.pop(member_id)
-                try:
-                    theirs = (await self._client.checkpoints(member_id, url)).roster_version
-                    for raw in self._service.rosters.after(theirs):
-                        await self._client.offer_roster(member_id, url, raw)
-                except NodeError as e:
-                    log.warning("could not tell removed member %s: %s", member_id, e)
-                    if tries > 1:
-                        self._removed.setdefault(member_id, (url, tries - 1))
 
     # Push and relay.
 
@@ -309,43 +270,29 @@ class Replicator:
         state.note_holds(origin, result.size)
         return result.size
 
-    # Catching up one log.
-
     def request_catch_up(self, origin: str, member_id: str, size: int) -> None:
-        """Fetch `origin`'s entries up to `size` from `member_id` (a peer that pushed us a
-        checkpoint of that log far ahead of what we hold): that one log, not a sync round.
-        Requests for a log already wanted or under way merge: at most one fetch a log runs,
-        and one more waits."""
-        _, wanted = self._wanted.get(origin, ("", 0))
-        self._wanted[origin] = (member_id, max(size, wanted))
-        self._catch_up.set()
+        """Fetch `origin`'s entries up to `size` from `member_id`: that one log, not a round
+        (CatchUps: many requests for one log, one fetch)."""
+        self._catch_ups.request(origin, member_id, size)
 
-    async def _catcher(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            while True:
-                await self._catch_up.wait()
-                self._catch_up.clear()
-                for origin in [o for o in self._wanted if o not in self._catching]:
-                    member_id, size = self._wanted.pop(origin)
-                    self._catching.add(origin)
-                    group.create_task(self._catch_up_log(origin, member_id, size))
+    @property
+    def catch_ups(self) -> int:
+        """Logs caught up on request."""
+        return self._catch_ups.done
 
-    async def _catch_up_log(self, origin: str, member_id: str, size: int) -> None:
+    async def _catch_up_log(self, origin: str, member_id: str, size: int) -> bool:
+        """Whether `origin` was fetched up to `size` from `member_id`; a failure is that
+        peer's, and the scheduled pull catches the log up."""
+        url = self.peers().get(member_id)
+        if url is None:
+            return False
+        state = self._peers.setdefault(member_id, PeerState(member_id))
         try:
-            url = self.peers().get(member_id)
-            if url is None:
-                return
-            state = self._peers.setdefault(member_id, PeerState(member_id))
-            try:
-                await self._pull_log(member_id, url, origin, size)
-            except NodeError as e:
-                self._failed(state, e)  # the scheduled pull catches the log up
-            else:
-                self.catch_ups += 1
-        finally:
-            self._catching.discard(origin)
-            if origin in self._wanted:
-                self._catch_up.set()
+            await self._pull_log(member_id, url, origin, size)
+        except NodeError as e:
+            self._failed(state, e)
+            return False
+        return True
 
     # Pull.
 
@@ -363,8 +310,7 @@ class Replicator:
             for member_id, url in peers.items():
                 group.create_task(self._sync_peer_guarded(member_id, url))
         self.rounds += 1
-        if self._removed:
-            self._removal.set()  # try again those removed members we could not tell yet
+        self._removals.try_again()  # those removed members we could not tell yet
         async with self._synced:
             self._synced.notify_all()
 

@@ -150,14 +150,14 @@ async def test_many_gap_answers_for_one_log_fetch_it_once(
                 return await entries(peer, url, log, start)
 
             monkeypatch.setattr(rep._client, "entries", slow_entries)
-            catcher = asyncio.create_task(rep._catcher())
+            catcher = asyncio.create_task(rep._catch_ups.run())
             try:
                 for _ in range(10):
                     rep.request_catch_up(origin.origin, origin.member_id, 40)
                 await until(lambda: bool(fetched))
                 for _ in range(10):  # more gaps answered while the fetch is under way
                     rep.request_catch_up(origin.origin, origin.member_id, 40)
-                await until(lambda: rep.catch_ups == 2 and not rep._catching)
+                await until(lambda: rep.catch_ups == 2 and not rep._catch_ups.busy())
             finally:
                 catcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
