@@ -1,5 +1,6 @@
 """What the replicator knows of one peer (PeerState), and how soon a failed push is tried
-again (retry_delay): a reset connection costs a retry a fraction of a second later, a peer that
+again (retry_delay): a reset connection costs one retry at once (on a lossy link the next try
+most likely passes, and a takedown should reach every member within a second), a peer that
 stays down is tried less and less often, and after PUSH_TRIES failures in a row its pushes are
 left to the scheduled pull."""
 
@@ -9,13 +10,14 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-#: Seconds before the first retry of a failed push; each failure in a row doubles it...
+#: Seconds before the second retry of a failed push (the first is at once); each failure in a
+#: row doubles it...
 RETRY_FIRST_S = 0.25
 #: ... up to this.
 RETRY_MAX_S = 8.0
 #: Failures in a row after which a peer's pending pushes are dropped (the scheduled pull, ours
 #: or the peer's, carries them); a later push to it is tried once more, and so on.
-PUSH_TRIES = 6
+PUSH_TRIES = 8
 
 
 @dataclass
@@ -49,10 +51,12 @@ class PeerState:
 
 
 def retry_delay(failures: int, rng: random.Random) -> float | None:
-    """Seconds to wait before trying a peer's pushes again after `failures` failures in a row,
-    or None to give them up to the scheduled pull. Jittered (x0.5-1) so that the pushers of
-    many peers, failed by one outage, do not retry in step."""
+    """Seconds to wait before trying a peer's pushes again after `failures` failures in a row
+    (0 after the first), or None to give them up to the scheduled pull. Jittered (x0.5-1) so
+    that the pushers of many peers, failed by one outage, do not retry in step."""
     if failures >= PUSH_TRIES:
         return None
-    delay: float = min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** max(0, failures - 1))
+    if failures <= 1:
+        return 0.0
+    delay: float = min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** (failures - 2))
     return delay * rng.uniform(0.5, 1.0)
