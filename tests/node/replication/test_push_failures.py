@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from node.core import wire
 from node.credentials.key_files import load_key
 from node.replication import peer_state
 from node.replication.peer_client import PeerClient
-from node.replication.peer_state import PUSH_TRIES, PeerState
+from node.replication.peer_state import PUSH_TRIES, RETRIES_AT_ONCE, PeerState
 from node.replication.replicator import Replicator
 from protocol.entries import Add
 from tests.node.conftest import StoreFor
@@ -223,3 +224,14 @@ async def test_a_sync_with_a_peer_reset_mid_request_is_tried_again_in_the_same_r
         assert node.service.peers.replica(origin.origin).size == 3
     state = rep._peers[origin.member_id]
     assert proxy.dropped == 2 and state.retries == 1 and rep.rounds == 1
+
+
+def test_retries_come_at_once_then_back_off_to_a_bound_then_stop() -> None:
+    rng = random.Random(1)
+    delays = [peer_state.retry_delay(n, rng) for n in range(1, PUSH_TRIES + 1)]
+    assert delays[:RETRIES_AT_ONCE] == [0.0] * RETRIES_AT_ONCE
+    waits = [d for d in delays[RETRIES_AT_ONCE:-1] if d is not None]
+    assert len(waits) == PUSH_TRIES - RETRIES_AT_ONCE - 1
+    assert all(0 < w <= peer_state.RETRY_MAX_S for w in waits)
+    assert waits[0] <= peer_state.RETRY_FIRST_S < waits[-1]
+    assert delays[-1] is None  # left to the scheduled pull
