@@ -144,6 +144,7 @@ def peer_app(
     app = web.Application(
         middlewares=[*first, errors_middleware, authenticate], client_max_size=max_body
     )
+    app.on_response_prepare.append(_short_server_header)
     app.add_routes(evidence_routes(service))
     app.add_routes(
         [
@@ -157,3 +158,9 @@ def peer_app(
     )
     app.add_subapp(AUDIT_PREFIX, audit_app(service))
     return app
+
+
+async def _short_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the server in 8 bytes, not aiohttp's "Python/3.x aiohttp/3.y.z": every answer to a
+    push carries it, and an answer is most of what a member pushing a burst receives."""
+    response.headers["Server"] = "hashmesh"

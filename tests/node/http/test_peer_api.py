@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
+
 from node.config import NodeConfig
 from node.core import wire
 from node.credentials.key_files import load_key
@@ -143,3 +145,14 @@ async def test_a_batch_lookup_answers_every_hash_in_order_with_its_own_provenanc
     assert [v.value for v in views] == asked
     assert [bool(v.submissions) for v in views] == [False, True, True, False, True]
     assert views[1].submissions[0].ref.index == 2 and views[4].submissions[0].ref.index == 0
+
+
+async def test_peer_api_answers_name_the_server_in_a_few_bytes(tmp_path: Path) -> None:
+    # Every answer to a push carried aiohttp's 30-byte version string.
+    owner, _ = consortium(tmp_path).configs
+    async with (
+        served(owner) as node,
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.peer_url}/v1/checkpoints") as answer,
+    ):
+        assert answer.status == 401 and answer.headers["Server"] == "hashmesh"
