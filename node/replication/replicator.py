@@ -384,7 +384,8 @@ class Replicator:
         our time to verify one. Pages after the next are asked for where the last page's
         length says they start; a guess that missed (a peer serving shorter pages) is
         cancelled and asked again. The fetches are this call's own tasks, cancelled if it
-        stops early. The log's lock is held until the pull ends, unless its hand-over is due
+        stops early. The log's lock is taken once the first page has arrived, and held until
+        the pull ends, unless its hand-over is due
         (node/core/log_locks.py): then the pipeline is drained, the lock let go, and the pull
         goes on in a new pipeline.
         """
@@ -395,16 +396,21 @@ class Replicator:
         fetches = PageFetches(lambda at: self._client.entries(member_id, url, origin, at), size)
         fetches.ask(start, self._config.page_size)
         try:
-            while fetches:
+            # The first page arrives before the log's lock is taken: pushes of the log (a
+            # burst in flight, which the round found us behind on) need not wait on the WAN.
+            page: wire.EntriesPage | None = await fetches.next_page()
+            while page is not None:
                 async with peers.pipeline(origin, member_id) as pipeline:
-                    while fetches and not pipeline.hand_over_due:
-                        page = await fetches.next_page()
+                    while page is not None:
                         result = await _translate(
                             member_id,
                             pipeline.offer(page.checkpoint, page.start, page.entries, page.proof),
                         )
                         if result.status != "accepted":
                             return
+                        page = await fetches.next_page() if fetches else None
+                        if pipeline.hand_over_due:
+                            break
         finally:
             await fetches.cancel()
 
