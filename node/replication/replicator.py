@@ -61,6 +61,8 @@ class Replicator:
         self._removals = RemovalTeller(service, client)
         #: Told of every sync with a peer: (member id, ok, failure reason).
         self._catch_ups = CatchUps(self._catch_up_log)
+        #: origin -> the lock of its pulls (one at a time; bounded by the roster's logs)
+        self._pulls: dict[str, asyncio.Lock] = {}
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
@@ -388,7 +390,16 @@ class Replicator:
         the pull ends, unless its hand-over is due
         (node/core/log_locks.py): then the pipeline is drained, the lock let go, and the pull
         goes on in a new pipeline.
+
+        One pull of a log runs at a time: a round finds a log ahead on many peers at once (in
+        a burst, every peer's vector is ahead by the entries being pushed), and as the first
+        page is on its way without the log's lock, each would fetch it; a pull that waited
+        here finds what it wanted already held.
         """
+        async with self._pulls.setdefault(origin, asyncio.Lock()):
+            await self._pull_log_now(member_id, url, origin, size)
+
+    async def _pull_log_now(self, member_id: str, url: str, origin: str, size: int) -> None:
         peers = self._service.peers
         start = peers.replica(origin).size
         if start >= size:

@@ -1,6 +1,8 @@
 """What a failed push costs: a reset is tried again at once (bounded backoff, then left to the
 pull), a "gap" answer is filled by one more push or a fetch of that one log (many gaps, one
-fetch), never a sync round, and a relay sends entries only to a peer that says it lacks them."""
+fetch), never a sync round, and a relay sends entries only to a peer that says it lacks them.
+A sync round reset mid-way tries that peer again, and fetches a log ahead on several peers once.
+"""
 
 from __future__ import annotations
 
@@ -235,3 +237,32 @@ def test_retries_come_at_once_then_back_off_to_a_bound_then_stop() -> None:
     assert all(0 < w <= peer_state.RETRY_MAX_S for w in waits)
     assert waits[0] <= peer_state.RETRY_FIRST_S < waits[-1]
     assert delays[-1] is None  # left to the scheduled pull
+
+
+async def test_a_log_ahead_on_several_peers_in_one_round_is_fetched_once(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: in a burst every peer's checkpoint vector is ahead by the entries being
+    # pushed, and a sync round fetched the same page of that log from each of them.
+    me, origin, other = consortium(tmp_path, 3).configs
+    async with (
+        served(origin, store_for(origin)) as source,
+        served(other, store_for(other)) as holder,
+        served(me, store_for(me)) as node,
+    ):
+        await own_entries(source, 5)
+        await holding(holder, source, 5)
+        peers = {origin.member_id: source.peer_url, other.member_id: holder.peer_url}
+        async with replicator_of(node, peers, monkeypatch) as (rep, _):
+            fetched: list[str] = []
+            entries = rep._client.entries
+
+            async def counted(peer: str, url: str, log: str, start: int) -> wire.EntriesPage:
+                fetched.append(peer)
+                await asyncio.sleep(0.2)  # a WAN: the other peer's vector is read meanwhile
+                return await entries(peer, url, log, start)
+
+            monkeypatch.setattr(rep._client, "entries", counted)
+            await rep.sync_all()
+        assert node.service.peers.replica(origin.origin).size == 5
+    assert len(fetched) == 1
