@@ -69,8 +69,14 @@ class NodeConfig:
         default=1024, metadata={"doc": "peer API: most open connections; more are refused (503)"}
     )
     peer_max_connections_per_address: int = field(
-        default=64,
-        metadata={"doc": "peer API: most open connections from one address; more are refused"},
+        # A member's node holds a few connections to a peer (its pusher, a sync round with two
+        # pages fetched ahead, a catch-up): 256 admits some 30 members behind one NAT or proxy,
+        # while one address still cannot take more than a quarter of peer_max_connections.
+        default=256,
+        metadata={
+            "doc": "peer API: most open connections from one address (members behind one NAT"
+            " or proxy share it); more are refused"
+        },
     )
     act_below_disputes: int = field(
         default=1,

@@ -48,6 +48,11 @@ class SlowRequestError(RequestError):
     """A request body did not arrive in time (a slow or stalled sender)."""
 
 
+class ConnectionLostError(RequestError):
+    """The client reset or closed its connection before its request's body arrived whole:
+    no answer can reach it (counted and logged as that client's failure, one line)."""
+
+
 class ForbiddenError(NodeError):
     """An authenticated member asked for something its role does not allow (an auditor writing)."""
 

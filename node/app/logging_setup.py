@@ -9,7 +9,11 @@ the webhook secret), so no key or token is ever written to a log, not even in a 
 `RepeatLimiter` keeps a warning that repeats word for word (a peer that fails the same way
 every sync round) from flooding the log: the first one is written, its repeats within
 REPEAT_WINDOW_S are counted instead, and the first one after the window carries the count,
-"... (repeated 57 times in the last 10 min)".
+"... (repeated 57 times in the last 10 min)". A count no later record can carry (the warning
+stopped, or was forgotten among too many others) is written as a line of its own, "...
+(repeated 57 times in the last 10 min, summary only)", when the window ends (at the next line
+of any kind) or at exit. So every occurrence is in the log exactly once: a line is one, plus
+the count it carries, and a "summary only" line is its count alone.
 """
 
 from __future__ import annotations
@@ -102,6 +106,11 @@ class RepeatLimiter(logging.Filter):
 
     A record is identified by its logger, level and formatted message. Records below WARNING
     always pass: debugging output is asked for, and info lines are not repeated noise.
+
+    Every swallowed repeat is reported, exactly once: the first record of that warning after
+    its window carries the count; a window that ends with no such record, or a warning
+    forgotten to keep REPEAT_KEYS, has its count written as a record of its own (through
+    `emit`, at the next record of any kind or at `flush`).
     """
 
     def __init__(
@@ -109,33 +118,97 @@ class RepeatLimiter(logging.Filter):
         window_s: float = REPEAT_WINDOW_S,
         max_keys: int = REPEAT_KEYS,
         clock: Callable[[], float] = time.monotonic,
+        emit: Callable[[logging.LogRecord], object] | None = None,
     ) -> None:
         super().__init__()
         self.window_s = window_s
         self.max_keys = max_keys
         self._clock = clock
+        self.emit = emit
+        #: Oldest window first: a key moves to the end only when a new window opens.
         self._seen: OrderedDict[tuple[str, int, str], _Repeats] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, _SUMMARY, False):
+            return True
+        now = self._clock()
         if record.levelno < logging.WARNING:
+            self._end_windows(now, None)
             return True
         message = record.getMessage()
         key = (record.name, record.levelno, message)
-        now = self._clock()
+        self._end_windows(now, key)
         seen = self._seen.get(key)
         if seen is not None and now - seen.since < self.window_s:
             seen.count += 1
             return False
         if seen is not None and seen.count:
-            minutes = (now - seen.since) / 60
             # The summary rides on this record: its message is the one that was repeated.
-            record.msg = f"{message} (repeated {seen.count} times in the last {minutes:.0f} min)"
+            record.msg = f"{message} {_repeated(seen, now)}"
             record.args = None
+        self._seen.pop(key, None)
         self._seen[key] = _Repeats(now)
-        self._seen.move_to_end(key)
         while len(self._seen) > self.max_keys:
-            self._seen.popitem(last=False)
+            self._summarise(*self._seen.popitem(last=False), now)
         return True
+
+    def flush(self) -> None:
+        """Write the count of every warning with repeats not yet reported (at shutdown)."""
+        now = self._clock()
+        while self._seen:
+            self._summarise(*self._seen.popitem(last=False), now)
+
+    def _end_windows(self, now: float, keep: tuple[str, int, str] | None) -> None:
+        """Report and forget the windows that ended, oldest first (but `keep`'s, whose
+        record is being filtered and carries its own count)."""
+        for key in list(self._seen):
+            seen = self._seen[key]
+            if now - seen.since < self.window_s:
+                break
+            if key != keep:
+                del self._seen[key]
+                self._summarise(key, seen, now)
+
+    def _summarise(self, key: tuple[str, int, str], seen: _Repeats, now: float) -> None:
+        if not seen.count or self.emit is None:
+            return
+        name, level, message = key
+        record = logging.LogRecord(name, level, __file__, 0, "%s", (message,), None)
+        record.msg = f"{message} {_repeated(seen, now, SUMMARY_ONLY)}"
+        record.args = None
+        setattr(record, _SUMMARY, True)
+        self.emit(record)
+
+
+#: The attribute that marks a record as a RepeatLimiter's own summary (it always passes).
+_SUMMARY = "hashmesh_repeat_summary"
+
+
+#: Ends the count of a summary written as a line of its own (not one more occurrence).
+SUMMARY_ONLY = ", summary only"
+
+
+def _repeated(seen: _Repeats, now: float, only: str = "") -> str:
+    span = now - seen.since
+    when = f"{span / 60:.0f} min" if span >= 60 else f"{span:.0f} s"
+    return f"(repeated {seen.count} times in the last {when}{only})"
+
+
+class _LimitedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose RepeatLimiter writes its pending counts when it closes (at
+    interpreter exit, logging.shutdown)."""
+
+    def __init__(self, stream: TextIO, limiter: RepeatLimiter) -> None:
+        super().__init__(stream)
+        self.limiter = limiter
+        limiter.emit = self.handle
+        self.addFilter(limiter)
+
+    def close(self) -> None:
+        try:
+            self.limiter.flush()
+        finally:
+            super().close()
 
 
 def configure_logging(
@@ -143,8 +216,7 @@ def configure_logging(
 ) -> logging.Handler:
     """Send the root logger's records to `stream` (stderr) as JSON lines or text; a warning
     repeated word for word is written once per REPEAT_WINDOW_S with a count (RepeatLimiter)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(RepeatLimiter())
+    handler = _LimitedHandler(stream or sys.stderr, RepeatLimiter())
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:

@@ -52,6 +52,8 @@ class _LogCollector:
         self._service = service
         #: How many pusher tasks run (Replicator.pusher_tasks), once replication is wired up.
         self.pusher_tasks: Callable[[], int] | None = None
+        #: How many peer requests were reset mid-request (ConnectionGuard.resets), once served.
+        self.resets: Callable[[], int] | None = None
 
     def collect(self) -> Iterable[Metric]:
         status = node_status(self._service)
@@ -103,6 +105,7 @@ class _LogCollector:
             *_disk_metrics(status["disk"]),
             *self._listener_metrics(),
             *self._pushers(),
+            *self._resets(),
         ]
 
     def _listener_metrics(self) -> list[Metric]:
@@ -131,6 +134,16 @@ class _LogCollector:
         )
         tasks.add_metric([], float(self.pusher_tasks()))
         return [tasks]
+
+    def _resets(self) -> list[Metric]:
+        if self.resets is None:
+            return []
+        resets = CounterMetricFamily(
+            "hashmesh_peer_requests_reset",
+            "Peer API requests whose client reset the connection before the request ended",
+        )
+        resets.add_metric([], float(self.resets()))
+        return [resets]
 
 
 def _disk_metrics(disk: dict[str, Any]) -> list[Metric]:
@@ -206,6 +219,10 @@ class NodeMetrics:
     def watch_pushers(self, pusher_tasks: Callable[[], int]) -> None:
         """Report `pusher_tasks()` as hashmesh_pusher_tasks."""
         self._collector.pusher_tasks = pusher_tasks
+
+    def watch_resets(self, resets: Callable[[], int]) -> None:
+        """Report `resets()` as hashmesh_peer_requests_reset_total."""
+        self._collector.resets = resets
 
     # Hooks.
 

@@ -136,6 +136,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
         replicator.on_round = metrics.sync_round
         metrics.watch_pushers(replicator.pusher_tasks)
         service.request_sync = replicator.request_sync
+        service.request_catch_up = replicator.request_catch_up
         parts = Parts(service, replicator, metrics, outbox, secret)
         await _serve(config, parts, keys, stop)
 
@@ -157,9 +158,10 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
     schedule = SyncSchedule(replicator.request_sync, config.sync_interval_s, config.sync_jitter_s)
     try:
         async with (
-            serving_peers(service, config.peer_host, config.peer_port),
+            serving_peers(service, config.peer_host, config.peer_port) as guard,
             serving(operator, config.operator_host, config.operator_port),
         ):
+            parts.metrics.watch_resets(lambda: guard.resets)
             async with asyncio.TaskGroup() as group:
                 tasks = [
                     group.create_task(service.run_checkpointer()),

@@ -97,6 +97,8 @@ class NodeService:
         self.on_own_checkpoint(self._index, "match_index")
         #: Asks for an anti-entropy round now; the runner connects it to the Replicator.
         self.request_sync: Callable[[], None] = _no_sync
+        #: Asks for one log (origin) up to a size from one peer (member id), not a round.
+        self.request_catch_up: Callable[[str, str, int], None] = _no_catch_up
         #: The peers that refuse to authenticate us; the Replicator connects it to its own.
         self.refused_by: Callable[[], list[str]] = _no_refusals
 
@@ -326,6 +328,10 @@ class NodeService:
 
 
 def _no_sync() -> None:
+    """Before replication is wired up there is nothing to ask."""
+
+
+def _no_catch_up(origin: str, member_id: str, size: int) -> None:
     """Before replication is wired up there is nothing to ask."""
 
 

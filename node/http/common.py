@@ -14,6 +14,7 @@ from aiohttp import web
 from node.errors import (
     AuthError,
     BusyError,
+    ConnectionLostError,
     ForbiddenError,
     IdempotencyKeyReusedError,
     NodeError,
@@ -55,6 +56,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Translate our errors into HTTP statuses with a clear one-line reason."""
     try:
         return await handler(request)
+    except ConnectionLostError:
+        # No answer can reach the client; the connection guard (the peer API's) counts and
+        # logs it once, as the failure of the client's address.
+        raise
     except (NodeError, ProtocolError) as e:
         status = _status_of(e)
         log.info("%s %s refused (%d): %s", request.method, request.path, status, e)
@@ -93,7 +98,8 @@ async def json_body(request: web.Request) -> Any:
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The request's body: TooLargeError beyond `limit` bytes (a declared length is checked
     before anything is read, a chunked body as it streams), SlowRequestError after
-    `timeout_s` (a peer that trickles its body would hold a connection and memory for ever)."""
+    `timeout_s` (a peer that trickles its body would hold a connection and memory for ever),
+    ConnectionLostError if the client resets or closes the connection before it is whole."""
     where = f"{request.method} {request.path}"
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -109,4 +115,10 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
                 chunks.append(chunk)
     except TimeoutError as e:
         raise SlowRequestError(f"request body not received within {timeout_s} s") from e
+    except (ConnectionError, web.RequestPayloadError) as e:
+        # aiohttp raises the reset as the socket did (ConnectionResetError), a close before
+        # the declared length as a payload error.
+        raise ConnectionLostError(
+            f"connection lost before the body was whole ({type(e).__name__})"
+        ) from e
     return b"".join(chunks)

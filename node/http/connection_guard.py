@@ -8,16 +8,26 @@ its previous request, or it is closed (408 if it had begun a request). The same 
 idle keep-alive connections. aiohttp's HTTP protocol runs unchanged inside every admitted
 connection; the guard's middleware, the peer app's outermost, says when a request is under way
 (from its headers parsed to its response written), when no deadline runs.
+
+A client that resets its connection mid-request (before its body is whole, or before its
+answer is written) costs that client: the guard counts it (`resets`) and logs one warning line
+without a traceback (repeats are rate-limited by the node's log set-up), and the request ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from node.credentials.request_auth import HEADER_MEMBER
+from node.errors import ConnectionLostError
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ProtocolFactory = Callable[[], asyncio.Protocol]
@@ -47,6 +57,8 @@ class ConnectionGuard:
         self.limits = limits
         self._by_address: dict[str, int] = {}
         self._open: dict[asyncio.BaseTransport, _GuardedConnection] = {}
+        #: Requests whose client reset the connection before the request ended.
+        self.resets = 0
 
     def __len__(self) -> int:
         return len(self._open)
@@ -68,15 +80,36 @@ class ConnectionGuard:
             if connection is not None:
                 connection.request_started()
             try:
-                response = await handler(request)
-                await response.prepare(request)
-                await response.write_eof()
+                try:
+                    response = await handler(request)
+                except ConnectionLostError as e:
+                    self._lost(request, str(e))
+                    response = web.Response(status=400, text=str(e))
+                    response.force_close()
+                    return response  # aiohttp's write of it fails quietly: the client is gone
+                try:
+                    await response.prepare(request)
+                    await response.write_eof()
+                except ConnectionError as e:
+                    self._lost(request, f"connection lost before the answer was written ({e})")
                 return response
             finally:
                 if connection is not None:
                     connection.request_finished()
 
         return guard
+
+    def _lost(self, request: web.Request, why: str) -> None:
+        self.resets += 1
+        member = request.headers.get(HEADER_MEMBER, "?")[:64]
+        log.warning(
+            "peer API: %s %s from %s (member %s): %s",
+            request.method,
+            request.path,
+            request.remote,
+            member,
+            why,
+        )
 
     def _admit(
         self, address: str, transport: asyncio.BaseTransport, conn: _GuardedConnection

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.core.service import NodeService
-from node.http.connection_guard import GuardedSite
+from node.http.connection_guard import ConnectionGuard, GuardedSite
 from node.http.peer_api import peer_runner
 
 
@@ -26,12 +26,15 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[N
 
 
 @contextlib.asynccontextmanager
-async def serving_peers(service: NodeService, host: str, port: int) -> AsyncIterator[None]:
-    """The peer API served on host:port, its connections passing its connection guard."""
+async def serving_peers(
+    service: NodeService, host: str, port: int
+) -> AsyncIterator[ConnectionGuard]:
+    """The peer API served on host:port, its connections passing its connection guard (given,
+    for its counts)."""
     runner, guard = peer_runner(service)
     await runner.setup()
     try:
         await GuardedSite(runner, host, port, guard).start()
-        yield
+        yield guard
     finally:
         await runner.cleanup()

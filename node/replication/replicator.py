@@ -1,8 +1,12 @@
 """Replication: push new entries to peers at once, relay what we learn, pull on a schedule.
 
-- Push: when our log gains a signed checkpoint, or a peer's log gains verified entries (relay),
-  each peer's pusher sends the checkpoint and the new entries. A peer that answers "gap" is
-  pulled from at once for that log.
+- Push: when our log gains a signed checkpoint each peer's pusher sends it and the new entries;
+  when a peer's log gains verified entries from someone other than its origin, a few peers'
+  pushers offer that checkpoint alone (relay), and send entries only to a peer that answers it
+  lacks them. A failed push is tried again after a short, growing delay (peer_state.py).
+- Gap: a peer that answers "gap" lacks entries before those pushed. If they fit in one push
+  they are pushed at once; else the peer fetches that one log from us (`request_catch_up`, at
+  most one fetch a log under way however many gaps are answered), not a sync round.
 - Pull: `sync_all` (run by the scheduler's trigger, and on demand) fetches every peer's
   equivocation evidence and checkpoint vector and pages in whatever we lack, verified against
   the origin's checkpoint.
@@ -18,51 +22,28 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from node.core import wire
 from node.core.listeners import DurableRange
 from node.core.service import NodeService
 from node.errors import NodeError, PeerError, PeerRefusedError
+from node.replication.catch_ups import CatchUps
+from node.replication.page_fetches import PageFetches
 from node.replication.peer_client import PeerClient
+from node.replication.peer_state import PeerState, retry_delay
+from node.replication.removals import RemovalTeller
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import ProtocolError, RosterError
 from protocol.evidence import Equivocation
 from protocol.replica import CheckpointStatus
-from protocol.roster import Roster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Pages of one log asked for ahead of the one being verified.
-PREFETCH_PAGES = 2
 #: Seconds between checks that each peer of the roster, and only those, has a pusher.
 PUSHERS_CHECK_S = 1.0
-#: Sync rounds over which a member a new roster removed is tried, to be sent that roster.
-TELL_REMOVED_TRIES = 30
-
-
-@dataclass
-class PeerState:
-    """What we know of one peer: reachability, last sync, last error, pending pushes."""
-
-    member_id: str
-    reachable: bool | None = None
-    #: The peer answers but refuses to authenticate us (it holds a roster without us).
-    refusing: bool = False
-    last_ok_ms: int | None = None
-    last_error: str | None = None
-    failures: int = 0
-    #: origin -> the smallest start not yet pushed to this peer
-    dirty: dict[str, int] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    #: origin -> how many entries of that log the peer holds, as it last told us
-    holds: dict[str, int] = field(default_factory=dict)
-    #: origin -> verified evidence not yet offered to this peer (one a held log: bounded)
-    evidence: dict[str, bytes] = field(default_factory=dict)
 
 
 class Replicator:
@@ -78,15 +59,16 @@ class Replicator:
         self.rounds = 0
         self._pushers_running = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
-        #: member id -> (endpoint, tries left) of members a new roster removed, to be sent it.
-        self._removed: dict[str, tuple[str, int]] = {}
-        self._removal = asyncio.Event()
+        self._removals = RemovalTeller(service, client)
         #: Told of every sync with a peer: (member id, ok, failure reason).
+        self._catch_ups = CatchUps(self._catch_up_log)
+        #: origin -> the lock of its pulls (one at a time; bounded by the roster's logs)
+        self._pulls: dict[str, asyncio.Lock] = {}
         self.on_round: Callable[[str, bool, str], None] = _ignore_round
         service.on_own_checkpoint(self._on_new_entries, "relay")
         service.peers.subscribe(self._on_new_entries, "relay")
         service.peers.subscribe_holds(self._on_hold)
-        service.rosters.listeners.append(self._roster_changed)
+        service.rosters.listeners.append(self._removals.roster_changed)
         service.refused_by = self.refusing_peers
 
     def peers(self) -> dict[str, str]:
@@ -134,7 +116,8 @@ class Replicator:
         self._refresh_peers()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._puller())
-            group.create_task(self._removal_teller())
+            group.create_task(self._removals.run())
+            group.create_task(self._catch_ups.run())
             if self._config.push:
                 await self._run_pushers(group)
 
@@ -163,37 +146,6 @@ class Replicator:
         """How many pusher tasks are running (one per peer, when pushing)."""
         return self._pushers_running
 
-    # Telling removed members.
-
-    def _roster_changed(self, previous: Roster) -> None:
-        """Note the members `previous` named that the new roster does not: they are told."""
-        current = {m.member_id for m in self._service.rosters.roster.members}
-        for member in previous.members:
-            gone = member.member_id not in current and member.member_id != self._config.member_id
-            if gone and member.endpoints:
-                self._removed[member.member_id] = (member.endpoints[0], TELL_REMOVED_TRIES)
-        if self._removed:
-            self._removal.set()
-
-    async def _removal_teller(self) -> None:
-        """Send a removed member the rosters that removed it: its node still trusts us, so it
-        learns it is no longer a member and says so, instead of acknowledging submissions no
-        peer will take. Tried again at later sync rounds, TELL_REMOVED_TRIES times in all."""
-        while True:
-            await self._removal.wait()
-            self._removal.clear()
-            for member_id in list(self._removed):
-                # Taken out before the awaits: a newer roster met meanwhile puts it back, fresh.
-                url, tries = self._removed.pop(member_id)
-                try:
-                    theirs = (await self._client.checkpoints(member_id, url)).roster_version
-                    for raw in self._service.rosters.after(theirs):
-                        await self._client.offer_roster(member_id, url, raw)
-                except NodeError as e:
-                    log.warning("could not tell removed member %s: %s", member_id, e)
-                    if tries > 1:
-                        self._removed.setdefault(member_id, (url, tries - 1))
-
     # Push and relay.
 
     async def _on_new_entries(self, told: DurableRange) -> None:
@@ -209,6 +161,8 @@ class Replicator:
             # The origin pushes to every peer itself; anyone it could not reach pulls it from
             # us, and what we learn that way we do relay (below).
             return
+        if source is not None and source in self._peers:
+            self._peers[source].note_holds(origin, end)  # it just sent us these
         targets = [
             state
             for member_id, state in self._peers.items()
@@ -237,28 +191,47 @@ class Replicator:
                 state.wake.set()
 
     async def _pusher(self, state: PeerState) -> None:
+        """Push what is pending for one peer; after a failure, try again after retry_delay
+        (what failed stays pending, merged with what arrives meanwhile), until PUSH_TRIES
+        failures in a row leave it to the scheduled pull."""
         self._pushers_running += 1
         try:
             while True:
                 await state.wake.wait()
                 state.wake.clear()
-                while state.evidence:
-                    # Evidence first: the peer should hold the log before it takes more of it.
-                    origin, evidence = state.evidence.popitem()
-                    try:
-                        await self._offer_evidence(state, evidence)
-                    except NodeError as e:
-                        self._failed(state, e)
-                        # The peer pulls it at its next sync, from us or from another peer.
-                while state.dirty:
-                    origin, start = state.dirty.popitem()
-                    try:
-                        await self._push_log(state, origin, start)
-                    except NodeError as e:
-                        self._failed(state, e)
-                        # The peer will get it from the schedule, from us or from another peer.
+                while (state.evidence or state.dirty) and not await self._push_pending(state):
+                    delay = None if state.refusing else retry_delay(state.failures, self._random)
+                    if delay is None:
+                        # The peer pulls these at its next sync, from us or from another peer.
+                        state.dirty.clear()
+                        state.evidence.clear()
+                        break
+                    await asyncio.sleep(delay)
+                    state.retries += 1
         finally:
             self._pushers_running -= 1
+
+    async def _push_pending(self, state: PeerState) -> bool:
+        """Offer the pending evidence, then push the pending logs; False at the first failure,
+        what failed pending again."""
+        while state.evidence:
+            # Evidence first: the peer should hold the log before it takes more of it.
+            origin, evidence = state.evidence.popitem()
+            try:
+                await self._offer_evidence(state, evidence)
+            except NodeError as e:
+                state.evidence.setdefault(origin, evidence)
+                self._failed(state, e)
+                return False
+        while state.dirty:
+            origin, start = state.dirty.popitem()
+            try:
+                await self._push_log(state, origin, start)
+            except NodeError as e:
+                state.put_back(origin, start)
+                self._failed(state, e)
+                return False
+        return True
 
     async def _offer_evidence(self, state: PeerState, evidence: bytes) -> None:
         url = self.peers().get(state.member_id)
@@ -267,22 +240,63 @@ class Replicator:
             self._ok(state)
 
     async def _push_log(self, state: PeerState, origin: str, start: int) -> None:
+        """Push `origin`'s entries from `start` (at most a page, ending at its checkpoint).
+
+        Another member's log (a relay) is offered as its checkpoint alone: the peer most
+        likely holds the entries already, from their origin or another relay, and says so
+        ("known"). A peer that answers "gap" says how many entries it holds; if the entries it
+        lacks fit in one push they are pushed at once, else the peer fetches that log from us
+        (see the push handler)."""
         signed = self._service.signed_checkpoint(origin)
         url = self.peers().get(state.member_id)
         if signed is None or url is None:
             return
         size = signed.checkpoint.size
+        if origin != self._config.origin:
+            start = size
         start = max(start, size - self._config.page_size, 0)
-        if start >= size:
+        if start > size or (start == size and origin == self._config.origin):
             return
-        entries = await self._service.store.entries(origin, start, size)
+        held = await self._push_range(state, url, origin, signed.raw, start)
+        if held < start and held >= size - self._config.page_size:
+            await self._push_range(state, url, origin, signed.raw, held)
+
+    async def _push_range(
+        self, state: PeerState, url: str, origin: str, checkpoint: bytes, start: int
+    ) -> int:
+        """Push entries [start, checkpoint size) of `origin`; how many the peer holds."""
+        size = parse_signed_checkpoint(checkpoint).checkpoint.size
+        entries = await self._service.store.entries(origin, start, size) if start < size else []
         result = await self._client.push(
-            state.member_id, url, wire.Push(origin, signed.raw, start, tuple(entries))
+            state.member_id, url, wire.Push(origin, checkpoint, start, tuple(entries))
         )
         self._ok(state)
-        # On "gap" the peer lacks older entries than one push carries; it starts a pull of its
-        # own (see the push handler), which fetches them with proofs page by page.
-        state.holds[origin] = max(state.holds.get(origin, 0), result.size)
+        state.note_holds(origin, result.size)
+        return result.size
+
+    def request_catch_up(self, origin: str, member_id: str, size: int) -> None:
+        """Fetch `origin`'s entries up to `size` from `member_id`: that one log, not a round
+        (CatchUps: many requests for one log, one fetch)."""
+        self._catch_ups.request(origin, member_id, size)
+
+    @property
+    def catch_ups(self) -> int:
+        """Logs caught up on request."""
+        return self._catch_ups.done
+
+    async def _catch_up_log(self, origin: str, member_id: str, size: int) -> bool:
+        """Whether `origin` was fetched up to `size` from `member_id`; a failure is that
+        peer's, and the scheduled pull catches the log up."""
+        url = self.peers().get(member_id)
+        if url is None:
+            return False
+        state = self._peers.setdefault(member_id, PeerState(member_id))
+        try:
+            await self._pull_log(member_id, url, origin, size)
+        except NodeError as e:
+            self._failed(state, e)
+            return False
+        return True
 
     # Pull.
 
@@ -300,21 +314,31 @@ class Replicator:
             for member_id, url in peers.items():
                 group.create_task(self._sync_peer_guarded(member_id, url))
         self.rounds += 1
-        if self._removed:
-            self._removal.set()  # try again those removed members we could not tell yet
+        self._removals.try_again()  # those removed members we could not tell yet
         async with self._synced:
             self._synced.notify_all()
 
     async def _sync_peer_guarded(self, member_id: str, url: str) -> None:
+        """Sync with one peer; a peer that was answering until now and fails (a reset, on a
+        lossy link) is tried once more after retry_delay, not left for a sync interval. A
+        peer already failing is not: a peer that is down must not lengthen every round."""
         state = self._peers.setdefault(member_id, PeerState(member_id))
-        try:
-            await self.sync_peer(member_id, url)
-        except NodeError as e:
-            self._failed(state, e)
-            self.on_round(member_id, False, type(e).__name__)
-        else:
-            self._ok(state)
-            self.on_round(member_id, True, "")
+        retry = state.failures == 0
+        while True:
+            try:
+                await self.sync_peer(member_id, url)
+            except NodeError as e:
+                self._failed(state, e)
+                self.on_round(member_id, False, type(e).__name__)
+                if not retry or state.refusing:
+                    return
+                retry = False
+                await asyncio.sleep(retry_delay(state.failures, self._random) or 0.0)
+                state.retries += 1
+            else:
+                self._ok(state)
+                self.on_round(member_id, True, "")
+                return
 
     async def sync_peer(self, member_id: str, url: str) -> None:
         await self._pull_evidence(member_id, url)
@@ -332,7 +356,7 @@ class Replicator:
         state = self._peers.setdefault(member_id, PeerState(member_id))
         for origin, raw in vector.checkpoints:
             size = _size_of(raw)
-            state.holds[origin] = max(state.holds.get(origin, 0), size)
+            state.note_holds(origin, size)
             try:
                 status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
@@ -364,10 +388,20 @@ class Replicator:
         our time to verify one. Pages after the next are asked for where the last page's
         length says they start; a guess that missed (a peer serving shorter pages) is
         cancelled and asked again. The fetches are this call's own tasks, cancelled if it
-        stops early. The log's lock is held until the pull ends, unless its hand-over is due
+        stops early. The log's lock is taken once the first page has arrived, and held until
+        the pull ends, unless its hand-over is due
         (node/core/log_locks.py): then the pipeline is drained, the lock let go, and the pull
         goes on in a new pipeline.
+
+        One pull of a log runs at a time: a round finds a log ahead on many peers at once (in
+        a burst, every peer's vector is ahead by the entries being pushed), and as the first
+        page is on its way without the log's lock, each would fetch it; a pull that waited
+        here finds what it wanted already held.
         """
+        async with self._pulls.setdefault(origin, asyncio.Lock()):
+            await self._pull_log_now(member_id, url, origin, size)
+
+    async def _pull_log_now(self, member_id: str, url: str, origin: str, size: int) -> None:
         peers = self._service.peers
         start = peers.replica(origin).size
         if start >= size:
@@ -375,16 +409,21 @@ class Replicator:
         fetches = PageFetches(lambda at: self._client.entries(member_id, url, origin, at), size)
         fetches.ask(start, self._config.page_size)
         try:
-            while fetches:
+            # The first page arrives before the log's lock is taken: pushes of the log (a
+            # burst in flight, which the round found us behind on) need not wait on the WAN.
+            page: wire.EntriesPage | None = await fetches.next_page()
+            while page is not None:
                 async with peers.pipeline(origin, member_id) as pipeline:
-                    while fetches and not pipeline.hand_over_due:
-                        page = await fetches.next_page()
+                    while page is not None:
                         result = await _translate(
                             member_id,
                             pipeline.offer(page.checkpoint, page.start, page.entries, page.proof),
                         )
                         if result.status != "accepted":
                             return
+                        page = await fetches.next_page() if fetches else None
+                        if pipeline.hand_over_due:
+                            break
         finally:
             await fetches.cancel()
 
@@ -407,50 +446,6 @@ class Replicator:
     async def wait_round(self) -> None:
         async with self._synced:
             await self._synced.wait()
-
-
-#: A page fetch: the coroutine of PeerClient.entries.
-Fetch = Coroutine[Any, Any, wire.EntriesPage]
-
-
-class PageFetches:
-    """The page fetches of one pull, in order: at most PREFETCH_PAGES under way."""
-
-    def __init__(self, fetch: Callable[[int], Fetch], size: int) -> None:
-        self._fetch = fetch
-        self._size = size
-        self._under_way: deque[tuple[int, asyncio.Task[wire.EntriesPage]]] = deque()
-
-    def __bool__(self) -> bool:
-        return bool(self._under_way)
-
-    def ask(self, start: int, step: int) -> None:
-        """Ask for pages from `start` on, `step` entries apart, until enough are under way."""
-        at = self._under_way[-1][0] + step if self._under_way else start
-        while len(self._under_way) < PREFETCH_PAGES and at < self._size:
-            self._under_way.append((at, asyncio.create_task(self._fetch(at))))
-            at += step
-
-    async def next_page(self) -> wire.EntriesPage:
-        """The next page; the pages after it are asked for before it is returned."""
-        _, task = self._under_way.popleft()
-        page = await task
-        if not page.entries:
-            await self.cancel()  # the peer has nothing more: stop asking
-            return page
-        following = page.start + len(page.entries)
-        if self._under_way and self._under_way[0][0] != following:
-            await self.cancel()  # the peer's pages are shorter than guessed
-        self.ask(following, len(page.entries))
-        return page
-
-    async def cancel(self) -> None:
-        """Cancel every fetch under way and wait for them to end."""
-        while self._under_way:
-            _, task = self._under_way.pop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, NodeError):
-                await task
 
 
 def _size_of(raw: bytes) -> int:

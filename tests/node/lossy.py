@@ -1,10 +1,13 @@
-"""Fault injection for tests of unknown outcomes: a TCP proxy that loses an answer, a store
-that loses the answer to an append, and the operator API's submit as a client sends it."""
+"""Fault injection for tests of unknown outcomes and lossy links: a TCP proxy that loses an
+answer or resets a request mid-way, a store that loses the answer to an append, and the
+operator API's submit as a client sends it."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import struct
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,12 +28,19 @@ class DroppingProxy:
         self._target = (target_host, target_port)
         self._trigger: bytes | None = None
         self.dropped = 0
+        self.resets_left = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
 
     def arm(self, trigger: bytes) -> None:
         self._trigger = trigger
+
+    def reset_requests(self, trigger: bytes, times: int = 1) -> None:
+        """Reset, half sent, the next `times` client messages containing `trigger` (the
+        server sees a connection reset mid-request, the client an error)."""
+        self._trigger = trigger
+        self.resets_left = times
 
     async def __aenter__(self) -> DroppingProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -66,6 +76,18 @@ class DroppingProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                if self.resets_left and self._trigger is not None and self._trigger in data:
+                    # A reset mid-request: the server gets part of it, the client a reset.
+                    self.resets_left -= 1
+                    self.dropped += 1
+                    if not self.resets_left:
+                        self._trigger = None
+                    writer.write(data[: len(data) // 2])
+                    await writer.drain()
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()  # with SO_LINGER 0: a reset, not an end
+                    raise ConnectionResetError("request reset")
                 if self._trigger is not None and self._trigger in data:
                     self._trigger = None
                     swallow.set()  # before the server can answer

@@ -15,7 +15,7 @@ from node.config import NodeConfig, read_roster
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import RequestVerifier
-from node.http.connection_guard import GuardedSite
+from node.http.connection_guard import ConnectionGuard, GuardedSite
 from node.http.operator_api import operator_app
 from node.http.peer_api import peer_runner
 from node.store.base import Store
@@ -33,6 +33,7 @@ class Served:
     peer_url: str
     operator_url: str
     token: str
+    guard: ConnectionGuard | None = None
 
 
 @asynccontextmanager
@@ -62,7 +63,7 @@ async def served(
             await site.start()
             port = runner.addresses[0][1]
             urls.append(f"http://127.0.0.1:{port}")
-        yield Served(config, service, urls[0], urls[1], token)
+        yield Served(config, service, urls[0], urls[1], token, guard)
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -19,7 +19,8 @@ from node.config import NodeConfig
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from load_test import differing_logs  # noqa: E402  # a script, importable from scripts/
+from crisis_report import logged  # noqa: E402  # a script, importable from scripts/
+from load_test import differing_logs  # noqa: E402
 
 
 def bench(script: str, *args: str, timeout_s: float = 120.0) -> dict[str, Any]:
@@ -203,11 +204,29 @@ def test_crisis_benchmark_reports_latencies_wire_bytes_and_aims_through_the_wan_
         assert len(m["nodes_cpu_s"]) == len(m["nodes_peak_rss_mib"]) == 4
         assert all(10 < rss < 4000 for rss in m["nodes_peak_rss_mib"])
         assert all(positive(cpu) for cpu in m["nodes_cpu_s"])
+        assert m["peer_request_failures"] >= 0 and m["peer_requests_reset_by_peers"] >= 0
     assert r["modes"]["push"]["settings"]["push"] is True
     assert r["modes"]["pull"]["settings"]["push"] is False
+    # One sync interval (and its jitter), and the round that carries the entry over the WAN.
+    assert r["settings"]["pull_bound_ms"] == 1000 * (3 + 0.2) + 6 * 2 * 150
     assert set(r["aims_met"]) == {
         "burst_p99_under_1s_with_push",
         "every_entry_within_one_sync_interval_without_push",
         "wire_bytes_under_3x_encoded_entry",
     }
     assert all(isinstance(v, bool) for v in r["aims_met"].values())
+
+
+def test_the_crisis_report_counts_logged_failures_with_the_repeats_the_log_summarised() -> None:
+    # Regression: failures were counted by lines, and a warning repeated within the node log's
+    # window is written once, with a count.
+    text = "\n".join(
+        [
+            "W peer member2: POST /v1/push failed: reset",
+            "W peer member2: POST /v1/push failed: reset (repeated 7 times in the last 10 min)",
+            "W peer member3: GET /v1/checkpoints failed: x (repeated 4 times in the last 2 min,"
+            " summary only)",
+            "I stored 5 entries",
+        ]
+    )
+    assert logged(text, " failed: ") == 1 + 8 + 4

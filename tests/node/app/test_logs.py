@@ -139,3 +139,66 @@ def test_plain_text_logs_are_redacted_too() -> None:
     line = formatter.format(record)
     assert token not in line and REDACTED in line and "peer=member2" in line
     assert JsonFormatter().format(record).count(token) == 0
+
+
+class Emitted:
+    """The summaries a RepeatLimiter writes as records of their own."""
+
+    def __init__(self) -> None:
+        self.records: list[logging.LogRecord] = []
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+
+def test_the_count_of_a_warning_that_stops_is_written_when_its_window_ends() -> None:
+    # Regression: repeats were reported only on the warning's next occurrence after its
+    # window, so a failure that stopped (or the node that stopped) lost its count.
+    clock, emitted = FakeClock(), Emitted()
+    limiter = RepeatLimiter(window_s=600, clock=clock, emit=emitted)
+    for _ in range(4):
+        limiter.filter(record("peer %s: %s", "member2", "POST /v1/push failed"))
+    clock.now += 601
+    assert limiter.filter(record("stored %d", 5, level=logging.INFO))
+    assert emitted.messages() == [
+        "peer member2: POST /v1/push failed (repeated 3 times in the last 10 min, summary only)"
+    ]
+
+
+def test_the_count_of_a_warning_forgotten_among_too_many_is_written_at_once() -> None:
+    # Regression: a warning forgotten to bound the limiter's memory took its count with it,
+    # and the one repeating most was forgotten first (it had been written longest ago).
+    clock, emitted = FakeClock(), Emitted()
+    limiter = RepeatLimiter(window_s=600, max_keys=2, clock=clock, emit=emitted)
+    for _ in range(6):
+        limiter.filter(record("peer %s failed", "member2"))
+    limiter.filter(record("peer %s failed", "member3"))
+    assert emitted.records == []
+    limiter.filter(record("peer %s failed", "member4"))
+    assert emitted.messages() == [
+        "peer member2 failed (repeated 5 times in the last 0 s, summary only)"
+    ]
+
+
+def test_every_repeat_is_counted_exactly_once_in_the_log(root_logger: None) -> None:
+    out = io.StringIO()
+    handler = configure_logging(json_lines=False, stream=out)
+    log = logging.getLogger("node.replication.replicator")
+    for i in range(50):
+        log.warning("peer %s: %s", f"member{i % 3}", "connection reset")
+    handler.close()  # at exit: the counts not yet written are
+    lines = out.getvalue().splitlines()
+    written = sum(occurrences(line) for line in lines)
+    assert written == 50 and len(lines) == 6
+    assert sum("summary only" in line for line in lines) == 3
+
+
+def occurrences(line: str) -> int:
+    """How many occurrences of its warning a log line stands for."""
+    if "(repeated " not in line:
+        return 1
+    count = int(line.split("(repeated ")[1].split(maxsplit=1)[0])
+    return count if "summary only)" in line else 1 + count

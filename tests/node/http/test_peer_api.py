@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
+
+from node.config import NodeConfig
 from node.core import wire
 from node.credentials.key_files import load_key
 from node.replication.peer_client import PeerClient
@@ -28,31 +32,54 @@ async def test_a_signed_request_whose_query_holds_an_escaped_slash_is_authentica
     assert page.start == 0 and len(page.entries) == 1
 
 
-async def test_a_push_that_leaves_a_gap_asks_for_a_pull_at_once(
-    tmp_path: Path, store_for: StoreFor
-) -> None:
-    # Regression: a pusher that got "gap" tried to pull its own log; now the receiver pulls.
+async def push_leaving_a_gap(
+    tmp_path: Path, store_for: StoreFor, page_size: int
+) -> tuple[wire.PushResult, list[str], list[tuple[str, str, int]], NodeConfig]:
+    """Push the last entry of a 12-entry log to a receiver that holds none of it: what it answers,
+    and whether it asked for a sync round or a catch-up of that log."""
     setup = consortium(tmp_path)
     owner, receiver = setup.configs
+    receiver = replace(receiver, page_size=page_size)
     async with (
         served(owner, store_for(owner)) as origin,
         served(receiver, store_for(receiver)) as node,
     ):
-        asked: list[bool] = []
-        node.service.request_sync = lambda: asked.append(True)
-        await origin.service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(3)])
+        rounds: list[str] = []
+        catch_ups: list[tuple[str, str, int]] = []
+        node.service.request_sync = lambda: rounds.append("round")
+        node.service.request_catch_up = lambda *asked: catch_ups.append(asked)
+        await origin.service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(12)])
         signed = await origin.service.sign_pending()
         assert signed is not None
-        tail = await origin.service.store.entries(owner.origin, 2, 3)
+        tail = await origin.service.store.entries(owner.origin, 11, 12)
         _, key = load_key(owner.node_key_path)
         async with PeerClient(owner.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             result = await client.push(
                 receiver.member_id,
                 node.peer_url,
-                wire.Push(owner.origin, signed.raw, 2, tuple(tail)),
+                wire.Push(owner.origin, signed.raw, 11, tuple(tail)),
             )
+    return result, rounds, catch_ups, owner
+
+
+async def test_a_push_that_leaves_a_gap_wider_than_a_page_fetches_that_log_not_a_round(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    # Regression: every "gap" answer started a full sync round with every peer; at 27 members
+    # in a burst, those rounds carried most of the bytes on the wire.
+    result, rounds, catch_ups, owner = await push_leaving_a_gap(tmp_path, store_for, page_size=5)
     assert result.status == "gap" and result.size == 0
-    assert asked == [True]
+    assert rounds == []
+    assert catch_ups == [(owner.origin, owner.member_id, 12)]
+
+
+async def test_a_push_that_leaves_a_gap_within_a_page_waits_for_the_pusher_to_fill_it(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    # The pusher, told the receiver's size, pushes the missing entries next (one request).
+    result, rounds, catch_ups, _ = await push_leaving_a_gap(tmp_path, store_for, page_size=100)
+    assert result.status == "gap" and result.size == 0
+    assert rounds == [] and catch_ups == []
 
 
 async def test_a_page_larger_than_one_network_read_arrives_whole(
@@ -118,3 +145,14 @@ async def test_a_batch_lookup_answers_every_hash_in_order_with_its_own_provenanc
     assert [v.value for v in views] == asked
     assert [bool(v.submissions) for v in views] == [False, True, True, False, True]
     assert views[1].submissions[0].ref.index == 2 and views[4].submissions[0].ref.index == 0
+
+
+async def test_peer_api_answers_name_the_server_in_a_few_bytes(tmp_path: Path) -> None:
+    # Every answer to a push carried aiohttp's 30-byte version string.
+    owner, _ = consortium(tmp_path).configs
+    async with (
+        served(owner) as node,
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.peer_url}/v1/checkpoints") as answer,
+    ):
+        assert answer.status == 401 and answer.headers["Server"] == "hashmesh"

@@ -8,7 +8,7 @@ import pytest
 
 from node.core import wire
 from node.errors import PeerError
-from node.replication.replicator import PREFETCH_PAGES, PageFetches
+from node.replication.page_fetches import PREFETCH_PAGES, PageFetches
 
 
 class Peer:

@@ -116,7 +116,10 @@ async def pull_with_a_waiter(
             seen: list[int] = []
 
             async def take_the_lock() -> None:
-                await asyncio.sleep(0.03)
+                for _ in range(1000):  # once the pull holds the lock (its first page stored)
+                    if peers.replica(origin.origin).size:
+                        break
+                    await asyncio.sleep(0.005)
                 async with peers.lock(origin.origin):
                     seen.append(peers.replica(origin.origin).size)
 
@@ -143,3 +146,43 @@ async def test_a_pull_lets_its_log_lock_go_to_a_waiter_after_hold_lock_s(
     entered, seen = await pull_with_a_waiter(tmp_path, store_for, monkeypatch, waiter=True)
     assert seen is not None and 0 < seen < 40  # the waiter got it in the middle of the pull
     assert entered == 2
+
+
+async def test_a_pull_does_not_hold_its_log_lock_while_its_first_page_is_on_the_way(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: a sync round that found a log ahead (in a burst, by the entries being
+    # pushed) took the log's lock, then waited a WAN round trip for the page; every push of
+    # that log waited behind it.
+    me, origin = consortium(tmp_path, 2).configs
+    async with served(origin, store_for(origin)) as source, served(me, store_for(me)) as node:
+        await source.service.submit([Add(now_ms(), "md5", bytes([i]) * 16) for i in range(5)])
+        await source.service.sign_pending()
+        peers = node.service.peers
+        _, key = load_key(me.node_key_path)
+        async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
+            entries = client.entries
+            on_the_way = asyncio.Event()
+
+            async def slow_entries(*args: Any) -> wire.EntriesPage:
+                on_the_way.set()
+                await asyncio.sleep(0.3)  # a slow WAN
+                return await entries(*args)
+
+            monkeypatch.setattr(client, "entries", slow_entries)
+            seen: list[int] = []
+
+            async def push_meanwhile() -> None:
+                await on_the_way.wait()
+                async with peers.lock(origin.origin):
+                    seen.append(peers.replica(origin.origin).size)
+
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    Replicator(node.service, client)._pull_log(
+                        origin.member_id, source.peer_url, origin.origin, 5
+                    )
+                )
+                group.create_task(push_meanwhile())
+        assert peers.replica(origin.origin).size == 5
+    assert seen == [0]  # it had the lock while the page was still on the way
