@@ -12,6 +12,7 @@ from aiohttp import web
 
 from node.app.consortium import Consortium, build_consortium
 from node.config import NodeConfig, read_roster
+from node.core.listeners import Decodings, DurableRange
 from node.core.service import NodeService
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import RequestVerifier
@@ -72,3 +73,8 @@ async def served(
 
 def consortium(root: Path, n: int = 2) -> Consortium:
     return build_consortium(root, n, now_ms())
+
+
+def durable(origin: str, start: int, end: int, source: str | None) -> DurableRange:
+    """A range told to relay, which reads none of its entries."""
+    return DurableRange(origin, start, end, source, Decodings.of([]))

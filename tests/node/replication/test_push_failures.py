@@ -25,7 +25,7 @@ from node.replication.replicator import Replicator
 from protocol.entries import Add
 from tests.node.conftest import StoreFor
 from tests.node.lossy import DroppingProxy
-from tests.node.services import Served, consortium, now_ms, served
+from tests.node.services import Served, consortium, durable, now_ms, served
 
 
 @contextlib.asynccontextmanager
@@ -196,7 +196,7 @@ async def test_a_relay_offers_the_checkpoint_alone_and_sends_entries_only_to_a_p
         async with replicator_of(node, peers, monkeypatch) as (rep, pushes):
             await rep._pull_log(origin.member_id, source.peer_url, origin.origin, 3)
             assert rep.pending_pushes() == {}  # from its origin: not relayed
-            await rep._on_new_entries(origin.origin, 0, 3, "member9")  # learned by a relay
+            await rep._on_new_entries(durable(origin.origin, 0, 3, "member9"))  # learned by a relay
             for state in rep._peers.values():
                 assert await rep._push_pending(state)
         assert lacker.service.peers.replica(origin.origin).size == 3

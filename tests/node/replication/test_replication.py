@@ -12,19 +12,13 @@ from typing import Any
 import pytest
 
 from node.core import log_locks, wire
-from node.core.listeners import Decodings, DurableRange
 from node.core.pipeline import PagePipeline
 from node.credentials.key_files import load_key
 from node.replication.peer_client import PeerClient
 from node.replication.replicator import Replicator
 from protocol.entries import Add
 from tests.node.conftest import StoreFor
-from tests.node.services import consortium, now_ms, served
-
-
-def durable(origin: str, start: int, end: int, source: str | None) -> DurableRange:
-    """A range told to relay, which reads none of its entries."""
-    return DurableRange(origin, start, end, source, Decodings.of([]))
+from tests.node.services import consortium, durable, now_ms, served
 
 
 async def test_own_entries_go_to_every_peer_and_relays_to_a_few(
