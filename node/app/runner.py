@@ -133,7 +133,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
             )
         )
         replicator = Replicator(service, client)
-        replicator.on_round = metrics.sync_round
+        replicator.pulls.on_round = metrics.sync_round
         metrics.watch_pushers(replicator.pusher_tasks)
         service.request_sync = replicator.request_sync
         service.request_catch_up = replicator.request_catch_up

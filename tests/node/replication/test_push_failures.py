@@ -37,8 +37,8 @@ async def replicator_of(
     _, key = load_key(node.config.node_key_path)
     async with PeerClient(node.config.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
         replicator = Replicator(node.service, client)
-        monkeypatch.setattr(replicator, "peers", lambda: dict(peers))
-        replicator._refresh_peers()
+        monkeypatch.setattr(replicator.peer_set, "urls", lambda: dict(peers))
+        replicator.peer_set.refresh()
         pushes: list[tuple[str, int, int]] = []
         push = client.push
 
@@ -88,7 +88,7 @@ async def test_a_push_reset_mid_request_is_tried_again_at_once_not_left_to_the_p
             await own_entries(node, 3)
             url = f"http://127.0.0.1:{proxy.port}"
             async with replicator_of(node, {peer.member_id: url}, monkeypatch) as (rep, pushes):
-                state = rep._peers[peer.member_id]
+                state = rep.peer_set.states[peer.member_id]
                 state.put_back(me.origin, 0)
                 state.wake.set()
                 async with pushing(rep, state):
@@ -106,7 +106,7 @@ async def test_a_peer_that_keeps_failing_has_its_pushes_left_to_the_pull_after_p
         await own_entries(node, 3)
         closed = {peer.member_id: "http://127.0.0.1:1"}  # nothing listens there
         async with replicator_of(node, closed, monkeypatch) as (rep, pushes):
-            state = rep._peers[peer.member_id]
+            state = rep.peer_set.states[peer.member_id]
             state.put_back(me.origin, 0)
             state.wake.set()
             async with pushing(rep, state):
@@ -128,7 +128,7 @@ async def test_a_gap_answer_within_a_page_is_filled_by_one_more_push_not_a_sync_
             rep,
             pushes,
         ):
-            state = rep._peers[peer.member_id]
+            state = rep.peer_set.states[peer.member_id]
             state.put_back(me.origin, 2)  # the peer holds none of the log
             assert await rep._push_pending(state)
         assert other.service.peers.replica(me.origin).size == 3
@@ -153,14 +153,14 @@ async def test_many_gap_answers_for_one_log_fetch_it_once(
                 return await entries(peer, url, log, start)
 
             monkeypatch.setattr(rep._client, "entries", slow_entries)
-            catcher = asyncio.create_task(rep._catch_ups.run())
+            catcher = asyncio.create_task(rep.pulls._catch_ups.run())
             try:
                 for _ in range(10):
                     rep.request_catch_up(origin.origin, origin.member_id, 40)
                 await until(lambda: bool(fetched))
                 for _ in range(10):  # more gaps answered while the fetch is under way
                     rep.request_catch_up(origin.origin, origin.member_id, 40)
-                await until(lambda: rep.catch_ups == 2 and not rep._catch_ups.busy())
+                await until(lambda: rep.catch_ups == 2 and not rep.pulls._catch_ups.busy())
             finally:
                 catcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -173,7 +173,7 @@ async def holding(node: Served, origin: Served, size: int) -> None:
     """`node` pulls `size` entries of `origin`'s log from it."""
     _, key = load_key(node.config.node_key_path)
     async with PeerClient(node.config.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
-        await Replicator(node.service, client)._pull_log(
+        await Replicator(node.service, client).pulls.pull_log(
             origin.config.member_id, origin.peer_url, origin.config.origin, size
         )
 
@@ -194,10 +194,10 @@ async def test_a_relay_offers_the_checkpoint_alone_and_sends_entries_only_to_a_p
         await holding(holder, source, 3)
         peers = {has.member_id: holder.peer_url, lacks.member_id: lacker.peer_url}
         async with replicator_of(node, peers, monkeypatch) as (rep, pushes):
-            await rep._pull_log(origin.member_id, source.peer_url, origin.origin, 3)
+            await rep.pulls.pull_log(origin.member_id, source.peer_url, origin.origin, 3)
             assert rep.pending_pushes() == {}  # from its origin: not relayed
             await rep._on_new_entries(durable(origin.origin, 0, 3, "member9"))  # learned by a relay
-            for state in rep._peers.values():
+            for state in rep.peer_set.states.values():
                 assert await rep._push_pending(state)
         assert lacker.service.peers.replica(origin.origin).size == 3
     assert sorted(pushes) == [
@@ -224,7 +224,7 @@ async def test_a_sync_with_a_peer_reset_mid_request_is_tried_again_in_the_same_r
             async with replicator_of(node, {origin.member_id: url}, monkeypatch) as (rep, _):
                 await rep.sync_all()
         assert node.service.peers.replica(origin.origin).size == 3
-    state = rep._peers[origin.member_id]
+    state = rep.peer_set.states[origin.member_id]
     assert proxy.dropped == 2 and state.retries == 1 and rep.rounds == 1
 
 

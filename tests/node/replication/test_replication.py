@@ -35,7 +35,7 @@ async def test_own_entries_go_to_every_peer_and_relays_to_a_few(
             await replicator._on_new_entries(durable(me.origin, 0, 5, None))
             assert len(replicator.pending_pushes()) == 7  # our own: to every peer
             for peer in replicator.pending_pushes():
-                replicator._peers[peer].dirty.clear()
+                replicator.peer_set.states[peer].dirty.clear()
             await replicator._on_new_entries(durable(origin.origin, 0, 5, origin.member_id))
             assert replicator.pending_pushes() == {}  # straight from the origin: no relay
             await replicator._on_new_entries(durable(origin.origin, 0, 5, "member3"))
@@ -54,7 +54,7 @@ async def test_a_peer_known_to_hold_the_entries_gets_no_push(
         async with PeerClient(me.member_id, key, now_ms, 5.0, 1 << 20, 100) as client:
             replicator = Replicator(node.service, client)
             replicator.peer_status()  # learn the peers
-            replicator._peers["member2"].holds[me.origin] = 5
+            replicator.peer_set.states["member2"].holds[me.origin] = 5
             await replicator._on_new_entries(durable(me.origin, 0, 5, None))
             assert set(replicator.pending_pushes()) == {"member3"}
 
@@ -104,7 +104,7 @@ async def pull_with_a_waiter(
                 return await entries(*args)
 
             monkeypatch.setattr(client, "entries", slow_entries)
-            pull = Replicator(node.service, client)._pull_log(
+            pull = Replicator(node.service, client).pulls.pull_log(
                 origin.member_id, source.peer_url, origin.origin, 40
             )
             seen: list[int] = []
@@ -173,7 +173,7 @@ async def test_a_pull_does_not_hold_its_log_lock_while_its_first_page_is_on_the_
 
             async with asyncio.TaskGroup() as group:
                 group.create_task(
-                    Replicator(node.service, client)._pull_log(
+                    Replicator(node.service, client).pulls.pull_log(
                         origin.member_id, source.peer_url, origin.origin, 5
                     )
                 )
