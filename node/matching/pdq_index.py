@@ -68,30 +68,43 @@ def hashes_to_words(hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> Words:
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
 
 
-def _diagonal_bits() -> npt.NDArray[np.intp]:
-    """For each bit of the chunked form, the hash bit it is: chunk c is the diagonal of bits
-    (row i, column (i + c) mod 16) of the hash's 16x16 grid of bits, row i first."""
-    return np.array(
-        [16 * i + (i + c) % 16 for c in range(CHUNKS) for i in range(16)], dtype=np.intp
-    )
+#: Rotating row i of the 16x16 bit grid left by i puts its bit of chunk c in column c.
+_ROTATIONS = np.arange(16, dtype=np.uint32)
+#: The masked swaps that transpose a 16x16 bit matrix held as 16 uint16 rows (MSB first):
+#: for each block size s, the right halves of the 2s-bit groups of the upper rows trade
+#: places with the left halves of the lower rows.
+_TRANSPOSE_STEPS = (
+    (8, np.uint16(0x00FF)),
+    (4, np.uint16(0x0F0F)),
+    (2, np.uint16(0x3333)),
+    (1, np.uint16(0x5555)),
+)
 
 
-_DIAGONAL_BITS = _diagonal_bits()
-
-
-def _chunks(words: Words) -> npt.NDArray[np.int64]:
+def _chunks(words: Words) -> npt.NDArray[np.uint16]:
     """The 16 chunks of 16 bits of each hash, as an (n, 16) array. A PDQ hash is a 16x16 grid
     of DCT signs, and real hashes' bits are uneven and correlated along rows and columns: a
     chunk of one row (the bytes as they come) can hold a few values that most hashes share,
     and a search then verifies the whole of their buckets. Each chunk takes one bit of every
-    row and every column instead, which evens its values out. Any split of the 256 bits into
-    16 chunks keeps the search exact (see the module docstring)."""
+    row and every column instead, which evens its values out: chunk c is the diagonal of bits
+    (row i, column (i + c) mod 16), row i's bit first. Any split of the 256 bits into 16
+    chunks keeps the search exact (see the module docstring).
+
+    Computed as word arithmetic (rotate each row, then transpose the grid by masked swaps)
+    rather than by unpacking every bit into a byte: an eighth of the time, and the
+    temporaries are 64 bytes a hash instead of 512."""
     as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(-1, PDQ_BYTES)
-    out = np.empty((len(as_bytes), CHUNKS), dtype=np.int64)
+    out = np.empty((len(as_bytes), CHUNKS), dtype=np.uint16)
     for start in range(0, len(as_bytes), _SCAN_BLOCK):
-        bits = np.unpackbits(as_bytes[start : start + _SCAN_BLOCK], axis=1)
-        packed = np.packbits(bits[:, _DIAGONAL_BITS], axis=1)
-        out[start : start + _SCAN_BLOCK] = np.ascontiguousarray(packed).view(">u2")
+        grid = as_bytes[start : start + _SCAN_BLOCK].view(">u2").astype(np.uint32)
+        rows = ((grid << _ROTATIONS) | (grid >> (16 - _ROTATIONS))).astype(np.uint16)
+        for s, mask in _TRANSPOSE_STEPS:
+            pairs = rows.reshape(len(rows), CHUNKS // (2 * s), 2, s)
+            upper, lower = pairs[:, :, 0, :], pairs[:, :, 1, :]
+            swap = (upper ^ (lower >> s)) & mask
+            upper ^= swap
+            lower ^= swap << np.uint16(s)
+        out[start : start + len(rows)] = rows
     return out
 
 

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RequestError
-from node.matching.pdq_index import NO_TABLES, PdqIndex, build_tables, extend_tables
+from node.matching.pdq_index import (
+    NO_TABLES,
+    PdqIndex,
+    _chunks,
+    build_tables,
+    extend_tables,
+    hashes_to_words,
+)
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -39,6 +46,18 @@ def _spread_flips(rng: random.Random, distance: int) -> list[int]:
     for c, k in enumerate(per_chunk):
         bits += [16 * i + (i + c) % 16 for i in rng.sample(range(16), k)]
     return bits
+
+
+def test_chunk_c_is_the_diagonal_of_bits_row_i_column_i_plus_c_of_the_grid() -> None:
+    """The chunks, computed by rotating and transposing words, are the diagonals the module
+    names: chunk c's i-th bit (most significant first) is bit (row i, column (i + c) mod 16)
+    of the hash's 16x16 grid, row-major from its first byte's top bit."""
+    rng = random.Random(3)
+    hashes = [rng.randbytes(32) for _ in range(300)] + [bytes(32), b"\xff" * 32]
+    bits = np.unpackbits(np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32), axis=1)
+    diagonal = [16 * i + (i + c) % 16 for c in range(16) for i in range(16)]
+    expected = np.ascontiguousarray(np.packbits(bits[:, diagonal], axis=1)).view(">u2")
+    assert (_chunks(hashes_to_words(hashes)) == expected).all()
 
 
 Planted = tuple[list[bytes], list[tuple[bytes, int, int]]]
