@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.errors import RequestError
-from node.matching.pdq_index import PDQ_BYTES, PdqIndex, extend_tables
+from node.matching.chunk_tables import CHUNKS, PDQ_BYTES, chunk_values
+from node.matching.pdq_index import PdqIndex, merge_step
 from node.matching.vpdq import REFERENCE_THRESHOLDS, VpdqIndex, VpdqThresholds
 from protocol.errors import ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq
@@ -113,7 +114,7 @@ class MatchIndex:
         """PDQ hashes added since the chunk tables were last merged (searches scan them)."""
         index = self._kinds["pdq"].index
         assert isinstance(index, PdqIndex)
-        return len(index) - index.snapshot()[0].rows
+        return len(index) - index.tabled
 
     def add(self, log: str, index: int, signal_type: str, value: bytes) -> None:
         """Index one add entry (other signal types are ignored, as are repeats)."""
@@ -168,18 +169,26 @@ class MatchIndex:
 
     async def merge_pdq_in_thread(self, for_search: bool = False) -> None:
         """Merge the PDQ index's recent adds into its tables if due (`for_search`: if worth
-        it before a search), the tables built in a worker thread: numpy lets go of the GIL for
-        most of it, so a catch-up's event loop goes on verifying meanwhile. Searches stay
-        exact throughout (the buffer is scanned until the new tables are adopted). One merge
-        at a time: searches arriving together wait for the same one."""
+        it before a search), each chunk's table made in a worker thread and adopted at once:
+        numpy lets go of the GIL for most of it, so a catch-up's event loop goes on verifying
+        meanwhile, and only one old table is held beside its new one. Searches stay exact
+        throughout (rows some table does not cover yet are scanned). One merge at a time:
+        searches arriving together wait for the same one."""
         index = self._kinds["pdq"].index
         if not isinstance(index, PdqIndex) or not _due(index, for_search):
             return
         async with self._merging:
             # Due is checked again: the merge waited for may have taken the buffer.
             if _due(index, for_search):
-                tables = await asyncio.to_thread(extend_tables, *index.snapshot())
-                index.adopt(tables)
+                new, first = index.merge_keys()
+                keys = await asyncio.to_thread(chunk_values, new)
+                del new
+                for chunk in range(CHUNKS):
+                    table = await asyncio.to_thread(
+                        merge_step, index.table(chunk), keys, first, chunk
+                    )
+                    index.adopt_table(chunk, table)
+                    del table  # the old table goes as soon as the new one is in use
 
     @staticmethod
     def _add_to(kind: _Kind, log: str, index: int, value: bytes) -> None:
