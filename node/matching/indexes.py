@@ -29,6 +29,7 @@ from protocol.errors import ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq
 
 DEFAULT_PDQ_THRESHOLD = 31
+_MAX_UINT32 = 2**32 - 1
 INDEXED_TYPES = ("pdq", "vpdq")
 
 
@@ -48,33 +49,48 @@ class VpdqHit:
 
 
 class _Refs:
-    """Row number -> (log, index), for the rows of one index."""
+    """Row number -> (log, index), for the rows of one index: 4 bytes a row. Rows come in runs
+    of one log (a stored batch), so a row's log is its run's, found by bisection; indexes
+    are unsigned 32-bit until one does not fit, and 64-bit from then on."""
 
-    __slots__ = ("_indices", "_log_ids", "_logs", "_names")
+    __slots__ = ("_indices", "_logs", "_names", "_run_logs", "_run_starts")
 
     def __init__(self) -> None:
         self._names: list[str] = []
         self._logs: dict[str, int] = {}
-        self._log_ids = array("i")
-        self._indices = array("q")
+        self._run_starts = array("q")  # the first row of each run of one log
+        self._run_logs = array("i")
+        self._indices = array("I")
 
     def append(self, log: str, index: int) -> None:
-        log_id = self._logs.setdefault(log, len(self._names))
-        if log_id == len(self._names):
-            self._names.append(log)
-        self._log_ids.append(log_id)
-        self._indices.append(index)
+        log_id = self._logs.get(log)
+        if (
+            log_id is None
+            or self._run_logs[-1] != log_id
+            or (index > _MAX_UINT32 and self._indices.typecode == "I")
+        ):
+            self.extend(log, (index,))
+        else:
+            self._indices.append(index)
 
     def extend(self, log: str, indexes: Sequence[int]) -> None:
         """`append` for a run of one log's entries, in one step."""
+        if not indexes:
+            return
         log_id = self._logs.setdefault(log, len(self._names))
         if log_id == len(self._names):
             self._names.append(log)
-        self._log_ids.extend([log_id] * len(indexes))
+        if not self._run_logs or self._run_logs[-1] != log_id:
+            self._run_starts.append(len(self._indices))
+            self._run_logs.append(log_id)
+        if self._indices.typecode == "I" and max(indexes) > _MAX_UINT32:
+            self._indices = array("q", self._indices)
         self._indices.extend(indexes)
 
     def __getitem__(self, row: int) -> tuple[str, int]:
-        return self._names[self._log_ids[row]], self._indices[row]
+        index = self._indices[row]  # IndexError for a row not held
+        run = bisect.bisect_right(self._run_starts, row) - 1
+        return self._names[self._run_logs[run]], index
 
 
 class _Kind:
