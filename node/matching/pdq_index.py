@@ -22,7 +22,7 @@ only the buffer's rows and copies the old ones into place, one chunk's table at 
 (`merge_steps`): each step may run in a worker thread and its table be adopted at once, as
 the node does while catching up, so a merge holds one old table beside its new one, not all.
 The hashes' array grows in place (a realloc, which the kernel does by moving pages) when
-nothing else holds it, by an eighth: no second copy of all the hashes either.
+nothing else holds it, by a sixteenth: no second copy of all the hashes either.
 """
 
 from __future__ import annotations
@@ -188,10 +188,10 @@ class PdqIndex:
         return first
 
     def _grow(self, need: int) -> None:
-        """Room for `need` rows and an eighth more: in place if nothing else holds the array
+        """Room for `need` rows and a sixteenth more: in place if nothing else holds the array
         (realloc moves its pages, a copy would hold every hash twice for a moment), else in a
         new array (a snapshot, see `snapshot`, keeps the old one valid)."""
-        rows = max(need + need // 8, 1024)
+        rows = max(need + need // 16, 1024)
         try:
             self._words.resize((rows, 4), refcheck=True)  # fills the new rows with zeros
         except ValueError:  # referenced elsewhere, or a view
