@@ -17,6 +17,7 @@ from typing import TypeAlias
 from protocol import codec
 from protocol.errors import DecodeError, ValidationError
 from protocol.reason_codes import CONFIRM_REASONS, DISPUTE_REASONS
+from protocol.signal_names import SIGNAL_TYPES
 from protocol.signals import MAX_URL_BYTES, MAX_VPDQ_FRAMES, VPDQ_FRAME, validate_value
 
 ENTRY_VERSION = 1
@@ -29,9 +30,13 @@ MAX_TIMESTAMP_MS = 2**53
 MAX_ORIGIN = 128
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-#: Label sets already found valid (a plain set, emptied when full: a cache, never a bound).
-_VALID_LABELS: set[tuple[str, ...]] = set()
+#: Label sets already found valid, each mapped to itself (a plain dict, emptied when full: a
+#: cache, never a bound). The decoder's adds share the remembered tuple, so a million
+#: entries of one label set hold one copy of it, not a million.
+_VALID_LABELS: dict[tuple[str, ...], tuple[str, ...]] = {}
 MAX_REMEMBERED_LABEL_SETS = 1024
+#: Each signal type's one str object, shared by the decoder's adds (as label sets are).
+_SIGNAL_TYPE_OBJECTS = {name: name for name in SIGNAL_TYPES}
 _INCIDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 #: Incident ids already found valid (a cache like _VALID_LABELS: few incidents, many entries).
 _VALID_INCIDENTS: set[str] = set()
@@ -160,7 +165,7 @@ def _check_labels(labels: tuple[str, ...]) -> None:
     if cacheable:
         if len(_VALID_LABELS) >= MAX_REMEMBERED_LABEL_SETS:
             _VALID_LABELS.clear()
-        _VALID_LABELS.add(labels)
+        _VALID_LABELS[labels] = labels
 
 
 def _check_incident(incident: str) -> None:
@@ -248,6 +253,9 @@ def _plain_add(value: object) -> Add | None:
         _check_add(ts, signal_type, hashed, label_set, incident, reference)
     except ValidationError:
         return None
+    # Equal immutable values, shared: an entry in memory holds its own bytes and value only.
+    label_set = _VALID_LABELS.get(label_set, label_set)
+    signal_type = _SIGNAL_TYPE_OBJECTS.get(signal_type, signal_type)
     add: Add = object.__new__(Add)
     set_ts, set_type, set_value, set_labels, set_incident, set_reference = _ADD_SLOTS
     set_ts(add, ts)

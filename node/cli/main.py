@@ -63,6 +63,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from node.app.allocator import tune_allocator
     from node.app.collector import tune_collector
     from node.app.logging_setup import configure_logging
     from node.app.runner import run_node
@@ -75,6 +76,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     # One line per sync job is noise; apscheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     config = load_config(Path(args.directory))
+    tune_allocator()
     tune_collector()
     try:
         asyncio.run(run_node(config))
@@ -86,6 +88,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
 def cmd_serve_matches(args: argparse.Namespace) -> int:
     import asyncio
 
+    from node.app.allocator import tune_allocator
     from node.app.collector import tune_collector
     from node.app.logging_setup import configure_logging
     from node.app.match_server import serve_matches
@@ -94,6 +97,7 @@ def cmd_serve_matches(args: argparse.Namespace) -> int:
 
     configure_logging(json_lines=args.log_format == "json")
     config = load_config(Path(args.directory))
+    tune_allocator()
     tune_collector()
     asyncio.run(serve_matches(config, open_store(config), args.host, args.port, args.refresh_s))
     return EXIT_OK

@@ -7,6 +7,9 @@ or have them matched against the consortium at once.
 
 Each file is streamed to a temporary file under the node's data directory (bounded by
 `max_upload_bytes`), hashed in a worker thread (vPDQ of a video takes a while) and deleted.
+The hashing libraries (Pillow, pdqhash, vpdq with FFmpeg's libraries) are imported by that
+thread at the first upload: a node nobody uploads to does not hold them (about 30 MB
+resident).
 """
 
 from __future__ import annotations
@@ -17,16 +20,25 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
 from node.errors import HashingError, RequestError
 from node.http.match_api import Matching, match_results
-from node.matching.hashing import hash_file
 from protocol.view import HashView
 
+if TYPE_CHECKING:
+    from node.matching.hashing import FileHash
+
 MAX_FILES = 100
+
+
+def _hash_file(path: Path) -> list[FileHash]:
+    """node.matching.hashing's `hash_file`, imported on first use (see the docstring)."""
+    from node.matching.hashing import hash_file  # noqa: PLC0415  # why: the docstring
+
+    return hash_file(path)
 
 
 async def _hash_uploads(
@@ -53,7 +65,7 @@ async def _hash_uploads(
                         raise RequestError(f"{name}: larger than {max_bytes} bytes")
                     await asyncio.to_thread(f.write, chunk)
             try:
-                hashes = await asyncio.to_thread(hash_file, Path(tmp))
+                hashes = await asyncio.to_thread(_hash_file, Path(tmp))
             except HashingError as e:
                 raise RequestError(f"{name}: {e}") from e
         finally:

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.errors import RequestError
+from node.matching.chunk_tables import CHUNKS, PDQ_BYTES, chunk_values
 from node.matching.near_cache import NearCache
-from node.matching.pdq_index import PDQ_BYTES, PdqIndex, extend_tables
+from node.matching.pdq_index import PdqIndex, merge_step
 from node.matching.vpdq import REFERENCE_THRESHOLDS, VpdqIndex, VpdqThresholds
 from protocol.errors import ValidationError
 from protocol.signals import VpdqFrame, decode_vpdq
 
 DEFAULT_PDQ_THRESHOLD = 31
+_MAX_UINT32 = 2**32 - 1
 INDEXED_TYPES = ("pdq", "vpdq")
 
 
@@ -48,33 +50,48 @@ class VpdqHit:
 
 
 class _Refs:
-    """Row number -> (log, index), for the rows of one index."""
+    """Row number -> (log, index), for the rows of one index: 4 bytes a row. Rows come in runs
+    of one log (a stored batch), so a row's log is its run's, found by bisection; indexes
+    are unsigned 32-bit until one does not fit, and 64-bit from then on."""
 
-    __slots__ = ("_indices", "_log_ids", "_logs", "_names")
+    __slots__ = ("_indices", "_logs", "_names", "_run_logs", "_run_starts")
 
     def __init__(self) -> None:
         self._names: list[str] = []
         self._logs: dict[str, int] = {}
-        self._log_ids = array("i")
-        self._indices = array("q")
+        self._run_starts = array("q")  # the first row of each run of one log
+        self._run_logs = array("i")
+        self._indices = array("I")
 
     def append(self, log: str, index: int) -> None:
-        log_id = self._logs.setdefault(log, len(self._names))
-        if log_id == len(self._names):
-            self._names.append(log)
-        self._log_ids.append(log_id)
-        self._indices.append(index)
+        log_id = self._logs.get(log)
+        if (
+            log_id is None
+            or self._run_logs[-1] != log_id
+            or (index > _MAX_UINT32 and self._indices.typecode == "I")
+        ):
+            self.extend(log, (index,))
+        else:
+            self._indices.append(index)
 
     def extend(self, log: str, indexes: Sequence[int]) -> None:
         """`append` for a run of one log's entries, in one step."""
+        if not indexes:
+            return
         log_id = self._logs.setdefault(log, len(self._names))
         if log_id == len(self._names):
             self._names.append(log)
-        self._log_ids.extend([log_id] * len(indexes))
+        if not self._run_logs or self._run_logs[-1] != log_id:
+            self._run_starts.append(len(self._indices))
+            self._run_logs.append(log_id)
+        if self._indices.typecode == "I" and max(indexes) > _MAX_UINT32:
+            self._indices = array("q", self._indices)
         self._indices.extend(indexes)
 
     def __getitem__(self, row: int) -> tuple[str, int]:
-        return self._names[self._log_ids[row]], self._indices[row]
+        index = self._indices[row]  # IndexError for a row not held
+        run = bisect.bisect_right(self._run_starts, row) - 1
+        return self._names[self._run_logs[run]], index
 
 
 class _Kind:
@@ -116,7 +133,7 @@ class MatchIndex:
         """PDQ hashes added since the chunk tables were last merged (searches scan them)."""
         index = self._kinds["pdq"].index
         assert isinstance(index, PdqIndex)
-        return len(index) - index.snapshot()[0].rows
+        return len(index) - index.tabled
 
     def add(self, log: str, index: int, signal_type: str, value: bytes) -> None:
         """Index one add entry (other signal types are ignored, as are repeats)."""
@@ -171,18 +188,26 @@ class MatchIndex:
 
     async def merge_pdq_in_thread(self, for_search: bool = False) -> None:
         """Merge the PDQ index's recent adds into its tables if due (`for_search`: if worth
-        it before a search), the tables built in a worker thread: numpy lets go of the GIL for
-        most of it, so a catch-up's event loop goes on verifying meanwhile. Searches stay
-        exact throughout (the buffer is scanned until the new tables are adopted). One merge
-        at a time: searches arriving together wait for the same one."""
+        it before a search), each chunk's table made in a worker thread and adopted at once:
+        numpy lets go of the GIL for most of it, so a catch-up's event loop goes on verifying
+        meanwhile, and only one old table is held beside its new one. Searches stay exact
+        throughout (rows some table does not cover yet are scanned). One merge at a time:
+        searches arriving together wait for the same one."""
         index = self._kinds["pdq"].index
         if not isinstance(index, PdqIndex) or not _due(index, for_search):
             return
         async with self._merging:
             # Due is checked again: the merge waited for may have taken the buffer.
             if _due(index, for_search):
-                tables = await asyncio.to_thread(extend_tables, *index.snapshot())
-                index.adopt(tables)
+                new, first = index.merge_keys()
+                keys = await asyncio.to_thread(chunk_values, new)
+                del new
+                for chunk in range(CHUNKS):
+                    table = await asyncio.to_thread(
+                        merge_step, index.table(chunk), keys, first, chunk
+                    )
+                    index.adopt_table(chunk, table)
+                    del table  # the old table goes as soon as the new one is in use
 
     @staticmethod
     def _add_to(kind: _Kind, log: str, index: int, value: bytes) -> None:

@@ -13,36 +13,46 @@ hit is returned either. Radii above 47 (more than two flips a chunk) scan every 
 which is exact too.
 
 Storage: every hash as 4 uint64 words (32 bytes), and per chunk the row numbers sorted by
-chunk value with an offset table of 65,537 entries, about 100 bytes a hash in all. Hashes
-added after the last build go to a small buffer that is scanned by brute force and merged
-into the tables once it holds `merge_at` hashes or an eighth of the tables (so that growing
-to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches stay exact
-throughout. Rows are numbered in insertion order and never change. A merge sorts only the
-buffer's rows and copies the old ones into place (`extend_tables`); it can run on a snapshot
-in a worker thread, its tables adopted later, as the node does while catching up.
+chunk value with an offset table of 65,537 entries (node/matching/chunk_tables.py), about 100
+bytes a hash in all. Hashes added after the last build go to a small buffer that is scanned
+by brute force and merged into the tables once it holds `merge_at` hashes or an eighth of the
+tables (so that growing to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches
+stay exact throughout. Rows are numbered in insertion order and never change. A merge sorts
+only the buffer's rows and copies the old ones into place, one chunk's table at a time
+(`merge_steps`): each step may run in a worker thread and its table be adopted at once, as
+the node does while catching up, so a merge holds one old table beside its new one, not all.
+The hashes' array grows in place (a realloc, which the kernel does by moving pages) when
+nothing else holds it, by a sixteenth: no second copy of all the hashes either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from node.errors import RequestError
+from node.matching.chunk_tables import (
+    CHUNK_VALUES,
+    CHUNKS,
+    NO_TABLES,
+    PDQ_BYTES,
+    ChunkTable,
+    ChunkTables,
+    Keys,
+    Words,
+    chunk_values,
+    extend_table,
+)
 
-PDQ_BYTES = 32
-CHUNKS = 16
-CHUNK_VALUES = 1 << 16
 MAX_PROBE_FLIPS = 2  # probing beyond this costs more than a scan
 DEFAULT_MERGE_AT = 16384
 SEARCH_MERGE_AT = 4096  # a buffer a search finds above this (and 1/64 of the tables) is merged
 _SCAN_BLOCK = 1 << 16  # rows per block of a brute-force scan, to bound temporary memory
 _PROBE_BATCH = 32  # queries probed together: amortises numpy calls, keeps temporaries in cache
 
-Words = npt.NDArray[np.uint64]
 Rows = npt.NDArray[np.int64]
 
 
@@ -66,33 +76,6 @@ def hashes_to_words(hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> Words:
     if any(len(h) != PDQ_BYTES for h in hashes):
         raise RequestError("a PDQ hash is 32 bytes")
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
-
-
-def _diagonal_bits() -> npt.NDArray[np.intp]:
-    """For each bit of the chunked form, the hash bit it is: chunk c is the diagonal of bits
-    (row i, column (i + c) mod 16) of the hash's 16x16 grid of bits, row i first."""
-    return np.array(
-        [16 * i + (i + c) % 16 for c in range(CHUNKS) for i in range(16)], dtype=np.intp
-    )
-
-
-_DIAGONAL_BITS = _diagonal_bits()
-
-
-def _chunks(words: Words) -> npt.NDArray[np.int64]:
-    """The 16 chunks of 16 bits of each hash, as an (n, 16) array. A PDQ hash is a 16x16 grid
-    of DCT signs, and real hashes' bits are uneven and correlated along rows and columns: a
-    chunk of one row (the bytes as they come) can hold a few values that most hashes share,
-    and a search then verifies the whole of their buckets. Each chunk takes one bit of every
-    row and every column instead, which evens its values out. Any split of the 256 bits into
-    16 chunks keeps the search exact (see the module docstring)."""
-    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(-1, PDQ_BYTES)
-    out = np.empty((len(as_bytes), CHUNKS), dtype=np.int64)
-    for start in range(0, len(as_bytes), _SCAN_BLOCK):
-        bits = np.unpackbits(as_bytes[start : start + _SCAN_BLOCK], axis=1)
-        packed = np.packbits(bits[:, _DIAGONAL_BITS], axis=1)
-        out[start : start + _SCAN_BLOCK] = np.ascontiguousarray(packed).view(">u2")
-    return out
 
 
 def distances(words: Words, query: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint16]:
@@ -140,92 +123,21 @@ def scan(words: Words, queries: Words, radius: int, first_row: int = 0) -> list[
     return [np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64) for parts in found]
 
 
-class ChunkTables(NamedTuple):
-    """Per chunk, row numbers sorted by chunk value, and the offset table into them."""
-
-    sorted_rows: npt.NDArray[np.int32]
-    offsets: npt.NDArray[np.int64]
-    rows: int  # the tables cover rows 0..rows-1
-
-
-NO_TABLES = ChunkTables(
-    np.empty(0, dtype=np.int32), np.zeros(CHUNKS * (CHUNK_VALUES + 1), dtype=np.int64), 0
-)
-
-
-def build_tables(words: Words, n: int) -> ChunkTables:
-    """The chunk tables of the first `n` hashes of `words`. Only numpy work: it may run in a
-    worker thread (numpy lets go of the GIL for most of it)."""
-    _check_rows(n)
-    chunks = _chunks(words[:n])
-    sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
-    offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
-    for c in range(CHUNKS):
-        keys = chunks[:, c].astype(np.uint16)
-        # A stable sort of 16-bit keys is numpy's radix sort: linear time.
-        sorted_rows[c * n : (c + 1) * n] = np.argsort(keys, kind="stable")
-        offsets[c, 0] = c * n
-        np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
-        offsets[c, 1:] += c * n
-    return ChunkTables(sorted_rows, offsets.reshape(-1), n)
-
-
-def extend_tables(tables: ChunkTables, words: Words, n: int) -> ChunkTables:
-    """The chunk tables of the first `n` hashes of `words`, given `tables` of the first
-    `tables.rows` of them: equal to `build_tables(words, n)`, but only the new rows are
-    sorted, and the old ones are copied into place. A catch-up merges its buffer a few dozen
-    times on the way to a million hashes; sorting every row each time was most of the cost.
-    Like `build_tables`, it may run in a worker thread: `tables` is only read."""
-    old = tables.rows
-    if old == 0:
-        return build_tables(words, n)
-    _check_rows(n)
-    added = n - old
-    if added <= 0:
-        return tables
-    chunks = _chunks(words[old:n])
-    sorted_rows = np.empty(CHUNKS * n, dtype=np.int32)
-    offsets = np.empty((CHUNKS, CHUNK_VALUES + 1), dtype=np.int64)
-    old_offsets = tables.offsets.reshape(CHUNKS, CHUNK_VALUES + 1)
-    new_rows = np.arange(old, n, dtype=np.int32)
-    ranks = np.arange(added, dtype=np.int64)
-    is_old = np.empty(n, dtype=bool)
-    for c in range(CHUNKS):
-        keys = chunks[:, c]
-        order = np.argsort(keys.astype(np.uint16), kind="stable")
-        old_starts = old_offsets[c] - c * old  # bucket starts within this chunk's old table
-        # Each bucket keeps its old rows, then its new ones (all larger), each in row order,
-        # as a stable sort of all n rows would: a new row's place is the end of its bucket's
-        # old rows plus the new rows sorted before it.
-        places = old_starts[1:][keys[order]] + ranks
-        merged = sorted_rows[c * n : (c + 1) * n]
-        merged[places] = new_rows[order]
-        is_old.fill(True)
-        is_old[places] = False
-        merged[is_old] = tables.sorted_rows[c * old : (c + 1) * old]
-        offsets[c, 0] = 0
-        np.cumsum(np.bincount(keys, minlength=CHUNK_VALUES), out=offsets[c, 1:])
-        offsets[c] += old_starts + c * n  # each bucket moves by the new rows before it
-    return ChunkTables(sorted_rows, offsets.reshape(-1), n)
-
-
-def _check_rows(n: int) -> None:
-    if n >= 2**31:
-        raise RequestError("a PDQ index holds fewer than 2**31 hashes")
-
-
 class PdqIndex:
     """Exact range search over PDQ hashes; see the module docstring for the guarantee."""
 
-    __slots__ = ("_merge_at", "_offsets", "_size", "_sorted_rows", "_tabled", "_words")
+    __slots__ = ("_merge_at", "_offsets", "_size", "_tabled", "_tables", "_words")
 
     def __init__(self, merge_at: int = DEFAULT_MERGE_AT) -> None:
         self._merge_at = merge_at
         self._words: Words = np.empty((0, 4), dtype=np.uint64)
         self._size = 0  # rows stored (the first _size rows of _words)
-        # The chunk tables cover the first _tabled rows; the rest are scanned. Tables are
-        # replaced whole, never changed, so a worker thread may read them.
-        self._sorted_rows, self._offsets, self._tabled = NO_TABLES
+        # Each chunk's table covers its first rows; every one covers the first _tabled, and
+        # searches scan the rest. A table is replaced whole, never changed, so a worker
+        # thread may read one. _offsets holds every table's offsets, for probing all at once.
+        self._tables: list[ChunkTable] = list(NO_TABLES.chunks)
+        self._offsets = np.zeros((CHUNKS, CHUNK_VALUES + 1), dtype=np.int32)
+        self._tabled = 0
 
     @classmethod
     def build(
@@ -244,6 +156,11 @@ class PdqIndex:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def tabled(self) -> int:
+        """The rows every chunk's table covers (the rest are scanned)."""
+        return self._tabled
+
     def hash_at(self, row: int) -> bytes:
         if not 0 <= row < self._size:
             raise IndexError(row)
@@ -255,14 +172,12 @@ class PdqIndex:
 
     def add_many(self, hashes: Sequence[bytes] | npt.NDArray[np.uint8], merge: bool = True) -> int:
         """Store hashes in order; returns the row number of the first. With `merge` false
-        the caller merges the buffer when `merge_due` says (see `snapshot`)."""
+        the caller merges the buffer when `merge_due` says (`merge_steps`)."""
         words = hashes_to_words(hashes)
         first = self._size
         need = first + len(words)
         if need > len(self._words):
-            grown = np.empty((max(need, 2 * len(self._words), 1024), 4), dtype=np.uint64)
-            grown[:first] = self._words[:first]
-            self._words = grown
+            self._grow(need)
         self._words[first:need] = words
         self._size = need
         # Merge when the buffer reaches merge_at or an eighth of the tables, whichever is more:
@@ -271,6 +186,18 @@ class PdqIndex:
         if merge and self.merge_due():
             self._rebuild_tables()
         return first
+
+    def _grow(self, need: int) -> None:
+        """Room for `need` rows and a sixteenth more: in place if nothing else holds the array
+        (realloc moves its pages, a copy would hold every hash twice for a moment), else in a
+        new array (a snapshot, see `snapshot`, keeps the old one valid)."""
+        rows = max(need + need // 16, 1024)
+        try:
+            self._words.resize((rows, 4), refcheck=True)  # fills the new rows with zeros
+        except ValueError:  # referenced elsewhere, or a view
+            grown = np.empty((rows, 4), dtype=np.uint64)
+            grown[: self._size] = self._words[: self._size]
+            self._words = grown
 
     def merge_due(self) -> bool:
         """Whether the buffer of recent adds is due to be merged into the chunk tables."""
@@ -289,18 +216,36 @@ class PdqIndex:
 
     def snapshot(self) -> tuple[ChunkTables, Words, int]:
         """The tables in use, the hashes stored now and their count, for `extend_tables`
-        elsewhere (a worker thread): tables are replaced, never changed; rows below the count
-        never change, and a grown index copies them to a new array. So the snapshot stays
-        valid while more are added."""
-        return ChunkTables(self._sorted_rows, self._offsets, self._tabled), self._words, self._size
+        elsewhere: tables are replaced, never changed; rows below the count never change, and
+        while the snapshot holds the array, growing copies it to a new one. So the snapshot
+        stays valid while more are added."""
+        return ChunkTables(tuple(self._tables)), self._words, self._size
+
+    def merge_keys(self) -> tuple[Words, int]:
+        """For `merge_steps`: a copy of the rows no table covers yet, and the first of them;
+        a copy, so the index's own array is free to grow in place meanwhile."""
+        return self._words[self._tabled : self._size].copy(), self._tabled
+
+    def table(self, chunk: int) -> ChunkTable:
+        return self._tables[chunk]
 
     def adopt(self, tables: ChunkTables) -> None:
-        """Use tables made of a snapshot, unless newer ones are in use."""
-        if tables.rows > self._tabled:
-            self._sorted_rows, self._offsets, self._tabled = tables
+        """Use tables made of a snapshot, each unless a newer one is in use."""
+        for chunk, table in enumerate(tables.chunks):
+            self.adopt_table(chunk, table)
+
+    def adopt_table(self, chunk: int, table: ChunkTable) -> None:
+        """Use `table` for `chunk` unless a newer one is in use; the old one is let go."""
+        if table.rows > self._tables[chunk].rows:
+            self._tables[chunk] = table
+            self._offsets[chunk] = table.offsets
+            self._tabled = min(t.rows for t in self._tables)
 
     def _rebuild_tables(self) -> None:
-        self.adopt(extend_tables(*self.snapshot()))
+        new, first = self.merge_keys()
+        keys = chunk_values(new)
+        for chunk in range(CHUNKS):
+            self.adopt_table(chunk, merge_step(self.table(chunk), keys, first, chunk))
 
     def search(self, query: bytes, radius: int = 31) -> list[tuple[int, int]]:
         """(row, distance) of every stored hash within `radius` of `query`, nearest first."""
@@ -348,35 +293,47 @@ class PdqIndex:
         return out
 
     def _probe(self, qwords: Words, radius: int, masks: npt.NDArray[np.int64]) -> list[Rows]:
-        """Candidates from the chunk tables, verified; one (k, 2) array per query."""
+        """Candidates from the chunk tables below _tabled, verified; a (k, 2) array a query."""
         empty = np.empty((0, 2), dtype=np.int64)
-        if self._tabled == 0:
+        tabled = self._tabled
+        if tabled == 0:
             return [empty] * len(qwords)
         nq = len(qwords)
         chunk_base = np.arange(CHUNKS, dtype=np.int64) * (CHUNK_VALUES + 1)
-        # probes[q, c, m]: the slot of chunk c's table holding (query chunk value ^ mask m)
-        probes = (_chunks(qwords)[:, :, None] ^ masks[None, None, :]) + chunk_base[None, :, None]
-        starts = self._offsets[probes].reshape(-1)
-        lengths = self._offsets[probes + 1].reshape(-1) - starts
-        total = int(lengths.sum())
+        # probes[c, q, m]: the slot of chunk c's offsets holding (query chunk value ^ mask m)
+        probes = (chunk_values(qwords).T[:, :, None] ^ masks[None, None, :]) + chunk_base[
+            :, None, None
+        ]
+        offsets = self._offsets.reshape(-1)
+        starts = offsets[probes].reshape(-1).astype(np.int64)
+        lengths = offsets[probes + 1].reshape(-1) - starts
+        per_chunk = lengths.reshape(CHUNKS, -1).sum(axis=1)
+        total = int(per_chunk.sum())
         if total == 0:
             return [empty] * nq
-        # Concatenate the ranges [start, start+length) without a Python loop.
+        # Concatenate the ranges [start, start+length) without a Python loop, then read each
+        # chunk's rows from its own table.
         ends_before = np.cumsum(lengths) - lengths
         positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
-        rows = self._sorted_rows[positions].astype(np.int64)
-        candidates = np.take(self._words, rows, axis=0)
+        rows = np.empty(total, dtype=np.int64)
+        bounds = np.concatenate([[0], np.cumsum(per_chunk)])
+        for chunk, table in enumerate(self._tables):
+            low, high = bounds[chunk], bounds[chunk + 1]
+            if high > low:
+                rows[low:high] = table.sorted_rows[positions[low:high]]
         if nq == 1:
             owner = np.zeros(total, dtype=np.int64)
-            dist = distances(candidates, qwords[0])
         else:
-            per_query = lengths.reshape(nq, -1).sum(axis=1)
-            owner = np.repeat(np.arange(nq, dtype=np.int64), per_query)
-            dist = distances(candidates, qwords[owner])
+            per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
+            owner = np.repeat(per_probe, lengths)
+        # Rows above _tabled (in some tables while a merge is under way) are scanned instead.
+        below = rows < tabled
+        rows, owner = rows[below], owner[below]
+        dist = distances(np.take(self._words, rows, axis=0), qwords[owner])
         hit = dist <= radius
         # A near hash agrees on several chunks, so it can be found more than once.
-        key = np.unique(owner[hit] * self._tabled + rows[hit])
-        hit_owner, hit_rows = np.divmod(key, self._tabled)
+        key = np.unique(owner[hit] * tabled + rows[hit])
+        hit_owner, hit_rows = np.divmod(key, tabled)
         hit_dist = distances(self._words[hit_rows], qwords[hit_owner]).astype(np.int64)
         bounds = np.searchsorted(hit_owner, np.arange(nq + 1))
         both = np.stack([hit_rows, hit_dist], axis=1)
@@ -384,4 +341,11 @@ class PdqIndex:
 
     def memory_bytes(self) -> int:
         """Bytes held by the arrays of this index."""
-        return int(self._words.nbytes + self._sorted_rows.nbytes + self._offsets.nbytes)
+        tables = sum(t.sorted_rows.nbytes + t.offsets.nbytes for t in self._tables)
+        return int(self._words.nbytes + tables + self._offsets.nbytes)
+
+
+def merge_step(table: ChunkTable, keys: Keys, first: int, chunk: int) -> ChunkTable:
+    """`table` extended by the rows whose chunk values `keys` (`chunk_values` of `merge_keys`)
+    are, from row `first` on. Only numpy work: it may run in a worker thread."""
+    return extend_table(table, keys[table.rows - first :, chunk], first + len(keys))

@@ -94,6 +94,21 @@ def test_remembered_valid_label_sets_never_let_an_invalid_set_through() -> None:
     assert Add(0, "md5", bytes(16), good).labels == good
 
 
+def test_decoded_adds_of_one_label_set_and_signal_type_share_those_objects() -> None:
+    """A catch-up holds tens of thousands of decoded adds at once: equal label sets and
+    signal types are one object each, not one an entry, and stay equal to what was sent."""
+    labels = ("terrorist-attack", "violent")
+    first, second = (
+        decode_entry(encode_entry(Add(ts, "pdq", bytes([ts]) * 32, labels))) for ts in (1, 2)
+    )
+    assert isinstance(first, Add) and isinstance(second, Add)
+    assert first.labels == second.labels == labels
+    assert first.labels is second.labels
+    assert first.labels[0] is second.labels[0]
+    assert first.signal_type == second.signal_type == "pdq"
+    assert first.signal_type is second.signal_type
+
+
 def test_remembered_valid_incidents_never_let_an_invalid_one_through() -> None:
     Add(0, "md5", bytes(16), (), "christchurch-2019")
     for i in range(MAX_REMEMBERED_INCIDENTS + 5):

@@ -72,6 +72,12 @@ def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
     assert 10_000 < m["joiner_rss"] <= m["joiner_peak_rss"] < 4_000_000
     assert m["joiner_idle_rss"] > 10_000 and m["source_rss"] > 10_000
     assert 5_000 < m["joiner_writer_rss"] < 4_000_000  # the SQLite writer process was found
+    # The aim adds each process's own peak: at least the largest sum of one sample.
+    assert m["joiner_writer_rss"] <= m["joiner_writer_peak_rss"]
+    together = m["joiner_peak_rss"] + m["joiner_writer_peak_rss"]
+    assert m["joiner_and_writer_peak_rss"] == together
+    assert 10_000 < m["joiner_and_writer_sampled_peak_rss"] <= together
+    assert r["aims_met"]["joiner_and_writer_peak_under_400mb"] == (together * 1024 < 400e6)
     # The joiner's transactions (from its metrics) hold one page to all of the log.
     assert 1 <= c["mean_entries_per_transaction"] <= 9000
     like = r["baseline_sqlite_joiner_batches"]
@@ -85,6 +91,7 @@ def test_catchup_benchmark_reports_every_figure_for_a_small_log() -> None:
         "at_least_80pct_of_sqlite",
         "at_least_80pct_of_sqlite_at_page_transactions",
         "at_least_5x_verify_ceiling",
+        "joiner_and_writer_peak_under_400mb",
     }
     assert r["machine"]["cpus"] >= 1
 

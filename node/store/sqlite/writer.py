@@ -49,6 +49,11 @@ _LENGTH = struct.Struct("!Q")
 #: How long `close` waits for the child to finish its last transaction before killing it.
 CLOSE_WAIT_S = 30.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+#: glibc's allocator in the child (read at its start): one arena, as it allocates from one
+#: thread, and large blocks (a batch's message, a few MiB) mapped for their use and returned
+#: when freed, where glibc's adaptive threshold would soon keep them in the heap for reuse:
+#: at a million entries the child then held tens of MiB above its page cache.
+CHILD_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(256 << 10)}
 
 
 def send(stream: IO[bytes], message: object) -> None:
@@ -141,7 +146,7 @@ class WriterProcess:
             return self._proc or self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
+        env = {**os.environ, **CHILD_MALLOC}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         try:
             proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module

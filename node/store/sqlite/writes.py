@@ -41,8 +41,10 @@ SubmissionTuple = tuple[str, bytes, int, int, int]
 
 #: The write connection's page cache. SQLite's default (2 MiB) holds a small part of the
 #: index of hash values, so at a million entries most inserts read their B-tree pages back
-#: from the OS cache; 64 MiB holds a few million entries' worth.
-WRITER_CACHE_MIB = 64
+#: from the OS cache. 32 MiB holds the hot part of it: at 2.1M entries SQLite alone stored
+#: 39,500 rows a second with it against 42,500 with 64 MiB, for 38 MiB less resident in the
+#: writer process (docs/performance.md, catch-up: the memory aim counts the writer too).
+WRITER_CACHE_MIB = 32
 #: WAL pages before the writer copies them into the database (SQLite's default is 1000): a
 #: catch-up batch of 10,000 entries touches more pages than that, so each one paid for a
 #: checkpoint. The WAL then grows to about 40 MiB, and is cut back to 64 MiB at most.

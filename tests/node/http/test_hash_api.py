@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +157,21 @@ async def _post_json(url: str, token: str, body: object) -> tuple[int, dict[str,
         session.post(url, json=body, headers=headers) as r,
     ):
         return r.status, await r.json()
+
+
+MEDIA_PROBE = """
+import json, sys
+import node.app.runner
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_running_node_holds_no_media_hashing_library_until_a_file_is_uploaded() -> None:
+    """Pillow, pdqhash and vpdq (with FFmpeg's libraries, about 30 MB resident) are imported
+    by the first upload's hashing thread, not when the node starts."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEDIA_PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(done.stdout))
+    media = ("PIL", "pdqhash", "vpdq", "node.matching.hashing")
+    assert [m for m in media if m in loaded] == []

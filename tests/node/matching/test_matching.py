@@ -145,3 +145,24 @@ async def test_pdq_tables_merged_in_a_thread_match_as_when_merged_at_once() -> N
     assert [in_thread.match_pdq(q) for q in queries] == before
     assert before == [at_once.match_pdq(q) for q in queries]
     assert all(hit for hit in before)
+
+
+async def test_hits_name_their_log_and_index_across_runs_of_logs_and_indexes_past_32_bits() -> None:
+    """Rows keep their (log, index) compactly, as runs of one log and 32-bit indexes until
+    one does not fit: every hit still names its own entry."""
+    rng = random.Random(21)
+    hashes = [rng.randbytes(32) for _ in range(60)]
+    # Interleaved runs (alpha, beta, alpha) and single rows, then an index past 2**32.
+    rows = [("alpha", i, hashes[i]) for i in range(20)]
+    rows += [("beta", i, hashes[20 + i]) for i in range(10)]
+    rows += [("alpha", 20 + i, hashes[30 + i]) for i in range(10)]
+    index = MatchIndex()
+    await index.load("pdq", _rows(rows))
+    index.add("gamma", 5, "pdq", hashes[40])
+    index.add("alpha", 30, "pdq", hashes[41])
+    index.add_pdq_run("beta", [2**32 + 7, 2**40], hashes[42:44])
+    index.add("gamma", 6, "pdq", hashes[44])
+    expected = [(log, i) for log, i, _ in rows]
+    expected += [("gamma", 5), ("alpha", 30), ("beta", 2**32 + 7), ("beta", 2**40), ("gamma", 6)]
+    for row, (log, i) in enumerate(expected):
+        assert index.match_pdq(hashes[row], 0) == [PdqHit(log, i, 0)]

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RequestError
-from node.matching.pdq_index import NO_TABLES, PdqIndex, build_tables, extend_tables
+from node.matching.chunk_tables import NO_TABLES, build_tables, chunk_values, extend_tables
+from node.matching.pdq_index import PdqIndex, hashes_to_words, merge_step
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -39,6 +40,18 @@ def _spread_flips(rng: random.Random, distance: int) -> list[int]:
     for c, k in enumerate(per_chunk):
         bits += [16 * i + (i + c) % 16 for i in rng.sample(range(16), k)]
     return bits
+
+
+def test_chunk_c_is_the_diagonal_of_bits_row_i_column_i_plus_c_of_the_grid() -> None:
+    """The chunks, computed by rotating and transposing words, are the diagonals the module
+    names: chunk c's i-th bit (most significant first) is bit (row i, column (i + c) mod 16)
+    of the hash's 16x16 grid, row-major from its first byte's top bit."""
+    rng = random.Random(3)
+    hashes = [rng.randbytes(32) for _ in range(300)] + [bytes(32), b"\xff" * 32]
+    bits = np.unpackbits(np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32), axis=1)
+    diagonal = [16 * i + (i + c) % 16 for c in range(16) for i in range(16)]
+    expected = np.ascontiguousarray(np.packbits(bits[:, diagonal], axis=1)).view(">u2")
+    assert (chunk_values(hashes_to_words(hashes)) == expected).all()
 
 
 Planted = tuple[list[bytes], list[tuple[bytes, int, int]]]
@@ -184,8 +197,9 @@ def test_extending_tables_gives_the_tables_a_full_build_gives(
     extended = extend_tables(build_tables(words, old), words, old + added)
     built = build_tables(words, old + added)
     assert extended.rows == built.rows == old + added
-    assert np.array_equal(extended.sorted_rows, built.sorted_rows)
-    assert np.array_equal(extended.offsets, built.offsets)
+    for mine, theirs in zip(extended.chunks, built.chunks, strict=True):
+        assert np.array_equal(mine.sorted_rows, theirs.sorted_rows)
+        assert np.array_equal(mine.offsets, theirs.offsets)
 
 
 def test_an_index_merged_many_times_searches_as_one_built_at_once() -> None:
@@ -238,3 +252,23 @@ def test_property_index_is_exact_on_clustered_and_skewed_banks(
     ] + [_flip(stored[pick.randrange(n)], pick.sample(range(256), radius)) for _ in range(4)]
     got = index.search_many(queries, radius)
     assert got == [_brute(stored, q, radius) for q in queries]
+
+
+def test_searches_are_exact_while_a_merge_has_replaced_only_some_chunk_tables() -> None:
+    """A merge adopts one chunk's table at a time: between two, the tables cover different
+    rows, and a search must neither miss the rows some tables lack nor report one twice."""
+    rng = random.Random(13)
+    stored = [rng.randbytes(32) for _ in range(2000)]
+    stored += [_flip(stored[i], [i % 256, (7 * i) % 256]) for i in range(0, 2000, 5)]
+    index = PdqIndex(merge_at=100_000)
+    index.add_many(stored[:1000])
+    index.compact()
+    index.add_many(stored[1000:], merge=False)
+    new, first = index.merge_keys()
+    keys = chunk_values(new)
+    queries = [_flip(stored[i], [3, 100]) for i in (0, 999, 1000, 1500, 2001, len(stored) - 1)]
+    for chunk in range(16):
+        index.adopt_table(chunk, merge_step(index.table(chunk), keys, first, chunk))
+        assert index.tabled == (len(stored) if chunk == 15 else 1000)
+        for query in queries:
+            assert index.search(query, 31) == _brute(stored, query, 31)

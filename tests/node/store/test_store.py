@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -358,3 +361,21 @@ async def test_confirmations_are_found_by_their_target_like_disputes(store: Stor
     await store.append(B, start, rows, nodes, None)
     refs = await store.find_references([(A, 5)])
     assert [(f.log, f.index) for f in refs] == [(B, 0), (B, 1)]
+
+
+PG_PROBE = """
+import json, sys
+import node.app.runner, node.store.sqlite.writer_child
+from node.store import open_store
+open_store("hashmesh.db")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_node_on_sqlite_and_its_writer_process_never_import_the_postgresql_driver() -> None:
+    """asyncpg (about 3 MiB resident a process) is imported when PostgresStore is named."""
+    done = subprocess.run(
+        [sys.executable, "-c", PG_PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(done.stdout))
+    assert [m for m in loaded if m.split(".")[0] == "asyncpg" or m == "node.store.postgres"] == []
