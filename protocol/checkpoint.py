@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from protocol.cosignature import verified_cosignatures
+from protocol.cosignature import VerifiedLines, verified_cosignatures
 from protocol.errors import DecodeError
 from protocol.merkle import HASH_SIZE
 from protocol.note import (
@@ -106,16 +106,35 @@ def open_checkpoint(raw: bytes, public: bytes) -> SignedCheckpoint:
     return SignedCheckpoint(raw, note, parsed.checkpoint)
 
 
-def open_witnessed(raw: bytes, public: bytes, witnesses: Mapping[str, bytes]) -> SignedCheckpoint:
+def open_witnessed(
+    raw: bytes,
+    public: bytes,
+    witnesses: Mapping[str, bytes],
+    known: VerifiedLines | None = None,
+) -> SignedCheckpoint:
     """Open a checkpoint and keep only the lines that verify: the origin's first valid
     signature, then the first valid cosignature of each witness (name -> key, see
     protocol.cosignature). Any other line, whatever name it carries, is dropped, so what a
-    node stores and serves is what it verified. Unchanged bytes if nothing was dropped."""
+    node stores and serves is what it verified. Unchanged bytes if nothing was dropped. Lines
+    `known` already found valid over this body are not verified again."""
     parsed = parse_signed_checkpoint(raw)
     cp = parsed.checkpoint
-    own = verified_signature(parsed.note, checkpoint_verifier(cp.origin, public))
+    body = cp.body()
+    verifier = checkpoint_verifier(cp.origin, public)
+    own = next(
+        (
+            s
+            for s in parsed.note.by_key(verifier.name, verifier.key_id)
+            if known is not None and known.has(body, public, s)
+        ),
+        None,
+    )
+    if own is None:
+        own = verified_signature(parsed.note, verifier)
+        if known is not None:
+            known.add(body, public, own)
     others = [s for s in parsed.note.signatures if s is not own]
-    kept = (own, *verified_cosignatures(cp.body(), others, witnesses))
+    kept = (own, *verified_cosignatures(body, others, witnesses, known))
     if kept == parsed.note.signatures:
         return parsed
     note = Note(parsed.note.text, kept)

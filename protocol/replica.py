@@ -23,6 +23,7 @@ from typing import NamedTuple
 from protocol import merkle
 from protocol.audit import witnesses_of
 from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
+from protocol.cosignature import VerifiedLines
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, EquivocationError, ProofError, RollbackError
 from protocol.merkle import CompactRange, NodeId
@@ -98,6 +99,9 @@ class LogReplica:
         #: The last checkpoint opened, with the bytes and roster it was opened with: a pull
         #: offers one checkpoint with every page, and opening checks every signature line.
         self._opened: tuple[bytes, Roster, SignedCheckpoint] | None = None
+        # The latest body's signature lines found valid: peers offer copies of one checkpoint
+        # with different cosignatures, each line verified once (protocol/cosignature.py).
+        self._verified_lines = VerifiedLines()
 
     @property
     def size(self) -> int:
@@ -134,7 +138,7 @@ class LogReplica:
         if cp.origin != self.origin:
             raise DecodeError(f"checkpoint of {cp.origin!r} offered for {self.origin!r}")
         key = roster.checkpoint_key(self.origin, cp.size)
-        opened = open_witnessed(raw, key, witnesses_of(roster, self.origin))
+        opened = open_witnessed(raw, key, witnesses_of(roster, self.origin), self._verified_lines)
         self._opened = (raw, roster, opened)
         return opened
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from node.store.base import Store
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
-from protocol.cosignature import cosign, valid_cosigners, verified_cosignatures
+from protocol.cosignature import VerifiedLines, cosign, valid_cosigners, verified_cosignatures
 from protocol.errors import DecodeError
 from protocol.note import MAX_SIGNATURES, NoteSignature, add_signatures
 from protocol.roster import Roster
@@ -50,6 +50,9 @@ class Witness:
         self._store = store
         self._roster = roster
         self._clock = clock
+        # Cosignature lines on copies of our own checkpoint already verified: every peer
+        # serves a copy at every sync round (protocol/cosignature.py, VerifiedLines).
+        self._verified_lines = VerifiedLines()
         self._copies: dict[str, SignedCheckpoint] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -95,7 +98,10 @@ class Witness:
         # Only lines that verify, one a witness key: a line merely carrying a witness's name
         # is never stored or served (junk under a real name would fill the note's limit).
         lines = verified_cosignatures(
-            other.checkpoint.body(), other.note.signatures, witness_keys(self._roster(), origin)
+            other.checkpoint.body(),
+            other.note.signatures,
+            witness_keys(self._roster(), origin),
+            self._verified_lines,
         )
         if lines:
             await self._merge(current, lines)

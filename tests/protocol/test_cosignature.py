@@ -8,10 +8,12 @@ import struct
 
 import pytest
 
+from protocol import cosignature, note
 from protocol.checkpoint import Checkpoint, open_checkpoint, open_witnessed, sign_checkpoint
 from protocol.cosignature import (
     ALG_COSIGNATURE,
     Cosignature,
+    VerifiedLines,
     cosign,
     cosignature_message,
     cosigner_verifier,
@@ -140,3 +142,53 @@ def test_a_checkpoint_opened_keeps_only_the_origin_signature_and_verified_cosign
     assert open_checkpoint(
         add_signatures(opened.raw, [cosign(body, "w2.example", W2, TS)]), LOG.public
     )
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count Ed25519 verifications of note signatures and cosignatures."""
+    calls = [0]
+
+    def counted(public: bytes, message: bytes, signature: bytes) -> bool:
+        calls[0] += 1
+        return verify(public, message, signature)
+
+    monkeypatch.setattr(cosignature, "verify", counted)
+    monkeypatch.setattr(note, "verify", counted)
+    return calls
+
+
+def test_copies_of_one_checkpoint_verify_each_signature_line_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: every peer offers each log's checkpoint at every sync round, each copy with
+    # the cosignatures it collected; every line was verified again each time (N^3 a round).
+    signed = sign_checkpoint(Checkpoint("example.com/log", 5, bytes(32)), LOG)
+    body = signed.checkpoint.body()
+    witnesses = {"w1.example": W1.public, "w2.example": W2.public}
+    c1, c2 = cosign(body, "w1.example", W1, TS), cosign(body, "w2.example", W2, TS)
+    copies = [add_signatures(signed.raw, lines) for lines in ([c1], [c2], [c1, c2], [c2, c1])]
+    fresh = [open_witnessed(raw, LOG.public, witnesses) for raw in copies]
+    calls = _counting(monkeypatch)
+    known = VerifiedLines()
+    assert [open_witnessed(raw, LOG.public, witnesses, known) for raw in copies] == fresh
+    assert calls[0] == 3  # the origin's line and each cosignature, once
+
+
+def test_a_remembered_line_vouches_only_for_its_own_bytes_key_and_body() -> None:
+    known = VerifiedLines()
+    good = cosign(BODY, "w1.example", W1, TS)
+    assert verified_cosignatures(BODY, [good], {"w1.example": W1.public}, known) == [good]
+    forged = _forged("w1.example", W1.public, 1)
+    assert verified_cosignatures(BODY, forged, {"w1.example": W1.public}, known) == []
+    # The same line under another key, or over another body, is verified (and fails).
+    assert verified_cosignatures(BODY, [good], {"w1.example": W2.public}, known) == []
+    other = BODY.replace("\n5\n", "\n6\n")
+    assert verified_cosignatures(other, [good], {"w1.example": W1.public}, known) == []
+
+
+def test_verified_lines_stay_bounded() -> None:
+    known = VerifiedLines(limit=3)
+    lines = [cosign(BODY, "w1.example", W1, TS + i) for i in range(10)]
+    for line in lines:
+        known.add(BODY, W1.public, line)
+    assert sum(known.has(BODY, W1.public, line) for line in lines) <= 3
