@@ -1,6 +1,8 @@
 """Bodies of the peer API: canonical msgpack arrays (through protocol.codec), strictly decoded.
 
 checkpoints response  [1, roster_version, [[origin, checkpoint], ...]]
+                      (GET /v1/checkpoints?known=<hex>: the checkpoints whose digest, the first
+                      8 bytes of SHA-256 of their bytes, the asker listed are left out)
 entries response      [1, checkpoint, start, [entry, ...], [proof hash, ...]]
 push request          [1, origin, checkpoint, start, [entry, ...]]
 push response         [1, status, size]
@@ -12,6 +14,8 @@ evidence offer result [1, status]            ("held" or "known")
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from protocol import codec
@@ -23,6 +27,10 @@ MAX_CHECKPOINT = 16 * 1024
 MAX_ORIGIN = 128
 MAX_ENTRY = 1 << 20
 MAX_PROOF = 64
+#: Bytes of a checkpoint's digest in the `known` query of GET /v1/checkpoints.
+KNOWN_DIGEST = 8
+#: Digests a `known` query may list (as many logs as a vector may carry).
+MAX_KNOWN = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,35 @@ def decode_vector(raw: bytes, max_bytes: int, max_logs: int = 4096) -> Checkpoin
             (codec.as_str(o, "origin", MAX_ORIGIN), codec.as_bytes(c, "cp", MAX_CHECKPOINT))
         )
     return CheckpointVector(codec.as_int(items[1], "roster_version"), tuple(pairs))
+
+
+def checkpoint_digest(raw: bytes) -> bytes:
+    """A checkpoint's bytes named in a `known` query: the first 8 bytes of their SHA-256."""
+    return hashlib.sha256(raw).digest()[:KNOWN_DIGEST]
+
+
+def encode_known(digests: Iterable[bytes]) -> str:
+    """The `known` query value: the digests in hex, one after another, sorted."""
+    return "".join(sorted(d.hex() for d in digests))
+
+
+def decode_known(text: str) -> frozenset[bytes]:
+    """The digests of a `known` query value, strictly: lower-case hex, whole digests, at
+    most MAX_KNOWN of them."""
+    width = 2 * KNOWN_DIGEST
+    if len(text) % width or len(text) > width * MAX_KNOWN:
+        raise DecodeError(f"known: a list of at most {MAX_KNOWN} digests of {width} hex digits")
+    if text.strip("0123456789abcdef"):
+        raise DecodeError("known: lower-case hex digits only")
+    return frozenset(bytes.fromhex(text[i : i + width]) for i in range(0, len(text), width))
+
+
+def without_known(v: CheckpointVector, known: frozenset[bytes]) -> CheckpointVector:
+    """The vector less the checkpoints whose digest is in `known` (the asker holds them)."""
+    if not known:
+        return v
+    kept = tuple((o, c) for o, c in v.checkpoints if checkpoint_digest(c) not in known)
+    return CheckpointVector(v.roster_version, kept)
 
 
 def encode_page(p: EntriesPage) -> bytes:

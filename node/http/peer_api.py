@@ -15,7 +15,7 @@ from node.config import NodeConfig
 from node.core import wire
 from node.core.service import NodeService
 from node.credentials.request_auth import RequestVerifier
-from node.errors import ForbiddenError
+from node.errors import ForbiddenError, RequestError
 from node.http.audit_api import AUDIT_PREFIX, audit_app, is_public
 from node.http.common import (
     Handler,
@@ -27,7 +27,7 @@ from node.http.common import (
 from node.http.connection_guard import ConnectionGuard, ConnectionLimits
 from node.http.evidence_api import evidence_routes
 from protocol.checkpoint import parse_signed_checkpoint
-from protocol.errors import RosterError
+from protocol.errors import DecodeError, RosterError
 
 PEER_KEY = web.RequestKey("peer", str)
 BODY_KEY = web.RequestKey("body", bytes)
@@ -101,7 +101,14 @@ def peer_app(
         )
 
     async def checkpoints(request: web.Request) -> web.Response:
-        return msgpack_response(wire.encode_vector(service.checkpoint_vector()))
+        # `known`: the checkpoints the asker already has from us (as bytes) are left out, so
+        # a sync round carries only what changed (docs/protocol.md, GET /v1/checkpoints).
+        try:
+            known = wire.decode_known(request.query.get("known", ""))
+        except DecodeError as e:
+            raise RequestError(str(e)) from e
+        vector = wire.without_known(service.checkpoint_vector(), known)
+        return msgpack_response(wire.encode_vector(vector))
 
     async def entries(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")

@@ -7,7 +7,7 @@ peer, so one bad or absent peer costs only itself.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import aiohttp
@@ -109,8 +109,14 @@ class PeerClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def checkpoints(self, peer: str, url: str) -> wire.CheckpointVector:
-        raw = await self._request(peer, url, "GET", "/v1/checkpoints", {})
+    async def checkpoints(
+        self, peer: str, url: str, known: Iterable[bytes] = ()
+    ) -> wire.CheckpointVector:
+        """The peer's checkpoint vector, less those whose digest is in `known`."""
+        query: dict[str, str | int] = {}
+        if text := wire.encode_known(known):
+            query["known"] = text
+        raw = await self._request(peer, url, "GET", "/v1/checkpoints", query)
         return _decoded(peer, lambda: wire.decode_vector(raw, self._max_body))
 
     async def entries(self, peer: str, url: str, origin: str, start: int) -> wire.EntriesPage:

@@ -44,6 +44,11 @@ class PeerState:
     evidence: dict[str, bytes] = field(default_factory=dict)
     #: Pushes tried again after a failure (a count, for the metrics and the tests).
     retries: int = 0
+    #: origin -> digest of the peer's checkpoint of that log we last handled in full (offered,
+    #: and pulled if it was ahead), under `vector_roster`: the next round asks the peer to
+    #: leave those out of its vector (GET /v1/checkpoints?known=). One a roster member's log.
+    vector_seen: dict[str, bytes] = field(default_factory=dict)
+    vector_roster: int = 0
 
     def put_back(self, origin: str, start: int) -> None:
         """A push of `origin` from `start` failed: it is pending again (merged with newer)."""

@@ -139,7 +139,13 @@ class Pulls:
     async def sync_peer(self, member_id: str, url: str) -> None:
         """Take the peer's evidence, later rosters and every log it is ahead on."""
         await self._pull_evidence(member_id, url)
-        vector = await self._client.checkpoints(member_id, url)
+        state = self._peers.state(member_id)
+        roster_version = self._service.rosters.roster.version
+        if state.vector_roster != roster_version:
+            # A new roster may judge the same checkpoints otherwise: take the whole vector.
+            state.vector_seen.clear()
+            state.vector_roster = roster_version
+        vector = await self._client.checkpoints(member_id, url, state.vector_seen.values())
         if self._service.rosters.first_version > 1:
             # Set up from a later roster: the versions before it come from peers, so that the
             # chain we serve (and bundles made from it) starts at the consortium's first.
@@ -150,10 +156,10 @@ class Pulls:
                 member_id, url, self._service.rosters.roster.version
             ):
                 await _translate(member_id, self._service.rosters.offer(raw))
-        state = self._peers.state(member_id)
         for origin, raw in vector.checkpoints:
             size = _size_of(raw)
             state.note_holds(origin, size)
+            state.vector_seen.pop(origin, None)
             try:
                 status = await _translate(member_id, self._service.offer_checkpoint(origin, raw))
             except PeerError as e:
@@ -161,6 +167,9 @@ class Pulls:
                 continue
             if status is CheckpointStatus.AHEAD:
                 await self.pull_log(member_id, url, origin, size)
+            if status is not None:
+                # Handled in full: the peer need not send these bytes again.
+                state.vector_seen[origin] = wire.checkpoint_digest(raw)
 
     async def _pull_evidence(self, member_id: str, url: str) -> None:
         """Hold every log the peer holds on evidence that verifies here; evidence that does
