@@ -114,6 +114,15 @@ class NodeConfig:
     disk_alert_free_mib: float = field(
         default=256.0, metadata={"doc": "...or less than this many MiB, whichever is more"}
     )
+    malloc_mmap_threshold_kib: int = field(
+        default=256,
+        metadata={
+            "doc": "glibc's mmap threshold for the node's process, KiB: low hands a catch-up's"
+            " large buffers back to the system when freed; higher (4096) keeps PDQ searches'"
+            " temporaries in the heap, answering matches faster for more memory (0: glibc's"
+            " adaptive threshold); see docs/performance.md"
+        },
+    )
 
     @property
     def data_dir(self) -> Path:

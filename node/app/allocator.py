@@ -30,8 +30,11 @@ CHILD_ENVIRONMENT = {
 }
 
 
-def tune_allocator() -> bool:
-    """Set this process's arenas and mmap threshold; whether it could (glibc only)."""
+def tune_allocator(mmap_threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Set this process's arenas and mmap threshold (0 or less: glibc's adaptive one);
+    whether it could (glibc only). A higher threshold keeps large temporaries (a PDQ
+    search's are 1-4 MB at a million hashes) in the heap for reuse: faster searches, for
+    memory that stays with the process (docs/performance.md, the operator API)."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
@@ -40,6 +43,7 @@ def tune_allocator() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_ARENA_MAX, ARENAS)) and bool(
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    )
+    arenas = bool(mallopt(M_ARENA_MAX, ARENAS))
+    if mmap_threshold_bytes <= 0:
+        return arenas
+    return arenas and bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold_bytes))

@@ -76,7 +76,7 @@ def cmd_node_run(args: argparse.Namespace) -> int:
     # One line per sync job is noise; apscheduler's warnings and errors still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     config = load_config(Path(args.directory))
-    tune_allocator()
+    tune_allocator(config.malloc_mmap_threshold_kib << 10)
     tune_collector()
     try:
         asyncio.run(run_node(config))
@@ -97,7 +97,7 @@ def cmd_serve_matches(args: argparse.Namespace) -> int:
 
     configure_logging(json_lines=args.log_format == "json")
     config = load_config(Path(args.directory))
-    tune_allocator()
+    tune_allocator(config.malloc_mmap_threshold_kib << 10)
     tune_collector()
     asyncio.run(serve_matches(config, open_store(config), args.host, args.port, args.refresh_s))
     return EXIT_OK
