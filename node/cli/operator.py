@@ -29,15 +29,7 @@ STATUS = "node.cli.node_status"
 def register(sub: Subcommands) -> None:
     p = sub.add_parser("submit", help="add hashes of content your platform removed")
     p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE", help="e.g. pdq:<64 hex>")
-    p.add_argument(
-        "--file",
-        nargs="+",
-        action="extend",
-        default=[],
-        type=Path,
-        metavar="PATH",
-        help="hash these files, or every file under these folders, and submit their hashes",
-    )
+    _add_file_arg(p, "hash these files, or every file under these folders, and submit their hashes")
     p.add_argument("--label", action="append", default=[], help="a label of the taxonomy")
     p.add_argument("--incident", help="incident id, e.g. a live-streamed attack")
     p.add_argument("--reference", help="your own record id (opaque to others)")
@@ -101,15 +93,7 @@ def register(sub: Subcommands) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("hashes", nargs="*", metavar="TYPE:VALUE")
-        p.add_argument(
-            "--file",
-            nargs="+",
-            action="extend",
-            default=[],
-            type=Path,
-            metavar="PATH",
-            help=file_help,
-        )
+        _add_file_arg(p, file_help)
         add_node_arg(p)
         add_json_arg(p)
         p.set_defaults(func=Command(LOOKUPS, "cmd_lookup"), path=f"/v1/{name}")
@@ -130,3 +114,16 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--fps", type=float, default=1.0, help="video frames hashed per second")
     add_json_arg(p)
     p.set_defaults(func=Command(LOOKUPS, "cmd_hash"))
+
+
+def _add_file_arg(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--file PATH...`: files or folders to hash (node/cli/file_batches.py), repeatable."""
+    parser.add_argument(
+        "--file",
+        nargs="+",
+        action="extend",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help=help_text,
+    )
