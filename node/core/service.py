@@ -252,12 +252,21 @@ class NodeService:
             return self.witness.served(self.own_log.checkpoint)
         return self.witness.served(self.peers.served_checkpoint(origin))
 
+    def wire_checkpoint(self, origin: str) -> bytes | None:
+        """The checkpoint we show peers of `origin` (vector, push, relay): its origin's
+        signature and our own cosignature only (node/core/witness.py, the wire copy)."""
+        if origin == self.origin:
+            own = self.own_log.checkpoint
+            return None if own is None else own.raw
+        signed = self.peers.served_checkpoint(origin)
+        return None if signed is None else self.witness.wire_copy(signed)
+
     def checkpoint_vector(self) -> CheckpointVector:
         pairs = []
         for origin in [self.origin, *sorted(self.peers.replicas())]:
-            signed = self.signed_checkpoint(origin)
-            if signed is not None:
-                pairs.append((origin, signed.raw))
+            raw = self.wire_checkpoint(origin)
+            if raw is not None:
+                pairs.append((origin, raw))
         return CheckpointVector(self.rosters.roster.version, tuple(pairs))
 
     async def offer_checkpoint(self, origin: str, raw: bytes) -> CheckpointStatus | None:

@@ -8,6 +8,13 @@ with a checkpoint we hold are checked against the roster's member node keys and 
 that verify, one a witness, are merged into our stored copy, which is what we serve (the
 replica keeps only verified lines too: protocol.checkpoint.open_witnessed). The cosigner name
 is the member id.
+
+What a node shows peers of a checkpoint (its checkpoint vector, its pushes and relay offers)
+is the *wire copy*: the origin's signature and this node's own cosignature only, never the
+cosignatures it collected. Every member collects each other member's cosignature straight
+from that member's vector, so every line still reaches every node, once, where carrying all
+collected lines sent each one N times over (at 27 members, three quarters of a crisis's
+bytes). The copy with everything collected is what auditors and proofs get (`served`).
 """
 
 from __future__ import annotations
@@ -17,10 +24,10 @@ import logging
 from collections.abc import Callable
 
 from node.store.base import Store
-from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from protocol.checkpoint import Checkpoint, SignedCheckpoint, parse_signed_checkpoint
 from protocol.cosignature import VerifiedLines, cosign, valid_cosigners, verified_cosignatures
 from protocol.errors import DecodeError
-from protocol.note import MAX_SIGNATURES, NoteSignature, add_signatures
+from protocol.note import MAX_SIGNATURES, Note, NoteSignature, add_signatures
 from protocol.roster import Roster
 from protocol.signing import SigningKey
 
@@ -54,6 +61,8 @@ class Witness:
         # serves a copy at every sync round (protocol/cosignature.py, VerifiedLines).
         self._verified_lines = VerifiedLines()
         self._copies: dict[str, SignedCheckpoint] = {}
+        #: origin -> (checkpoint, its wire copy): the origin's line and our own, if we cosigned.
+        self._wire: dict[str, tuple[Checkpoint, bytes]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def served(self, signed: SignedCheckpoint | None) -> SignedCheckpoint | None:
@@ -64,6 +73,19 @@ class Witness:
         if copy is not None and copy.checkpoint == signed.checkpoint:
             return copy
         return signed
+
+    def wire_copy(self, signed: SignedCheckpoint) -> bytes:
+        """What we show peers of `signed`: its origin's signature line (the first; the replica
+        and our own log keep it first) and our cosignature if we made one, nothing else."""
+        cp = signed.checkpoint
+        kept = self._wire.get(cp.origin)
+        if kept is not None and kept[0] == cp:
+            return kept[1]
+        if len(signed.note.signatures) == 1:
+            return signed.raw
+        raw = Note(signed.note.text, signed.note.signatures[:1]).encode()
+        self._wire[cp.origin] = (cp, raw)
+        return raw
 
     def cosigners(self, signed: SignedCheckpoint | None) -> set[str]:
         served = self.served(signed)
@@ -81,7 +103,12 @@ class Witness:
         origin = signed.checkpoint.origin
         if origin == self._origin:
             return
-        line = cosign(signed.checkpoint.body(), self._member_id, self._key, self._clock() // 1000)
+        cp = signed.checkpoint
+        line = cosign(cp.body(), self._member_id, self._key, self._clock() // 1000)
+        self._wire[origin] = (
+            cp,
+            Note(signed.note.text, (signed.note.signatures[0], line)).encode(),
+        )
         await self._merge(signed, [line])
 
     async def offered(self, current: SignedCheckpoint | None, raw: bytes) -> None:

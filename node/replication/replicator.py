@@ -223,19 +223,19 @@ class Replicator:
         ("known"). A peer that answers "gap" says how many entries it holds; if the entries it
         lacks fit in one push they are pushed at once, else the peer fetches that log from us
         (see the push handler)."""
-        signed = self._service.signed_checkpoint(origin)
+        raw = self._service.wire_checkpoint(origin)
         url = self.peer_set.urls().get(state.member_id)
-        if signed is None or url is None:
+        if raw is None or url is None:
             return
-        size = signed.checkpoint.size
+        size = parse_signed_checkpoint(raw).checkpoint.size
         if origin != self._config.origin:
             start = size
         start = max(start, size - self._config.page_size, 0)
         if start > size or (start == size and origin == self._config.origin):
             return
-        held = await self._push_range(state, url, origin, signed.raw, start)
+        held = await self._push_range(state, url, origin, raw, start)
         if held < start and held >= size - self._config.page_size:
-            await self._push_range(state, url, origin, signed.raw, held)
+            await self._push_range(state, url, origin, raw, held)
 
     async def _push_range(
         self, state: PeerState, url: str, origin: str, checkpoint: bytes, start: int

@@ -1,5 +1,6 @@
-"""Witnessing across real nodes: every member cosigns the others' checkpoints it verified, the
-cosignatures travel with the checkpoints, and a provenance bundle shows a witness quorum."""
+"""Witnessing across real nodes: every member cosigns the others' checkpoints it verified and
+shows its cosignature with the checkpoints it serves peers, every member collects them, and a
+provenance bundle shows a witness quorum."""
 
 from __future__ import annotations
 
@@ -82,7 +83,11 @@ def test_forged_cosignatures_under_a_real_witness_name_are_neither_stored_nor_se
         headers = _signed(b, rogue_config.member_id, rogue.node_key, "GET", path)
         code, body = _send(b, "GET", path, headers=headers)
         assert code == 200
-        served = dict(wire.decode_vector(body, 1 << 20).checkpoints)[rogue_config.origin]
+        shown = dict(wire.decode_vector(body, 1 << 20).checkpoints)[rogue_config.origin]
+        code, served = _send(b, "GET", f"/v1/audit/checkpoint?log={rogue_config.origin}")
+        assert code == 200
+    # Peers are shown the origin's line and b's own; auditors get every cosignature collected.
+    assert [s.name for s in parse_note(shown).signatures] == [rogue_config.origin, b.member_id]
     note = parse_note(served)
     assert [s.name for s in note.signatures] == [rogue_config.origin, b.member_id, c.member_id]
     assert not any(line in note.signatures for line in forged)
