@@ -81,9 +81,12 @@ class Witness:
         kept = self._wire.get(cp.origin)
         if kept is not None and kept[0] == cp:
             return kept[1]
-        if len(signed.note.signatures) == 1:
+        # Our line may be in a copy collected or stored before a restart (verified lines only).
+        sigs = (self.served(signed) or signed).note.signatures
+        kept_lines = sigs[:1] + tuple(s for s in sigs[1:] if s.name == self._member_id)[:1]
+        if kept_lines == signed.note.signatures:
             return signed.raw
-        raw = Note(signed.note.text, signed.note.signatures[:1]).encode()
+        raw = Note(signed.note.text, kept_lines).encode()
         self._wire[cp.origin] = (cp, raw)
         return raw
 
