@@ -22,16 +22,25 @@ from typing import NamedTuple
 
 from protocol import merkle
 from protocol.audit import witnesses_of
-from protocol.checkpoint import SignedCheckpoint, open_witnessed, parse_signed_checkpoint
+from protocol.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    open_witnessed,
+    parse_signed_checkpoint,
+)
 from protocol.cosignature import VerifiedLines
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError, EquivocationError, ProofError, RollbackError
 from protocol.merkle import CompactRange, NodeId
+from protocol.note import NoteSignature
 from protocol.records import new_record
 from protocol.roster import Roster
 
 #: How many signed checkpoints ahead of our entries we remember, to compare against later.
 MAX_REMEMBERED = 64
+#: How many checkpoint bodies already verified under the roster in force we recognise again
+#: without opening them (the peers of a sync round offer the same checkpoints N times over).
+MAX_VOUCHED = 256
 
 
 class CheckpointStatus(Enum):
@@ -102,6 +111,10 @@ class LogReplica:
         # The latest body's signature lines found valid: peers offer copies of one checkpoint
         # with different cosignatures, each line verified once (protocol/cosignature.py).
         self._verified_lines = VerifiedLines()
+        #: Checkpoint bodies by size, with their origin line, found consistent with our
+        #: entries, and the roster they were opened under: the same bytes offered again under
+        #: that roster need no signature checked (under another, their root stays consistent).
+        self._vouched: dict[int, tuple[Checkpoint, NoteSignature, Roster]] = {}
 
     @property
     def size(self) -> int:
@@ -144,7 +157,7 @@ class LogReplica:
 
     def prefix_ids(self, size: int) -> list[NodeId]:
         """Stored nodes needed to check a checkpoint of `size` against entries we hold."""
-        if size >= self.size or self._checkpoint_at(size) is not None:
+        if size >= self.size or self._checkpoint_at(size) is not None or size in self._vouched:
             return []
         return merkle.tree_hash_ids(size)
 
@@ -155,7 +168,55 @@ class LogReplica:
 
         For a checkpoint smaller than what we hold, pass the nodes named by `prefix_ids`.
         Raises SignatureError, DecodeError, ProofError or EquivocationError.
+
+        A body at or below our size already verified under this roster and found consistent
+        with our entries (`_vouched`) is recognised without opening its bytes again: a sync
+        round's N peers offer each checkpoint N times, with different cosignatures. Then the
+        checkpoint returned is, for KNOWN, the one held; for STALE the one offered (its body
+        is the vouched one; its other lines are not checked, and are for no one to keep).
         """
+        parsed = parse_signed_checkpoint(raw)
+        recognised = self._recognise(parsed, roster)
+        if recognised is not None:
+            return recognised
+        status, signed = self._accept(raw, roster, prefix_nodes)
+        if status is not CheckpointStatus.AHEAD:  # only bodies checked against our entries
+            self._vouch(signed, roster)
+        return status, signed
+
+    def _recognise(
+        self, parsed: SignedCheckpoint, roster: Roster
+    ) -> tuple[CheckpointStatus, SignedCheckpoint] | None:
+        cp = parsed.checkpoint
+        # The same body with the same origin line as verified: a different line is opened (and
+        # refused if it is not the origin's valid signature), as any new bytes are.
+        vouched = self._vouched.get(cp.size)
+        if (
+            vouched is None
+            or vouched[2] is not roster
+            or vouched[0] != cp
+            or parsed.note.signatures[:1] != (vouched[1],)
+        ):
+            return None
+        if (
+            cp.size == self.size
+            and self._checkpoint is not None
+            and self._checkpoint.checkpoint == cp
+        ):
+            return CheckpointStatus.KNOWN, self._checkpoint
+        if cp.size < self.size:
+            return CheckpointStatus.STALE, parsed
+        return None
+
+    def _vouch(self, signed: SignedCheckpoint, roster: Roster) -> None:
+        cp = signed.checkpoint
+        self._vouched[cp.size] = (cp, signed.note.signatures[0], roster)
+        while len(self._vouched) > MAX_VOUCHED:
+            del self._vouched[min(self._vouched)]
+
+    def _accept(
+        self, raw: bytes, roster: Roster, prefix_nodes: Mapping[NodeId, bytes] | None
+    ) -> tuple[CheckpointStatus, SignedCheckpoint]:
         signed = self.open(raw, roster)
         cp = signed.checkpoint
         known = self._checkpoint_at(cp.size)
@@ -168,8 +229,11 @@ class LogReplica:
                 return CheckpointStatus.AHEAD, known
             return CheckpointStatus.KNOWN, known
         if cp.size <= self.size:
+            vouched = self._vouched.get(cp.size)
             if cp.size == self.size:
                 held = self.root
+            elif vouched is not None:
+                held = vouched[0].root  # checked against our entries before (under any roster)
             else:
                 if prefix_nodes is None:
                     raise ProofError("checking an older checkpoint needs the stored prefix nodes")

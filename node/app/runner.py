@@ -167,6 +167,7 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
                     group.create_task(service.run_checkpointer()),
                     group.create_task(service.listeners.run_retries()),
                     group.create_task(replicator.run()),
+                    group.create_task(service.witness.run_saver()),
                 ]
                 if config.webhook_url:
                     sender = WebhookSender(
@@ -193,6 +194,7 @@ async def _serve(config: NodeConfig, parts: Parts, keys: NodeKeys, stop: asyncio
                     task.cancel()
             # Sign whatever was acknowledged but not yet signed, so peers can verify it.
             await service.sign_pending()
+            await service.witness.save_unsaved()
     finally:
         schedule.stop()
         print(f"hashmesh node stopped member={config.member_id}", file=sys.stderr, flush=True)

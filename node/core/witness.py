@@ -5,7 +5,8 @@ honest nodes compare (C2SP tlog-cosignature/v1, Ed25519, with our node key).
 A checkpoint is cosigned only once its replica reached it: every entry verified against it,
 consistent with all we saw before (protocol.replica guarantees that). Cosignatures arriving
 with a checkpoint we hold are checked against the roster's member node keys and only those
-that verify, one a witness, are merged into our stored copy, which is what we serve (the
+that verify, one a witness, are merged into our copy, which is what we serve at once and
+save within SAVE_DELAY_S (the
 replica keeps only verified lines too: protocol.checkpoint.open_witnessed). The cosigner name
 is the member id.
 
@@ -23,15 +24,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from node.errors import StoreError
 from node.store.base import Store
 from protocol.checkpoint import Checkpoint, SignedCheckpoint, parse_signed_checkpoint
 from protocol.cosignature import VerifiedLines, cosign, valid_cosigners, verified_cosignatures
 from protocol.errors import DecodeError
-from protocol.note import MAX_SIGNATURES, Note, NoteSignature, add_signatures
+from protocol.note import MAX_SIGNATURES, Note, NoteSignature
 from protocol.roster import Roster
 from protocol.signing import SigningKey
 
 log = logging.getLogger(__name__)
+
+#: Seconds between saves of the cosigned copies merged since the last save.
+SAVE_DELAY_S = 0.5
 
 
 def witness_keys(roster: Roster, origin: str) -> dict[str, bytes]:
@@ -63,7 +68,9 @@ class Witness:
         self._copies: dict[str, SignedCheckpoint] = {}
         #: origin -> (checkpoint, its wire copy): the origin's line and our own, if we cosigned.
         self._wire: dict[str, tuple[Checkpoint, bytes]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: Logs whose cosigned copy changed since it was saved (run_saver).
+        self._unsaved: set[str] = set()
+        self._to_save = asyncio.Event()
 
     def served(self, signed: SignedCheckpoint | None) -> SignedCheckpoint | None:
         """Our cosigned copy of `signed` if we have one of the same checkpoint."""
@@ -112,7 +119,7 @@ class Witness:
             cp,
             Note(signed.note.text, (signed.note.signatures[0], line)).encode(),
         )
-        await self._merge(signed, [line])
+        self._merge(signed, [line])
 
     async def offered(self, current: SignedCheckpoint | None, raw: bytes) -> None:
         """Merge the valid cosignatures that a copy of our current checkpoint carries."""
@@ -125,36 +132,62 @@ class Witness:
         if other.checkpoint != current.checkpoint:
             return
         origin = current.checkpoint.origin
+        copy = self.served(current) or current
+        held = set(copy.note.signatures)
         # Only lines that verify, one a witness key: a line merely carrying a witness's name
         # is never stored or served (junk under a real name would fill the note's limit).
+        # Lines our copy holds already were verified when merged.
         lines = verified_cosignatures(
             other.checkpoint.body(),
-            other.note.signatures,
+            [s for s in other.note.signatures if s not in held],
             witness_keys(self._roster(), origin),
             self._verified_lines,
         )
         if lines:
-            await self._merge(current, lines)
+            self._merge(current, lines)
 
-    async def _merge(self, base: SignedCheckpoint, lines: list[NoteSignature]) -> None:
+    def _merge(self, base: SignedCheckpoint, lines: list[NoteSignature]) -> None:
+        """Add `lines` (verified) to our copy of `base`; it is served at once and saved by
+        the saver (`run_saver`) within SAVE_DELAY_S. Nothing here awaits, so merges of one
+        log never interleave."""
         origin = base.checkpoint.origin
-        async with self._locks.setdefault(origin, asyncio.Lock()):
-            copy = self.served(base) or base
-            have = {(s.name, s.key_id) for s in copy.note.signatures}
-            new = [s for s in lines if (s.name, s.key_id) not in have]
-            room = MAX_SIGNATURES - len(copy.note.signatures)
-            if len(new) > room:
-                log.warning("%s: no room for %d more cosignatures", origin, len(new) - room)
-                new = new[:room]
-            if not new:
+        copy = self.served(base) or base
+        have = {(s.name, s.key_id) for s in copy.note.signatures}
+        new = [s for s in lines if (s.name, s.key_id) not in have]
+        room = MAX_SIGNATURES - len(copy.note.signatures)
+        if len(new) > room:
+            log.warning("%s: no room for %d more cosignatures", origin, len(new) - room)
+            new = new[:room]
+        if not new:
+            return
+        note = Note(copy.note.text, copy.note.signatures + tuple(new))
+        self._copies[origin] = SignedCheckpoint(note.encode(), note, copy.checkpoint)
+        self._unsaved.add(origin)
+        self._to_save.set()
+        log.debug(
+            "%s at %d: %d cosignatures", origin, copy.checkpoint.size, len(note.signatures) - 1
+        )
+
+    async def run_saver(self, delay_s: float = SAVE_DELAY_S) -> None:
+        """Save the cosigned copies merged since the last save, at most every `delay_s`,
+        until cancelled: a sync round merges a line from every peer into every log's copy,
+        and one write a log a round replaces one a line."""
+        while True:
+            await self._to_save.wait()
+            await asyncio.sleep(delay_s)
+            await self.save_unsaved()
+
+    async def save_unsaved(self) -> None:
+        """Save every copy merged and not saved yet (the saver, and once more at stop)."""
+        self._to_save.clear()
+        while self._unsaved:
+            origin = self._unsaved.pop()
+            copy = self._copies[origin]
+            try:
+                await self._store.save_checkpoint(origin, copy.checkpoint.size, copy.raw)
+            except StoreError as e:
+                # Served from memory meanwhile; the next save tries again.
+                log.warning("%s: cosigned checkpoint not saved: %s", origin, e)
+                self._unsaved.add(origin)
+                self._to_save.set()
                 return
-            raw = add_signatures(copy.raw, new)
-            merged = parse_signed_checkpoint(raw)
-            await self._store.save_checkpoint(origin, merged.checkpoint.size, raw)
-            self._copies[origin] = merged
-            log.debug(
-                "%s at %d: %d cosignatures",
-                origin,
-                merged.checkpoint.size,
-                len(merged.note.signatures) - 1,
-            )

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from node.core.witness import Witness
+from node.errors import StoreError
 from protocol.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from protocol.cosignature import cosign
 from protocol.entries import Add, encode_entry
@@ -60,7 +61,12 @@ def test_wire_copy_leaves_out_cosignatures_collected_from_others() -> None:
 def test_wire_copy_carries_our_own_cosignature_once_we_cosigned() -> None:
     witness, signed, members, store = _setup()
     me = members[1].member_id
-    asyncio.run(witness.reached(signed))
+
+    async def cosign_and_save() -> None:
+        await witness.reached(signed)
+        await witness.save_unsaved()
+
+    asyncio.run(cosign_and_save())
     shown = witness.wire_copy(signed)
     assert _names(shown) == [members[0].origin, me]
     assert witness.cosigners(parse_signed_checkpoint(shown)) == {me}
@@ -87,3 +93,41 @@ def test_wire_copy_finds_our_line_in_a_copy_stored_before_a_restart() -> None:
     lines.append(cosign(body, members[1].member_id, members[1].node_key, NOW_MS // 1000))
     stored = parse_signed_checkpoint(add_signatures(signed.raw, lines))  # as loaded at start
     assert _names(witness.wire_copy(stored)) == [members[0].origin, members[1].member_id]
+
+
+def test_merges_between_saves_are_saved_once_with_every_line() -> None:
+    witness, signed, members, store = _setup()
+    body = signed.checkpoint.body()
+
+    async def merge_then_save() -> None:
+        await witness.reached(signed)
+        for m in members[2:]:
+            line = cosign(body, m.member_id, m.node_key, NOW_MS // 1000)
+            await witness.offered(signed, add_signatures(signed.raw, [line]))
+        assert store.saved == []  # served from memory until the saver runs
+        await witness.save_unsaved()
+
+    asyncio.run(merge_then_save())
+    assert len(store.saved) == 1
+    assert _names(store.saved[0][2]) == [members[0].origin, *(m.member_id for m in members[1:])]
+
+
+def test_a_copy_the_store_failed_to_save_is_saved_at_the_next_try() -> None:
+    witness, signed, _, store = _setup()
+    failures = [StoreError("disk full")]
+
+    async def failing_once(origin: str, size: int, raw: bytes) -> None:
+        if failures:
+            raise failures.pop()
+        store.saved.append((origin, size, raw))
+
+    store.save_checkpoint = failing_once  # type: ignore[method-assign]
+
+    async def cosign_and_save_twice() -> None:
+        await witness.reached(signed)
+        await witness.save_unsaved()
+        assert store.saved == []
+        await witness.save_unsaved()
+
+    asyncio.run(cosign_and_save_twice())
+    assert [s[1] for s in store.saved] == [signed.checkpoint.size]
