@@ -19,6 +19,7 @@ from node.errors import ForbiddenError, RequestError
 from node.http.audit_api import AUDIT_PREFIX, audit_app, is_public
 from node.http.common import (
     Handler,
+    deflated_response,
     errors_middleware,
     msgpack_response,
     query_int,
@@ -108,7 +109,7 @@ def peer_app(
         except DecodeError as e:
             raise RequestError(str(e)) from e
         vector = wire.without_known(service.checkpoint_vector(), known)
-        return msgpack_response(wire.encode_vector(vector))
+        return deflated_response(request, wire.encode_vector(vector))
 
     async def entries(request: web.Request) -> web.Response:
         origin = request.query.get("log", "")
