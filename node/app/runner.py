@@ -130,6 +130,7 @@ async def run_node(config: NodeConfig, stop: asyncio.Event | None = None) -> Non
                 config.peer_timeout_s,
                 config.max_body_bytes,
                 config.page_size,
+                config.peer_keepalive_s,
             )
         )
         replicator = Replicator(service, client)

@@ -3,9 +3,10 @@
 An outsider needs no key to open a connection, so what a connection may cost is bounded before
 any request of it is parsed: at most `per_address` open connections from one source address and
 `total` in all (a connection beyond them is answered 503 and closed at once), and a connection
-must complete each request's headers within `head_timeout_s` of its opening or of the end of
-its previous request, or it is closed (408 if it had begun a request). The same deadline ends
-idle keep-alive connections. aiohttp's HTTP protocol runs unchanged inside every admitted
+must complete each request's headers within `head_timeout_s` of its opening or of the first
+byte of a request after the previous one, or it is closed (408). A connection idle after a
+request is closed quietly after `idle_timeout_s` (keep-alive: a peer link stays open between
+sync rounds). aiohttp's HTTP protocol runs unchanged inside every admitted
 connection; the guard's middleware, the peer app's outermost, says when a request is under way
 (from its headers parsed to its response written), when no deadline runs.
 
@@ -40,6 +41,7 @@ class ConnectionLimits:
     per_address: int
     total: int
     head_timeout_s: float
+    idle_timeout_s: float
 
 
 def _answer(status: str, reason: str) -> bytes:
@@ -158,14 +160,15 @@ class _GuardedConnection(asyncio.Protocol):
             transport.close()
             return
         self._inner = self._make()
-        self._arm()
+        self._arm(self._guard.limits.head_timeout_s)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return
-        if not self._in_request:
+        if not self._in_request and not self._began:
             self._began = True
+            self._arm(self._guard.limits.head_timeout_s)  # a request's head, from its start
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -193,12 +196,12 @@ class _GuardedConnection(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self._in_request = False
-        self._arm()
+        self._arm(self._guard.limits.idle_timeout_s)
 
-    def _arm(self) -> None:
+    def _arm(self, timeout_s: float) -> None:
         self._disarm()
         loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._guard.limits.head_timeout_s, self._expire)
+        self._deadline = loop.call_later(timeout_s, self._expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None:

@@ -42,6 +42,7 @@ def peer_limits(config: NodeConfig) -> ConnectionLimits:
         config.peer_max_connections_per_address,
         config.peer_max_connections,
         config.peer_header_timeout_s,
+        config.peer_keepalive_s,
     )
 
 
@@ -51,8 +52,9 @@ def peer_runner(
     """The peer API's runner and the guard its site must use (connection_guard.GuardedSite)."""
     guard = ConnectionGuard(peer_limits(service.config))
     app = peer_app(service, guard, verifier)
-    timeout = service.config.peer_header_timeout_s
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=timeout, lingering_time=LINGER_S)
+    # aiohttp's own idle close comes after the guard's (which closes idle connections).
+    idle = service.config.peer_keepalive_s + 1
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle, lingering_time=LINGER_S)
     return runner, guard
 
 

@@ -33,6 +33,7 @@ class PeerClient:
         timeout_s: float = 10.0,
         max_body: int = 16 * 1024 * 1024,
         page_size: int = 1000,
+        keepalive_s: float = 60.0,
     ) -> None:
         self._member = member_id
         self._key = node_key
@@ -41,12 +42,17 @@ class PeerClient:
         self._max_body = max_body
         self._page_size = page_size
         self._session: aiohttp.ClientSession | None = None
+        # Closed 5 s before the peer would close it (its peer_keepalive_s, as ours by
+        # default), so that a request never goes out on a connection being closed.
+        self._keepalive_s = max(1.0, keepalive_s - 5.0)
 
     async def __aenter__(self) -> PeerClient:
         # Only the headers a peer reads: aiohttp's User-Agent, Accept and Accept-Encoding
         # would add some 90 bytes to every push, a third of a typical entry.
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout, skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding")
+            connector=aiohttp.TCPConnector(keepalive_timeout=self._keepalive_s),
+            timeout=self._timeout,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
         )
         return self
 

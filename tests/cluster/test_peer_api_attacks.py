@@ -21,6 +21,7 @@ from node.credentials.request_auth import sign_request
 from tests.cluster.support import consortium, found, md5_item, submit, wait_until
 
 HEAD_TIMEOUT_S = 3.0
+KEEPALIVE_S = 7.0
 PER_ADDRESS = 12
 BIG = 15 * 1024 * 1024
 
@@ -35,6 +36,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         sync_jitter_s=0.1,
         max_body_bytes=1024 * 1024,
         peer_header_timeout_s=HEAD_TIMEOUT_S,
+        peer_keepalive_s=KEEPALIVE_S,
         peer_max_connections_per_address=PER_ADDRESS,
         peer_max_connections=200,
     )
@@ -262,19 +264,43 @@ def test_connections_beyond_the_per_address_limit_are_refused_503_and_others_adm
     wait_until(admitted_again, 10, "a connection from that address admitted once the others closed")
 
 
-def test_an_idle_keep_alive_connection_is_closed_after_the_header_deadline(nodes: Any) -> None:
+def _served_once(conn: socket.socket, victim: NodeConfig, honest: NodeConfig) -> None:
+    """One signed request on `conn`, answered and read whole, the connection kept alive."""
+    conn.sendall(_signed_get(victim, honest, "/v1/checkpoints"))
+    answer = _answer(conn, 8)
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" not in answer
+    length = int(answer.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    conn.settimeout(8)
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+def test_an_idle_keep_alive_connection_stays_open_until_the_keepalive_then_closes(
+    nodes: Any,
+) -> None:
+    # Regression: idle connections were closed after the header deadline, so a peer link
+    # reconnected (one more round trip) at every sync round.
     victim, honest, _ = nodes
     with _connect(victim, "127.0.0.8") as conn:
-        conn.sendall(_signed_get(victim, honest, "/v1/checkpoints"))
-        answer = _answer(conn, 8)
-        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" not in answer
-        length = int(answer.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-        body = answer.split(b"\r\n\r\n", 1)[1]
-        conn.settimeout(8)
-        while len(body) < length:
-            body += conn.recv(65536)
+        _served_once(conn, victim, honest)
         started = time.monotonic()
-        rest = _until_closed(conn, HEAD_TIMEOUT_S + 8)
+        rest = _until_closed(conn, KEEPALIVE_S + 8)
         waited = time.monotonic() - started
     assert rest == b""  # closed quietly: no request had begun
-    assert HEAD_TIMEOUT_S - 0.5 <= waited < HEAD_TIMEOUT_S + 6
+    assert KEEPALIVE_S - 0.5 <= waited < KEEPALIVE_S + 6
+
+
+def test_a_request_head_trickled_on_a_kept_alive_connection_meets_the_header_deadline(
+    nodes: Any,
+) -> None:
+    victim, honest, _ = nodes
+    with _connect(victim, "127.0.0.9") as conn:
+        _served_once(conn, victim, honest)
+        time.sleep(1.0)
+        conn.sendall(b"POST /v1/push HTTP/1.1\r\nX-Slow: ")
+        started = time.monotonic()
+        answer = _until_closed(conn, HEAD_TIMEOUT_S + 8)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert HEAD_TIMEOUT_S - 0.5 <= waited < HEAD_TIMEOUT_S + 3  # from its first byte
