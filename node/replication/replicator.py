@@ -30,6 +30,7 @@ from node.replication.peer_client import PeerClient
 from node.replication.peer_set import PeerSet
 from node.replication.peer_state import PeerState, retry_delay
 from node.replication.pulls import Pulls
+from node.replication.recent_entries import RecentEntries
 from node.replication.removals import RemovalTeller
 from protocol.checkpoint import parse_signed_checkpoint
 from protocol.errors import RosterError
@@ -50,6 +51,7 @@ class Replicator:
         self._pushers_running = 0
         self._random = random.Random()  # noqa: S311  # choosing relay targets, not secrets
         self._removals = RemovalTeller(service, client)
+        self._recent = RecentEntries(service.store.entries)
         # Each round also tries again to tell the removed members not told yet.
         self.pulls = Pulls(service, client, self.peer_set, self._removals.try_again)
         service.on_own_checkpoint(self._on_new_entries, "relay")
@@ -242,7 +244,7 @@ class Replicator:
     ) -> int:
         """Push entries [start, checkpoint size) of `origin`; how many the peer holds."""
         size = parse_signed_checkpoint(checkpoint).checkpoint.size
-        entries = await self._service.store.entries(origin, start, size) if start < size else []
+        entries = await self._recent.entries(origin, start, size) if start < size else []
         result = await self._client.push(
             state.member_id, url, wire.Push(origin, checkpoint, start, tuple(entries))
         )
