@@ -132,7 +132,13 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
                 chunks.append(chunk)
     except TimeoutError as e:
         raise SlowRequestError(f"request body not received within {timeout_s} s") from e
-    except (ConnectionError, web.RequestPayloadError) as e:
+    except web.RequestPayloadError as e:
+        if "content-encoding" in str(e).lower():  # a deflated body that does not inflate
+            raise RequestError(f"{where}: the body does not inflate ({e.args[0]})") from e
+        raise ConnectionLostError(
+            f"connection lost before the body was whole ({type(e).__name__})"
+        ) from e
+    except ConnectionError as e:
         # aiohttp raises the reset as the socket did (ConnectionResetError), a close before
         # the declared length as a payload error.
         raise ConnectionLostError(

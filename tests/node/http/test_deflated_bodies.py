@@ -1,9 +1,11 @@
-"""Checkpoint vectors travel deflated to askers that accept it (about 40 % fewer bytes), and
-as they are to any other asker."""
+"""Deflated bodies on the peer API: checkpoint vectors travel deflated to askers that accept it
+(about 40 % fewer bytes) and as they are to any other asker; pushes may come deflated, their
+signed digest and the route's limit applying to the inflated body."""
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from secrets import token_bytes
 
@@ -67,3 +69,57 @@ async def test_a_peer_client_reads_a_deflated_vector_as_the_node_serves_it(
     assert wire.decode_vector(zlib.decompress(on_the_wire), 1 << 20) == expected
     assert vector == expected
     assert wire.encode_vector(vector) == wire.encode_vector(expected)
+
+
+async def _post_push(node_url: str, key: object, sender: str, recipient: str, body: bytes,
+                     sent: bytes) -> tuple[int, str]:  # fmt: skip
+    path = "/v1/push"
+    headers = sign_request(key, sender, recipient, "POST", path, body, now_ms(), token_bytes(16))  # type: ignore[arg-type]
+    headers["Content-Encoding"] = "deflate"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(node_url + path, data=sent, headers=headers) as answer,
+    ):
+        return answer.status, (await answer.read()).decode(errors="replace")
+
+
+async def test_a_deflated_push_is_inflated_checked_against_its_signed_digest_and_stored(
+    tmp_path: Path, store_for: StoreFor
+) -> None:
+    origin_config, receiver = consortium(tmp_path).configs
+    async with served(origin_config, store_for(origin_config)) as origin:
+        adds = [Add(now_ms(), "md5", bytes([i]) * 16) for i in range(20)]
+        await origin.service.submit(adds)
+        signed = await origin.service.sign_pending()
+        raws = await origin.service.store.entries(origin_config.origin, 0, 20)
+    assert signed is not None
+    body = wire.encode_push(wire.Push(origin_config.origin, signed.raw, 0, tuple(raws)))
+    _, key = load_key(origin_config.node_key_path)
+    async with served(receiver, store_for(receiver)) as node:
+        status, _ = await _post_push(
+            node.peer_url, key, origin_config.member_id, receiver.member_id, body,
+            zlib.compress(body)[:-1] + b"\x00",  # not the body signed: refused
+        )  # fmt: skip
+        assert status == 400
+        assert node.service.peers.replica(origin_config.origin).size == 0
+        status, text = await _post_push(
+            node.peer_url, key, origin_config.member_id, receiver.member_id, body,
+            zlib.compress(body),
+        )  # fmt: skip
+        assert status == 200, text
+        assert node.service.peers.replica(origin_config.origin).size == 20
+
+
+async def test_a_deflated_push_inflating_beyond_the_routes_limit_is_refused_413(
+    tmp_path: Path,
+) -> None:
+    owner, pusher = consortium(tmp_path).configs
+    owner = replace(owner, max_body_bytes=64 * 1024)
+    bomb_body = bytes(1024 * 1024)  # deflates to about 1 KiB
+    _, key = load_key(pusher.node_key_path)
+    async with served(owner) as node:
+        status, text = await _post_push(
+            node.peer_url, key, pusher.member_id, owner.member_id, bomb_body,
+            zlib.compress(bomb_body),
+        )  # fmt: skip
+    assert status == 413, text
