@@ -8,6 +8,7 @@ less any signature line that does not verify (open_witnessed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -83,10 +84,25 @@ class SignedCheckpoint:
     checkpoint: Checkpoint
 
 
+#: Checkpoints up to this size are parsed once for every time their bytes come again: a sync
+#: round offers each checkpoint from every peer, and each is read on several paths.
+PARSED_KEPT_MAX_BYTES = 4096
+
+
 def parse_signed_checkpoint(raw: bytes) -> SignedCheckpoint:
     """Parse without verifying (to find its origin and size). DecodeError on malformation."""
+    if len(raw) <= PARSED_KEPT_MAX_BYTES:
+        return _parsed_kept(raw)
+    return _parse_signed_checkpoint(raw)
+
+
+def _parse_signed_checkpoint(raw: bytes) -> SignedCheckpoint:
     note = parse_note(raw)
     return SignedCheckpoint(raw, note, Checkpoint.parse(note.text))
+
+
+# The same bytes always parse to the same (frozen) result; a failure is not kept.
+_parsed_kept = functools.lru_cache(maxsize=4096)(_parse_signed_checkpoint)
 
 
 def sign_checkpoint(cp: Checkpoint, key: SigningKey) -> SignedCheckpoint:

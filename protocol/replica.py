@@ -79,6 +79,8 @@ class AppendPlan:
     target: SignedCheckpoint
     #: The checkpoint that now covers exactly our entries, if this page reached one.
     checkpoint: SignedCheckpoint | None
+    #: The roster it was verified under (a reached checkpoint is vouched for at `commit`).
+    roster: Roster | None = None
 
     @property
     def end(self) -> int:
@@ -315,7 +317,9 @@ class LogReplica:
                 )
         received = tuple(_receive(start + i, raw) for i, raw in enumerate(entries))
         reached = signed if end == cp.size else self._ahead.get(end)
-        return AppendPlan(self.origin, start, received, tuple(nodes), tree.peaks, signed, reached)
+        return AppendPlan(
+            self.origin, start, received, tuple(nodes), tree.peaks, signed, reached, roster
+        )
 
     def commit(self, plan: AppendPlan) -> None:
         """Adopt a verified plan once it is durable."""
@@ -325,6 +329,8 @@ class LogReplica:
         self._tree = tree
         if plan.checkpoint is not None:
             self._checkpoint = plan.checkpoint
+            if plan.roster is not None:  # its root is our entries' now: peers behind offer it
+                self._vouch(plan.checkpoint, plan.roster)
         for size in [s for s in self._ahead if s <= plan.end]:
             del self._ahead[size]
         if plan.target.checkpoint.size > plan.end:

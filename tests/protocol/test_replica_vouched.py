@@ -86,3 +86,18 @@ def test_a_new_roster_opens_known_bodies_again(held, monkeypatch) -> None:
     # checked again under the new roster, without the prefix nodes.
     assert replica.accept_checkpoint(old, newer_roster)[0] is CheckpointStatus.STALE
     assert len(opened) == 2
+
+
+def test_a_checkpoint_our_entries_reached_is_recognised_once_we_passed_it(monkeypatch) -> None:
+    members = make_members(2)
+    roster, _, _ = make_roster(members)
+    writer = LogWriter(members[0].origin, members[0].checkpoint_key)
+    old = grow(writer, entries(2))
+    new = grow(writer, entries(2, salt=2))
+    replica = LogReplica(members[0].origin)
+    replica.commit(replica.verify_entries(0, entries(2), old, [], roster))
+    replica.commit(replica.verify_entries(2, entries(2, salt=2), new, [], roster))
+    opened = _opened(monkeypatch)
+    assert replica.prefix_ids(2) == []  # no stored nodes to read: its root was ours
+    assert replica.accept_checkpoint(old, roster)[0] is CheckpointStatus.STALE
+    assert opened == []
