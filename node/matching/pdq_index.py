@@ -13,16 +13,17 @@ hit is returned either. Radii above 47 (more than two flips a chunk) scan every 
 which is exact too.
 
 Storage: every hash as 4 uint64 words (32 bytes), and per chunk the row numbers sorted by
-chunk value with an offset table of 65,537 entries (node/matching/chunk_tables.py), about 100
-bytes a hash in all. Hashes added after the last build go to a small buffer that is scanned
-by brute force and merged into the tables once it holds `merge_at` hashes or an eighth of the
-tables (so that growing to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches
-stay exact throughout. Rows are numbered in insertion order and never change. A merge sorts
-only the buffer's rows and copies the old ones into place, one chunk's table at a time
-(`merge_steps`): each step may run in a worker thread and its table be adopted at once, as
-the node does while catching up, so a merge holds one old table beside its new one, not all.
-The hashes' array grows in place (a realloc, which the kernel does by moving pages) when
-nothing else holds it, by a sixteenth: no second copy of all the hashes either.
+chunk value, 3 bytes each, with an offset table of 65,537 entries
+(node/matching/chunk_tables.py), about 84 bytes a hash in all. Hashes added after the last
+build go to a small buffer that is scanned by brute force and merged into the tables once it
+holds `merge_at` hashes or an eighth of the tables (so that growing to n hashes costs O(n
+log n), not O(n^2)); `add` is cheap and searches stay exact throughout. Rows are numbered in
+insertion order and never change. A merge sorts only the buffer's rows and copies the old
+ones into place, one chunk's table at a time (`merge_steps`): each step may run in a worker
+thread and its table be adopted at once, as the node does while catching up, so a merge
+holds one old table beside its new one, not all. The hashes' array grows in place (a
+realloc, which the kernel does by moving pages) when nothing else holds it, by a sixteenth:
+no second copy of all the hashes either.
 """
 
 from __future__ import annotations
@@ -320,7 +321,7 @@ class PdqIndex:
         for chunk, table in enumerate(self._tables):
             low, high = bounds[chunk], bounds[chunk + 1]
             if high > low:
-                rows[low:high] = table.sorted_rows[positions[low:high]]
+                rows[low:high] = table.rows_at(positions[low:high])
         if nq == 1:
             owner = np.zeros(total, dtype=np.int64)
         else:
@@ -341,7 +342,7 @@ class PdqIndex:
 
     def memory_bytes(self) -> int:
         """Bytes held by the arrays of this index."""
-        tables = sum(t.sorted_rows.nbytes + t.offsets.nbytes for t in self._tables)
+        tables = sum(t.nbytes for t in self._tables)
         return int(self._words.nbytes + tables + self._offsets.nbytes)
 
 
