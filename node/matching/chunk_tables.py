@@ -145,7 +145,9 @@ def extend_table(table: ChunkTable, keys: Keys, n: int) -> ChunkTable:
     places = table.offsets[1:][keys[order]] + np.arange(added, dtype=np.int64)
     new_rows = np.arange(old, n, dtype=np.int64)[order]
     low = np.empty(n, dtype=np.uint16)
-    high = np.empty(n, dtype=np.uint8 if n <= BYTE_HIGH_ROWS else np.uint16)
+    high: npt.NDArray[np.uint8] | npt.NDArray[np.uint16] = (
+        np.empty(n, dtype=np.uint8) if n <= BYTE_HIGH_ROWS else np.empty(n, dtype=np.uint16)
+    )
     low[places] = (new_rows & 0xFFFF).astype(np.uint16)
     high[places] = (new_rows >> 16).astype(high.dtype)
     del new_rows
