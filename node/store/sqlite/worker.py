@@ -114,8 +114,11 @@ def immediate(
 
 
 #: Rows of one multi-row INSERT at most; a batch's remainder goes in power-of-two chunks, so
-#: a table needs only a few statement shapes (the connection caches each compiled one).
-MAX_ROWS_PER_STATEMENT = 4096
+#: a table needs only a few statement shapes (the connection caches each compiled one). The
+#: compiled statements grow with their rows: with 4096 (2048 for entries, by the variable
+#: limit) the writer process held about 11 MiB more than with 512 (200,000 entries stored in
+#: 12,000-row transactions).
+MAX_ROWS_PER_STATEMENT = 512
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[object]]) -> int:
