@@ -137,20 +137,24 @@ def extend_table(table: ChunkTable, keys: Keys, n: int) -> ChunkTable:
         return table
     if len(keys) != added:
         raise ValueError(f"{len(keys)} chunk values for {added} new rows")
-    # A stable sort of 16-bit keys is numpy's radix sort: linear time.
+    # A stable sort of 16-bit keys is numpy's radix sort: linear time. It orders the new rows:
+    # `order` becomes their row numbers in place (arrays of the new rows' size are what a merge
+    # holds beside the tables, so there are few of them, each made once).
     order = np.argsort(keys, kind="stable")
     # Each bucket keeps its old rows, then its new ones (all larger), each in row order, as a
     # stable sort of all n rows would: a new row's place is the end of its bucket's old rows
     # plus the new rows sorted before it.
-    places = table.offsets[1:][keys[order]] + np.arange(added, dtype=np.int64)
-    new_rows = np.arange(old, n, dtype=np.int64)[order]
+    places = table.offsets[1:][keys[order]]
+    places += np.arange(added, dtype=np.int32)
+    order += old
     low = np.empty(n, dtype=np.uint16)
     high: npt.NDArray[np.uint8] | npt.NDArray[np.uint16] = (
         np.empty(n, dtype=np.uint8) if n <= BYTE_HIGH_ROWS else np.empty(n, dtype=np.uint16)
     )
-    low[places] = (new_rows & 0xFFFF).astype(np.uint16)
-    high[places] = (new_rows >> 16).astype(high.dtype)
-    del new_rows
+    low[places] = order.astype(np.uint16)  # the low 16 bits
+    order >>= 16
+    high[places] = order.astype(high.dtype)
+    del order
     if old:
         is_old = np.ones(n, dtype=bool)
         is_old[places] = False
