@@ -316,12 +316,19 @@ class PdqIndex:
         # chunk's rows from its own table.
         ends_before = np.cumsum(lengths) - lengths
         positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
+        # A table holds a row's low 16 bits and its high bits apart (chunk_tables.ChunkTable):
+        # both are gathered chunk by chunk, and put together once for all chunks.
         rows = np.empty(total, dtype=np.int64)
+        low_bits = np.empty(total, dtype=np.uint16)
         bounds = np.concatenate([[0], np.cumsum(per_chunk)])
         for chunk, table in enumerate(self._tables):
-            low, high = bounds[chunk], bounds[chunk + 1]
-            if high > low:
-                rows[low:high] = table.rows_at(positions[low:high])
+            first, end = bounds[chunk], bounds[chunk + 1]
+            if end > first:
+                at = positions[first:end]
+                rows[first:end] = table.high[at]
+                low_bits[first:end] = table.low[at]
+        rows <<= 16
+        rows |= low_bits
         if nq == 1:
             owner = np.zeros(total, dtype=np.int64)
         else:
