@@ -329,20 +329,23 @@ class PdqIndex:
                 low_bits[first:end] = table.low[at]
         rows <<= 16
         rows |= low_bits
-        if nq == 1:
-            owner = np.zeros(total, dtype=np.int64)
-        else:
-            per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
-            owner = np.repeat(per_probe, lengths)
         # Rows above _tabled (in some tables while a merge is under way) are scanned instead.
         below = rows < tabled
-        rows, owner = rows[below], owner[below]
+        rows = rows[below]
+        if nq == 1:  # no owners to keep apart: fewer arrays of every candidate's size
+            dist = distances(np.take(self._words, rows, axis=0), qwords[0])
+            hit = dist <= radius
+            # A near hash agrees on several chunks, so it can be found more than once.
+            hit_rows, first = np.unique(rows[hit], return_index=True)
+            hit_dist = dist[hit][first].astype(np.int64)
+            return [np.stack([hit_rows, hit_dist], axis=1)]
+        per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
+        owner = np.repeat(per_probe, lengths)[below]
         dist = distances(np.take(self._words, rows, axis=0), qwords[owner])
         hit = dist <= radius
-        # A near hash agrees on several chunks, so it can be found more than once.
-        key = np.unique(owner[hit] * tabled + rows[hit])
+        key, first = np.unique(owner[hit] * tabled + rows[hit], return_index=True)
         hit_owner, hit_rows = np.divmod(key, tabled)
-        hit_dist = distances(self._words[hit_rows], qwords[hit_owner]).astype(np.int64)
+        hit_dist = dist[hit][first].astype(np.int64)
         bounds = np.searchsorted(hit_owner, np.arange(nq + 1))
         both = np.stack([hit_rows, hit_dist], axis=1)
         return [both[bounds[i] : bounds[i + 1]] for i in range(nq)]
