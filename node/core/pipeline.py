@@ -51,12 +51,17 @@ class PipelineLogs(Protocol):
 
 log = logging.getLogger(__name__)
 
-#: Entries queued (verified, waiting for the store) before `offer` waits for the store.
-MAX_QUEUED_ENTRIES = 24_000
+#: Entries queued (verified, waiting for the store) before `offer` waits for the store: two
+#: pages of the default size. Every entry in flight is a few hundred bytes of Python objects
+#: in the node (its bytes, its decoding, its store row) and again in the writer process, and
+#: a catch-up keeps about three batches in flight (queued, in the store, told to listeners):
+#: at 24,000 queued and 12,000 sent early they were about 100 MiB of a 2.1M-entry catch-up's
+#: peak. Smaller transactions cost SQLite little at this size (docs/performance.md, catch-up).
+MAX_QUEUED_ENTRIES = 8_000
 #: Entries queued before they are sent behind a batch still being made (stores that append
-#: in call order): enough for the store's next transaction to be a large one, sent before
-#: the store is free. Less is sent when the store is free.
-EARLY_BATCH_ENTRIES = 12_000
+#: in call order): a page, so the store's next transaction is sent before the store is free.
+#: Less is sent when the store is free.
+EARLY_BATCH_ENTRIES = 4_000
 
 
 @dataclass(frozen=True, slots=True)

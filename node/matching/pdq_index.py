@@ -13,16 +13,17 @@ hit is returned either. Radii above 47 (more than two flips a chunk) scan every 
 which is exact too.
 
 Storage: every hash as 4 uint64 words (32 bytes), and per chunk the row numbers sorted by
-chunk value with an offset table of 65,537 entries (node/matching/chunk_tables.py), about 100
-bytes a hash in all. Hashes added after the last build go to a small buffer that is scanned
-by brute force and merged into the tables once it holds `merge_at` hashes or an eighth of the
-tables (so that growing to n hashes costs O(n log n), not O(n^2)); `add` is cheap and searches
-stay exact throughout. Rows are numbered in insertion order and never change. A merge sorts
-only the buffer's rows and copies the old ones into place, one chunk's table at a time
-(`merge_steps`): each step may run in a worker thread and its table be adopted at once, as
-the node does while catching up, so a merge holds one old table beside its new one, not all.
-The hashes' array grows in place (a realloc, which the kernel does by moving pages) when
-nothing else holds it, by a sixteenth: no second copy of all the hashes either.
+chunk value, 3 bytes each, with an offset table of 65,537 entries
+(node/matching/chunk_tables.py), about 84 bytes a hash in all. Hashes added after the last
+build go to a small buffer that is scanned by brute force and merged into the tables once it
+holds `merge_at` hashes or an eighth of the tables (so that growing to n hashes costs O(n
+log n), not O(n^2)); `add` is cheap and searches stay exact throughout. Rows are numbered in
+insertion order and never change. A merge sorts only the buffer's rows and copies the old
+ones into place, one chunk's table at a time (`merge_steps`): each step may run in a worker
+thread and its table be adopted at once, as the node does while catching up, so a merge
+holds one old table beside its new one, not all. The hashes' array grows in place (a
+realloc, which the kernel does by moving pages) when nothing else holds it, by a sixteenth:
+no second copy of all the hashes either.
 """
 
 from __future__ import annotations
@@ -315,33 +316,43 @@ class PdqIndex:
         # chunk's rows from its own table.
         ends_before = np.cumsum(lengths) - lengths
         positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
+        # A table holds a row's low 16 bits and its high bits apart (chunk_tables.ChunkTable):
+        # both are gathered chunk by chunk, and put together once for all chunks.
         rows = np.empty(total, dtype=np.int64)
+        low_bits = np.empty(total, dtype=np.uint16)
         bounds = np.concatenate([[0], np.cumsum(per_chunk)])
         for chunk, table in enumerate(self._tables):
-            low, high = bounds[chunk], bounds[chunk + 1]
-            if high > low:
-                rows[low:high] = table.sorted_rows[positions[low:high]]
-        if nq == 1:
-            owner = np.zeros(total, dtype=np.int64)
-        else:
-            per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
-            owner = np.repeat(per_probe, lengths)
+            first, end = bounds[chunk], bounds[chunk + 1]
+            if end > first:
+                at = positions[first:end]
+                rows[first:end] = table.high[at]
+                low_bits[first:end] = table.low[at]
+        rows <<= 16
+        rows |= low_bits
         # Rows above _tabled (in some tables while a merge is under way) are scanned instead.
         below = rows < tabled
-        rows, owner = rows[below], owner[below]
+        rows = rows[below]
+        if nq == 1:  # no owners to keep apart: fewer arrays of every candidate's size
+            dist = distances(np.take(self._words, rows, axis=0), qwords[0])
+            hit = dist <= radius
+            # A near hash agrees on several chunks, so it can be found more than once.
+            hit_rows, first = np.unique(rows[hit], return_index=True)
+            hit_dist = dist[hit][first].astype(np.int64)
+            return [np.stack([hit_rows, hit_dist], axis=1)]
+        per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
+        owner = np.repeat(per_probe, lengths)[below]
         dist = distances(np.take(self._words, rows, axis=0), qwords[owner])
         hit = dist <= radius
-        # A near hash agrees on several chunks, so it can be found more than once.
-        key = np.unique(owner[hit] * tabled + rows[hit])
+        key, first = np.unique(owner[hit] * tabled + rows[hit], return_index=True)
         hit_owner, hit_rows = np.divmod(key, tabled)
-        hit_dist = distances(self._words[hit_rows], qwords[hit_owner]).astype(np.int64)
+        hit_dist = dist[hit][first].astype(np.int64)
         bounds = np.searchsorted(hit_owner, np.arange(nq + 1))
         both = np.stack([hit_rows, hit_dist], axis=1)
         return [both[bounds[i] : bounds[i + 1]] for i in range(nq)]
 
     def memory_bytes(self) -> int:
         """Bytes held by the arrays of this index."""
-        tables = sum(t.sorted_rows.nbytes + t.offsets.nbytes for t in self._tables)
+        tables = sum(t.nbytes for t in self._tables)
         return int(self._words.nbytes + tables + self._offsets.nbytes)
 
 

@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from node.errors import StoreError
 from node.store.base import Store
-from node.store.sqlite.store import SqliteStore
 
 if TYPE_CHECKING:
     from node.store.postgres import PostgresStore
+    from node.store.sqlite.store import SqliteStore
 
 __all__ = ["PostgresStore", "SqliteStore", "Store", "open_store"]
 
@@ -43,13 +43,21 @@ def open_store(url_or_path: str | os.PathLike[str]) -> Store:
     if scheme not in ("", "sqlite"):
         raise StoreError(f"no store is known for {scheme}:// locations")
     path = location.removeprefix("sqlite://") if scheme == "sqlite" else location
+    from node.store.sqlite.store import SqliteStore  # noqa: PLC0415  # why: __getattr__
+
     return SqliteStore(path)
 
 
 def __getattr__(name: str) -> object:
-    """`PostgresStore`, imported when first named (see the module docstring)."""
+    """`PostgresStore`, imported when first named (see the module docstring), and
+    `SqliteStore`, so that the SQLite writer process, which imports modules of this package,
+    does not load the store's event-loop side (asyncio: about 5 MiB resident)."""
     if name == "PostgresStore":
         from node.store.postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore
+    if name == "SqliteStore":
+        from node.store.sqlite.store import SqliteStore  # noqa: PLC0415
+
+        return SqliteStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

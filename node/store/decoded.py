@@ -15,9 +15,12 @@ from node.store.base import Store
 from protocol.entries import Entry, decode_entry
 from protocol.errors import DecodeError
 
-#: Entries the remembered ranges hold at most (the newest range is always kept whole): a few
-#: batches of a catch-up (node/core/pipeline.py: up to MAX_QUEUED_ENTRIES and a page each).
-DEFAULT_CAPACITY = 50_000
+#: Entries the remembered ranges hold at most; the newest range is always kept whole. None
+#: by default beyond it: a range's listeners take its decodings on their first ask (one
+#: `Decodings` a range, node/core/listeners.py), which comes before the next batch of the log
+#: is remembered, so older ranges would only be held for a re-delivery, which can read the
+#: store; at a catch-up's pace they were 23 MiB of decoded entries (docs/performance.md).
+DEFAULT_CAPACITY = 0
 RECENT_RANGES = 8
 
 

@@ -5,18 +5,19 @@ statements is Python C-API work under the GIL, so a writer thread stalls the eve
 verifying and the event loop stalls the writer. In its own process the writer has its own
 interpreter, and the node only marshals plain tuples (about a fifth of a microsecond a row).
 
-This module is the node's end (WriterProcess) and the framing both ends use; the child is
-node/store/sqlite/writer_child.py. Over the child's stdin and stdout each message is an 8-byte
+This module is the node's end (WriterProcess); the child is
+node/store/sqlite/writer_child.py, and the framing both ends use is
+node/store/sqlite/framing.py. Over the child's stdin and stdout each message is an 8-byte
 big-endian length and a `marshal` of plain values (tuples, lists, str, bytes, int, None):
 both ends run this interpreter, and marshal packs a catch-up batch in a third of the time
 pickle takes, and reads it back in three quarters. A request is (write name, arguments),
-naming one of node/store/sqlite/writes.py's WRITES; each runs in one IMMEDIATE
-transaction; the reply is ("ok", result), ("conflict", message) or ("error", message).
-Both ends are this node's own code on an anonymous pipe; no peer's bytes are ever
-unmarshalled, they travel inside as `bytes` values. The child answers requests one at a
-time, in the order sent; the node may send the next before the answer to the last is in
-(pipelining), so the child never waits for the node to marshal a batch, and reads the
-answers in order on a thread of their own.
+naming one of node/store/sqlite/writes.py's WRITES; each runs in one IMMEDIATE transaction;
+the reply is ("ok", result), ("conflict", message) or ("error", message). Both ends are this
+node's own code on an anonymous pipe; no peer's bytes are ever unmarshalled, they travel
+inside as `bytes` values. The child answers requests one at a time, in the order sent; the
+node may send the next before the answer to the last is in (pipelining), so the child never
+waits for the node to marshal a batch, and reads the answers in order on a thread of their
+own.
 
 Lifetime: the child ends when its stdin closes, which is at `close` or when the node dies by
 any means (even kill -9), after finishing the transaction it is in. It ignores SIGINT and
@@ -32,9 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import marshal
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -43,9 +42,9 @@ from pathlib import Path
 from typing import IO
 
 from node.errors import StoreConflictError, StoreError, StoreOutcomeUnknownError
+from node.store.sqlite.framing import receive, send
 from node.store.sqlite.own_thread import OwnThread
 
-_LENGTH = struct.Struct("!Q")
 #: How long `close` waits for the child to finish its last transaction before killing it.
 CLOSE_WAIT_S = 30.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -54,32 +53,6 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: when freed, where glibc's adaptive threshold would soon keep them in the heap for reuse:
 #: at a million entries the child then held tens of MiB above its page cache.
 CHILD_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(256 << 10)}
-
-
-def send(stream: IO[bytes], message: object) -> None:
-    """Write one message (OSError, e.g. BrokenPipeError, if the other end is gone)."""
-    try:
-        frame = marshal.dumps(message)  # type: ignore[arg-type]  # plain values: checked here
-    except ValueError as e:  # a tuple subclass, say: nothing is written
-        raise StoreError(f"a message to or from the SQLite writer holds {e}") from e
-    stream.write(_LENGTH.pack(len(frame)))
-    stream.write(frame)
-    stream.flush()
-
-
-def receive(stream: IO[bytes]) -> object:
-    """The next message; EOFError if the stream ends, even partway through one."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError("the stream ended")
-    (length,) = _LENGTH.unpack(head)
-    frame = stream.read(length)
-    if len(frame) < length:
-        raise EOFError("the stream ended inside a message")
-    try:
-        return marshal.loads(frame)  # noqa: S302  # our own child's or parent's message
-    except (EOFError, TypeError, ValueError) as e:  # not what `send` wrote
-        raise ValueError(f"a malformed message: {e}") from e
 
 
 #: The request pipe's buffer (Linux's default is 64 KiB): a catch-up batch is a few MiB, and

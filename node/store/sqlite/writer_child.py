@@ -18,7 +18,7 @@ import sys
 from typing import IO, cast
 
 from node.errors import StoreConflictError, StoreError
-from node.store.sqlite.writer import receive, send
+from node.store.sqlite.framing import receive, send
 from node.store.sqlite.writes import bound_wal, configure_writer, run_write
 
 

@@ -29,7 +29,7 @@ from node.store.schema import (
     pack_peaks,
     unpack_peaks,
 )
-from node.store.sqlite.worker import configure, immediate, insert_rows
+from node.store.sqlite.statements import configure, immediate, insert_rows
 from protocol.merkle import NodeId
 
 EntryTuple = tuple[

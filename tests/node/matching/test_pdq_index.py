@@ -5,12 +5,21 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import RequestError
-from node.matching.chunk_tables import NO_TABLES, build_tables, chunk_values, extend_tables
+from node.matching import chunk_tables
+from node.matching.chunk_tables import (
+    EMPTY_TABLE,
+    NO_TABLES,
+    build_tables,
+    chunk_values,
+    extend_table,
+    extend_tables,
+)
 from node.matching.pdq_index import PdqIndex, hashes_to_words, merge_step
 
 
@@ -272,3 +281,30 @@ def test_searches_are_exact_while_a_merge_has_replaced_only_some_chunk_tables() 
         assert index.tabled == (len(stored) if chunk == 15 else 1000)
         for query in queries:
             assert index.search(query, 31) == _brute(stored, query, 31)
+
+
+def _table_in_row_order(keys: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
+    return np.argsort(keys, kind="stable").astype(np.int64)
+
+
+def test_a_table_of_more_than_65536_rows_gives_back_every_row_number() -> None:
+    # Rows past 2**16 keep their high bits in a second array (3 bytes a row in all).
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2**16, size=70_000, dtype=np.uint16)
+    table = extend_table(extend_table(EMPTY_TABLE, keys[:40_000], 40_000), keys[40_000:], 70_000)
+    assert table.high.dtype == np.uint8
+    assert np.array_equal(table.sorted_rows, _table_in_row_order(keys))
+    positions = np.array([0, 69_999, 12_345], dtype=np.int64)
+    assert np.array_equal(table.rows_at(positions), _table_in_row_order(keys)[positions])
+
+
+def test_a_table_past_the_one_byte_limit_holds_its_high_bits_in_two_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chunk_tables, "BYTE_HIGH_ROWS", 1 << 16)
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 2**16, size=70_000, dtype=np.uint16)
+    small = extend_table(EMPTY_TABLE, keys[:50_000], 50_000)
+    table = extend_table(small, keys[50_000:], 70_000)
+    assert (small.high.dtype, table.high.dtype) == (np.uint8, np.uint16)
+    assert np.array_equal(table.sorted_rows, _table_in_row_order(keys))

@@ -78,3 +78,14 @@ async def test_ranges_beyond_the_capacity_go_oldest_first_but_the_newest_stays_w
     _, adds = _adds(100, 8)  # larger than the capacity on its own: kept, and alone
     cache.remember_range("log", 9, adds)
     assert [await held(9, 17), await held(6, 9)] == [True, False]
+
+
+async def test_by_default_only_the_newest_range_is_held() -> None:
+    cache = DecodedEntries()
+    store = _NoStore()
+    for k in range(2):
+        _, adds = _adds(3 * k, 3)
+        cache.remember_range("log", 3 * k, adds)
+    assert await cache.read_decoded(store, "log", 3, 6) == adds  # type: ignore[arg-type]
+    with pytest.raises(LookupError):
+        await cache.read_decoded(store, "log", 0, 3)  # type: ignore[arg-type]

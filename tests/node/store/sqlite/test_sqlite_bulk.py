@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from node.store.sqlite.worker import MAX_ROWS_PER_STATEMENT, insert_rows
+from node.store.sqlite.statements import MAX_ROWS_PER_STATEMENT, insert_rows
 
 
 def table() -> tuple[sqlite3.Connection, list[str]]:

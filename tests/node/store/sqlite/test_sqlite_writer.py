@@ -354,3 +354,20 @@ async def test_a_request_that_raises_anything_gets_an_error_reply_and_the_writer
     finally:
         await writer.close()
         await store.close()
+
+
+def test_the_writer_process_loads_no_event_loop_modules() -> None:
+    # Its resident memory counts in a catch-up's: asyncio and ssl are about 5 MiB of it.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, node.store.sqlite.writer_child;"
+            " print(sorted({'asyncio', 'ssl', 'node.store.sqlite.store'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[4])},
+    )
+    assert loaded.stdout.strip() == "[]"
