@@ -29,7 +29,7 @@ no second copy of all the hashes either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,7 @@ DEFAULT_MERGE_AT = 16384
 SEARCH_MERGE_AT = 4096  # a buffer a search finds above this (and 1/64 of the tables) is merged
 _SCAN_BLOCK = 1 << 16  # rows per block of a brute-force scan, to bound temporary memory
 _PROBE_BATCH = 32  # queries probed together: amortises numpy calls, keeps temporaries in cache
+_VERIFY_BLOCK = 4096  # candidates verified together (their hashes: 128 KiB)
 
 Rows = npt.NDArray[np.int64]
 
@@ -266,8 +267,11 @@ class PdqIndex:
             pairs = scan(self._words[: self._size], qwords, radius)
         else:
             pairs = []
+            # The verification's buffers, one pair for the whole search (see _probe).
+            scratch = np.empty((2, _VERIFY_BLOCK, 4), dtype=np.uint64)
             for start in range(0, len(qwords), _PROBE_BATCH):
-                pairs += self._probe(qwords[start : start + _PROBE_BATCH], radius, _MASKS[flips])
+                batch = qwords[start : start + _PROBE_BATCH]
+                pairs += self._probe(batch, radius, _MASKS[flips], scratch)
             if self._tabled < self._size:
                 recent = scan(self._words[self._tabled : self._size], qwords, radius, self._tabled)
                 pairs = [np.concatenate([p, r]) for p, r in zip(pairs, recent, strict=True)]
@@ -293,8 +297,11 @@ class PdqIndex:
             out.append([(int(r), int(d)) for r, d in p[order]])
         return out
 
-    def _probe(self, qwords: Words, radius: int, masks: npt.NDArray[np.int64]) -> list[Rows]:
-        """Candidates from the chunk tables below _tabled, verified; a (k, 2) array a query."""
+    def _probe(
+        self, qwords: Words, radius: int, masks: npt.NDArray[np.int64], scratch: Words
+    ) -> list[Rows]:
+        """Candidates from the chunk tables below _tabled, verified; a (k, 2) array a query.
+        `scratch` is a (2, _VERIFY_BLOCK, 4) array for the verification's temporaries."""
         empty = np.empty((0, 2), dtype=np.int64)
         tabled = self._tabled
         if tabled == 0:
@@ -312,40 +319,68 @@ class PdqIndex:
         total = int(per_chunk.sum())
         if total == 0:
             return [empty] * nq
-        # Concatenate the ranges [start, start+length) without a Python loop, then read each
-        # chunk's rows from its own table.
-        ends_before = np.cumsum(lengths) - lengths
-        positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
-        # A table holds a row's low 16 bits and its high bits apart (chunk_tables.ChunkTable):
-        # both are gathered chunk by chunk, and put together once for all chunks.
-        rows = np.empty(total, dtype=np.int64)
-        low_bits = np.empty(total, dtype=np.uint16)
-        bounds = np.concatenate([[0], np.cumsum(per_chunk)])
-        for chunk, table in enumerate(self._tables):
-            first, end = bounds[chunk], bounds[chunk + 1]
-            if end > first:
-                at = positions[first:end]
-                rows[first:end] = table.high[at]
-                low_bits[first:end] = table.low[at]
-        rows <<= 16
-        rows |= low_bits
-        # Rows above _tabled (in some tables while a merge is under way) are scanned instead.
-        below = rows < tabled
-        rows = rows[below]
-        if nq == 1:  # no owners to keep apart: fewer arrays of every candidate's size
-            dist = distances(np.take(self._words, rows, axis=0), qwords[0])
+        # Verified in pieces of about _VERIFY_BLOCK candidates (whole probes), into buffers
+        # reused from piece to piece: a node's allocator maps every block of 256 kB or more
+        # afresh and gives freed memory back past 128 kB (node/app/allocator.py), and
+        # faulting in a batch's temporaries (MBs at a million hashes) took as long as the
+        # search itself.
+        ends = np.cumsum(lengths)
+        befores = ends - lengths
+        cuts = np.searchsorted(ends, np.arange(_VERIFY_BLOCK, total, _VERIFY_BLOCK), "right")
+        bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]])).tolist()
+        chunk_ends = np.cumsum(per_chunk).tolist()
+        per_chunk_probes = nq * len(masks)
+        owners = np.tile(np.repeat(np.arange(nq, dtype=np.int64), len(masks)), CHUNKS)
+        gathered, asked = scratch
+        keys, dists = [], []
+        for first, stop in pairwise(bounds):
+            low, high = int(befores[first]), int(ends[stop - 1])
+            if high == low:
+                continue
+            length = lengths[first:stop]
+            # Concatenate the ranges [start, start+length) without a Python loop, then read
+            # each chunk's rows from its own table. A table holds a row's low 16 bits and its
+            # high bits apart (chunk_tables.ChunkTable): both are gathered chunk by chunk, and
+            # put together once for the piece.
+            positions = np.repeat(starts[first:stop] - (befores[first:stop] - low), length)
+            positions += np.arange(high - low, dtype=np.int64)
+            rows = np.empty(high - low, dtype=np.int64)
+            low_bits = np.empty(high - low, dtype=np.uint16)
+            stale = False
+            for chunk in range(first // per_chunk_probes, (stop - 1) // per_chunk_probes + 1):
+                table = self._tables[chunk]
+                since = max(chunk_ends[chunk] - int(per_chunk[chunk]), low) - low
+                until = min(chunk_ends[chunk], high) - low
+                at = positions[since:until]
+                rows[since:until] = table.high[at]
+                low_bits[since:until] = table.low[at]
+                stale |= table.rows > tabled
+            rows <<= 16
+            rows |= low_bits
+            # A single query has no owners to keep apart: fewer arrays of every candidate's size.
+            owner = np.repeat(owners[first:stop], length) if nq > 1 else None
+            if stale:
+                # Rows above _tabled (in some tables while a merge is under way) are
+                # scanned instead.
+                below = rows < tabled
+                rows = rows[below]
+                owner = None if owner is None else owner[below]
+            n = len(rows)
+            if n > len(gathered):  # one probe of more than _VERIFY_BLOCK candidates
+                gathered = np.empty((n, 4), dtype=np.uint64)
+                asked = np.empty((n, 4), dtype=np.uint64)
+            words = np.take(self._words, rows, axis=0, out=gathered[:n])
+            query = qwords[0] if owner is None else np.take(qwords, owner, axis=0, out=asked[:n])
+            dist = distances(words, query)
             hit = dist <= radius
-            # A near hash agrees on several chunks, so it can be found more than once.
-            hit_rows, first = np.unique(rows[hit], return_index=True)
-            hit_dist = dist[hit][first].astype(np.int64)
-            return [np.stack([hit_rows, hit_dist], axis=1)]
-        per_probe = np.broadcast_to(np.arange(nq)[None, :, None], probes.shape).reshape(-1)
-        owner = np.repeat(per_probe, lengths)[below]
-        dist = distances(np.take(self._words, rows, axis=0), qwords[owner])
-        hit = dist <= radius
-        key, first = np.unique(owner[hit] * tabled + rows[hit], return_index=True)
+            keys.append(rows[hit] if owner is None else owner[hit] * tabled + rows[hit])
+            dists.append(dist[hit])
+        # A near hash agrees on several chunks, so it can be found more than once.
+        key, once = np.unique(np.concatenate(keys), return_index=True)
+        hit_dist = np.concatenate(dists)[once].astype(np.int64)
+        if nq == 1:
+            return [np.stack([key, hit_dist], axis=1)]
         hit_owner, hit_rows = np.divmod(key, tabled)
-        hit_dist = dist[hit][first].astype(np.int64)
         bounds = np.searchsorted(hit_owner, np.arange(nq + 1))
         both = np.stack([hit_rows, hit_dist], axis=1)
         return [both[bounds[i] : bounds[i + 1]] for i in range(nq)]

@@ -20,7 +20,7 @@ from node.matching.chunk_tables import (
     extend_table,
     extend_tables,
 )
-from node.matching.pdq_index import PdqIndex, hashes_to_words, merge_step
+from node.matching.pdq_index import _VERIFY_BLOCK, PdqIndex, hashes_to_words, merge_step
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -308,3 +308,22 @@ def test_a_table_past_the_one_byte_limit_holds_its_high_bits_in_two_bytes(
     table = extend_table(small, keys[50_000:], 70_000)
     assert (small.high.dtype, table.high.dtype) == (np.uint8, np.uint16)
     assert np.array_equal(table.sorted_rows, _table_in_row_order(keys))
+
+
+def test_a_batch_verified_in_many_pieces_and_a_probe_larger_than_one_piece_stay_exact() -> None:
+    """Candidates are verified a piece at a time (about _VERIFY_BLOCK of them, whole probes):
+    a batch whose candidates fill many pieces, and one probe with more candidates than a
+    piece (thousands of hashes sharing a chunk value), find what brute force finds."""
+    rng = random.Random(21)
+    base = rng.randbytes(32)
+    # Copies of one hash, each with at most one bit flipped: in every chunk nearly all keep
+    # base's value, so one probe of that value finds more candidates than a piece holds.
+    crowd = [_flip(base, rng.sample(range(240, 256), rng.randint(0, 1))) for _ in range(5000)]
+    stored = crowd + [rng.randbytes(32) for _ in range(3000)]
+    index = PdqIndex.build(stored)
+    queries = [_flip(base, rng.sample(range(256), d)) for d in (0, 5, 20, 31)]
+    queries += [
+        _flip(stored[rng.randrange(len(stored))], _spread_flips(rng, 31)) for _ in range(60)
+    ]
+    assert len(stored) > _VERIFY_BLOCK
+    assert index.search_many(queries, 31) == [_brute(stored, q, 31) for q in queries]
