@@ -78,13 +78,20 @@ async def _near_adds(
     itself (distance 0), nearest first. The search is remembered per value
     (node/matching/near_cache.py): a hash hit by upload after upload is searched once."""
     hits = {
-        value: [h for h in found if h.distance > 0][:MAX_NEAR_ADDS]
-        for value, found in zip(values, matcher.index.near_pdq_many(values), strict=True)
+        value: [(h, v) for h, v in found if h.distance > 0][:MAX_NEAR_ADDS]
+        for value, found in zip(values, matcher.index.near_pdq_values_many(values), strict=True)
     }
-    refs = sorted({(h.log, h.index) for found in hits.values() for h in found})
+    refs = sorted({(h.log, h.index) for found in hits.values() for h, _ in found})
     if not refs:
         return {}
-    adds = await matcher.stored_values(refs)
+    # One store read, by value, for every near-duplicate's add, not one an entry (a thread
+    # hop each: a batch of hits in a clustered bank names thousands).
+    near_values = {v for found in hits.values() for _, v in found}
+    adds: dict[tuple[str, int], Add] = {}
+    for f in await store.find_adds("pdq", [value_key(v) for v in near_values]):
+        x = located(f)
+        if x is not None and isinstance(x.entry, Add):
+            adds[(x.ref.log, x.ref.index)] = x.entry
     retracted = set()
     for f in await store.find_references(refs):
         x = located(f)
@@ -92,7 +99,7 @@ async def _near_adds(
             retracted.add(x.entry.target)
     near: dict[bytes | str, list[NearAdd]] = {}
     for value, found in hits.items():
-        for h in found:
+        for h, _ in found:
             ref = EntryRef(h.log, h.index)
             add = adds.get((h.log, h.index))
             if add is None or ref in retracted:

@@ -62,6 +62,36 @@ async def test_a_batch_of_pdq_matches_reads_the_store_once_for_all_its_hits(
     assert calls == {"entries": 0, "find_adds": 1}
 
 
+async def test_a_batch_of_pdq_matches_reads_its_hits_near_duplicates_in_one_store_read(
+    tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hit's corroboration names the near-duplicates of it that are held: their adds
+    are read in one store read for the whole batch, not one read each."""
+    rng = random.Random(21)
+    held = [rng.randbytes(32) for _ in range(20)]
+    variants = [_flip(h, rng.sample(range(256), 5)) for h in held]
+    setup = consortium(tmp_path)
+    async with served(setup.configs[0], store_for(setup.configs[0])) as node:
+        await node.service.submit([Add(now_ms(), "pdq", h) for h in held + variants])
+        await node.service.sign_pending()
+        store = node.service.store
+        calls = {"entries": 0, "find_adds": 0}
+        for name in calls:
+            original = getattr(store, name)
+
+            async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+                calls[_name] += 1
+                return await _original(*args)
+
+            monkeypatch.setattr(store, name, counted)
+        results = await _match(node.operator_url, node.token, [_pdq(h) for h in held])
+    assert [[m["value"] for m in r["matches"]] for r in results] == [
+        [h.hex(), v.hex()] for h, v in zip(held, variants, strict=True)
+    ]
+    # The hits' views, then their near-duplicates' adds: two reads for the whole batch.
+    assert calls == {"entries": 0, "find_adds": 2}
+
+
 async def test_each_query_of_a_mixed_batch_gets_its_own_matches_nearest_first(
     tmp_path: Path, store_for: StoreFor
 ) -> None:
