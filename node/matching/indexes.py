@@ -285,17 +285,26 @@ class MatchIndex:
         """`match_pdq_many` at the index's threshold, for hashes the index holds and is asked
         about again and again (the corroboration of hits): answers are remembered and kept
         exact (node/matching/near_cache.py)."""
-        return [[hit for hit, _ in found] for found in self.near_pdq_values_many(hashes)]
+        kind = self._kinds["pdq"]
+        assert isinstance(kind.index, PdqIndex)
+        found = self._near.search(kind.index, self._pdq_loads, hashes, self.pdq_threshold)
+        return [[PdqHit(*kind.refs[row], distance) for row, distance in f] for f in found]
 
-    def near_pdq_values_many(self, hashes: Sequence[bytes]) -> list[list[tuple[PdqHit, bytes]]]:
-        """`near_pdq_many` with each hit's value, which the index holds: the store is asked
-        for the hits' entries by value, in one read."""
+    def near_duplicates(
+        self, hashes: Sequence[bytes], limit: int
+    ) -> list[list[tuple[PdqHit, bytes]]]:
+        """For each of `hashes`, the nearest `limit` of the other hashes `near_pdq_many`
+        finds (distance above 0), each with its value, which the index holds: the store is
+        then asked for their entries by value, in one read."""
         kind = self._kinds["pdq"]
         index = kind.index
         assert isinstance(index, PdqIndex)
         found = self._near.search(index, self._pdq_loads, hashes, self.pdq_threshold)
         return [
-            [(PdqHit(*kind.refs[row], distance), index.hash_at(row)) for row, distance in f]
+            [
+                (PdqHit(*kind.refs[row], distance), index.hash_at(row))
+                for row, distance in [(r, d) for r, d in f if d > 0][:limit]
+            ]
             for f in found
         ]
 

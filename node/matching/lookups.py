@@ -77,10 +77,8 @@ async def _near_adds(
     """The live adds within the index's threshold of each PDQ value, other than the value
     itself (distance 0), nearest first. The search is remembered per value
     (node/matching/near_cache.py): a hash hit by upload after upload is searched once."""
-    hits = {
-        value: [(h, v) for h, v in found if h.distance > 0][:MAX_NEAR_ADDS]
-        for value, found in zip(values, matcher.index.near_pdq_values_many(values), strict=True)
-    }
+    near_duplicates = matcher.index.near_duplicates(values, MAX_NEAR_ADDS)
+    hits = dict(zip(values, near_duplicates, strict=True))
     refs = sorted({(h.log, h.index) for found in hits.values() for h, _ in found})
     if not refs:
         return {}
