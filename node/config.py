@@ -127,9 +127,9 @@ class NodeConfig:
         default=256,
         metadata={
             "doc": "glibc's mmap threshold for the node's process, KiB: low hands a catch-up's"
-            " large buffers back to the system when freed; higher (4096) keeps PDQ searches'"
-            " temporaries in the heap, answering matches faster for more memory (0: glibc's"
-            " adaptive threshold); see docs/performance.md"
+            " large buffers back to the system when freed; higher keeps more large buffers in"
+            " the heap for reuse, for memory that stays with the process (0: glibc's adaptive"
+            " threshold); see docs/performance.md"
         },
     )
 

@@ -32,9 +32,9 @@ CHILD_ENVIRONMENT = {
 
 def tune_allocator(mmap_threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Set this process's arenas and mmap threshold (0 or less: glibc's adaptive one);
-    whether it could (glibc only). A higher threshold keeps large temporaries (a PDQ
-    search's are 1-4 MB at a million hashes) in the heap for reuse: faster searches, for
-    memory that stays with the process (docs/performance.md, the operator API)."""
+    whether it could (glibc only). A higher threshold keeps large buffers in the heap for
+    reuse, for memory that stays with the process. (PDQ searches keep their temporaries
+    under the default threshold: node/matching/pdq_index.py checks candidates in pieces.)"""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
