@@ -54,6 +54,9 @@ SEARCH_MERGE_AT = 4096  # a buffer a search finds above this (and 1/64 of the ta
 _SCAN_BLOCK = 1 << 16  # rows per block of a brute-force scan, to bound temporary memory
 _PROBE_BATCH = 32  # queries probed together: amortises numpy calls, keeps temporaries in cache
 _VERIFY_BLOCK = 4096  # candidates verified together (their hashes: 128 KiB)
+# One query's candidates up to this many are verified at once (their hashes and rows: about
+# 200 KiB, under a node's 256 kB mmap threshold): a fifth faster than in pieces.
+_ONE_QUERY_AT_ONCE = 6144
 
 Rows = npt.NDArray[np.int64]
 
@@ -297,6 +300,35 @@ class PdqIndex:
             out.append([(int(r), int(d)) for r, d in p[order]])
         return out
 
+    def _verify_one(
+        self, starts: Rows, lengths: Rows, per_chunk: Rows, total: int, query: Words, radius: int
+    ) -> Rows:
+        """One query's candidates verified at once, in the fewest numpy calls: few enough that
+        its temporaries stay below a node's mmap threshold (see _probe)."""
+        tabled = self._tabled
+        # Concatenate the ranges [start, start+length) without a Python loop, then read each
+        # chunk's rows from its own table (low 16 bits and high bits apart, put together once).
+        ends_before = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - ends_before, lengths) + np.arange(total, dtype=np.int64)
+        rows = np.empty(total, dtype=np.int64)
+        low_bits = np.empty(total, dtype=np.uint16)
+        bounds = np.concatenate([[0], np.cumsum(per_chunk)])
+        for chunk, table in enumerate(self._tables):
+            first, end = bounds[chunk], bounds[chunk + 1]
+            if end > first:
+                at = positions[first:end]
+                rows[first:end] = table.high[at]
+                low_bits[first:end] = table.low[at]
+        rows <<= 16
+        rows |= low_bits
+        rows = rows[rows < tabled]  # rows above _tabled (a merge under way) are scanned instead
+        dist = distances(np.take(self._words, rows, axis=0), query)
+        hit = dist <= radius
+        # A near hash agrees on several chunks, so it can be found more than once.
+        hit_rows, first_seen = np.unique(rows[hit], return_index=True)
+        hit_dist = dist[hit][first_seen].astype(np.int64)
+        return np.stack([hit_rows, hit_dist], axis=1)
+
     def _probe(
         self, qwords: Words, radius: int, masks: npt.NDArray[np.int64], scratch: Words
     ) -> list[Rows]:
@@ -319,6 +351,8 @@ class PdqIndex:
         total = int(per_chunk.sum())
         if total == 0:
             return [empty] * nq
+        if nq == 1 and total <= _ONE_QUERY_AT_ONCE:
+            return [self._verify_one(starts, lengths, per_chunk, total, qwords[0], radius)]
         # Verified in pieces of about _VERIFY_BLOCK candidates (whole probes), into buffers
         # reused from piece to piece: a node's allocator maps every block of 256 kB or more
         # afresh and gives freed memory back past 128 kB (node/app/allocator.py), and
