@@ -217,13 +217,22 @@ def bench_shape(shape: str, args: argparse.Namespace) -> dict[str, Any]:
             "batch_never_asked": round(hits["api_first_per_s"] / hits["in_process_per_s"], 3),
             "batch_asked_before": round(hits["api_again_per_s"] / hits["in_process_per_s"], 3),
             "batch_misses": round(misses_["api_first_per_s"] / misses_["in_process_per_s"], 3),
-            "batch_hits_cpu": round(hits["api_per_node_cpu_s"] / hits["in_process_per_cpu_s"], 3),
-            "batch_misses_cpu": round(
-                misses_["api_per_node_cpu_s"] / misses_["in_process_per_cpu_s"], 3
+            "batch_hits_cpu": _ratio(hits["api_per_node_cpu_s"], hits["in_process_per_cpu_s"]),
+            "batch_misses_cpu": _ratio(
+                misses_["api_per_node_cpu_s"], misses_["in_process_per_cpu_s"]
             ),
         }
         report["operator_api"] = api
     return report
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either was too small to measure."""
+    return round(a / b, 3) if a and b else None
+
+
+def _pct(share: float | None) -> str:
+    return "unmeasured" if share is None else f"{share:.0%}"
 
 
 def main() -> int:
@@ -300,7 +309,8 @@ def _print_shape(n: int, shape: dict[str, Any]) -> None:
             f"{hits['in_process_per_s']:,.0f}/s), asked before {hits['api_again_per_s']:,.0f}/s "
             f"({share['batch_asked_before']:.0%}), misses {misses['api_first_per_s']:,.0f}/s "
             f"({share['batch_misses']:.0%} of {misses['in_process_per_s']:,.0f}/s); per CPU "
-            f"second, hits {share['batch_hits_cpu']:.0%}, misses {share['batch_misses_cpu']:.0%}"
+            f"second, hits {_pct(share['batch_hits_cpu'])}, "
+            f"misses {_pct(share['batch_misses_cpu'])}"
             f"; recall {api['recall']:.4f}"
         )
 

@@ -153,9 +153,15 @@ def _batches(
         "api_first_per_s": round(n / api_s[0], 1),
         "api_again_per_s": round(n * (rounds - 1) / sum(api_s[1:]), 1),
         "in_process_per_s": round(n * rounds / in_process_s, 1),
-        "api_per_node_cpu_s": round(n * rounds / cpu["api"], 1),
-        "in_process_per_cpu_s": round(n * rounds / cpu["in_process"], 1),
+        "api_per_node_cpu_s": _per(n * rounds, cpu["api"]),
+        "in_process_per_cpu_s": _per(n * rounds, cpu["in_process"]),
     }
+
+
+def _per(count: int, cpu_s: float) -> float | None:
+    """Queries a CPU second; None when too little CPU was used to measure (tiny runs: the
+    kernel counts a process's CPU in 10 ms ticks)."""
+    return round(count / cpu_s, 1) if cpu_s > 0 else None
 
 
 def _measure(

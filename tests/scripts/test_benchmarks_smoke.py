@@ -173,8 +173,12 @@ def test_match_benchmark_reports_every_shape_and_the_operator_api_path() -> None
     api = r["shapes"][0]["operator_api"]
     assert api["recall"] == 1.0
     assert api["single_p50_ms"] <= api["single_p99_ms"]
-    figures = ("single_queries_per_s", "batch_100_queries_per_s", "batch_100_misses_per_s")
-    assert all(positive(api[k]) for k in figures)
+    assert positive(api["single_queries_per_s"])
+    for part in ("hits", "misses"):
+        figures = ("api_first_per_s", "api_again_per_s", "in_process_per_s")
+        assert all(positive(api[part][k]) for k in figures)
+    shares = api["shares_of_in_process"]
+    assert all(positive(shares[k]) for k in ("batch_never_asked", "batch_misses"))
 
 
 def test_crisis_benchmark_reports_latencies_wire_bytes_and_aims_through_the_wan_proxy() -> None:
