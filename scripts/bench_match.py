@@ -11,7 +11,8 @@ and recall of the planted originals within the radius (31). Our index also repor
 queries a second (all at once, and 100 a call, with 100 a call of queries matching nothing).
 ThreatExchange's `threatexchange` package (faiss IndexBinaryMultiHash) is measured when it is
 installed (`pip install threatexchange[faiss]`, or the `bench` extra), and skipped with a
-message otherwise.
+message otherwise; then both indexes search the same queries in alternating rounds
+(scripts/match_head_to_head.py), the ratio the aim (>= 3x) is read from.
 
 The operator API part (scripts/match_api_bench.py) starts one node holding the `--api-shape`
 bank and matches queries through `POST /v1/match`: one a request (queries a second, p50/p99
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from benchlib import work_dir  # noqa: E402
 from match_api_bench import BATCH, through_api  # noqa: E402
+from match_head_to_head import head_to_head  # noqa: E402
 from pdq_data import SHAPES, far_queries, make_hashes, plant_queries  # noqa: E402
 
 from node.matching.pdq_index import PdqIndex, columns, hashes_to_words, scan_columns  # noqa: E402
@@ -206,6 +208,8 @@ def bench_shape(shape: str, args: argparse.Namespace) -> dict[str, Any]:
     theirs = results[2].get("queries_per_s")
     if theirs:
         report["ours_over_threatexchange"] = round(results[0]["queries_per_s"] / theirs, 2)
+        # The aim's figure: both searching in alternating rounds, in the same minutes.
+        report["head_to_head"] = head_to_head(hashes, queries, RADIUS)
     if shape == args.api_shape and not args.skip_api:
         with work_dir(None, "hashmesh-bench-match-") as root:
             # Near-duplicates never asked before, for the batches that are not repeats.
@@ -296,6 +300,9 @@ def _print_shape(n: int, shape: dict[str, Any]) -> None:
         )
     if "ours_over_threatexchange" in shape:
         print(f"  single queries: {shape['ours_over_threatexchange']}x threatexchange's rate")
+    if shape.get("head_to_head"):
+        h = shape["head_to_head"]
+        print(f"  alternating rounds: {h['ratios']}x, median {h['ratio_median']}x")
     api = shape.get("operator_api")
     if api:
         share = api["shares_of_in_process"]
