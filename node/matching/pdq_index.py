@@ -45,6 +45,7 @@ from node.matching.chunk_tables import (
     Keys,
     Words,
     chunk_values,
+    chunk_values_one,
     extend_table,
 )
 
@@ -341,9 +342,8 @@ class PdqIndex:
         nq = len(qwords)
         chunk_base = np.arange(CHUNKS, dtype=np.int64) * (CHUNK_VALUES + 1)
         # probes[c, q, m]: the slot of chunk c's offsets holding (query chunk value ^ mask m)
-        probes = (chunk_values(qwords).T[:, :, None] ^ masks[None, None, :]) + chunk_base[
-            :, None, None
-        ]
+        qkeys = chunk_values_one(qwords) if nq == 1 else chunk_values(qwords)
+        probes = (qkeys.T[:, :, None] ^ masks[None, None, :]) + chunk_base[:, None, None]
         offsets = self._offsets.reshape(-1)
         starts = offsets[probes].reshape(-1).astype(np.int64)
         lengths = offsets[probes + 1].reshape(-1) - starts
