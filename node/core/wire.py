@@ -31,6 +31,9 @@ MAX_PROOF = 64
 KNOWN_DIGEST = 8
 #: Digests a `known` query may list (as many logs as a vector may carry).
 MAX_KNOWN = 4096
+#: Bodies at least this large travel deflated (Content-Encoding: deflate, docs/protocol.md):
+#: pushes sent, checkpoint vectors answered; below it deflate saves less than it costs.
+DEFLATE_MIN_BYTES = 512
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from node.core import wire
 from node.errors import (
     AuthError,
     BusyError,
@@ -89,16 +90,12 @@ def msgpack_response(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=MSGPACK)
 
 
-#: Bodies below this are sent as they are: deflate would save less than its header costs.
-DEFLATE_MIN_BYTES = 512
-
-
 def deflated_response(request: web.Request, body: bytes) -> web.Response:
     """A msgpack answer, deflated (RFC 9110 `deflate`: zlib format) when the asker accepts
     it and the body is large enough to gain: checkpoint vectors are text and base64, and
     deflate takes about 40 % off them."""
     accepted = request.headers.get("Accept-Encoding", "")
-    if len(body) < DEFLATE_MIN_BYTES or "deflate" not in accepted.lower():
+    if len(body) < wire.DEFLATE_MIN_BYTES or "deflate" not in accepted.lower():
         return msgpack_response(body)
     response = web.Response(body=zlib.compress(body), content_type=MSGPACK)
     response.headers["Content-Encoding"] = "deflate"

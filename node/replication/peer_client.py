@@ -23,9 +23,6 @@ from protocol.signing import SigningKey
 
 T = TypeVar("T")
 
-#: Push bodies at least this large go deflated (Content-Encoding: deflate): entries are mostly
-#: hash bytes, but labels, names and the checkpoint's text take about a quarter off a push.
-DEFLATE_MIN_BYTES = 512
 #: Deflated push bodies kept, so that one push to every peer is deflated once.
 DEFLATES_KEPT = 8
 
@@ -100,7 +97,9 @@ class PeerClient:
         sent = body
         if body:
             headers["Content-Type"] = "application/msgpack"
-            if deflate and len(body) >= DEFLATE_MIN_BYTES:
+            # Entries are mostly hash bytes, but labels, names and the checkpoint's text take
+            # about a quarter off a push.
+            if deflate and len(body) >= wire.DEFLATE_MIN_BYTES:
                 sent = self._deflated(body)
                 headers["Content-Encoding"] = "deflate"
         elif method == "GET":

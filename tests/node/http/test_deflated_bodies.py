@@ -16,7 +16,6 @@ from aiohttp.test_utils import make_mocked_request
 from node.core import wire
 from node.credentials.key_files import load_key
 from node.credentials.request_auth import sign_request
-from node.http import common
 from node.http.common import deflated_response
 from node.replication.peer_client import PeerClient
 from protocol.entries import Add
@@ -46,7 +45,7 @@ def test_an_answer_goes_as_it_is_when_not_accepted_or_too_small(accepts: str, bo
 async def test_a_peer_client_reads_a_deflated_vector_as_the_node_serves_it(
     tmp_path: Path, store_for: StoreFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(common, "DEFLATE_MIN_BYTES", 0)  # deflate even our small vector
+    monkeypatch.setattr(wire, "DEFLATE_MIN_BYTES", 0)  # deflate even our small vector
     owner, reader = consortium(tmp_path).configs
     async with served(owner, store_for(owner)) as node:
         await node.service.submit([Add(now_ms(), "md5", bytes(range(16)))])
