@@ -93,8 +93,12 @@ class Witness:
         kept_lines = sigs[:1] + tuple(s for s in sigs[1:] if s.name == self._member_id)[:1]
         if kept_lines == signed.note.signatures:
             return signed.raw
-        raw = Note(signed.note.text, kept_lines).encode()
-        self._wire[cp.origin] = (cp, raw)
+        return self._keep_wire(signed, kept_lines)
+
+    def _keep_wire(self, signed: SignedCheckpoint, lines: tuple[NoteSignature, ...]) -> bytes:
+        """The wire copy of `signed` with these signature lines, kept for its log."""
+        raw = Note(signed.note.text, lines).encode()
+        self._wire[signed.checkpoint.origin] = (signed.checkpoint, raw)
         return raw
 
     def cosigners(self, signed: SignedCheckpoint | None) -> set[str]:
@@ -113,12 +117,8 @@ class Witness:
         origin = signed.checkpoint.origin
         if origin == self._origin:
             return
-        cp = signed.checkpoint
-        line = cosign(cp.body(), self._member_id, self._key, self._clock() // 1000)
-        self._wire[origin] = (
-            cp,
-            Note(signed.note.text, (signed.note.signatures[0], line)).encode(),
-        )
+        line = cosign(signed.checkpoint.body(), self._member_id, self._key, self._clock() // 1000)
+        self._keep_wire(signed, (signed.note.signatures[0], line))
         self._merge(signed, [line])
 
     async def offered(self, current: SignedCheckpoint | None, raw: bytes) -> None:
