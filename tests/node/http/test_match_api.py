@@ -32,6 +32,20 @@ async def _match(url: str, token: str, hashes: list[dict[str, str]]) -> list[dic
         return list(body["results"])
 
 
+def _count_reads(store: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Calls of the store's entry reads from now on, by name (counted as they happen)."""
+    calls = {"entries": 0, "find_adds": 0}
+    for name in calls:
+        original = getattr(store, name)
+
+        async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls[_name] += 1
+            return await _original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+    return calls
+
+
 def _pdq(value: bytes) -> dict[str, str]:
     return {"signal_type": "pdq", "value": value.hex()}
 
@@ -45,16 +59,7 @@ async def test_a_batch_of_pdq_matches_reads_the_store_once_for_all_its_hits(
     async with served(setup.configs[0], store_for(setup.configs[0])) as node:
         await node.service.submit([Add(now_ms(), "pdq", h) for h in held])
         await node.service.sign_pending()
-        store = node.service.store
-        calls = {"entries": 0, "find_adds": 0}
-        for name in calls:
-            original = getattr(store, name)
-
-            async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
-                calls[_name] += 1
-                return await _original(*args)
-
-            monkeypatch.setattr(store, name, counted)
+        calls = _count_reads(node.service.store, monkeypatch)
         queries = [_pdq(_flip(h, rng.sample(range(256), 10))) for h in held]
         results = await _match(node.operator_url, node.token, queries)
     assert [r["matches"][0]["value"] for r in results] == [h.hex() for h in held]
@@ -74,16 +79,7 @@ async def test_a_batch_of_pdq_matches_reads_its_hits_near_duplicates_in_one_stor
     async with served(setup.configs[0], store_for(setup.configs[0])) as node:
         await node.service.submit([Add(now_ms(), "pdq", h) for h in held + variants])
         await node.service.sign_pending()
-        store = node.service.store
-        calls = {"entries": 0, "find_adds": 0}
-        for name in calls:
-            original = getattr(store, name)
-
-            async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
-                calls[_name] += 1
-                return await _original(*args)
-
-            monkeypatch.setattr(store, name, counted)
+        calls = _count_reads(node.service.store, monkeypatch)
         results = await _match(node.operator_url, node.token, [_pdq(h) for h in held])
     assert [[m["value"] for m in r["matches"]] for r in results] == [
         [h.hex(), v.hex()] for h, v in zip(held, variants, strict=True)
