@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from benchlib import work_dir  # noqa: E402
 from match_api_bench import BATCH, through_api  # noqa: E402
-from match_head_to_head import head_to_head  # noqa: E402
+from match_head_to_head import head_to_head, hex_entries  # noqa: E402
 from pdq_data import SHAPES, far_queries, make_hashes, plant_queries  # noqa: E402
 
 from node.matching.pdq_index import PdqIndex, columns, hashes_to_words, scan_columns  # noqa: E402
@@ -159,15 +159,14 @@ def bench_threatexchange(
 
     faiss.omp_set_num_threads(1)
     # Its API takes hex strings; converting them is not counted in its build time.
-    text = hashes.tobytes().hex()
-    hexes = [text[i : i + 64] for i in range(0, len(text), 64)]
+    entries = hex_entries(hashes)
 
     def query(index: Any, q: bytes) -> set[int]:
         return {m.metadata for m in index.query(q.hex())}
 
     result = measure(
         "threatexchange PDQIndex (faiss IndexBinaryMultiHash)",
-        lambda: PDQIndex(entries=zip(hexes, range(len(hexes)), strict=True)),
+        lambda: PDQIndex(entries=entries),
         query,
         queries,
         origins,

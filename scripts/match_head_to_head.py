@@ -27,6 +27,12 @@ def _rate(search: Callable[[bytes], object], queries: list[bytes]) -> float:
     return len(queries) / (time.perf_counter() - started)
 
 
+def hex_entries(hashes: np.ndarray) -> list[tuple[str, int]]:
+    """ThreatExchange's PDQIndex entries for `hashes`: (hex string, row), its API's form."""
+    text = hashes.tobytes().hex()
+    return [(text[i : i + 64], i // 64) for i in range(0, len(text), 64)]
+
+
 def head_to_head(
     hashes: np.ndarray, queries: list[bytes], radius: int, rounds: int = ROUNDS
 ) -> dict[str, Any] | None:
@@ -36,8 +42,7 @@ def head_to_head(
     except ImportError:
         return None
     faiss.omp_set_num_threads(1)
-    text = hashes.tobytes().hex()
-    theirs = PDQIndex(entries=((text[i : i + 64], i // 64) for i in range(0, len(text), 64)))
+    theirs = PDQIndex(entries=hex_entries(hashes))
     ours = PdqIndex.build(hashes)
     per_round = []
     for _ in range(rounds):
